@@ -1,0 +1,14 @@
+#!/bin/sh
+# Runs the whole test suite: installs what is missing, then the unit,
+# integration and doc tests, the benchmarks in smoke mode (each workload run
+# once, NATS included), and every example. Needs no network once installed.
+set -eu
+here="$(cd "$(dirname "$0")" && pwd)"
+"$here/deps.sh"
+cd "$here/.."
+cargo test --release --all-targets
+cargo test --release --doc
+for example in examples/*.rs; do
+    [ -e "$example" ] || continue
+    cargo run --release --quiet --example "$(basename "$example" .rs)"
+done

@@ -1,0 +1,412 @@
+//! `rocksmq`: the command-line tool of the rocksmq message store.
+//!
+//! It uses only the library's public API. Errors go to standard error as one
+//! line, with a non-zero exit status.
+
+mod demo;
+mod output;
+
+use std::io::{self, BufRead, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use clap::{Parser, Subcommand};
+use rocksmq::{Config, ConsumerError, Message, Position, Store};
+
+/// An embedded, RocksDB-backed message store (Milvus's RocksMQ, in Rust).
+#[derive(Debug, Parser)]
+#[command(name = "rocksmq", version, about)]
+struct Cli {
+    /// The store's directory; overrides the config's `rocksmq.path`.
+    #[arg(long, global = true, value_name = "DIR")]
+    path: Option<PathBuf>,
+    /// A milvus.yaml or Helm user.yaml/values.yaml; its `rocksmq` section is used.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a store, produce messages, read them back and check them, print throughput and stats.
+    Demo {
+        /// How many messages to produce.
+        #[arg(long, default_value_t = 100_000)]
+        messages: u64,
+    },
+    /// Create, delete or list topics.
+    #[command(subcommand)]
+    Topic(TopicCommand),
+    /// Produce one message per line of standard input.
+    Produce {
+        /// The topic.
+        topic: String,
+        /// A property for every message, as KEY=VALUE; repeatable.
+        #[arg(long = "property", value_name = "K=V", value_parser = parse_property)]
+        properties: Vec<(String, String)>,
+    },
+    /// Print one message per line, for a consumer group, acknowledging what was printed.
+    Consume {
+        /// The topic.
+        topic: String,
+        /// The consumer group; created if missing.
+        #[arg(long)]
+        group: String,
+        /// Where to start: earliest, latest, an id, or @TIME (RFC 3339). Applies when the
+        /// group is created; on an existing group it seeks.
+        #[arg(long, value_name = "POSITION", value_parser = parse_position)]
+        from: Option<Position>,
+        /// Stop after this many messages.
+        #[arg(long, value_name = "N")]
+        max: Option<u64>,
+        /// Wait for new messages until interrupted.
+        #[arg(long)]
+        follow: bool,
+        /// Do not acknowledge what was printed.
+        #[arg(long)]
+        no_ack: bool,
+        /// One JSON object per message.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage consumer groups.
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// Per-topic statistics.
+    Stats {
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TopicCommand {
+    /// Create a topic (nothing happens if it exists).
+    Create {
+        /// Its name: 1 to 255 bytes of A-Z a-z 0-9 . _ -
+        name: String,
+    },
+    /// Delete a topic, its messages and its groups.
+    Delete {
+        /// Its name.
+        name: String,
+    },
+    /// List the topics.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum GroupCommand {
+    /// List the consumer groups of a topic.
+    List {
+        /// The topic.
+        topic: String,
+    },
+    /// Create a consumer group.
+    Create {
+        /// The topic.
+        topic: String,
+        /// The group.
+        group: String,
+        /// Where it starts: earliest (default), latest, an id, or @TIME (RFC 3339).
+        #[arg(long, value_name = "POSITION", value_parser = parse_position)]
+        from: Option<Position>,
+    },
+    /// Delete a consumer group.
+    Delete {
+        /// The topic.
+        topic: String,
+        /// The group.
+        group: String,
+    },
+    /// Move a group's position: earliest, latest, an id, or @TIME (RFC 3339).
+    Seek {
+        /// The topic.
+        topic: String,
+        /// The group.
+        group: String,
+        /// The position.
+        #[arg(value_parser = parse_position)]
+        position: Position,
+    },
+}
+
+type Result<T, E = Box<dyn std::error::Error>> = std::result::Result<T, E>;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) if is_broken_pipe(error.as_ref()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("rocksmq: error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let config = load_config(cli.path, cli.config.as_ref())?;
+    if let Command::Demo { messages } = cli.command {
+        return demo::run(config, messages);
+    }
+    let store = Store::open(config)?;
+    let result = dispatch(&store, cli.command);
+    let closed = store.close();
+    result?;
+    Ok(closed?)
+}
+
+/// The configuration: the `--config` file's `rocksmq` section, or the
+/// defaults with the store in `./rdb_data`; `--path` overrides the path.
+fn load_config(path: Option<PathBuf>, file: Option<&PathBuf>) -> Result<Config> {
+    let mut config = match file {
+        Some(file) => Config::from_yaml_file(file)?,
+        None => Config::builder().path("rdb_data").build(),
+    };
+    if let Some(path) = path {
+        config.path = path;
+    }
+    Ok(config)
+}
+
+fn dispatch(store: &Store, command: Command) -> Result<()> {
+    let mut out = io::stdout().lock();
+    match command {
+        Command::Demo { .. } => unreachable!("the demo opens its own store"),
+        Command::Topic(TopicCommand::Create { name }) => {
+            if store.create_topic(&name)? {
+                writeln!(out, "created topic {name}")?;
+            } else {
+                writeln!(out, "topic {name} exists already")?;
+            }
+        }
+        Command::Topic(TopicCommand::Delete { name }) => {
+            store.destroy_topic(&name)?;
+            writeln!(out, "deleted topic {name}")?;
+        }
+        Command::Topic(TopicCommand::List) => {
+            for name in store.list_topics()? {
+                writeln!(out, "{name}")?;
+            }
+        }
+        Command::Produce { topic, properties } => produce(store, &topic, &properties, &mut out)?,
+        Command::Consume {
+            topic,
+            group,
+            from,
+            max,
+            follow,
+            no_ack,
+            json,
+        } => {
+            let options = ConsumeOptions {
+                from,
+                max,
+                follow,
+                ack: !no_ack,
+                json,
+            };
+            consume(store, &topic, &group, &options, &mut out)?;
+        }
+        Command::Group(command) => group(store, command, &mut out)?,
+        Command::Stats { json } => {
+            let stats = store.stats()?;
+            if json {
+                serde_json::to_writer(&mut out, &stats)?;
+                writeln!(out)?;
+            } else {
+                output::stats_table(&stats, &mut out)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Lines of standard input, produced in batches; the ids are contiguous.
+fn produce(
+    store: &Store,
+    topic: &str,
+    properties: &[(String, String)],
+    out: &mut impl Write,
+) -> Result<()> {
+    const BATCH_MESSAGES: usize = 1024;
+    const BATCH_BYTES: usize = 4 << 20;
+    if !store.topic_exists(topic)? {
+        return Err(format!("cannot produce to topic `{topic}`: it does not exist (create it with `rocksmq topic create {topic}`)").into());
+    }
+    let stdin = io::stdin().lock();
+    let mut batch: Vec<Message> = Vec::new();
+    let mut batch_bytes = 0;
+    let mut written: Option<(u64, u64)> = None;
+    let mut flush = |batch: &mut Vec<Message>| -> Result<()> {
+        let ids = store.produce(topic, batch).map_err(|error| match written {
+            Some((first, last)) => format!(
+                "{error} ({} messages were written before it, ids {first}..={last})",
+                last - first + 1
+            ),
+            None => error.to_string(),
+        })?;
+        if !ids.is_empty() {
+            let first = written.map_or(ids.start, |(first, _)| first);
+            written = Some((first, ids.end - 1));
+        }
+        batch.clear();
+        Ok(())
+    };
+    for line in stdin.split(b'\n') {
+        let line = line?;
+        batch_bytes += line.len();
+        let mut message = Message::new(line);
+        for (key, value) in properties {
+            message = message.with_property(key.clone(), value.clone());
+        }
+        batch.push(message);
+        if batch.len() >= BATCH_MESSAGES || batch_bytes >= BATCH_BYTES {
+            flush(&mut batch)?;
+            batch_bytes = 0;
+        }
+    }
+    flush(&mut batch)?;
+    match written {
+        Some((first, last)) => writeln!(
+            out,
+            "wrote {} messages to {topic}, ids {first}..={last}",
+            last - first + 1
+        )?,
+        None => writeln!(out, "wrote 0 messages to {topic}")?,
+    }
+    Ok(())
+}
+
+struct ConsumeOptions {
+    from: Option<Position>,
+    max: Option<u64>,
+    follow: bool,
+    ack: bool,
+    json: bool,
+}
+
+fn consume(
+    store: &Store,
+    topic: &str,
+    group: &str,
+    options: &ConsumeOptions,
+    out: &mut impl Write,
+) -> Result<()> {
+    const BATCH: u64 = 1000;
+    if store.group_exists(topic, group)? {
+        if let Some(position) = options.from {
+            store.seek_group(topic, group, position)?;
+        }
+    } else {
+        store.create_group(topic, group, options.from.unwrap_or(Position::Earliest))?;
+    }
+    let mut consumer = store.consumer(topic, group)?;
+    let mut remaining = options.max.unwrap_or(u64::MAX);
+    while remaining > 0 {
+        let want = usize::try_from(remaining.min(BATCH)).unwrap_or(usize::MAX);
+        let mut messages = consumer.consume(want)?;
+        if messages.is_empty() {
+            if !options.follow {
+                break;
+            }
+            match consumer.recv_timeout(Duration::from_secs(3600)) {
+                Ok(Some(message)) => messages.push(message),
+                Ok(None) => continue,
+                Err(ConsumerError::TopicDestroyed { .. }) => {
+                    return Err(format!("topic `{topic}` was deleted").into());
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        for message in &messages {
+            output::message(message, options.json, out)?;
+        }
+        out.flush()?;
+        let last = messages.last().expect("not empty").id;
+        if options.ack {
+            consumer.ack(last)?;
+        }
+        remaining -= messages.len() as u64;
+    }
+    Ok(())
+}
+
+fn group(store: &Store, command: GroupCommand, out: &mut impl Write) -> Result<()> {
+    match command {
+        GroupCommand::List { topic } => {
+            for name in store.list_groups(&topic)? {
+                writeln!(out, "{name}")?;
+            }
+        }
+        GroupCommand::Create { topic, group, from } => {
+            store.create_group(&topic, &group, from.unwrap_or(Position::Earliest))?;
+            writeln!(out, "created group {group} of topic {topic}")?;
+        }
+        GroupCommand::Delete { topic, group } => {
+            store.destroy_group(&topic, &group)?;
+            writeln!(out, "deleted group {group} of topic {topic}")?;
+        }
+        GroupCommand::Seek {
+            topic,
+            group,
+            position,
+        } => {
+            store.seek_group(&topic, &group, position)?;
+            let acked = store
+                .topic_stats(&topic)?
+                .groups
+                .into_iter()
+                .find(|stats| stats.name == group)
+                .map_or(0, |stats| stats.acked_id);
+            writeln!(
+                out,
+                "group {group} of topic {topic} now resumes after id {acked}"
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn parse_property(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not KEY=VALUE"))?;
+    Ok((key.to_owned(), value.to_owned()))
+}
+
+/// `earliest`, `latest`, an id, or `@` and an RFC 3339 time.
+fn parse_position(text: &str) -> Result<Position, String> {
+    match text {
+        "earliest" => Ok(Position::Earliest),
+        "latest" => Ok(Position::Latest),
+        _ => {
+            if let Some(time) = text.strip_prefix('@') {
+                let time = chrono::DateTime::parse_from_rfc3339(time)
+                    .map_err(|error| format!("`{time}` is not an RFC 3339 time: {error}"))?;
+                Ok(Position::Time(SystemTime::from(time)))
+            } else {
+                text.parse().map(Position::Id).map_err(|_| {
+                    format!("`{text}` is not earliest, latest, a message id or @TIME")
+                })
+            }
+        }
+    }
+}
+
+fn is_broken_pipe(error: &(dyn std::error::Error + 'static)) -> bool {
+    error
+        .downcast_ref::<io::Error>()
+        .is_some_and(|error| error.kind() == io::ErrorKind::BrokenPipe)
+}

@@ -1,0 +1,69 @@
+//! How the tool prints messages and statistics.
+
+use std::io::{self, Write};
+use std::time::SystemTime;
+
+use base64::Engine;
+use rocksmq::{StoreStats, StoredMessage};
+use serde_json::json;
+
+/// One message on one line: its payload as text, or with `json` an object
+/// `{"id", "timestamp", "properties", "payload" | "payload_base64"}`.
+pub fn message(message: &StoredMessage, json: bool, out: &mut impl Write) -> io::Result<()> {
+    if !json {
+        out.write_all(&message.payload)?;
+        return out.write_all(b"\n");
+    }
+    let mut object = json!({
+        "id": message.id,
+        "timestamp": rfc3339(message.timestamp),
+        "properties": message.properties,
+    });
+    match std::str::from_utf8(&message.payload) {
+        Ok(text) => object["payload"] = text.into(),
+        Err(_) => {
+            object["payload_base64"] =
+                base64::engine::general_purpose::STANDARD.encode(&message.payload).into();
+        }
+    }
+    serde_json::to_writer(&mut *out, &object)?;
+    out.write_all(b"\n")
+}
+
+/// A time as RFC 3339 in UTC, to the nanosecond: what `--from @TIME` reads.
+pub fn rfc3339(time: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(time).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// A table of topics, and of each topic's groups.
+pub fn stats_table(stats: &StoreStats, out: &mut impl Write) -> io::Result<()> {
+    if stats.topics.is_empty() {
+        return writeln!(out, "no topics");
+    }
+    writeln!(
+        out,
+        "{:<24} {:>12} {:>14} {:>7} {:>12} {:>12} {:>14}",
+        "topic", "messages", "bytes", "pages", "first id", "last id", "disk bytes"
+    )?;
+    for topic in &stats.topics {
+        writeln!(
+            out,
+            "{:<24} {:>12} {:>14} {:>7} {:>12} {:>12} {:>14}",
+            topic.name,
+            topic.messages,
+            topic.bytes,
+            topic.pages,
+            topic.first_id,
+            topic.last_id,
+            topic.disk_bytes
+        )?;
+        for group in &topic.groups {
+            writeln!(
+                out,
+                "  group {:<16} acked id {:>12}   lag {:>10} messages {:>14} bytes",
+                group.name, group.acked_id, group.lag, group.lag_bytes
+            )?;
+        }
+    }
+    Ok(())
+}

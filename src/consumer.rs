@@ -1,0 +1,516 @@
+//! Consumer groups: named, durable positions in a topic.
+//!
+//! A *consumer group* is a name and an *acknowledged position*: the id up to
+//! which (inclusive) the group has processed the topic. The position is
+//! stored in the metadata column family, so it survives close, crash and
+//! reopen. Acknowledgement is cumulative: acknowledging id N acknowledges
+//! every id up to N.
+//!
+//! A [`Consumer`] is the group's reader. It delivers messages from just after
+//! the acknowledged position; what it delivered but was not acknowledged is
+//! delivered again after a restart (at-least-once), and nothing acknowledged
+//! is delivered again unless the consumer seeks back. With
+//! [`AckMode::Auto`], delivering a message acknowledges it (Milvus's
+//! behaviour, where consuming moves the position): at-most-once.
+//!
+//! A group has one consumer at a time: opening a second one while the first
+//! is alive fails with [`ConsumerError::GroupBusy`]; dropping the first frees
+//! the group. Readers that need no durable position use [`Reader`](crate::Reader).
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use futures_core::Stream;
+
+use crate::cursor::{Cursor, deadline_after};
+use crate::error::ConsumerError;
+use crate::record::GroupRecord;
+use crate::store::{ReadError, Store};
+use crate::topic::{Group, Topic, check_name};
+use crate::{MessageId, StoredMessage};
+
+/// Where a group, consumer or reader starts, or where a seek goes.
+///
+/// Positions are clamped to what the topic holds: a position before the
+/// first retained message means the first retained message, and a position
+/// past the last message means the next message to be produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Position {
+    /// The first retained message.
+    Earliest,
+    /// The next message produced (nothing already in the topic).
+    Latest,
+    /// Message `id` itself (inclusive).
+    Id(MessageId),
+    /// The message after `id` (exclusive).
+    After(MessageId),
+    /// The first message produced at or after this time.
+    Time(SystemTime),
+}
+
+/// How a [`Consumer`] acknowledges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AckMode {
+    /// The application calls [`Consumer::ack`]; unacknowledged messages are
+    /// delivered again after a restart (at-least-once).
+    #[default]
+    Explicit,
+    /// Delivering a message acknowledges it, durably, before it is returned
+    /// (at-most-once; Milvus's behaviour).
+    Auto,
+}
+
+impl Store {
+    /// Creates consumer group `group` of `topic`, positioned at `from`: its
+    /// first delivery will be the message `from` designates.
+    ///
+    /// ```
+    /// # use rocksmq::{Config, Message, Position, Store};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(Config::builder().path(dir.path()).build())?;
+    /// store.create_topic("events")?;
+    /// store.produce("events", &[Message::new("old")])?;
+    /// store.create_group("events", "indexer", Position::Latest)?;
+    /// store.produce("events", &[Message::new("new")])?;
+    /// let mut consumer = store.consumer("events", "indexer")?;
+    /// assert_eq!(consumer.consume(10)?[0].payload, b"new");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ConsumerError::GroupExists`], [`ConsumerError::TopicNotFound`], or
+    /// [`ConsumerError::InvalidName`] for a name that is not 1 to 255 bytes
+    /// of `[A-Za-z0-9._-]`.
+    pub fn create_group(
+        &self,
+        topic: &str,
+        group: &str,
+        from: Position,
+    ) -> Result<(), ConsumerError> {
+        check_name("group", group)?;
+        let handle = self.topic_for_group(topic)?;
+        let mut groups = handle.groups.lock();
+        if handle.is_destroyed() {
+            return Err(ConsumerError::TopicNotFound {
+                topic: topic.to_owned(),
+            });
+        }
+        if groups.contains_key(group) {
+            return Err(ConsumerError::GroupExists {
+                topic: topic.to_owned(),
+                group: group.to_owned(),
+            });
+        }
+        let next = Cursor::resolve(&self.inner, &handle, from)
+            .map_err(|error| read_error(topic, error))?;
+        let record = GroupRecord {
+            acked_id: next - 1,
+            created_ns: self.inner.now_ns(),
+            skipped: 0,
+        };
+        let entry = Arc::new(Group::new(group.to_owned(), record));
+        self.inner
+            .write_group(&handle, &entry, &record)
+            .map_err(|error| read_error(topic, error))?;
+        groups.insert(group.to_owned(), entry);
+        Ok(())
+    }
+
+    /// Destroys consumer group `group` of `topic`. Its open consumer, if any,
+    /// fails with [`ConsumerError::GroupNotFound`] from then on.
+    ///
+    /// # Errors
+    /// [`ConsumerError::GroupNotFound`] or [`ConsumerError::TopicNotFound`].
+    pub fn destroy_group(&self, topic: &str, group: &str) -> Result<(), ConsumerError> {
+        let handle = self.topic_for_group(topic)?;
+        let mut groups = handle.groups.lock();
+        let entry = groups
+            .get(group)
+            .cloned()
+            .ok_or_else(|| group_not_found(topic, group))?;
+        let _record = entry.record.lock();
+        let db = self.inner.db().ok_or(ConsumerError::Closed)?;
+        let meta = self.inner.meta_cf(&db);
+        db.delete_cf_opt(
+            &meta,
+            crate::record::group_key(handle.id, group),
+            self.inner.write_options(),
+        )
+        .map_err(|error| {
+            crate::error::StorageError::rocksdb(
+                format!("destroying group `{group}` of topic `{topic}`"),
+                &error,
+            )
+        })?;
+        entry.destroyed.store(true, Ordering::Release);
+        groups.remove(group);
+        handle.event.notify(usize::MAX);
+        Ok(())
+    }
+
+    /// Whether `topic` has a consumer group `group`.
+    ///
+    /// # Errors
+    /// [`ConsumerError::TopicNotFound`].
+    pub fn group_exists(&self, topic: &str, group: &str) -> Result<bool, ConsumerError> {
+        Ok(self.topic_for_group(topic)?.groups.lock().contains_key(group))
+    }
+
+    /// The names of the consumer groups of `topic`, sorted.
+    ///
+    /// # Errors
+    /// [`ConsumerError::TopicNotFound`].
+    pub fn list_groups(&self, topic: &str) -> Result<Vec<String>, ConsumerError> {
+        Ok(self
+            .topic_for_group(topic)?
+            .groups
+            .lock()
+            .keys()
+            .cloned()
+            .collect())
+    }
+
+    /// Moves the acknowledged position of `group` so that its next delivery
+    /// is the message `to` designates, backwards or forwards, durably. For a
+    /// group whose consumer is open, use [`Consumer::seek`].
+    ///
+    /// # Errors
+    /// [`ConsumerError::GroupBusy`] if the group has an open consumer,
+    /// [`ConsumerError::GroupNotFound`] or [`ConsumerError::TopicNotFound`].
+    pub fn seek_group(&self, topic: &str, group: &str, to: Position) -> Result<(), ConsumerError> {
+        self.consumer(topic, group)?.seek(to)
+    }
+
+    /// Opens the consumer of `group` on `topic`, with explicit
+    /// acknowledgement; see [`Consumer::with_ack_mode`].
+    ///
+    /// ```
+    /// # use rocksmq::{Config, Message, Position, Store};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(Config::builder().path(dir.path()).build())?;
+    /// store.create_topic("events")?;
+    /// store.create_group("events", "indexer", Position::Earliest)?;
+    /// store.produce("events", &[Message::new("a"), Message::new("b")])?;
+    ///
+    /// let mut consumer = store.consumer("events", "indexer")?;
+    /// let batch = consumer.consume(100)?;
+    /// assert_eq!(batch.len(), 2);
+    /// consumer.ack(batch[1].id)?; // acknowledges 1 and 2
+    /// assert_eq!(consumer.acked_id(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ConsumerError::GroupBusy`] if another consumer of the group is open,
+    /// [`ConsumerError::GroupNotFound`] or [`ConsumerError::TopicNotFound`].
+    pub fn consumer(&self, topic: &str, group: &str) -> Result<Consumer, ConsumerError> {
+        let handle = self.topic_for_group(topic)?;
+        let entry = handle
+            .groups
+            .lock()
+            .get(group)
+            .cloned()
+            .ok_or_else(|| group_not_found(topic, group))?;
+        if entry.attached.swap(true, Ordering::AcqRel) {
+            return Err(ConsumerError::GroupBusy {
+                topic: topic.to_owned(),
+                group: group.to_owned(),
+            });
+        }
+        let next = entry.record.lock().acked_id + 1;
+        Ok(Consumer {
+            cursor: Cursor::new(self.inner.clone(), handle, next),
+            group: entry,
+            ack_mode: AckMode::Explicit,
+            terminated: false,
+        })
+    }
+
+    fn topic_for_group(&self, topic: &str) -> Result<Arc<Topic>, ConsumerError> {
+        if self.inner.is_closed() {
+            return Err(ConsumerError::Closed);
+        }
+        self.inner
+            .topic(topic)
+            .ok_or_else(|| ConsumerError::TopicNotFound {
+                topic: topic.to_owned(),
+            })
+    }
+}
+
+fn group_not_found(topic: &str, group: &str) -> ConsumerError {
+    ConsumerError::GroupNotFound {
+        topic: topic.to_owned(),
+        group: group.to_owned(),
+    }
+}
+
+fn read_error(topic: &str, error: ReadError) -> ConsumerError {
+    match error {
+        ReadError::Closed => ConsumerError::Closed,
+        ReadError::Destroyed => ConsumerError::TopicNotFound {
+            topic: topic.to_owned(),
+        },
+        ReadError::Storage(error) => ConsumerError::Storage(error),
+    }
+}
+
+/// The consumer of one consumer group: delivers the topic's messages in id
+/// order from just after the group's acknowledged position.
+///
+/// Receive with [`consume`](Consumer::consume) (what is there now),
+/// [`recv_timeout`](Consumer::recv_timeout) or
+/// [`blocking_recv`](Consumer::blocking_recv) (waiting), or
+/// [`recv`](Consumer::recv) and the [`Stream`] impl (async). A waiting
+/// receive wakes when a message is produced, and fails with
+/// [`ConsumerError::TopicDestroyed`] or [`ConsumerError::Closed`] when the
+/// topic is destroyed or the store closed.
+///
+/// The async forms read RocksDB on the calling task; a read takes
+/// microseconds, as a memory-mapped store's would.
+#[derive(Debug)]
+pub struct Consumer {
+    cursor: Cursor,
+    group: Arc<Group>,
+    ack_mode: AckMode,
+    terminated: bool,
+}
+
+impl Consumer {
+    /// This consumer acknowledging as `mode` says.
+    #[must_use]
+    pub fn with_ack_mode(mut self, mode: AckMode) -> Self {
+        self.ack_mode = mode;
+        self
+    }
+
+    /// The topic.
+    #[must_use]
+    pub fn topic(&self) -> &str {
+        self.cursor.topic_name()
+    }
+
+    /// The group.
+    #[must_use]
+    pub fn group(&self) -> &str {
+        &self.group.name
+    }
+
+    /// The group's acknowledged id (0: nothing acknowledged).
+    #[must_use]
+    pub fn acked_id(&self) -> MessageId {
+        self.group.record.lock().acked_id
+    }
+
+    /// The id of the last message delivered (0: none yet).
+    #[must_use]
+    pub fn delivered_id(&self) -> MessageId {
+        self.cursor.next_id() - 1
+    }
+
+    /// Messages retention deleted (under the `limits` policy) before this
+    /// consumer could deliver them.
+    #[must_use]
+    pub fn skipped(&self) -> u64 {
+        self.cursor.skipped()
+    }
+
+    /// Up to `max` messages readable now, without waiting; empty if none.
+    ///
+    /// # Errors
+    /// [`ConsumerError::TopicDestroyed`], [`ConsumerError::GroupNotFound`]
+    /// or [`ConsumerError::Closed`].
+    pub fn consume(&mut self, max: usize) -> Result<Vec<StoredMessage>, ConsumerError> {
+        self.check_group()?;
+        let messages = self.cursor.take(max)?;
+        if let Some(last) = messages.last() {
+            self.delivered(last.id)?;
+        }
+        Ok(messages)
+    }
+
+    /// The next message, waiting for it up to `timeout`; `None` if none came.
+    ///
+    /// # Errors
+    /// As [`Consumer::consume`].
+    pub fn recv_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<StoredMessage>, ConsumerError> {
+        self.check_group()?;
+        let message = self.cursor.recv_until(deadline_after(timeout))?;
+        if let Some(message) = &message {
+            self.delivered(message.id)?;
+        }
+        Ok(message)
+    }
+
+    /// The next message, waiting as long as it takes.
+    ///
+    /// # Errors
+    /// As [`Consumer::consume`].
+    pub fn blocking_recv(&mut self) -> Result<StoredMessage, ConsumerError> {
+        self.check_group()?;
+        let message = self
+            .cursor
+            .recv_until(None)?
+            .expect("a wait without deadline returns a message or an error");
+        self.delivered(message.id)?;
+        Ok(message)
+    }
+
+    /// The next message, awaiting it.
+    ///
+    /// ```
+    /// # use rocksmq::{Config, Message, Position, Store};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(Config::builder().path(dir.path()).build())?;
+    /// # store.create_topic("events")?;
+    /// # store.create_group("events", "indexer", Position::Earliest)?;
+    /// let mut consumer = store.consumer("events", "indexer")?;
+    /// let producer = store.clone();
+    /// std::thread::spawn(move || producer.produce("events", &[Message::new("hi")]));
+    /// let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    /// let message = runtime.block_on(consumer.recv())?;
+    /// assert_eq!(message.payload, b"hi");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Consumer::consume`].
+    pub async fn recv(&mut self) -> Result<StoredMessage, ConsumerError> {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<StoredMessage, ConsumerError>> {
+        if let Err(error) = self.check_group() {
+            return Poll::Ready(Err(error));
+        }
+        match self.cursor.poll_recv(cx) {
+            Poll::Ready(Ok(message)) => {
+                Poll::Ready(self.delivered(message.id).map(|()| message))
+            }
+            other => other,
+        }
+    }
+
+    /// Acknowledges every delivered message up to `id`, durably: after a
+    /// restart the group resumes after `id`. Acknowledging an id at or
+    /// before the acknowledged position changes nothing.
+    ///
+    /// # Errors
+    /// [`ConsumerError::NotDelivered`] if `id` was not delivered yet,
+    /// [`ConsumerError::GroupNotFound`], or a storage error.
+    pub fn ack(&mut self, id: MessageId) -> Result<(), ConsumerError> {
+        let delivered = self.delivered_id();
+        if id > delivered {
+            return Err(ConsumerError::NotDelivered {
+                topic: self.topic().to_owned(),
+                group: self.group().to_owned(),
+                id,
+                delivered,
+            });
+        }
+        self.save(|record| {
+            if id <= record.acked_id {
+                return false;
+            }
+            record.acked_id = id;
+            true
+        })
+    }
+
+    /// Moves the consumer and the group's acknowledged position so that the
+    /// next delivery is the message `to` designates: backwards or forwards,
+    /// to an id (clamped to the retained messages), or to a time. Durable.
+    ///
+    /// # Errors
+    /// [`ConsumerError::GroupNotFound`], [`ConsumerError::TopicDestroyed`],
+    /// or a storage error.
+    pub fn seek(&mut self, to: Position) -> Result<(), ConsumerError> {
+        self.check_group()?;
+        let next = Cursor::resolve(&self.cursor.inner, &self.cursor.topic, to)
+            .map_err(|error| self.cursor.map_read_error(error))?;
+        self.save(|record| {
+            record.acked_id = next - 1;
+            true
+        })?;
+        self.cursor.move_to(next);
+        Ok(())
+    }
+
+    fn delivered(&mut self, id: MessageId) -> Result<(), ConsumerError> {
+        match self.ack_mode {
+            AckMode::Explicit => Ok(()),
+            AckMode::Auto => self.ack(id),
+        }
+    }
+
+    /// Applies `change` to the group's record and writes it if it changed.
+    fn save(&self, change: impl FnOnce(&mut GroupRecord) -> bool) -> Result<(), ConsumerError> {
+        let mut record = self.group.record.lock();
+        let mut updated = *record;
+        if !change(&mut updated) {
+            return Ok(());
+        }
+        self.cursor
+            .inner
+            .write_group(&self.cursor.topic, &self.group, &updated)
+            .map_err(|error| match error {
+                ReadError::Destroyed if !self.cursor.topic.is_destroyed() => {
+                    group_not_found(self.topic(), self.group())
+                }
+                other => self.cursor.map_read_error(other),
+            })?;
+        *record = updated;
+        Ok(())
+    }
+
+    fn check_group(&self) -> Result<(), ConsumerError> {
+        if self.group.destroyed.load(Ordering::Acquire) && !self.cursor.topic.is_destroyed() {
+            return Err(group_not_found(self.topic(), self.group()));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        self.group.attached.store(false, Ordering::Release);
+    }
+}
+
+/// Messages as they are produced; the stream ends after yielding its first
+/// error (the topic destroyed, the store closed).
+///
+/// ```
+/// # use rocksmq::{Config, Message, Position, Store};
+/// use futures::StreamExt;
+/// # let dir = tempfile::tempdir()?;
+/// # let store = Store::open(Config::builder().path(dir.path()).build())?;
+/// # store.create_topic("events")?;
+/// # store.create_group("events", "indexer", Position::Earliest)?;
+/// store.produce("events", &[Message::new("a"), Message::new("b")])?;
+/// let mut consumer = store.consumer("events", "indexer")?;
+/// let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+/// let first_two: Vec<_> = runtime.block_on(consumer.by_ref().take(2).collect());
+/// assert_eq!(first_two.len(), 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+impl Stream for Consumer {
+    type Item = Result<StoredMessage, ConsumerError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.terminated {
+            return Poll::Ready(None);
+        }
+        this.poll_recv(cx).map(|result| {
+            this.terminated = result.is_err();
+            Some(result)
+        })
+    }
+}

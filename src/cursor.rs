@@ -1,0 +1,225 @@
+//! What consumers and readers share: a position in a topic, a small
+//! read-ahead buffer, and the wait for new messages.
+//!
+//! A waiting receiver registers a listener on the topic's event and checks
+//! for messages once more before it sleeps; producers notify the event after
+//! every write, and destroying the topic or closing the store notifies it
+//! too. So a receiver wakes when there is something to do and never polls.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use event_listener::{EventListener, Listener};
+
+use crate::MessageId;
+use crate::clock::to_nanos;
+use crate::error::ConsumerError;
+use crate::store::{Inner, ReadError};
+use crate::topic::Topic;
+use crate::{Position, StoredMessage};
+
+/// Read-ahead per RocksDB iterator: up to this many messages...
+const READ_AHEAD_MESSAGES: usize = 256;
+/// ...or this many message bytes (at least one message).
+const READ_AHEAD_BYTES: u64 = 1 << 20;
+
+/// A position in a topic and the messages read ahead of it.
+#[derive(Debug)]
+pub(crate) struct Cursor {
+    pub(crate) inner: Arc<Inner>,
+    pub(crate) topic: Arc<Topic>,
+    /// The id of the next message to deliver.
+    next: MessageId,
+    buffer: VecDeque<StoredMessage>,
+    listener: Option<EventListener>,
+    /// Messages between deliveries that retention deleted before they were read.
+    skipped: u64,
+}
+
+impl Cursor {
+    pub(crate) fn new(inner: Arc<Inner>, topic: Arc<Topic>, next: MessageId) -> Self {
+        Self {
+            inner,
+            topic,
+            next,
+            buffer: VecDeque::new(),
+            listener: None,
+            skipped: 0,
+        }
+    }
+
+    pub(crate) fn next_id(&self) -> MessageId {
+        self.next
+    }
+
+    pub(crate) fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    pub(crate) fn topic_name(&self) -> &str {
+        &self.topic.name
+    }
+
+    /// Moves to `next`, dropping what was read ahead.
+    pub(crate) fn move_to(&mut self, next: MessageId) {
+        self.next = next;
+        self.buffer.clear();
+    }
+
+    pub(crate) fn map_read_error(&self, error: ReadError) -> ConsumerError {
+        match error {
+            ReadError::Closed => ConsumerError::Closed,
+            ReadError::Destroyed => ConsumerError::TopicDestroyed {
+                topic: self.topic.name.clone(),
+            },
+            ReadError::Storage(error) => ConsumerError::Storage(error),
+        }
+    }
+
+    /// Fails if the topic was destroyed or the store closed.
+    fn check_alive(&self) -> Result<(), ConsumerError> {
+        if self.topic.is_destroyed() {
+            Err(self.map_read_error(ReadError::Destroyed))
+        } else if self.inner.is_closed() {
+            Err(ConsumerError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Reads more messages into the buffer; false if none is readable now.
+    fn fill(&mut self, max_count: usize) -> Result<bool, ConsumerError> {
+        self.check_alive()?;
+        let batch = self
+            .inner
+            .read(&self.topic, self.next..MessageId::MAX, max_count, READ_AHEAD_BYTES)
+            .map_err(|error| self.map_read_error(error))?;
+        let Some(first) = batch.first() else {
+            return Ok(false);
+        };
+        if first.id > self.next {
+            let gap = first.id - self.next;
+            self.skipped += gap;
+            tracing::warn!(
+                topic = %self.topic.name,
+                from = self.next,
+                to = first.id - 1,
+                skipped = gap,
+                "messages were deleted by retention before they were read"
+            );
+        }
+        self.buffer.extend(batch);
+        Ok(true)
+    }
+
+    /// The next message, if one is readable now.
+    pub(crate) fn try_next(&mut self) -> Result<Option<StoredMessage>, ConsumerError> {
+        if self.buffer.is_empty() && !self.fill(READ_AHEAD_MESSAGES)? {
+            return Ok(None);
+        }
+        let message = self.buffer.pop_front();
+        if let Some(message) = &message {
+            self.next = message.id + 1;
+        }
+        Ok(message)
+    }
+
+    /// Up to `max` messages readable now.
+    pub(crate) fn take(&mut self, max: usize) -> Result<Vec<StoredMessage>, ConsumerError> {
+        let mut out = Vec::new();
+        while out.len() < max {
+            if self.buffer.is_empty() && !self.fill((max - out.len()).min(READ_AHEAD_MESSAGES * 16))? {
+                break;
+            }
+            let wanted = (max - out.len()).min(self.buffer.len());
+            out.extend(self.buffer.drain(..wanted));
+            if let Some(last) = out.last() {
+                self.next = last.id + 1;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Waits for the next message until `deadline` (forever if `None`).
+    pub(crate) fn recv_until(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> Result<Option<StoredMessage>, ConsumerError> {
+        loop {
+            if let Some(message) = self.try_next()? {
+                return Ok(Some(message));
+            }
+            let listener = self.topic.event.listen();
+            // A message produced between the check above and the listener
+            // being registered is seen here; one produced later notifies.
+            if let Some(message) = self.try_next()? {
+                return Ok(Some(message));
+            }
+            match deadline {
+                None => listener.wait(),
+                Some(deadline) => {
+                    if listener.wait_deadline(deadline).is_none() {
+                        return self.try_next();
+                    }
+                }
+            }
+        }
+    }
+
+    /// The async form of [`Cursor::recv_until`], without a deadline.
+    pub(crate) fn poll_recv(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<StoredMessage, ConsumerError>> {
+        loop {
+            match self.try_next() {
+                Ok(Some(message)) => {
+                    self.listener = None;
+                    return Poll::Ready(Ok(message));
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    self.listener = None;
+                    return Poll::Ready(Err(error));
+                }
+            }
+            match &mut self.listener {
+                None => self.listener = Some(self.topic.event.listen()),
+                Some(listener) => match std::pin::Pin::new(listener).poll(cx) {
+                    Poll::Ready(()) => self.listener = None,
+                    Poll::Pending => return Poll::Pending,
+                },
+            }
+        }
+    }
+
+    /// The next id to deliver for `position`, clamped to what the topic
+    /// holds: never before the first retained message, never past the next
+    /// message to be produced.
+    pub(crate) fn resolve(
+        inner: &Inner,
+        topic: &Topic,
+        position: Position,
+    ) -> Result<MessageId, ReadError> {
+        let first = topic.first_id();
+        let end = topic.last_id() + 1;
+        let next = match position {
+            Position::Earliest => first,
+            Position::Latest => end,
+            Position::Id(id) => id,
+            Position::After(id) => id.saturating_add(1),
+            Position::Time(time) => inner
+                .first_id_at_or_after(topic, to_nanos(time))?
+                .unwrap_or(end),
+        };
+        Ok(next.clamp(first.min(end), end))
+    }
+}
+
+/// The time `timeout` from now, or `None` (wait forever) if that is past
+/// what an `Instant` can hold.
+pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}

@@ -1,0 +1,185 @@
+//! Produce: a batch of messages becomes one atomic RocksDB write.
+//!
+//! For each batch, under the topic's lock: the messages get the next ids, the
+//! page accounting is updated (closing pages as needed), and the messages,
+//! the records of the pages that closed, and the topic's state (next id,
+//! open page) go into ONE write batch. A crash leaves all or nothing of it.
+//! Only after the write are the new ids published to readers and waiting
+//! receivers woken, so that a reader never sees an id before its message.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::time::SystemTime;
+
+use rocksdb::WriteBatch;
+
+use crate::error::{ProduceError, StorageError};
+use crate::record;
+use crate::store::Store;
+use crate::MessageId;
+
+/// A message to produce: a payload and its properties.
+///
+/// ```
+/// use rocksmq::Message;
+///
+/// let message = Message::new(r#"{"id": 1, "vector": [0.1, 0.2]}"#)
+///     .with_property("collection", "books");
+/// assert_eq!(message.size(), 32 + "collection".len() + "books".len());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Message {
+    /// The payload.
+    pub payload: Vec<u8>,
+    /// Properties (headers), as Milvus and Kafka carry them.
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Message {
+    /// A message with `payload` and no properties.
+    #[must_use]
+    pub fn new(payload: impl Into<Vec<u8>>) -> Self {
+        Self {
+            payload: payload.into(),
+            properties: BTreeMap::new(),
+        }
+    }
+
+    /// This message with property `key` set to `value`.
+    #[must_use]
+    pub fn with_property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.properties.insert(key.into(), value.into());
+        self
+    }
+
+    /// The size that `maxMessageSize` and page accounting count: the
+    /// payload's bytes plus the bytes of every property key and value.
+    #[must_use]
+    pub fn size(&self) -> u64 {
+        message_size(&self.properties, &self.payload)
+    }
+}
+
+/// A message read from a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// Its id: per topic, from 1, strictly increasing and contiguous.
+    pub id: MessageId,
+    /// When it was produced, by the store's clock.
+    pub timestamp: SystemTime,
+    /// Its properties.
+    pub properties: BTreeMap<String, String>,
+    /// Its payload.
+    pub payload: Vec<u8>,
+}
+
+impl StoredMessage {
+    /// Its size as [`Message::size`] counts it.
+    #[must_use]
+    pub fn size(&self) -> u64 {
+        message_size(&self.properties, &self.payload)
+    }
+}
+
+fn message_size(properties: &BTreeMap<String, String>, payload: &[u8]) -> u64 {
+    let properties: usize = properties.iter().map(|(k, v)| k.len() + v.len()).sum();
+    (payload.len() + properties) as u64
+}
+
+impl Store {
+    /// Appends `messages` to `topic` as one atomic write and returns their
+    /// ids. Ids are contiguous; an empty batch returns an empty range at the
+    /// next id. Waiting receivers of the topic are woken.
+    ///
+    /// The write is in RocksDB's write-ahead log when this returns, so it
+    /// survives a crash of the process; with `syncWrites` the log is also
+    /// synced to disk, so it survives a crash of the machine.
+    ///
+    /// ```
+    /// # use rocksmq::{Config, Message, Store};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(Config::builder().path(dir.path()).build())?;
+    /// store.create_topic("events")?;
+    /// let ids = store.produce("events", &[Message::new("a"), Message::new("b")])?;
+    /// assert_eq!(ids, 1..3);
+    /// assert_eq!(store.produce("events", &[])?, 3..3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ProduceError::TopicNotFound`], or [`ProduceError::MessageTooLarge`]
+    /// if a message exceeds `maxMessageSize`; in every error case nothing of
+    /// the batch is written.
+    pub fn produce(
+        &self,
+        topic: &str,
+        messages: &[Message],
+    ) -> Result<Range<MessageId>, ProduceError> {
+        let inner = &self.inner;
+        let max = inner.config.max_message_size_bytes;
+        let mut sizes = Vec::with_capacity(messages.len());
+        for (index, message) in messages.iter().enumerate() {
+            let size = message.size();
+            if size > max {
+                return Err(ProduceError::MessageTooLarge {
+                    topic: topic.to_owned(),
+                    index,
+                    size,
+                    max,
+                });
+            }
+            sizes.push(size);
+        }
+        let not_found = || ProduceError::TopicNotFound {
+            topic: topic.to_owned(),
+        };
+        let db = inner.db().ok_or(ProduceError::Closed)?;
+        let handle = inner.topic(topic).ok_or_else(not_found)?;
+        let cf = db.cf_handle(&handle.cf_name).ok_or_else(not_found)?;
+        let meta = inner.meta_cf(&db);
+        let encoded: usize = messages
+            .iter()
+            .map(|m| 8 + record::message_value_len(&m.properties, &m.payload))
+            .sum();
+
+        let mut writer = handle.writer.lock();
+        if handle.is_destroyed() {
+            return Err(not_found());
+        }
+        let writer = &mut *writer;
+        let mut state = writer.state;
+        let first = state.next_id;
+        if messages.is_empty() {
+            return Ok(first..first);
+        }
+        let now_ns = inner.now_ns();
+        let mut batch = WriteBatch::with_capacity_bytes(encoded + 256);
+        let mut closed = Vec::new();
+        for (message, size) in messages.iter().zip(sizes) {
+            let id = state.next_id;
+            if let Some(page) = inner.pages.append(&mut state.open_page, id, size, now_ns) {
+                batch.put_cf(&meta, record::page_key(handle.id, page.first_id), page.encode());
+                closed.push(page);
+            }
+            record::encode_message(
+                &mut writer.scratch,
+                now_ns,
+                state.produced_bytes,
+                &message.properties,
+                &message.payload,
+            );
+            batch.put_cf(&cf, record::message_key(id), &writer.scratch);
+            state.next_id += 1;
+            state.produced_bytes += size;
+        }
+        batch.put_cf(&meta, record::state_key(handle.id), state.encode());
+        db.write_opt(batch, inner.write_options()).map_err(|error| {
+            StorageError::rocksdb(format!("producing to topic `{topic}`"), &error)
+        })?;
+        writer.state = state;
+        writer.closed_pages.extend(closed);
+        handle.publish(&state);
+        handle.event.notify(usize::MAX);
+        Ok(first..state.next_id)
+    }
+}

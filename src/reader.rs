@@ -1,0 +1,149 @@
+//! Readers: read a topic from a position, with no group and no
+//! acknowledgement. A reader never changes any group's position.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_core::Stream;
+
+use crate::cursor::{Cursor, deadline_after};
+use crate::error::ConsumerError;
+use crate::store::Store;
+use crate::{MessageId, Position, StoredMessage};
+
+impl Store {
+    /// A reader of `topic` starting at `from`
+    /// ([`Position::Id`] is inclusive, [`Position::After`] exclusive).
+    ///
+    /// ```
+    /// # use rocksmq::{Config, Message, Position, Store};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(Config::builder().path(dir.path()).build())?;
+    /// store.create_topic("events")?;
+    /// store.produce("events", &[Message::new("a"), Message::new("b"), Message::new("c")])?;
+    /// let mut reader = store.reader("events", Position::After(1))?;
+    /// let ids: Vec<_> = reader.read(10)?.iter().map(|m| m.id).collect();
+    /// assert_eq!(ids, [2, 3]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ConsumerError::TopicNotFound`].
+    pub fn reader(&self, topic: &str, from: Position) -> Result<Reader, ConsumerError> {
+        if self.inner.is_closed() {
+            return Err(ConsumerError::Closed);
+        }
+        let handle = self
+            .inner
+            .topic(topic)
+            .ok_or_else(|| ConsumerError::TopicNotFound {
+                topic: topic.to_owned(),
+            })?;
+        let cursor = Cursor::new(self.inner.clone(), handle, 0);
+        let mut reader = Reader {
+            cursor,
+            terminated: false,
+        };
+        reader.seek(from)?;
+        Ok(reader)
+    }
+}
+
+/// A groupless reader of one topic: iterate blocking
+/// ([`recv_timeout`](Reader::recv_timeout), the [`Iterator`] impl) or async
+/// ([`recv`](Reader::recv), the [`Stream`] impl). Wakes as a
+/// [`Consumer`](crate::Consumer) does.
+#[derive(Debug)]
+pub struct Reader {
+    cursor: Cursor,
+    terminated: bool,
+}
+
+impl Reader {
+    /// The topic.
+    #[must_use]
+    pub fn topic(&self) -> &str {
+        self.cursor.topic_name()
+    }
+
+    /// The id of the next message this reader will return.
+    #[must_use]
+    pub fn next_id(&self) -> MessageId {
+        self.cursor.next_id()
+    }
+
+    /// Messages retention deleted before this reader reached them.
+    #[must_use]
+    pub fn skipped(&self) -> u64 {
+        self.cursor.skipped()
+    }
+
+    /// Moves the reader to `to`.
+    ///
+    /// # Errors
+    /// [`ConsumerError::TopicDestroyed`] or [`ConsumerError::Closed`].
+    pub fn seek(&mut self, to: Position) -> Result<(), ConsumerError> {
+        let next = Cursor::resolve(&self.cursor.inner, &self.cursor.topic, to)
+            .map_err(|error| self.cursor.map_read_error(error))?;
+        self.cursor.move_to(next);
+        Ok(())
+    }
+
+    /// Up to `max` messages readable now, without waiting.
+    ///
+    /// # Errors
+    /// [`ConsumerError::TopicDestroyed`] or [`ConsumerError::Closed`].
+    pub fn read(&mut self, max: usize) -> Result<Vec<StoredMessage>, ConsumerError> {
+        self.cursor.take(max)
+    }
+
+    /// The next message, waiting up to `timeout`; `None` if none came.
+    ///
+    /// # Errors
+    /// [`ConsumerError::TopicDestroyed`] or [`ConsumerError::Closed`].
+    pub fn recv_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<StoredMessage>, ConsumerError> {
+        self.cursor.recv_until(deadline_after(timeout))
+    }
+
+    /// The next message, awaiting it.
+    ///
+    /// # Errors
+    /// [`ConsumerError::TopicDestroyed`] or [`ConsumerError::Closed`].
+    pub async fn recv(&mut self) -> Result<StoredMessage, ConsumerError> {
+        std::future::poll_fn(|cx| self.cursor.poll_recv(cx)).await
+    }
+}
+
+/// Blocks for each next message; ends after yielding its first error.
+impl Iterator for Reader {
+    type Item = Result<StoredMessage, ConsumerError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.terminated {
+            return None;
+        }
+        let result = self.cursor.recv_until(None).transpose()?;
+        self.terminated = result.is_err();
+        Some(result)
+    }
+}
+
+/// Awaits each next message; ends after yielding its first error.
+impl Stream for Reader {
+    type Item = Result<StoredMessage, ConsumerError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.terminated {
+            return Poll::Ready(None);
+        }
+        this.cursor.poll_recv(cx).map(|result| {
+            this.terminated = result.is_err();
+            Some(result)
+        })
+    }
+}

@@ -1,0 +1,565 @@
+//! The on-disk format: every key and every value the store writes.
+//!
+//! This file is the contract described byte by byte in `docs/design.md`.
+//! Integers in values are little-endian; integers in keys are big-endian so
+//! that RocksDB's byte order is numeric order. Every value starts with a
+//! version byte, so that a later format can be read beside this one.
+
+use std::collections::BTreeMap;
+
+use crate::MessageId;
+
+/// The store format written in the metadata column family's `V` record.
+pub(crate) const FORMAT_VERSION: u16 = 1;
+const FORMAT_MAGIC: &[u8; 4] = b"RMQF";
+/// The version byte of every record this build writes.
+const RECORD_V1: u8 = 1;
+
+/// The metadata column family.
+pub(crate) const META_CF: &str = "meta";
+/// The prefix of a topic's column family name; the topic name follows.
+pub(crate) const TOPIC_CF_PREFIX: &str = "topic/";
+
+pub(crate) const KEY_FORMAT: &[u8] = b"V";
+pub(crate) const KEY_NEXT_TOPIC_ID: &[u8] = b"I";
+const TAG_TOPIC: u8 = b'T';
+const TAG_STATE: u8 = b'S';
+const TAG_PAGE: u8 = b'P';
+const TAG_GROUP: u8 = b'G';
+
+/// A record could not be decoded: the store holds bytes rocksmq did not write.
+#[derive(Debug)]
+pub(crate) struct DecodeError(pub(crate) String);
+
+pub(crate) type Decoded<T> = Result<T, DecodeError>;
+
+/// The column family of topic `name`.
+pub(crate) fn topic_cf(name: &str) -> String {
+    format!("{TOPIC_CF_PREFIX}{name}")
+}
+
+/// `T` + topic name → [`TopicRecord`].
+pub(crate) fn topic_key(name: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + name.len());
+    key.push(TAG_TOPIC);
+    key.extend_from_slice(name.as_bytes());
+    key
+}
+
+/// The range of every topic key.
+pub(crate) fn topic_key_range() -> (Vec<u8>, Vec<u8>) {
+    (vec![TAG_TOPIC], vec![TAG_TOPIC + 1])
+}
+
+/// The topic name of a `T` key.
+pub(crate) fn topic_name_of_key(key: &[u8]) -> Decoded<String> {
+    String::from_utf8(key[1..].to_vec()).map_err(|_| DecodeError("topic key is not UTF-8".into()))
+}
+
+/// `S` + topic id → [`TopicState`].
+pub(crate) fn state_key(topic_id: u32) -> [u8; 5] {
+    tagged(TAG_STATE, topic_id)
+}
+
+/// `P` + topic id + first message id → [`PageRecord`] of a closed page.
+pub(crate) fn page_key(topic_id: u32, first_id: MessageId) -> [u8; 13] {
+    let mut key = [0; 13];
+    key[..5].copy_from_slice(&tagged(TAG_PAGE, topic_id));
+    key[5..].copy_from_slice(&first_id.to_be_bytes());
+    key
+}
+
+/// The range of the page keys of one topic.
+pub(crate) fn page_key_range(topic_id: u32) -> ([u8; 5], [u8; 5]) {
+    (tagged(TAG_PAGE, topic_id), after(TAG_PAGE, topic_id))
+}
+
+/// `G` + topic id + group name → [`GroupRecord`].
+pub(crate) fn group_key(topic_id: u32, group: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(5 + group.len());
+    key.extend_from_slice(&tagged(TAG_GROUP, topic_id));
+    key.extend_from_slice(group.as_bytes());
+    key
+}
+
+/// The range of the group keys of one topic.
+pub(crate) fn group_key_range(topic_id: u32) -> ([u8; 5], [u8; 5]) {
+    (tagged(TAG_GROUP, topic_id), after(TAG_GROUP, topic_id))
+}
+
+/// The group name of a `G` key.
+pub(crate) fn group_name_of_key(key: &[u8]) -> Decoded<String> {
+    String::from_utf8(key[5..].to_vec()).map_err(|_| DecodeError("group key is not UTF-8".into()))
+}
+
+fn tagged(tag: u8, topic_id: u32) -> [u8; 5] {
+    let mut key = [tag, 0, 0, 0, 0];
+    key[1..].copy_from_slice(&topic_id.to_be_bytes());
+    key
+}
+
+/// The first key after every key of `tag` + `topic_id`.
+fn after(tag: u8, topic_id: u32) -> [u8; 5] {
+    match topic_id.checked_add(1) {
+        Some(next) => tagged(tag, next),
+        None => [tag + 1, 0, 0, 0, 0],
+    }
+}
+
+/// A message's key in its topic's column family: the id, big-endian.
+pub(crate) fn message_key(id: MessageId) -> [u8; 8] {
+    id.to_be_bytes()
+}
+
+pub(crate) fn message_id_of_key(key: &[u8]) -> Decoded<MessageId> {
+    key.try_into()
+        .map(u64::from_be_bytes)
+        .map_err(|_| DecodeError(format!("message key has {} bytes, not 8", key.len())))
+}
+
+/// `V`: the magic `RMQF` and the format version.
+pub(crate) fn encode_format() -> Vec<u8> {
+    let mut value = FORMAT_MAGIC.to_vec();
+    value.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    value
+}
+
+pub(crate) fn decode_format(value: &[u8]) -> Decoded<u16> {
+    match value {
+        [m0, m1, m2, m3, v0, v1] if [*m0, *m1, *m2, *m3] == *FORMAT_MAGIC => {
+            Ok(u16::from_le_bytes([*v0, *v1]))
+        }
+        _ => Err(DecodeError("the format record is not rocksmq's".into())),
+    }
+}
+
+pub(crate) fn encode_u32(value: u32) -> [u8; 4] {
+    value.to_le_bytes()
+}
+
+pub(crate) fn decode_u32(value: &[u8]) -> Decoded<u32> {
+    value
+        .try_into()
+        .map(u32::from_le_bytes)
+        .map_err(|_| DecodeError("a counter record is not 4 bytes".into()))
+}
+
+/// A topic's identity: which numeric id its metadata keys use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TopicRecord {
+    pub(crate) topic_id: u32,
+    pub(crate) created_ns: u64,
+}
+
+impl TopicRecord {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(13);
+        out.push(RECORD_V1);
+        out.extend_from_slice(&self.topic_id.to_le_bytes());
+        out.extend_from_slice(&self.created_ns.to_le_bytes());
+        out
+    }
+
+    pub(crate) fn decode(value: &[u8]) -> Decoded<Self> {
+        let mut input = Input::versioned(value, "topic record")?;
+        let record = Self {
+            topic_id: input.u32()?,
+            created_ns: input.u64()?,
+        };
+        input.end()?;
+        Ok(record)
+    }
+}
+
+/// The accounting of one page: a run of consecutive message ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PageRecord {
+    pub(crate) first_id: MessageId,
+    pub(crate) last_id: MessageId,
+    pub(crate) count: u64,
+    /// Message bytes: payloads plus property keys and values.
+    pub(crate) bytes: u64,
+    pub(crate) first_ns: u64,
+    pub(crate) last_ns: u64,
+}
+
+const PAGE_LEN: usize = 48;
+
+impl PageRecord {
+    fn write(&self, out: &mut Vec<u8>) {
+        for field in [
+            self.first_id,
+            self.last_id,
+            self.count,
+            self.bytes,
+            self.first_ns,
+            self.last_ns,
+        ] {
+            out.extend_from_slice(&field.to_le_bytes());
+        }
+    }
+
+    fn read(input: &mut Input<'_>) -> Decoded<Self> {
+        Ok(Self {
+            first_id: input.u64()?,
+            last_id: input.u64()?,
+            count: input.u64()?,
+            bytes: input.u64()?,
+            first_ns: input.u64()?,
+            last_ns: input.u64()?,
+        })
+    }
+
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1 + PAGE_LEN);
+        out.push(RECORD_V1);
+        self.write(&mut out);
+        out
+    }
+
+    pub(crate) fn decode(value: &[u8]) -> Decoded<Self> {
+        let mut input = Input::versioned(value, "page record")?;
+        let page = Self::read(&mut input)?;
+        input.end()?;
+        Ok(page)
+    }
+}
+
+/// A topic's counters and its open page, rewritten with every produce batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct TopicState {
+    /// The id the next message will get; ids start at 1.
+    pub(crate) next_id: MessageId,
+    /// The first retained id (`next_id` when nothing is retained).
+    pub(crate) first_id: MessageId,
+    /// Message bytes ever produced: the byte offset of the next message.
+    pub(crate) produced_bytes: u64,
+    pub(crate) deleted_pages: u64,
+    pub(crate) deleted_messages: u64,
+    pub(crate) deleted_bytes: u64,
+    /// When retention last ran over the topic (0: never).
+    pub(crate) last_retention_ns: u64,
+    /// The page new messages go to, if it has any message.
+    pub(crate) open_page: Option<PageRecord>,
+}
+
+impl TopicState {
+    pub(crate) fn new() -> Self {
+        Self {
+            next_id: 1,
+            first_id: 1,
+            ..Self::default()
+        }
+    }
+
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(2 + 7 * 8 + PAGE_LEN);
+        out.push(RECORD_V1);
+        for field in [
+            self.next_id,
+            self.first_id,
+            self.produced_bytes,
+            self.deleted_pages,
+            self.deleted_messages,
+            self.deleted_bytes,
+            self.last_retention_ns,
+        ] {
+            out.extend_from_slice(&field.to_le_bytes());
+        }
+        match &self.open_page {
+            None => out.push(0),
+            Some(page) => {
+                out.push(1);
+                page.write(&mut out);
+            }
+        }
+        out
+    }
+
+    pub(crate) fn decode(value: &[u8]) -> Decoded<Self> {
+        let mut input = Input::versioned(value, "topic state")?;
+        let mut state = Self {
+            next_id: input.u64()?,
+            first_id: input.u64()?,
+            produced_bytes: input.u64()?,
+            deleted_pages: input.u64()?,
+            deleted_messages: input.u64()?,
+            deleted_bytes: input.u64()?,
+            last_retention_ns: input.u64()?,
+            open_page: None,
+        };
+        state.open_page = match input.u8()? {
+            0 => None,
+            1 => Some(PageRecord::read(&mut input)?),
+            other => return Err(DecodeError(format!("topic state: open-page flag {other}"))),
+        };
+        input.end()?;
+        Ok(state)
+    }
+}
+
+/// A consumer group's durable position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct GroupRecord {
+    /// Every id up to this one is acknowledged (0: none).
+    pub(crate) acked_id: MessageId,
+    pub(crate) created_ns: u64,
+    /// Unacknowledged messages retention deleted under the `limits` policy.
+    pub(crate) skipped: u64,
+}
+
+impl GroupRecord {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(25);
+        out.push(RECORD_V1);
+        out.extend_from_slice(&self.acked_id.to_le_bytes());
+        out.extend_from_slice(&self.created_ns.to_le_bytes());
+        out.extend_from_slice(&self.skipped.to_le_bytes());
+        out
+    }
+
+    pub(crate) fn decode(value: &[u8]) -> Decoded<Self> {
+        let mut input = Input::versioned(value, "group record")?;
+        let record = Self {
+            acked_id: input.u64()?,
+            created_ns: input.u64()?,
+            skipped: input.u64()?,
+        };
+        input.end()?;
+        Ok(record)
+    }
+}
+
+/// The fixed part of a message value, before its properties.
+pub(crate) const MESSAGE_HEADER_LEN: usize = 22;
+
+/// Encodes a message value into `out` (cleared first):
+/// version, flags, produce time, byte offset, properties, then the payload.
+pub(crate) fn encode_message(
+    out: &mut Vec<u8>,
+    produce_ns: u64,
+    offset_bytes: u64,
+    properties: &BTreeMap<String, String>,
+    payload: &[u8],
+) {
+    out.clear();
+    out.push(RECORD_V1);
+    out.push(0);
+    out.extend_from_slice(&produce_ns.to_le_bytes());
+    out.extend_from_slice(&offset_bytes.to_le_bytes());
+    let count = u32::try_from(properties.len()).expect("property count checked by maxMessageSize");
+    out.extend_from_slice(&count.to_le_bytes());
+    for (key, value) in properties {
+        for text in [key, value] {
+            let len = u32::try_from(text.len()).expect("property length checked by maxMessageSize");
+            out.extend_from_slice(&len.to_le_bytes());
+            out.extend_from_slice(text.as_bytes());
+        }
+    }
+    out.extend_from_slice(payload);
+}
+
+/// The encoded length of a message value.
+pub(crate) fn message_value_len(properties: &BTreeMap<String, String>, payload: &[u8]) -> usize {
+    MESSAGE_HEADER_LEN
+        + properties
+            .iter()
+            .map(|(key, value)| 8 + key.len() + value.len())
+            .sum::<usize>()
+        + payload.len()
+}
+
+/// A decoded message value.
+#[derive(Debug)]
+pub(crate) struct MessageValue {
+    pub(crate) produce_ns: u64,
+    pub(crate) offset_bytes: u64,
+    pub(crate) properties: BTreeMap<String, String>,
+    pub(crate) payload: Vec<u8>,
+}
+
+pub(crate) fn decode_message(value: &[u8]) -> Decoded<MessageValue> {
+    let mut input = Input::versioned(value, "message")?;
+    let _flags = input.u8()?;
+    let produce_ns = input.u64()?;
+    let offset_bytes = input.u64()?;
+    let count = input.u32()?;
+    let mut properties = BTreeMap::new();
+    for _ in 0..count {
+        let key = input.string()?;
+        let value = input.string()?;
+        properties.insert(key, value);
+    }
+    Ok(MessageValue {
+        produce_ns,
+        offset_bytes,
+        properties,
+        payload: input.rest().to_vec(),
+    })
+}
+
+/// The produce time of a message value, without decoding the rest.
+pub(crate) fn message_time(value: &[u8]) -> Decoded<u64> {
+    let mut input = Input::versioned(value, "message")?;
+    let _flags = input.u8()?;
+    input.u64()
+}
+
+/// The byte offset of a message value (the topic's bytes before it).
+pub(crate) fn message_offset(value: &[u8]) -> Decoded<u64> {
+    let mut input = Input::versioned(value, "message")?;
+    let _flags = input.u8()?;
+    let _produce_ns = input.u64()?;
+    input.u64()
+}
+
+/// A cursor over a value being decoded.
+struct Input<'a> {
+    bytes: &'a [u8],
+    what: &'static str,
+}
+
+impl<'a> Input<'a> {
+    fn versioned(bytes: &'a [u8], what: &'static str) -> Decoded<Self> {
+        let mut input = Self { bytes, what };
+        match input.u8()? {
+            RECORD_V1 => Ok(input),
+            other => Err(DecodeError(format!("{what}: unknown record version {other}"))),
+        }
+    }
+
+    fn take(&mut self, len: usize) -> Decoded<&'a [u8]> {
+        if self.bytes.len() < len {
+            return Err(DecodeError(format!("{}: truncated", self.what)));
+        }
+        let (head, tail) = self.bytes.split_at(len);
+        self.bytes = tail;
+        Ok(head)
+    }
+
+    fn u8(&mut self) -> Decoded<u8> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u32(&mut self) -> Decoded<u32> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+    }
+
+    fn u64(&mut self) -> Decoded<u64> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+
+    fn string(&mut self) -> Decoded<String> {
+        let len = self.u32()? as usize;
+        let bytes = self.take(len)?;
+        String::from_utf8(bytes.to_vec())
+            .map_err(|_| DecodeError(format!("{}: a property is not UTF-8", self.what)))
+    }
+
+    fn rest(&mut self) -> &'a [u8] {
+        std::mem::take(&mut self.bytes)
+    }
+
+    fn end(&self) -> Decoded<()> {
+        if self.bytes.is_empty() {
+            Ok(())
+        } else {
+            Err(DecodeError(format!(
+                "{}: {} unexpected trailing bytes",
+                self.what,
+                self.bytes.len()
+            )))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn messages_round_trip(
+            produce_ns: u64,
+            offset: u64,
+            properties in proptest::collection::btree_map(".{0,12}", ".{0,12}", 0..5),
+            payload in proptest::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let mut out = Vec::new();
+            encode_message(&mut out, produce_ns, offset, &properties, &payload);
+            prop_assert_eq!(out.len(), message_value_len(&properties, &payload));
+            let decoded = decode_message(&out).unwrap();
+            prop_assert_eq!(decoded.produce_ns, produce_ns);
+            prop_assert_eq!(message_time(&out).unwrap(), produce_ns);
+            prop_assert_eq!(message_offset(&out).unwrap(), offset);
+            prop_assert_eq!(decoded.offset_bytes, offset);
+            prop_assert_eq!(decoded.properties, properties);
+            prop_assert_eq!(decoded.payload, payload);
+        }
+
+        #[test]
+        fn truncated_messages_are_refused_not_misread(
+            payload in proptest::collection::vec(any::<u8>(), 0..40),
+            cut in 0usize..MESSAGE_HEADER_LEN,
+        ) {
+            let mut properties = BTreeMap::new();
+            properties.insert("k".to_owned(), "v".to_owned());
+            let mut out = Vec::new();
+            encode_message(&mut out, 1, 2, &properties, &payload);
+            prop_assert!(decode_message(&out[..cut]).is_err());
+        }
+
+        #[test]
+        fn state_round_trips(next in 1u64.., first in 1u64.., bytes: u64, open: bool, page_first: u64) {
+            let state = TopicState {
+                next_id: next,
+                first_id: first,
+                produced_bytes: bytes,
+                deleted_pages: 3,
+                deleted_messages: 4,
+                deleted_bytes: 5,
+                last_retention_ns: 6,
+                open_page: open.then_some(PageRecord {
+                    first_id: page_first,
+                    last_id: page_first.saturating_add(9),
+                    count: 10,
+                    bytes: 11,
+                    first_ns: 12,
+                    last_ns: 13,
+                }),
+            };
+            prop_assert_eq!(TopicState::decode(&state.encode()).unwrap(), state);
+        }
+    }
+
+    #[test]
+    fn keys_sort_numerically() {
+        assert!(message_key(255) < message_key(256));
+        assert!(page_key(1, u64::MAX) < page_key(2, 0));
+        let (start, end) = page_key_range(7);
+        assert!(start.as_slice() <= page_key(7, 0).as_slice());
+        assert!(page_key(7, u64::MAX).as_slice() < end.as_slice());
+        let (start, end) = group_key_range(u32::MAX);
+        assert!(group_key(u32::MAX, "zzz").as_slice() > start.as_slice());
+        assert!(group_key(u32::MAX, "zzz").as_slice() < end.as_slice());
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let topic = TopicRecord {
+            topic_id: 9,
+            created_ns: 10,
+        };
+        assert_eq!(TopicRecord::decode(&topic.encode()).unwrap(), topic);
+        let group = GroupRecord {
+            acked_id: 1,
+            created_ns: 2,
+            skipped: 3,
+        };
+        assert_eq!(GroupRecord::decode(&group.encode()).unwrap(), group);
+        assert_eq!(decode_format(&encode_format()).unwrap(), FORMAT_VERSION);
+        assert!(decode_format(b"XXXX\x01\x00").is_err());
+        assert!(GroupRecord::decode(&[2, 0, 0]).is_err());
+    }
+}

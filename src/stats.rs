@@ -1,0 +1,229 @@
+//! Statistics of a store, its topics and their consumer groups.
+//!
+//! The field names are a contract: `rocksmq stats --json` prints these
+//! structures as they are, and later versions add fields, never rename them.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::error::{StorageError, TopicError};
+use crate::clock::from_nanos;
+use crate::record::{self, PageRecord};
+use crate::store::{Inner, Store};
+use crate::topic::Topic;
+use crate::MessageId;
+
+/// The statistics of a whole store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct StoreStats {
+    /// One entry per topic, sorted by name.
+    pub topics: Vec<TopicStats>,
+}
+
+/// The statistics of one topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct TopicStats {
+    /// The topic's name.
+    pub name: String,
+    /// Messages retained.
+    pub messages: u64,
+    /// Message bytes retained (payloads plus property keys and values).
+    pub bytes: u64,
+    /// Pages retained, the open one included.
+    pub pages: u64,
+    /// The first retained id; 0 when nothing is retained.
+    pub first_id: MessageId,
+    /// The last id produced; 0 when nothing was ever produced.
+    pub last_id: MessageId,
+    /// The topic column family's live SST and blob files plus its memtables.
+    pub disk_bytes: u64,
+    /// The topic's consumer groups, sorted by name.
+    pub groups: Vec<GroupStats>,
+}
+
+/// The statistics of one consumer group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct GroupStats {
+    /// The group's name.
+    pub name: String,
+    /// Every id up to this one is acknowledged; 0 when none is.
+    pub acked_id: MessageId,
+    /// Retained messages not yet acknowledged.
+    pub lag: u64,
+    /// Their bytes.
+    pub lag_bytes: u64,
+}
+
+/// One page of a topic: a run of consecutive message ids, the unit of retention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct PageInfo {
+    /// Its first message id.
+    pub first_id: MessageId,
+    /// Its last message id.
+    pub last_id: MessageId,
+    /// Its messages.
+    pub count: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// When its first message was produced.
+    pub first_time: SystemTime,
+    /// When its last message was produced.
+    pub last_time: SystemTime,
+    /// Whether it is closed: full, aged, or followed by another page.
+    pub closed: bool,
+}
+
+impl Store {
+    /// The retained pages of `topic`, oldest first.
+    ///
+    /// ```
+    /// # use rocksmq::{Config, Message, Store};
+    /// # let dir = tempfile::tempdir()?;
+    /// let config = Config::builder().path(dir.path()).page_size_bytes(10).build();
+    /// let store = Store::open(config)?;
+    /// store.create_topic("events")?;
+    /// store.produce("events", &[Message::new("12345"), Message::new("67890"), Message::new("x")])?;
+    /// let pages = store.pages("events")?;
+    /// assert_eq!((pages[0].first_id, pages[0].last_id, pages[0].closed), (1, 2, true));
+    /// assert_eq!((pages[1].first_id, pages[1].last_id, pages[1].closed), (3, 3, false));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`TopicError::NotFound`] or [`TopicError::Closed`].
+    pub fn pages(&self, topic: &str) -> Result<Vec<PageInfo>, TopicError> {
+        let topic = self.inner.existing_topic(topic)?;
+        let now_ns = self.inner.now_ns();
+        let writer = topic.writer.lock();
+        let info = |page: &PageRecord, closed: bool| PageInfo {
+            first_id: page.first_id,
+            last_id: page.last_id,
+            count: page.count,
+            bytes: page.bytes,
+            first_time: from_nanos(page.first_ns),
+            last_time: from_nanos(page.last_ns),
+            closed,
+        };
+        let mut pages: Vec<PageInfo> = writer
+            .closed_pages
+            .iter()
+            .map(|page| info(page, true))
+            .collect();
+        if let Some(open) = &writer.state.open_page {
+            pages.push(info(open, self.inner.pages.is_closed(open, now_ns)));
+        }
+        Ok(pages)
+    }
+
+    /// The statistics of every topic.
+    ///
+    /// ```
+    /// # use rocksmq::{Config, Message, Store};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(Config::builder().path(dir.path()).build())?;
+    /// store.create_topic("events")?;
+    /// store.produce("events", &[Message::new("hello")])?;
+    /// let stats = store.stats()?;
+    /// assert_eq!(stats.topics[0].messages, 1);
+    /// assert_eq!(stats.topics[0].bytes, 5);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`TopicError::Closed`] or a storage error.
+    pub fn stats(&self) -> Result<StoreStats, TopicError> {
+        self.inner.check_open()?;
+        let topics = self
+            .inner
+            .all_topics()
+            .iter()
+            .filter_map(|topic| match topic_stats(&self.inner, topic) {
+                // Destroyed while the statistics were gathered.
+                Err(TopicError::NotFound { .. }) => None,
+                other => Some(other),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(StoreStats { topics })
+    }
+
+    /// The statistics of one topic.
+    ///
+    /// # Errors
+    /// [`TopicError::NotFound`], [`TopicError::Closed`] or a storage error.
+    pub fn topic_stats(&self, topic: &str) -> Result<TopicStats, TopicError> {
+        let topic = self.inner.existing_topic(topic)?;
+        topic_stats(&self.inner, &topic)
+    }
+}
+
+fn topic_stats(inner: &Inner, topic: &Arc<Topic>) -> Result<TopicStats, TopicError> {
+    let (messages, bytes, pages, state) = {
+        let writer = topic.writer.lock();
+        let (messages, bytes) = writer.retained();
+        (messages, bytes, writer.page_count(), writer.state)
+    };
+    let last_id = state.next_id - 1;
+    let first_id = if messages > 0 { state.first_id } else { 0 };
+    let db = inner.db().ok_or(TopicError::Closed)?;
+    let not_found = || TopicError::NotFound {
+        topic: topic.name.clone(),
+    };
+    let cf = db.cf_handle(&topic.cf_name).ok_or_else(not_found)?;
+    let mut disk_bytes = 0;
+    for property in [
+        "rocksdb.live-sst-files-size",
+        "rocksdb.live-blob-file-size",
+        "rocksdb.cur-size-all-mem-tables",
+    ] {
+        disk_bytes += db
+            .property_int_value_cf(&cf, property)
+            .map_err(|error| StorageError::rocksdb(format!("reading {property}"), &error))?
+            .unwrap_or(0);
+    }
+    let groups: Vec<_> = topic
+        .groups
+        .lock()
+        .values()
+        .map(|group| (group.name.clone(), group.record.lock().acked_id))
+        .collect();
+    let mut group_stats = Vec::with_capacity(groups.len());
+    for (name, acked_id) in groups {
+        // The first unacknowledged message still retained.
+        let from = acked_id.saturating_add(1).max(state.first_id);
+        let (lag, lag_bytes) = if messages == 0 || from > last_id {
+            (0, 0)
+        } else {
+            let offset = db
+                .get_pinned_cf(&cf, record::message_key(from))
+                .map_err(|error| StorageError::rocksdb("reading a message offset", &error))?
+                .map(|value| record::message_offset(&value))
+                .transpose()
+                .map_err(|error| StorageError::corrupt("reading a message offset", error.0))?;
+            // A message retention deleted meanwhile: every retained byte lags.
+            let lag_bytes = offset.map_or(bytes, |offset| state.produced_bytes - offset);
+            (last_id + 1 - from, lag_bytes)
+        };
+        group_stats.push(GroupStats {
+            name,
+            acked_id,
+            lag,
+            lag_bytes,
+        });
+    }
+    Ok(TopicStats {
+        name: topic.name.clone(),
+        messages,
+        bytes,
+        pages,
+        first_id,
+        last_id,
+        disk_bytes,
+        groups: group_stats,
+    })
+}

@@ -1,0 +1,792 @@
+//! The store: one RocksDB instance, a metadata column family, one column
+//! family per topic.
+//!
+//! Every change is one RocksDB write batch, so a crash leaves all or nothing
+//! of it; the batches of all column families share one write-ahead log.
+//! Opening a store recovers everything from the metadata column family: the
+//! topics, their counters and open pages, their closed pages and groups.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::ops::{Bound, Range, RangeBounds};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::{MappedRwLockReadGuard, Mutex, RwLock, RwLockReadGuard};
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, Options, ReadOptions, WriteBatch,
+    WriteOptions,
+};
+
+use crate::clock::{Clock, SystemClock, from_nanos, to_nanos};
+use crate::config::Config;
+use crate::error::{OpenError, StorageError, TopicError};
+use crate::page::PageRules;
+use crate::record::{
+    self, GroupRecord, META_CF, PageRecord, TOPIC_CF_PREFIX, TopicRecord, TopicState,
+};
+use crate::topic::{Group, Topic, check_name};
+use crate::{MessageId, StoredMessage};
+
+/// The block cache is `lrucacheratio` of the machine's memory, within these bounds (Milvus's).
+const CACHE_MIN_BYTES: u64 = 512 << 20;
+const CACHE_MAX_BYTES: u64 = 4 << 30;
+/// Memtable memory of all column families together; the largest is flushed beyond it.
+const DB_WRITE_BUFFER_BYTES: usize = 256 << 20;
+const TOPIC_WRITE_BUFFER_BYTES: usize = 64 << 20;
+/// Beyond this much write-ahead log, the column families holding the oldest
+/// log are flushed, so that the log cannot grow without bound.
+const MAX_TOTAL_WAL_BYTES: u64 = 256 << 20;
+/// RocksDB's own files that would otherwise grow without bound.
+const MAX_MANIFEST_BYTES: usize = 64 << 20;
+const MAX_INFO_LOG_BYTES: usize = 8 << 20;
+const KEEP_INFO_LOGS: usize = 4;
+
+/// An open rocksmq store.
+///
+/// `Store` is a cheap handle: clones share one store, and it can be sent to
+/// and shared between threads. The store closes when [`Store::close`] is
+/// called or when the last handle (including consumers and readers) is
+/// dropped.
+///
+/// ```
+/// use rocksmq::{Config, Message, Store};
+///
+/// let dir = tempfile::tempdir()?;
+/// let store = Store::open(Config::builder().path(dir.path()).build())?;
+/// store.create_topic("events")?;
+/// let ids = store.produce("events", &[Message::new("a"), Message::new("b")])?;
+/// assert_eq!(ids, 1..3);
+/// assert_eq!(store.get("events", 2)?.unwrap().payload, b"b");
+/// store.close()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// What all handles of one store share.
+pub(crate) struct Inner {
+    db: RwLock<Option<DB>>,
+    pub(crate) path: PathBuf,
+    pub(crate) config: Config,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) pages: PageRules,
+    write_options: WriteOptions,
+    topic_options: Options,
+    topics: RwLock<HashMap<String, Arc<Topic>>>,
+    /// Serialises topic creation and destruction; holds the next topic id.
+    catalog: Mutex<u32>,
+    closed: AtomicBool,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .field("closed", &self.closed.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `config.path`, reading time
+    /// from the system clock.
+    ///
+    /// # Errors
+    /// [`OpenError::Config`] for an invalid configuration,
+    /// [`OpenError::Locked`] if another process holds the store,
+    /// [`OpenError::UnsupportedFormat`] for a store of another format, and
+    /// [`OpenError::Storage`] if RocksDB fails.
+    pub fn open(config: Config) -> Result<Self, OpenError> {
+        Self::open_with_clock(config, Arc::new(SystemClock))
+    }
+
+    /// As [`Store::open`], with the store reading time from `clock`.
+    ///
+    /// ```
+    /// use rocksmq::{Config, ManualClock, Store};
+    /// use std::sync::Arc;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let clock = ManualClock::default();
+    /// let config = Config::builder().path(dir.path()).build();
+    /// let store = Store::open_with_clock(config, Arc::new(clock.clone()))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Store::open`].
+    pub fn open_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Self, OpenError> {
+        config.validate()?;
+        let path = config.path.clone();
+        std::fs::create_dir_all(&path).map_err(|source| OpenError::CreateDir {
+            path: path.clone(),
+            source,
+        })?;
+        let storage = |context: &str, error: &rocksdb::Error| OpenError::Storage {
+            path: path.clone(),
+            source: StorageError::rocksdb(context, error),
+        };
+
+        let cache = Cache::new_lru_cache(cache_bytes(config.lru_cache_ratio));
+        let db_options = db_options();
+        let topic_options = topic_options(&config, &cache);
+        let meta_options = meta_options(&cache);
+
+        let existing = if path.join("CURRENT").exists() {
+            DB::list_cf(&db_options, &path)
+                .map_err(|error| storage("listing column families", &error))?
+        } else {
+            Vec::new()
+        };
+        let mut descriptors = vec![ColumnFamilyDescriptor::new(META_CF, meta_options)];
+        for name in &existing {
+            if name.starts_with(TOPIC_CF_PREFIX) {
+                descriptors.push(ColumnFamilyDescriptor::new(name, topic_options.clone()));
+            }
+        }
+        let db = DB::open_cf_descriptors(&db_options, &path, descriptors).map_err(|error| {
+            if is_lock_error(&error) {
+                OpenError::Locked { path: path.clone() }
+            } else {
+                storage("opening RocksDB", &error)
+            }
+        })?;
+
+        let mut write_options = WriteOptions::default();
+        write_options.set_sync(config.sync_writes);
+        let inner = Inner {
+            db: RwLock::new(None),
+            pages: PageRules::new(config.page_size_bytes, config.page_max_age()),
+            path: path.clone(),
+            config,
+            clock,
+            write_options,
+            topic_options,
+            topics: RwLock::new(HashMap::new()),
+            catalog: Mutex::new(0),
+            closed: AtomicBool::new(false),
+        };
+        check_format(&db, &path)?;
+        let (next_topic_id, topics) = recover(&db, &existing).map_err(|source| OpenError::Storage {
+            path: path.clone(),
+            source,
+        })?;
+        *inner.catalog.lock() = next_topic_id;
+        *inner.topics.write() = topics
+            .into_iter()
+            .map(|topic| (topic.name.clone(), Arc::new(topic)))
+            .collect();
+        *inner.db.write() = Some(db);
+        tracing::info!(path = %path.display(), topics = inner.topics.read().len(), "opened rocksmq store");
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Closes the store: wakes every waiting receiver (they return
+    /// [`ConsumerError::Closed`](crate::ConsumerError::Closed)), syncs the
+    /// write-ahead log to disk, and releases the directory. Every later call
+    /// on any handle returns a `Closed` error. Closing twice is harmless.
+    ///
+    /// # Errors
+    /// [`StorageError`] if the final sync of the log fails; the store is
+    /// closed all the same.
+    pub fn close(&self) -> Result<(), StorageError> {
+        self.inner.close()
+    }
+
+    /// The store's directory.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The configuration the store was opened with.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Creates topic `name`; returns `false` if it existed already.
+    ///
+    /// # Errors
+    /// [`TopicError::InvalidName`] (nothing is created) if the name is not
+    /// 1 to 255 bytes of `[A-Za-z0-9._-]`.
+    pub fn create_topic(&self, name: &str) -> Result<bool, TopicError> {
+        check_name("topic", name)?;
+        let inner = &self.inner;
+        let db = inner.db().ok_or(TopicError::Closed)?;
+        let mut next_topic_id = inner.catalog.lock();
+        if inner.topics.read().contains_key(name) {
+            return Ok(false);
+        }
+        let topic_id = *next_topic_id;
+        let cf_name = record::topic_cf(name);
+        db.create_cf(&cf_name, &inner.topic_options)
+            .map_err(|error| StorageError::rocksdb(format!("creating topic `{name}`"), &error))?;
+        let created_ns = inner.now_ns();
+        let state = TopicState::new();
+        let meta = inner.meta_cf(&db);
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
+            &meta,
+            record::topic_key(name),
+            TopicRecord {
+                topic_id,
+                created_ns,
+            }
+            .encode(),
+        );
+        batch.put_cf(&meta, record::state_key(topic_id), state.encode());
+        batch.put_cf(
+            &meta,
+            record::KEY_NEXT_TOPIC_ID,
+            record::encode_u32(topic_id + 1),
+        );
+        if let Err(error) = db.write_opt(batch, &inner.write_options) {
+            // The column family has no topic record, so it is not a topic;
+            // the next open removes it if this drop fails too.
+            let _ = db.drop_cf(&cf_name);
+            return Err(StorageError::rocksdb(format!("creating topic `{name}`"), &error).into());
+        }
+        *next_topic_id += 1;
+        let topic = Topic::new(
+            name.to_owned(),
+            topic_id,
+            created_ns,
+            state,
+            VecDeque::new(),
+            BTreeMap::new(),
+        );
+        inner.topics.write().insert(name.to_owned(), Arc::new(topic));
+        tracing::debug!(topic = name, topic_id, "created topic");
+        Ok(true)
+    }
+
+    /// Destroys topic `name`: its messages, pages and consumer groups. Its
+    /// column family is dropped, so its disk space comes back at once.
+    /// Receivers waiting on it return
+    /// [`ConsumerError::TopicDestroyed`](crate::ConsumerError::TopicDestroyed).
+    ///
+    /// # Errors
+    /// [`TopicError::NotFound`] if there is no such topic.
+    pub fn destroy_topic(&self, name: &str) -> Result<(), TopicError> {
+        let inner = &self.inner;
+        let db = inner.db().ok_or(TopicError::Closed)?;
+        let _catalog = inner.catalog.lock();
+        let topic = inner.topic(name).ok_or_else(|| TopicError::NotFound {
+            topic: name.to_owned(),
+        })?;
+        // Every lock that guards a write of this topic's metadata, so that
+        // no produce, acknowledgement or group creation writes after the batch.
+        let _writer = topic.writer.lock();
+        let groups = topic.groups.lock();
+        let records: Vec<_> = groups.values().map(|group| group.record.lock()).collect();
+        let meta = inner.meta_cf(&db);
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(&meta, record::topic_key(name));
+        batch.delete_cf(&meta, record::state_key(topic.id));
+        let (start, end) = record::page_key_range(topic.id);
+        batch.delete_range_cf(&meta, start, end);
+        let (start, end) = record::group_key_range(topic.id);
+        batch.delete_range_cf(&meta, start, end);
+        let failed = |error: &rocksdb::Error| {
+            TopicError::from(StorageError::rocksdb(format!("destroying topic `{name}`"), error))
+        };
+        db.write_opt(batch, &inner.write_options)
+            .map_err(|error| failed(&error))?;
+        // From here the topic is gone; a crash before the drop leaves a
+        // column family without a topic record, which the next open drops.
+        inner.topics.write().remove(name);
+        for group in groups.values() {
+            group.destroyed.store(true, Ordering::Release);
+        }
+        topic.mark_destroyed();
+        drop(records);
+        drop(groups);
+        db.drop_cf(&topic.cf_name).map_err(|error| failed(&error))?;
+        tracing::debug!(topic = name, "destroyed topic");
+        Ok(())
+    }
+
+    /// Whether topic `name` exists.
+    ///
+    /// # Errors
+    /// [`TopicError::Closed`] if the store is closed.
+    pub fn topic_exists(&self, name: &str) -> Result<bool, TopicError> {
+        self.inner.check_open()?;
+        Ok(self.inner.topic(name).is_some())
+    }
+
+    /// The names of every topic, sorted.
+    ///
+    /// # Errors
+    /// [`TopicError::Closed`] if the store is closed.
+    pub fn list_topics(&self) -> Result<Vec<String>, TopicError> {
+        self.inner.check_open()?;
+        let mut names: Vec<String> = self.inner.topics.read().keys().cloned().collect();
+        names.sort_unstable();
+        Ok(names)
+    }
+
+    /// The id of the last message produced to `topic`, `None` if none was.
+    ///
+    /// # Errors
+    /// [`TopicError::NotFound`] if there is no such topic.
+    pub fn latest_id(&self, topic: &str) -> Result<Option<MessageId>, TopicError> {
+        self.inner.check_open()?;
+        let topic = self.inner.existing_topic(topic)?;
+        Ok(Some(topic.last_id()).filter(|&id| id > 0))
+    }
+
+    /// Message `id` of `topic`, `None` if it was never produced or is no
+    /// longer retained.
+    ///
+    /// # Errors
+    /// [`TopicError::NotFound`] if there is no such topic.
+    pub fn get(&self, topic: &str, id: MessageId) -> Result<Option<StoredMessage>, TopicError> {
+        Ok(self.read_range(topic, id..=id)?.pop())
+    }
+
+    /// The retained messages of `topic` whose ids are in `ids`, in order;
+    /// meant for tests and tools (consumers read with
+    /// [`Store::consumer`](crate::Store::consumer)).
+    ///
+    /// # Errors
+    /// [`TopicError::NotFound`] if there is no such topic.
+    pub fn read_range(
+        &self,
+        topic: &str,
+        ids: impl RangeBounds<MessageId>,
+    ) -> Result<Vec<StoredMessage>, TopicError> {
+        let topic = self.inner.existing_topic(topic)?;
+        let start = match ids.start_bound() {
+            Bound::Included(&id) => id,
+            Bound::Excluded(&id) => id.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let end = match ids.end_bound() {
+            Bound::Included(&id) => id.saturating_add(1),
+            Bound::Excluded(&id) => id,
+            Bound::Unbounded => MessageId::MAX,
+        };
+        self.inner
+            .read(&topic, start..end, usize::MAX, u64::MAX)
+            .map_err(|error| match error {
+                ReadError::Closed => TopicError::Closed,
+                ReadError::Destroyed => TopicError::NotFound {
+                    topic: topic.name.clone(),
+                },
+                ReadError::Storage(error) => TopicError::Storage(error),
+            })
+    }
+}
+
+/// Why a read returned no messages.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    Closed,
+    Destroyed,
+    Storage(StorageError),
+}
+
+impl Inner {
+    /// The database, unless the store is closed. Recursive, so that a thread
+    /// holding it may take it again while `close` waits.
+    pub(crate) fn db(&self) -> Option<MappedRwLockReadGuard<'_, DB>> {
+        RwLockReadGuard::try_map(self.db.read_recursive(), Option::as_ref).ok()
+    }
+
+    pub(crate) fn check_open(&self) -> Result<(), TopicError> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(TopicError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn now_ns(&self) -> u64 {
+        to_nanos(self.clock.now())
+    }
+
+    pub(crate) fn write_options(&self) -> &WriteOptions {
+        &self.write_options
+    }
+
+    pub(crate) fn meta_cf<'db>(&self, db: &'db DB) -> Arc<rocksdb::BoundColumnFamily<'db>> {
+        db.cf_handle(META_CF).expect("the metadata column family is opened with the store")
+    }
+
+    pub(crate) fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.topics.read().get(name).cloned()
+    }
+
+    pub(crate) fn existing_topic(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
+        self.check_open()?;
+        self.topic(name).ok_or_else(|| TopicError::NotFound {
+            topic: name.to_owned(),
+        })
+    }
+
+    pub(crate) fn all_topics(&self) -> Vec<Arc<Topic>> {
+        let mut topics: Vec<Arc<Topic>> = self.topics.read().values().cloned().collect();
+        topics.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        topics
+    }
+
+    /// Reads the retained messages of `topic` with ids in `ids` that are
+    /// readable now, up to `max_count` messages and, past the first message,
+    /// `max_bytes` message bytes.
+    pub(crate) fn read(
+        &self,
+        topic: &Topic,
+        ids: Range<MessageId>,
+        max_count: usize,
+        max_bytes: u64,
+    ) -> Result<Vec<StoredMessage>, ReadError> {
+        let start = ids.start.max(topic.first_id()).max(1);
+        let end = ids.end.min(topic.last_id().saturating_add(1));
+        if start >= end || max_count == 0 {
+            return if topic.is_destroyed() {
+                Err(ReadError::Destroyed)
+            } else if self.is_closed() {
+                Err(ReadError::Closed)
+            } else {
+                Ok(Vec::new())
+            };
+        }
+        let db = self.db().ok_or(ReadError::Closed)?;
+        let cf = db.cf_handle(&topic.cf_name).ok_or(ReadError::Destroyed)?;
+        let mut options = ReadOptions::default();
+        options.set_iterate_upper_bound(record::message_key(end));
+        let mut iter = db.raw_iterator_cf_opt(&cf, options);
+        iter.seek(record::message_key(start));
+        let mut messages = Vec::new();
+        let mut bytes = 0u64;
+        while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
+            let message = decode_stored(&topic.name, key, value).map_err(ReadError::Storage)?;
+            bytes += message.size();
+            messages.push(message);
+            if messages.len() >= max_count || bytes >= max_bytes {
+                break;
+            }
+            iter.next();
+        }
+        iter.status().map_err(|error| {
+            ReadError::Storage(StorageError::rocksdb(
+                format!("reading topic `{}`", topic.name),
+                &error,
+            ))
+        })?;
+        Ok(messages)
+    }
+
+    /// The first retained message of `topic` produced at or after `time_ns`,
+    /// or `None`: a binary search over the pages, then a scan of one page.
+    pub(crate) fn first_id_at_or_after(
+        &self,
+        topic: &Topic,
+        time_ns: u64,
+    ) -> Result<Option<MessageId>, ReadError> {
+        let candidate_page = {
+            let writer = topic.writer.lock();
+            let pages: Vec<PageRecord> = writer
+                .closed_pages
+                .iter()
+                .chain(&writer.state.open_page)
+                .copied()
+                .collect();
+            // Produce times never decrease within a topic, so the pages are
+            // sorted by their last time.
+            let index = pages.partition_point(|page| page.last_ns < time_ns);
+            pages.get(index).copied()
+        };
+        let Some(page) = candidate_page else {
+            return Ok(None);
+        };
+        let db = self.db().ok_or(ReadError::Closed)?;
+        let cf = db.cf_handle(&topic.cf_name).ok_or(ReadError::Destroyed)?;
+        let mut options = ReadOptions::default();
+        options.set_iterate_upper_bound(record::message_key(page.last_id.saturating_add(1)));
+        let mut iter = db.raw_iterator_cf_opt(&cf, options);
+        iter.seek(record::message_key(page.first_id.max(topic.first_id())));
+        while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
+            let time = record::message_time(value).map_err(|error| {
+                ReadError::Storage(StorageError::corrupt(
+                    format!("reading topic `{}`", topic.name),
+                    error.0,
+                ))
+            })?;
+            if time >= time_ns {
+                let id = record::message_id_of_key(key).map_err(|error| {
+                    ReadError::Storage(StorageError::corrupt("reading a message key", error.0))
+                })?;
+                return Ok(Some(id));
+            }
+            iter.next();
+        }
+        iter.status().map_err(|error| {
+            ReadError::Storage(StorageError::rocksdb(
+                format!("reading topic `{}`", topic.name),
+                &error,
+            ))
+        })?;
+        // Every message of the page is older: the next page starts later.
+        Ok(Some(page.last_id + 1).filter(|&id| id <= topic.last_id()))
+    }
+
+    /// Writes a group's record; the caller holds the group's record lock.
+    pub(crate) fn write_group(
+        &self,
+        topic: &Topic,
+        group: &Group,
+        record: &GroupRecord,
+    ) -> Result<(), ReadError> {
+        let db = self.db().ok_or(ReadError::Closed)?;
+        if topic.is_destroyed() || group.destroyed.load(Ordering::Acquire) {
+            return Err(ReadError::Destroyed);
+        }
+        let meta = self.meta_cf(&db);
+        db.put_cf_opt(
+            &meta,
+            record::group_key(topic.id, &group.name),
+            record.encode(),
+            &self.write_options,
+        )
+        .map_err(|error| {
+            ReadError::Storage(StorageError::rocksdb(
+                format!("saving group `{}` of topic `{}`", group.name, topic.name),
+                &error,
+            ))
+        })
+    }
+
+    fn close(&self) -> Result<(), StorageError> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        for topic in self.topics.read().values() {
+            topic.event.notify(usize::MAX);
+        }
+        let db = self.db.write().take();
+        let result = match &db {
+            Some(db) => db
+                .flush_wal(true)
+                .map_err(|error| StorageError::rocksdb("syncing the write-ahead log", &error)),
+            None => Ok(()),
+        };
+        drop(db);
+        tracing::info!(path = %self.path.display(), "closed rocksmq store");
+        result
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Err(error) = self.close() {
+            tracing::warn!(%error, "closing the store on drop");
+        }
+    }
+}
+
+fn decode_stored(topic: &str, key: &[u8], value: &[u8]) -> Result<StoredMessage, StorageError> {
+    let corrupt = |error: record::DecodeError| {
+        StorageError::corrupt(format!("decoding a message of topic `{topic}`"), error.0)
+    };
+    let id = record::message_id_of_key(key).map_err(corrupt)?;
+    let value = record::decode_message(value).map_err(corrupt)?;
+    Ok(StoredMessage {
+        id,
+        timestamp: from_nanos(value.produce_ns),
+        properties: value.properties,
+        payload: value.payload,
+    })
+}
+
+/// Writes the format record of a new store; refuses a store of another format.
+fn check_format(db: &DB, path: &Path) -> Result<(), OpenError> {
+    let fail = |source: StorageError| OpenError::Storage {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = db
+        .cf_handle(META_CF)
+        .expect("the metadata column family was just opened");
+    let stored = db
+        .get_cf(&meta, record::KEY_FORMAT)
+        .map_err(|e| fail(StorageError::rocksdb("reading the format record", &e)))?;
+    let Some(value) = stored else {
+        return db
+            .put_cf(&meta, record::KEY_FORMAT, record::encode_format())
+            .map_err(|e| fail(StorageError::rocksdb("writing the format record", &e)));
+    };
+    let found = record::decode_format(&value)
+        .map_err(|e| fail(StorageError::corrupt("reading the format record", e.0)))?;
+    if found == record::FORMAT_VERSION {
+        Ok(())
+    } else {
+        Err(OpenError::UnsupportedFormat {
+            path: path.to_path_buf(),
+            found,
+            supported: record::FORMAT_VERSION,
+        })
+    }
+}
+
+/// Reads every topic's record, state, closed pages and groups, and drops
+/// column families that belong to no topic (left by a crash in the middle
+/// of a create or destroy).
+fn recover(db: &DB, column_families: &[String]) -> Result<(u32, Vec<Topic>), StorageError> {
+    let corrupt = |what: &str, error: record::DecodeError| StorageError::corrupt(what, error.0);
+    let rocks = |what: &str, error: rocksdb::Error| StorageError::rocksdb(what, &error);
+    let meta = db
+        .cf_handle(META_CF)
+        .expect("the metadata column family was just opened");
+
+    let next_topic_id = match db
+        .get_cf(&meta, record::KEY_NEXT_TOPIC_ID)
+        .map_err(|e| rocks("reading the topic counter", e))?
+    {
+        Some(value) => record::decode_u32(&value).map_err(|e| corrupt("reading the topic counter", e))?,
+        None => 1,
+    };
+
+    let mut topics = Vec::new();
+    let (start, end) = record::topic_key_range();
+    for (key, value) in scan(db, &meta, &start, &end).map_err(|e| rocks("reading topics", e))? {
+        let name = record::topic_name_of_key(&key).map_err(|e| corrupt("reading topics", e))?;
+        let context = format!("recovering topic `{name}`");
+        let topic = TopicRecord::decode(&value).map_err(|e| corrupt(&context, e))?;
+        let state_value = db
+            .get_cf(&meta, record::state_key(topic.topic_id))
+            .map_err(|e| rocks(&context, e))?
+            .ok_or_else(|| StorageError::corrupt(&context, "its state record is missing"))?;
+        let state = TopicState::decode(&state_value).map_err(|e| corrupt(&context, e))?;
+        let (start, end) = record::page_key_range(topic.topic_id);
+        let closed_pages = scan(db, &meta, &start, &end)
+            .map_err(|e| rocks(&context, e))?
+            .into_iter()
+            .map(|(_, value)| PageRecord::decode(&value))
+            .collect::<Result<VecDeque<_>, _>>()
+            .map_err(|e| corrupt(&context, e))?;
+        let (start, end) = record::group_key_range(topic.topic_id);
+        let mut groups = BTreeMap::new();
+        for (key, value) in scan(db, &meta, &start, &end).map_err(|e| rocks(&context, e))? {
+            let group = record::group_name_of_key(&key).map_err(|e| corrupt(&context, e))?;
+            let group_record = GroupRecord::decode(&value).map_err(|e| corrupt(&context, e))?;
+            groups.insert(group.clone(), Arc::new(Group::new(group, group_record)));
+        }
+        if !column_families.contains(&record::topic_cf(&name)) {
+            return Err(StorageError::corrupt(&context, "its column family is missing"));
+        }
+        topics.push(Topic::new(
+            name,
+            topic.topic_id,
+            topic.created_ns,
+            state,
+            closed_pages,
+            groups,
+        ));
+    }
+
+    for cf_name in column_families {
+        if let Some(name) = cf_name.strip_prefix(TOPIC_CF_PREFIX)
+            && !topics.iter().any(|topic| topic.name == name)
+        {
+            tracing::warn!(column_family = %cf_name, "dropping a column family that belongs to no topic");
+            db.drop_cf(cf_name)
+                .map_err(|e| rocks("dropping an orphan column family", e))?;
+        }
+    }
+    Ok((next_topic_id, topics))
+}
+
+/// Every key and value in `[start, end)` of a column family.
+fn scan(
+    db: &DB,
+    cf: &Arc<rocksdb::BoundColumnFamily<'_>>,
+    start: &[u8],
+    end: &[u8],
+) -> Result<Vec<(Box<[u8]>, Box<[u8]>)>, rocksdb::Error> {
+    let mut options = ReadOptions::default();
+    options.set_iterate_upper_bound(end.to_vec());
+    db.iterator_cf_opt(
+        cf,
+        options,
+        rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward),
+    )
+    .collect()
+}
+
+fn is_lock_error(error: &rocksdb::Error) -> bool {
+    error.kind() == rocksdb::ErrorKind::IOError && error.to_string().contains("LOCK")
+}
+
+/// `lrucacheratio` of physical memory, clamped as Milvus does.
+fn cache_bytes(ratio: f64) -> usize {
+    let total = physical_memory_bytes().unwrap_or(CACHE_MIN_BYTES);
+    #[expect(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let wanted = (total as f64 * ratio) as u64;
+    usize::try_from(wanted.clamp(CACHE_MIN_BYTES, CACHE_MAX_BYTES)).unwrap_or(usize::MAX)
+}
+
+fn physical_memory_bytes() -> Option<u64> {
+    // SAFETY: sysconf only reads system configuration.
+    let (pages, page_size) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    let pages = u64::try_from(pages).ok()?;
+    let page_size = u64::try_from(page_size).ok()?;
+    pages.checked_mul(page_size)
+}
+
+fn db_options() -> Options {
+    let mut options = Options::default();
+    options.create_if_missing(true);
+    options.create_missing_column_families(true);
+    options.set_db_write_buffer_size(DB_WRITE_BUFFER_BYTES);
+    options.set_max_total_wal_size(MAX_TOTAL_WAL_BYTES);
+    options.set_max_manifest_file_size(MAX_MANIFEST_BYTES);
+    options.set_max_log_file_size(MAX_INFO_LOG_BYTES);
+    options.set_keep_log_file_num(KEEP_INFO_LOGS);
+    options.set_bytes_per_sync(1 << 20);
+    options.set_wal_bytes_per_sync(1 << 20);
+    options
+}
+
+fn block_options(cache: &Cache) -> BlockBasedOptions {
+    let mut block = BlockBasedOptions::default();
+    block.set_block_cache(cache);
+    block.set_block_size(16 << 10);
+    block
+}
+
+fn topic_options(config: &Config, cache: &Cache) -> Options {
+    let mut options = db_options();
+    options.set_block_based_table_factory(&block_options(cache));
+    options.set_write_buffer_size(TOPIC_WRITE_BUFFER_BYTES);
+    let levels: Vec<_> = config
+        .compression_types
+        .iter()
+        .map(|compression| compression.to_rocksdb())
+        .collect();
+    options.set_num_levels(i32::try_from(levels.len()).expect("validated: 2 to 7 levels"));
+    options.set_compression_per_level(&levels);
+    options
+}
+
+fn meta_options(cache: &Cache) -> Options {
+    let mut options = db_options();
+    options.set_block_based_table_factory(&block_options(cache));
+    options
+}

@@ -1,0 +1,183 @@
+//! A topic's in-memory state, and the naming rule for topics and groups.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use event_listener::Event;
+use parking_lot::Mutex;
+
+use crate::MessageId;
+use crate::error::NameError;
+use crate::record::{GroupRecord, PageRecord, TopicState, topic_cf};
+
+/// The longest topic or group name, in bytes.
+pub const MAX_NAME_LEN: usize = 255;
+
+/// Checks a topic or group name: 1 to 255 bytes of `[A-Za-z0-9._-]`.
+pub(crate) fn check_name(kind: &'static str, name: &str) -> Result<(), NameError> {
+    let refuse = |reason: String| {
+        Err(NameError {
+            kind,
+            name: name.to_owned(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return refuse("is empty".to_owned());
+    }
+    if name.len() > MAX_NAME_LEN {
+        return refuse(format!("is {} bytes long", name.len()));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return refuse(format!("contains {bad:?}"));
+    }
+    Ok(())
+}
+
+/// One topic of an open store.
+///
+/// Producers serialise on `writer`: they assign ids, write one batch, and
+/// publish the new last id, in that order, so that a reader that sees id N
+/// can read every id up to N.
+#[derive(Debug)]
+pub(crate) struct Topic {
+    pub(crate) name: String,
+    pub(crate) id: u32,
+    pub(crate) cf_name: String,
+    pub(crate) created_ns: u64,
+    pub(crate) writer: Mutex<Writer>,
+    /// The last id readable (0: none yet).
+    last_id: AtomicU64,
+    /// The first id still retained.
+    first_id: AtomicU64,
+    destroyed: AtomicBool,
+    /// Notified after every produce, and when the topic is destroyed.
+    pub(crate) event: Event,
+    pub(crate) groups: Mutex<BTreeMap<String, Arc<Group>>>,
+}
+
+/// What producers (and retention) change under the topic's lock.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    pub(crate) state: TopicState,
+    pub(crate) closed_pages: VecDeque<PageRecord>,
+    /// A reused buffer for encoding message values.
+    pub(crate) scratch: Vec<u8>,
+}
+
+impl Writer {
+    /// Messages and bytes retained: every closed page and the open one.
+    pub(crate) fn retained(&self) -> (u64, u64) {
+        self.closed_pages
+            .iter()
+            .chain(&self.state.open_page)
+            .fold((0, 0), |(count, bytes), page| {
+                (count + page.count, bytes + page.bytes)
+            })
+    }
+
+    pub(crate) fn page_count(&self) -> u64 {
+        self.closed_pages.len() as u64 + u64::from(self.state.open_page.is_some())
+    }
+}
+
+impl Topic {
+    pub(crate) fn new(
+        name: String,
+        id: u32,
+        created_ns: u64,
+        state: TopicState,
+        closed_pages: VecDeque<PageRecord>,
+        groups: BTreeMap<String, Arc<Group>>,
+    ) -> Self {
+        Self {
+            cf_name: topic_cf(&name),
+            name,
+            id,
+            created_ns,
+            last_id: AtomicU64::new(state.next_id - 1),
+            first_id: AtomicU64::new(state.first_id),
+            writer: Mutex::new(Writer {
+                state,
+                closed_pages,
+                scratch: Vec::new(),
+            }),
+            destroyed: AtomicBool::new(false),
+            event: Event::new(),
+            groups: Mutex::new(groups),
+        }
+    }
+
+    /// The last readable id, 0 if none was ever produced.
+    pub(crate) fn last_id(&self) -> MessageId {
+        self.last_id.load(Ordering::Acquire)
+    }
+
+    /// The first retained id; greater than [`Topic::last_id`] when nothing is retained.
+    pub(crate) fn first_id(&self) -> MessageId {
+        self.first_id.load(Ordering::Acquire)
+    }
+
+    /// Publishes the writer's state to readers; called with `writer` held,
+    /// after the batch that made it true was written.
+    pub(crate) fn publish(&self, state: &TopicState) {
+        self.first_id.store(state.first_id, Ordering::Release);
+        self.last_id.store(state.next_id - 1, Ordering::Release);
+    }
+
+    pub(crate) fn is_destroyed(&self) -> bool {
+        self.destroyed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn mark_destroyed(&self) {
+        self.destroyed.store(true, Ordering::Release);
+        self.event.notify(usize::MAX);
+    }
+}
+
+/// A consumer group of a topic.
+#[derive(Debug)]
+pub(crate) struct Group {
+    pub(crate) name: String,
+    pub(crate) record: Mutex<GroupRecord>,
+    /// Whether a consumer is open on the group (one at a time).
+    pub(crate) attached: AtomicBool,
+    /// Set when the group is destroyed, so that its consumer stops.
+    pub(crate) destroyed: AtomicBool,
+}
+
+impl Group {
+    pub(crate) fn new(name: String, record: GroupRecord) -> Self {
+        Self {
+            name,
+            record: Mutex::new(record),
+            attached: AtomicBool::new(false),
+            destroyed: AtomicBool::new(false),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_rule() {
+        for good in ["a", "by-dev-rootcoord-dml_0", "A.b_c-9", &"x".repeat(255)] {
+            assert!(check_name("topic", good).is_ok(), "{good}");
+        }
+        let error = check_name("topic", "a/b").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "topic name `a/b` contains '/'; names are 1 to 255 bytes of A-Z a-z 0-9 . _ -"
+        );
+        assert!(check_name("topic", "").unwrap_err().reason.contains("empty"));
+        assert!(check_name("topic", "a b").unwrap_err().reason.contains("' '"));
+        assert!(check_name("group", &"x".repeat(256)).unwrap_err().reason.contains("256 bytes"));
+        assert!(check_name("topic", "é").is_err());
+    }
+}

@@ -1,0 +1,195 @@
+//! The command-line contract: command names, flags and output formats.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn rocksmq(dir: &Path, args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rocksmq"))
+        .arg("--path")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Runs a command that must succeed; returns its standard output.
+fn ok(dir: &Path, args: &[&str], stdin: &[u8]) -> String {
+    let output = rocksmq(dir, args, stdin);
+    assert!(
+        output.status.success(),
+        "rocksmq {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Runs a command that must fail; returns its one-line error.
+fn fails(dir: &Path, args: &[&str]) -> String {
+    let output = rocksmq(dir, args, b"");
+    assert!(!output.status.success(), "rocksmq {args:?} succeeded");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    stderr
+}
+
+#[test]
+fn topics_produce_consume_and_stats() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    assert_eq!(ok(dir, &["topic", "create", "events"], b""), "created topic events\n");
+    assert_eq!(ok(dir, &["topic", "create", "events"], b""), "topic events exists already\n");
+    ok(dir, &["topic", "create", "other"], b"");
+    assert_eq!(ok(dir, &["topic", "list"], b""), "events\nother\n");
+
+    let out = ok(
+        dir,
+        &["produce", "events", "--property", "source=cli", "--property", "k=v=w"],
+        b"first\nsecond line\n\xff\xfe\nlast",
+    );
+    assert_eq!(out, "wrote 4 messages to events, ids 1..=4\n");
+
+    let out = ok(dir, &["consume", "events", "--group", "g", "--max", "2"], b"");
+    assert_eq!(out, "first\nsecond line\n");
+    // Acknowledged: the group resumes after what was printed.
+    let out = ok(dir, &["consume", "events", "--group", "g", "--json", "--no-ack"], b"");
+    let lines: Vec<serde_json::Value> =
+        out.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["id"], 3);
+    assert_eq!(lines[0]["payload_base64"], "//4=", "not UTF-8: base64");
+    assert!(lines[0].get("payload").is_none());
+    assert_eq!(lines[1]["payload"], "last");
+    assert_eq!(lines[1]["properties"]["source"], "cli");
+    assert_eq!(lines[1]["properties"]["k"], "v=w");
+    let timestamp = lines[1]["timestamp"].as_str().unwrap();
+    assert!(chrono::DateTime::parse_from_rfc3339(timestamp).is_ok(), "{timestamp}");
+
+    // --no-ack left the position at 2; --from on an existing group seeks.
+    let out = ok(dir, &["consume", "events", "--group", "g", "--max", "1"], b"");
+    assert_eq!(out, "\u{fffd}\u{fffd}\n");
+    let out = ok(dir, &["consume", "events", "--group", "g", "--from", "2", "--max", "1"], b"");
+    assert_eq!(out, "second line\n");
+    let out = ok(dir, &["consume", "events", "--group", "late", "--from", "latest"], b"");
+    assert_eq!(out, "");
+    let out = ok(dir, &["consume", "events", "--group", "time", "--from", &format!("@{timestamp}")], b"");
+    assert_eq!(out, "last\n");
+
+    let stats: serde_json::Value = serde_json::from_str(&ok(dir, &["stats", "--json"], b"")).unwrap();
+    let events = &stats["topics"][0];
+    assert_eq!(events["name"], "events");
+    assert_eq!(events["messages"], 4);
+    assert_eq!(events["bytes"], 5 + 11 + 2 + 4 + 4 * ("source".len() + 3 + 2 + 3));
+    assert_eq!(events["pages"], 1);
+    assert_eq!(events["first_id"], 1);
+    assert_eq!(events["last_id"], 4);
+    assert!(events["disk_bytes"].as_u64().unwrap() > 0);
+    let groups = events["groups"].as_array().unwrap();
+    let g = groups.iter().find(|g| g["name"] == "g").unwrap();
+    assert_eq!((g["acked_id"].as_u64(), g["lag"].as_u64()), (Some(2), Some(2)));
+    assert_eq!(stats["topics"][1]["name"], "other");
+    assert_eq!(stats["topics"][1]["first_id"], 0);
+
+    let table = ok(dir, &["stats"], b"");
+    assert!(table.lines().next().unwrap().starts_with("topic"), "{table}");
+    assert!(table.contains("events"));
+
+    assert_eq!(ok(dir, &["topic", "delete", "other"], b""), "deleted topic other\n");
+    assert_eq!(ok(dir, &["topic", "list"], b""), "events\n");
+}
+
+#[test]
+fn group_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    ok(dir, &["topic", "create", "t"], b"");
+    ok(dir, &["produce", "t"], b"a\nb\nc\n");
+    assert_eq!(
+        ok(dir, &["group", "create", "t", "g", "--from", "2"], b""),
+        "created group g of topic t\n"
+    );
+    ok(dir, &["group", "create", "t", "h"], b"");
+    assert_eq!(ok(dir, &["group", "list", "t"], b""), "g\nh\n");
+    assert_eq!(ok(dir, &["consume", "t", "--group", "g"], b""), "b\nc\n");
+    assert_eq!(
+        ok(dir, &["group", "seek", "t", "g", "earliest"], b""),
+        "group g of topic t now resumes after id 0\n"
+    );
+    assert_eq!(ok(dir, &["consume", "t", "--group", "g", "--max", "1"], b""), "a\n");
+    ok(dir, &["group", "seek", "t", "g", "latest"], b"");
+    assert_eq!(ok(dir, &["consume", "t", "--group", "g"], b""), "");
+    assert_eq!(ok(dir, &["group", "delete", "t", "h"], b""), "deleted group h of topic t\n");
+    assert_eq!(ok(dir, &["group", "list", "t"], b""), "g\n");
+}
+
+#[test]
+fn errors_are_one_line_naming_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let error = fails(dir, &["topic", "create", "a/b"]);
+    assert!(error.contains("topic name `a/b` contains '/'"), "{error}");
+    let error = fails(dir, &["produce", "missing"]);
+    assert!(error.contains("topic `missing` does not exist"), "{error}");
+    let error = fails(dir, &["topic", "delete", "missing"]);
+    assert!(error.contains("topic `missing` does not exist"), "{error}");
+    let error = fails(dir, &["group", "seek", "missing", "g", "earliest"]);
+    assert!(error.contains("missing"), "{error}");
+
+    let yaml = dir.join("milvus.yaml");
+    std::fs::write(&yaml, "rocksmq:\n  compressionTypes: [0, 42, 7]\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_rocksmq"))
+        .arg("--config")
+        .arg(&yaml)
+        .args(["topic", "list"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("compressionTypes[1] = 42 is not a RocksDB compression type"), "{stderr}");
+}
+
+#[test]
+fn config_file_path_is_used_unless_path_overrides_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("from-config");
+    let yaml = dir.path().join("user.yaml");
+    std::fs::write(&yaml, format!("rocksmq:\n  path: {}\n", store_dir.display())).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_rocksmq"))
+        .arg("--config")
+        .arg(&yaml)
+        .args(["topic", "create", "t"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert!(store_dir.join("CURRENT").exists(), "the store is at the config's path");
+}
+
+#[test]
+fn without_path_or_config_the_store_is_in_rdb_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_rocksmq"))
+        .current_dir(dir.path())
+        .args(["topic", "create", "t"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert!(dir.path().join("rdb_data").join("CURRENT").exists());
+}
+
+#[test]
+fn the_demo_produces_checks_and_prints_stats() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ok(dir.path(), &["demo", "--messages", "5000"], b"");
+    assert!(out.contains("checked all 5000 messages"), "{out}");
+    assert!(out.contains("produce"), "{out}");
+    assert!(out.contains("messages/s"), "{out}");
+    assert!(out.contains("demo-check"), "{out}");
+    // A second run starts afresh.
+    let out = ok(dir.path(), &["demo", "--messages", "100"], b"");
+    assert!(out.contains("checked all 100 messages"), "{out}");
+}

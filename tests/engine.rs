@@ -1,0 +1,333 @@
+//! The engine: topics, atomic produce, ids, pages, locking.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use common::{check_pages_agree, config, dir_size, open_manual};
+use rocksmq::{Message, OpenError, ProduceError, Store, TopicError};
+
+fn open(dir: &std::path::Path) -> Store {
+    Store::open(config(dir).build()).expect("open the store")
+}
+
+fn column_families(dir: &std::path::Path) -> Vec<String> {
+    rocksdb::DB::list_cf(&rocksdb::Options::default(), dir).expect("list column families")
+}
+
+#[test]
+fn topic_lifecycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    assert!(store.create_topic("b").unwrap());
+    assert!(store.create_topic("a").unwrap());
+    assert!(!store.create_topic("a").unwrap(), "create is idempotent");
+    assert!(store.topic_exists("a").unwrap());
+    assert_eq!(store.list_topics().unwrap(), ["a", "b"]);
+
+    store.produce("a", &[Message::new("x")]).unwrap();
+    store.destroy_topic("a").unwrap();
+    assert!(!store.topic_exists("a").unwrap());
+    assert_eq!(store.list_topics().unwrap(), ["b"]);
+    assert!(matches!(store.destroy_topic("a"), Err(TopicError::NotFound { topic }) if topic == "a"));
+    assert!(matches!(
+        store.produce("a", &[Message::new("x")]),
+        Err(ProduceError::TopicNotFound { .. })
+    ));
+
+    // A topic created again under the same name starts afresh.
+    store.create_topic("a").unwrap();
+    assert_eq!(store.latest_id("a").unwrap(), None);
+    assert_eq!(store.produce("a", &[Message::new("y")]).unwrap(), 1..2);
+    store.close().unwrap();
+
+    let store = open(dir.path());
+    assert_eq!(store.list_topics().unwrap(), ["a", "b"]);
+    assert_eq!(store.get("a", 1).unwrap().unwrap().payload, b"y");
+}
+
+#[test]
+fn destroy_drops_the_column_family_and_gives_the_disk_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.create_topic("big").unwrap();
+    store.create_topic("small").unwrap();
+    store.produce("small", &[Message::new("stays")]).unwrap();
+    let mut rng = fastrand::Rng::with_seed(7);
+    for _ in 0..24 {
+        // Incompressible, so that the size on disk is the size written.
+        let batch: Vec<Message> = (0..4)
+            .map(|_| Message::new((0..1 << 20).map(|_| rng.u8(..)).collect::<Vec<u8>>()))
+            .collect();
+        store.produce("big", &batch).unwrap();
+    }
+    let before = dir_size(dir.path());
+    assert!(before > 96 << 20, "96 MiB written, {before} bytes on disk");
+    store.destroy_topic("big").unwrap();
+    let after = dir_size(dir.path());
+    println!("store directory: {before} bytes before destroy, {after} after");
+    assert!(after < 8 << 20, "the destroyed topic's files are gone: {after} bytes left");
+    store.close().unwrap();
+    assert!(!column_families(dir.path()).contains(&"topic/big".to_owned()));
+    let store = open(dir.path());
+    assert_eq!(store.get("small", 1).unwrap().unwrap().payload, b"stays");
+}
+
+#[test]
+fn bad_topic_names_are_refused_and_nothing_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let long = "x".repeat(256);
+    for (name, reason) in [
+        ("a/b", "contains '/'"),
+        ("", "is empty"),
+        ("a b", "contains ' '"),
+        ("by-dev/rootcoord", "contains '/'"),
+        (long.as_str(), "is 256 bytes long"),
+    ] {
+        let error = store.create_topic(name).unwrap_err();
+        let TopicError::InvalidName(error) = &error else {
+            panic!("{name:?}: {error}");
+        };
+        assert_eq!(error.name, name);
+        assert_eq!(error.reason, reason);
+        assert!(error.to_string().contains(&format!("`{name}`")), "{error}");
+    }
+    assert!(store.create_topic(&"x".repeat(255)).unwrap());
+    assert_eq!(store.list_topics().unwrap().len(), 1);
+    store.close().unwrap();
+    let topic_cfs = column_families(dir.path())
+        .into_iter()
+        .filter(|name| name.starts_with("topic/"))
+        .count();
+    assert_eq!(topic_cfs, 1);
+}
+
+#[test]
+fn an_oversize_message_in_a_batch_writes_nothing_of_the_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path()).max_message_size_bytes(1000).build()).unwrap();
+    store.create_topic("t").unwrap();
+    let batch = [
+        Message::new(vec![1; 10]),
+        Message::new(vec![2; 10]),
+        Message::new(vec![3; 990]).with_property("key", "value!!"),
+        Message::new(vec![4; 10]),
+    ];
+    let error = store.produce("t", &batch).unwrap_err();
+    assert!(
+        matches!(error, ProduceError::MessageTooLarge { index: 2, size: 1002, max: 1000, .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("message 2 of the batch to topic `t` is 1002 bytes"));
+    assert_eq!(store.latest_id("t").unwrap(), None);
+    assert!(store.read_range("t", ..).unwrap().is_empty());
+    assert!(store.pages("t").unwrap().is_empty());
+    assert_eq!(store.produce("t", &batch[..2]).unwrap(), 1..3);
+    assert_eq!(store.produce("t", &[]).unwrap(), 3..3, "an empty batch is fine");
+    store.close().unwrap();
+    let store = Store::open(config(dir.path()).max_message_size_bytes(1000).build()).unwrap();
+    assert_eq!(store.read_range("t", ..).unwrap().len(), 2);
+    check_pages_agree(&store, "t");
+}
+
+#[test]
+fn ids_are_contiguous_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut expected_next = 1;
+    for round in 0..5 {
+        let store = open(dir.path());
+        store.create_topic("t").unwrap();
+        let batch: Vec<Message> = (0..=round).map(|i| Message::new(format!("{round}-{i}"))).collect();
+        let ids = store.produce("t", &batch).unwrap();
+        assert_eq!(ids, expected_next..expected_next + batch.len() as u64);
+        expected_next = ids.end;
+        // Dropping without close is safe too.
+        if round % 2 == 0 {
+            store.close().unwrap();
+        }
+    }
+    let store = open(dir.path());
+    let ids: Vec<u64> = store.read_range("t", ..).unwrap().iter().map(|m| m.id).collect();
+    assert_eq!(ids, (1..expected_next).collect::<Vec<_>>());
+    assert_eq!(store.latest_id("t").unwrap(), Some(expected_next - 1));
+    check_pages_agree(&store, "t");
+}
+
+/// Each thread produces numbered batches; every id must appear once, and
+/// each thread's messages must be in its own order.
+fn produce_concurrently(store: &Store, topics: &[&str], threads: usize, batches: usize) {
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let store = store.clone();
+            let topic = topics[t % topics.len()].to_owned();
+            thread::spawn(move || {
+                let mut ranges = Vec::new();
+                for b in 0..batches {
+                    let batch: Vec<Message> =
+                        (0..1 + b % 7).map(|i| Message::new(format!("{t}/{b}/{i}"))).collect();
+                    ranges.push(store.produce(&topic, &batch).unwrap());
+                }
+                (topic, ranges)
+            })
+        })
+        .collect();
+    let mut ids_by_topic: std::collections::HashMap<String, HashSet<u64>> = Default::default();
+    for handle in handles {
+        let (topic, ranges) = handle.join().unwrap();
+        let ids = ids_by_topic.entry(topic).or_default();
+        for range in ranges {
+            for id in range {
+                assert!(ids.insert(id), "id {id} given twice");
+            }
+        }
+    }
+    for topic in topics {
+        let ids = &ids_by_topic[*topic];
+        let max = ids.iter().copied().max().unwrap();
+        assert_eq!(ids.len() as u64, max, "no id of 1..={max} is missing");
+        let messages = store.read_range(topic, ..).unwrap();
+        assert_eq!(messages.len() as u64, max);
+        let mut last_seen: std::collections::HashMap<String, (usize, usize)> = Default::default();
+        for message in &messages {
+            let text = String::from_utf8(message.payload.clone()).unwrap();
+            let mut parts = text.split('/');
+            let (t, b, i) = (
+                parts.next().unwrap().to_owned(),
+                parts.next().unwrap().parse::<usize>().unwrap(),
+                parts.next().unwrap().parse::<usize>().unwrap(),
+            );
+            if let Some(previous) = last_seen.insert(t.clone(), (b, i)) {
+                assert!(previous < (b, i), "thread {t}: {previous:?} then {b}/{i}");
+            }
+        }
+        check_pages_agree(store, topic);
+    }
+}
+
+#[test]
+fn four_threads_produce_to_one_topic() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path()).page_size_bytes(500).build()).unwrap();
+    store.create_topic("one").unwrap();
+    produce_concurrently(&store, &["one"], 4, 500);
+}
+
+#[test]
+fn four_threads_produce_to_four_topics() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path()).page_size_bytes(500).build()).unwrap();
+    let topics = ["t0", "t1", "t2", "t3"];
+    for topic in topics {
+        store.create_topic(topic).unwrap();
+    }
+    produce_concurrently(&store, &topics, 4, 500);
+}
+
+#[test]
+fn pages_close_by_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path()).page_size_bytes(1000).build();
+    let (store, _clock) = open_manual(config.clone());
+    store.create_topic("t").unwrap();
+    for _ in 0..10 {
+        store.produce("t", &[Message::new(vec![0; 300])]).unwrap();
+    }
+    // 300 + 300 + 300 fits in 1000; a fourth would not.
+    store.produce("t", &[Message::new(vec![0; 2500]), Message::new(vec![0; 10])]).unwrap();
+    let pages = store.pages("t").unwrap();
+    let shape: Vec<_> = pages.iter().map(|p| (p.first_id, p.last_id, p.bytes, p.closed)).collect();
+    assert_eq!(
+        shape,
+        [
+            (1, 3, 900, true),
+            (4, 6, 900, true),
+            (7, 9, 900, true),
+            (10, 10, 300, true),
+            (11, 11, 2500, true), // larger than a page: a page of its own
+            (12, 12, 10, false),
+        ]
+    );
+    check_pages_agree(&store, "t");
+    store.close().unwrap();
+    let (store, _clock) = open_manual(config);
+    assert_eq!(store.pages("t").unwrap(), pages, "pages survive reopen");
+    store.produce("t", &[Message::new(vec![0; 10])]).unwrap();
+    assert_eq!(store.pages("t").unwrap().last().unwrap().count, 2, "the open page is recovered");
+    check_pages_agree(&store, "t");
+}
+
+#[test]
+fn pages_close_by_age_on_the_moved_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path()).page_max_age_minutes(10).build();
+    let (store, clock) = open_manual(config);
+    store.create_topic("t").unwrap();
+    store.produce("t", &[Message::new("a")]).unwrap();
+    clock.advance(Duration::from_secs(9 * 60));
+    store.produce("t", &[Message::new("b")]).unwrap();
+    assert_eq!(store.pages("t").unwrap().len(), 1);
+    assert!(!store.pages("t").unwrap()[0].closed);
+    clock.advance(Duration::from_secs(60));
+    assert!(store.pages("t").unwrap()[0].closed, "ten minutes old: closed, with no write");
+    store.produce("t", &[Message::new("c")]).unwrap();
+    let pages = store.pages("t").unwrap();
+    assert_eq!(
+        pages.iter().map(|p| (p.first_id, p.last_id)).collect::<Vec<_>>(),
+        [(1, 2), (3, 3)]
+    );
+    check_pages_agree(&store, "t");
+}
+
+#[test]
+fn the_default_page_age_is_a_tenth_of_the_retention_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path()).retention_time_minutes(1440).build();
+    assert_eq!(config.page_max_age(), Duration::from_secs(144 * 60));
+    let disabled = rocksmq::Config::builder().retention_time_minutes(-1).build();
+    assert_eq!(disabled.page_max_age(), Duration::from_secs(3600));
+}
+
+#[test]
+fn a_second_open_of_a_held_store_fails_and_names_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let error = Store::open(config(dir.path()).build()).unwrap_err();
+    assert!(matches!(error, OpenError::Locked { .. }), "{error}");
+    let message = error.to_string();
+    assert!(message.contains(&dir.path().display().to_string()), "{message}");
+    assert!(message.contains("already open"), "{message}");
+
+    // Another process: the command-line tool.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_rocksmq"))
+        .arg("--path")
+        .arg(dir.path())
+        .args(["topic", "list"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("already open"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+
+    store.close().unwrap();
+    open(dir.path()).close().unwrap();
+}
+
+#[test]
+fn a_closed_store_refuses_calls_and_a_handle_may_be_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.create_topic("t").unwrap();
+    let other = store.clone();
+    store.close().unwrap();
+    store.close().unwrap();
+    assert!(matches!(other.produce("t", &[Message::new("x")]), Err(ProduceError::Closed)));
+    assert!(matches!(other.list_topics(), Err(TopicError::Closed)));
+    drop(other);
+    let store = Arc::new(open(dir.path()));
+    assert!(store.topic_exists("t").unwrap());
+}
