@@ -58,6 +58,7 @@ mod page;
 mod producer;
 mod reader;
 mod record;
+mod retention;
 mod stats;
 mod store;
 mod topic;
@@ -71,6 +72,7 @@ pub use error::{
 };
 pub use producer::{Message, StoredMessage};
 pub use reader::Reader;
+pub use retention::{CompactionReport, RetentionReport, TopicRetention};
 pub use stats::{GroupStats, PageInfo, StoreStats, TopicStats};
 pub use store::Store;
 pub use topic::MAX_NAME_LEN;

@@ -3,8 +3,9 @@
 //! The field names are a contract: `rocksmq stats --json` prints these
 //! structures as they are, and later versions add fields, never rename them.
 
+use std::path::Path;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
@@ -21,6 +22,8 @@ use crate::MessageId;
 pub struct StoreStats {
     /// One entry per topic, sorted by name.
     pub topics: Vec<TopicStats>,
+    /// Bytes of every file in the store's directory, as present on disk.
+    pub disk_bytes: u64,
 }
 
 /// The statistics of one topic.
@@ -43,6 +46,15 @@ pub struct TopicStats {
     pub disk_bytes: u64,
     /// The topic's consumer groups, sorted by name.
     pub groups: Vec<GroupStats>,
+    /// Pages retention has deleted since the topic was created.
+    pub deleted_pages: u64,
+    /// Messages retention has deleted.
+    pub deleted_messages: u64,
+    /// Message bytes retention has deleted.
+    pub deleted_bytes: u64,
+    /// When retention last looked at the topic (RFC 3339 in JSON; null if never).
+    #[serde(serialize_with = "serialize_time")]
+    pub last_retention: Option<SystemTime>,
 }
 
 /// The statistics of one consumer group.
@@ -57,6 +69,9 @@ pub struct GroupStats {
     pub lag: u64,
     /// Their bytes.
     pub lag_bytes: u64,
+    /// Unacknowledged messages retention deleted under the `limits` policy;
+    /// the group moved past them.
+    pub skipped: u64,
 }
 
 /// One page of a topic: a run of consecutive message ids, the unit of retention.
@@ -149,7 +164,10 @@ impl Store {
                 other => Some(other),
             })
             .collect::<Result<_, _>>()?;
-        Ok(StoreStats { topics })
+        Ok(StoreStats {
+            topics,
+            disk_bytes: dir_size(&self.inner.path),
+        })
     }
 
     /// The statistics of one topic.
@@ -190,10 +208,11 @@ fn topic_stats(inner: &Inner, topic: &Arc<Topic>) -> Result<TopicStats, TopicErr
         .groups
         .lock()
         .values()
-        .map(|group| (group.name.clone(), group.record.lock().acked_id))
+        .map(|group| (group.name.clone(), *group.record.lock()))
         .collect();
     let mut group_stats = Vec::with_capacity(groups.len());
-    for (name, acked_id) in groups {
+    for (name, group) in groups {
+        let acked_id = group.acked_id;
         // The first unacknowledged message still retained.
         let from = acked_id.saturating_add(1).max(state.first_id);
         let (lag, lag_bytes) = if messages == 0 || from > last_id {
@@ -214,6 +233,7 @@ fn topic_stats(inner: &Inner, topic: &Arc<Topic>) -> Result<TopicStats, TopicErr
             acked_id,
             lag,
             lag_bytes,
+            skipped: group.skipped,
         });
     }
     Ok(TopicStats {
@@ -225,5 +245,48 @@ fn topic_stats(inner: &Inner, topic: &Arc<Topic>) -> Result<TopicStats, TopicErr
         last_id,
         disk_bytes,
         groups: group_stats,
+        deleted_pages: state.deleted_pages,
+        deleted_messages: state.deleted_messages,
+        deleted_bytes: state.deleted_bytes,
+        last_retention: (state.last_retention_ns > 0).then(|| from_nanos(state.last_retention_ns)),
     })
+}
+
+/// The bytes of every file under `dir` (0 for what cannot be read: files
+/// come and go while RocksDB works).
+pub(crate) fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => dir_size(&entry.path()),
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// A time as RFC 3339 in UTC, to the nanosecond.
+fn rfc3339(time: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(time).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+fn serialize_time<S: serde::Serializer>(
+    time: &Option<SystemTime>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match time {
+        Some(time) => serializer.serialize_str(&rfc3339(*time)),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// A duration as seconds, in JSON.
+pub(crate) fn serialize_duration<S: serde::Serializer>(
+    duration: &Duration,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(duration.as_secs_f64())
 }

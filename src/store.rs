@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::{Bound, Range, RangeBounds};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::{MappedRwLockReadGuard, Mutex, RwLock, RwLockReadGuard};
@@ -22,6 +22,7 @@ use crate::clock::{Clock, SystemClock, from_nanos, to_nanos};
 use crate::config::Config;
 use crate::error::{OpenError, StorageError, TopicError};
 use crate::page::PageRules;
+use crate::retention::Background;
 use crate::record::{
     self, GroupRecord, META_CF, PageRecord, TOPIC_CF_PREFIX, TopicRecord, TopicState,
 };
@@ -79,6 +80,7 @@ pub(crate) struct Inner {
     /// Serialises topic creation and destruction; holds the next topic id.
     catalog: Mutex<u32>,
     closed: AtomicBool,
+    background: OnceLock<Background>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -168,6 +170,7 @@ impl Store {
             topics: RwLock::new(HashMap::new()),
             catalog: Mutex::new(0),
             closed: AtomicBool::new(false),
+            background: OnceLock::new(),
         };
         check_format(&db, &path)?;
         let (next_topic_id, topics) = recover(&db, &existing).map_err(|source| OpenError::Storage {
@@ -181,9 +184,17 @@ impl Store {
             .collect();
         *inner.db.write() = Some(db);
         tracing::info!(path = %path.display(), topics = inner.topics.read().len(), "opened rocksmq store");
-        Ok(Self {
-            inner: Arc::new(inner),
-        })
+        let inner = Arc::new(inner);
+        let background = Background::start(
+            Arc::downgrade(&inner),
+            inner.config.retention_check_interval(),
+            inner.config.compaction_interval(),
+        );
+        inner
+            .background
+            .set(background)
+            .expect("the background task starts once");
+        Ok(Self { inner })
     }
 
     /// Closes the store: wakes every waiting receiver (they return
@@ -574,6 +585,13 @@ impl Inner {
         }
         for topic in self.topics.read().values() {
             topic.event.notify(usize::MAX);
+        }
+        if let Some(db) = self.db() {
+            // Makes a running compaction give up, so that closing is prompt.
+            db.cancel_all_background_work(false);
+        }
+        if let Some(background) = self.background.get() {
+            background.stop();
         }
         let db = self.db.write().take();
         let result = match &db {

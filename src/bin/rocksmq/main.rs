@@ -74,6 +74,11 @@ enum Command {
     /// Manage consumer groups.
     #[command(subcommand)]
     Group(GroupCommand),
+    /// Run retention now: delete what the time and size limits allow, reclaim the disk.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+    /// Compact every column family now.
+    Compact,
     /// Per-topic statistics.
     Stats {
         /// One JSON object.
@@ -96,6 +101,12 @@ enum TopicCommand {
     },
     /// List the topics.
     List,
+}
+
+#[derive(Debug, Subcommand)]
+enum RetentionCommand {
+    /// Run one retention pass over every topic.
+    Run,
 }
 
 #[derive(Debug, Subcommand)]
@@ -220,6 +231,21 @@ fn dispatch(store: &Store, command: Command) -> Result<()> {
             consume(store, &topic, &group, &options, &mut out)?;
         }
         Command::Group(command) => group(store, command, &mut out)?,
+        Command::Retention(RetentionCommand::Run) => {
+            let report = store.run_retention()?;
+            output::retention_report(&report, &mut out)?;
+        }
+        Command::Compact => {
+            let report = store.compact()?;
+            writeln!(
+                out,
+                "compacted {} column families in {:.3} s; disk {} -> {}",
+                report.column_families,
+                report.duration.as_secs_f64(),
+                output::bytes(report.disk_bytes_before),
+                output::bytes(report.disk_bytes_after)
+            )?;
+        }
         Command::Stats { json } => {
             let stats = store.stats()?;
             if json {

@@ -4,7 +4,7 @@ use std::io::{self, Write};
 use std::time::SystemTime;
 
 use base64::Engine;
-use rocksmq::{StoreStats, StoredMessage};
+use rocksmq::{RetentionReport, StoreStats, StoredMessage};
 use serde_json::json;
 
 /// One message on one line: its payload as text, or with `json` an object
@@ -35,8 +35,60 @@ pub fn rfc3339(time: SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(time).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
+/// A byte count with its binary unit, for people.
+#[allow(clippy::cast_precision_loss)]
+pub fn bytes(count: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = count as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{count} B")
+    } else {
+        format!("{value:.1} {} ({count} B)", UNITS[unit])
+    }
+}
+
+/// What a retention pass deleted, per topic, and the disk before and after.
+pub fn retention_report(report: &RetentionReport, out: &mut impl Write) -> io::Result<()> {
+    if report.topics.is_empty() {
+        writeln!(out, "nothing to delete")?;
+    } else {
+        writeln!(
+            out,
+            "{:<24} {:>7} {:>12} {:>14} {:>12} {:>10}",
+            "topic", "pages", "messages", "bytes", "first id", "skipped"
+        )?;
+        for topic in &report.topics {
+            writeln!(
+                out,
+                "{:<24} {:>7} {:>12} {:>14} {:>12} {:>10}",
+                topic.name, topic.pages, topic.messages, topic.bytes, topic.first_id, topic.skipped
+            )?;
+        }
+        writeln!(
+            out,
+            "deleted {} pages, {} messages, {}",
+            report.pages(),
+            report.messages(),
+            bytes(report.bytes())
+        )?;
+    }
+    writeln!(
+        out,
+        "disk {} -> {} in {:.3} s",
+        bytes(report.disk_bytes_before),
+        bytes(report.disk_bytes_after),
+        report.duration.as_secs_f64()
+    )
+}
+
 /// A table of topics, and of each topic's groups.
 pub fn stats_table(stats: &StoreStats, out: &mut impl Write) -> io::Result<()> {
+    writeln!(out, "store directory: {}", bytes(stats.disk_bytes))?;
     if stats.topics.is_empty() {
         return writeln!(out, "no topics");
     }
@@ -57,11 +109,28 @@ pub fn stats_table(stats: &StoreStats, out: &mut impl Write) -> io::Result<()> {
             topic.last_id,
             topic.disk_bytes
         )?;
+        if topic.deleted_pages > 0 {
+            writeln!(
+                out,
+                "  retention deleted {} pages, {} messages, {}",
+                topic.deleted_pages,
+                topic.deleted_messages,
+                bytes(topic.deleted_bytes)
+            )?;
+        }
         for group in &topic.groups {
             writeln!(
                 out,
-                "  group {:<16} acked id {:>12}   lag {:>10} messages {:>14} bytes",
-                group.name, group.acked_id, group.lag, group.lag_bytes
+                "  group {:<16} acked id {:>12}   lag {:>10} messages {:>14} bytes{}",
+                group.name,
+                group.acked_id,
+                group.lag,
+                group.lag_bytes,
+                if group.skipped > 0 {
+                    format!("   skipped {}", group.skipped)
+                } else {
+                    String::new()
+                }
             )?;
         }
     }

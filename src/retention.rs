@@ -1,0 +1,463 @@
+//! Retention: deleting whole pages by time and size, giving the disk back at
+//! once, and the scheduled full compaction.
+//!
+//! A retention pass looks at each topic's closed pages, oldest first, and
+//! deletes them while the oldest one is older than `retentionTimeInMinutes`
+//! or the topic's retained bytes exceed `retentionSizeInMB`. Under the
+//! `acked` policy it stops at the first page some consumer group has not
+//! acknowledged; under `limits` it goes on, and moves lagging groups to the
+//! first retained message, counting what they skipped.
+//!
+//! Deleting is one atomic batch per topic: the page records, the topic's new
+//! first id and counters, the lagging groups (`limits`), and a range
+//! tombstone over every message id below the new first id. From that write
+//! on the messages are gone for every reader. Then the disk is reclaimed
+//! right away: the topic's memtable is flushed (the tombstone drops the
+//! deleted messages from it, and the write-ahead log that held them can go),
+//! the SST files wholly inside the deleted range are deleted
+//! (`DeleteFilesInRange`), and the rest of the range is compacted.
+//!
+//! The background task is a plain thread, not a tokio task: every step is a
+//! blocking RocksDB call (a compaction takes seconds), the store must work
+//! without any async runtime, and a thread that sleeps on a condition
+//! variable stops at once when the store closes.
+
+use std::sync::{Arc, Weak};
+use std::thread::{self, JoinHandle, ThreadId};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+use rocksdb::{BottommostLevelCompaction, CompactOptions, FlushOptions, WriteBatch};
+use serde::Serialize;
+
+use crate::config::RetentionPolicy;
+use crate::error::{StorageError, TopicError};
+use crate::record::{self, GroupRecord};
+use crate::stats::dir_size;
+use crate::store::{Inner, Store};
+use crate::topic::Topic;
+use crate::MessageId;
+
+/// What one retention pass deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct RetentionReport {
+    /// One entry per topic the pass deleted from, sorted by name.
+    pub topics: Vec<TopicRetention>,
+    /// Bytes of the store directory's files before the pass.
+    pub disk_bytes_before: u64,
+    /// Bytes of the store directory's files after the pass.
+    pub disk_bytes_after: u64,
+    /// How long the pass took.
+    #[serde(serialize_with = "crate::stats::serialize_duration")]
+    pub duration: Duration,
+}
+
+impl RetentionReport {
+    /// Pages deleted from every topic.
+    #[must_use]
+    pub fn pages(&self) -> u64 {
+        self.topics.iter().map(|topic| topic.pages).sum()
+    }
+
+    /// Messages deleted from every topic.
+    #[must_use]
+    pub fn messages(&self) -> u64 {
+        self.topics.iter().map(|topic| topic.messages).sum()
+    }
+
+    /// Message bytes deleted from every topic.
+    #[must_use]
+    pub fn bytes(&self) -> u64 {
+        self.topics.iter().map(|topic| topic.bytes).sum()
+    }
+}
+
+/// What a retention pass deleted from one topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct TopicRetention {
+    /// The topic.
+    pub name: String,
+    /// Pages deleted.
+    pub pages: u64,
+    /// Messages deleted.
+    pub messages: u64,
+    /// Message bytes deleted.
+    pub bytes: u64,
+    /// The first id retained after the pass.
+    pub first_id: MessageId,
+    /// Unacknowledged messages deleted under the `limits` policy, summed
+    /// over the groups that lagged.
+    pub skipped: u64,
+}
+
+/// What a full compaction did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct CompactionReport {
+    /// Column families compacted: every topic and the metadata.
+    pub column_families: usize,
+    /// Bytes of the store directory's files before.
+    pub disk_bytes_before: u64,
+    /// Bytes of the store directory's files after.
+    pub disk_bytes_after: u64,
+    /// How long it took.
+    #[serde(serialize_with = "crate::stats::serialize_duration")]
+    pub duration: Duration,
+}
+
+impl Store {
+    /// Runs a retention pass over every topic now, as the background task
+    /// does every `retentionCheckInterval`, and returns what it deleted.
+    ///
+    /// ```
+    /// # use rocksmq::{Config, Message, Store};
+    /// # let dir = tempfile::tempdir()?;
+    /// let config = Config::builder()
+    ///     .path(dir.path())
+    ///     .page_size_bytes(1 << 20)
+    ///     .retention_size_mb(1)
+    ///     .build();
+    /// let store = Store::open(config)?;
+    /// store.create_topic("events")?;
+    /// for _ in 0..4 {
+    ///     store.produce("events", &[Message::new(vec![0; 1 << 20])])?;
+    /// }
+    /// let report = store.run_retention()?;
+    /// assert_eq!(report.pages(), 2, "the two oldest pages exceed the 1 MiB limit");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`TopicError::Closed`] or a storage error.
+    pub fn run_retention(&self) -> Result<RetentionReport, TopicError> {
+        run_retention(&self.inner, || false)
+    }
+
+    /// Compacts every column family now, as the background task does every
+    /// `compactionInterval`: deleted data is dropped and every level gets
+    /// its `compressionTypes` compression.
+    ///
+    /// # Errors
+    /// [`TopicError::Closed`] or a storage error.
+    pub fn compact(&self) -> Result<CompactionReport, TopicError> {
+        compact(&self.inner, || false)
+    }
+}
+
+/// A retention pass; `stop` is polled between topics.
+fn run_retention(
+    inner: &Inner,
+    stop: impl Fn() -> bool,
+) -> Result<RetentionReport, TopicError> {
+    inner.check_open()?;
+    let started = Instant::now();
+    let disk_bytes_before = dir_size(&inner.path);
+    let mut topics = Vec::new();
+    for topic in inner.all_topics() {
+        if stop() {
+            break;
+        }
+        match retain_topic(inner, &topic) {
+            Ok(Some(report)) => topics.push(report),
+            Ok(None) => {}
+            // Destroyed during the pass: nothing left to retain.
+            Err(_) if topic.is_destroyed() => {}
+            Err(error) => return Err(error),
+        }
+    }
+    if !topics.is_empty() {
+        // The metadata column family holds the log's oldest part too; once
+        // it and the topics are flushed, the log files of the deleted
+        // messages are deleted.
+        let db = inner.db().ok_or(TopicError::Closed)?;
+        db.flush_cf_opt(&inner.meta_cf(&db), &FlushOptions::default())
+            .map_err(|error| StorageError::rocksdb("flushing the metadata", &error))?;
+    }
+    let report = RetentionReport {
+        topics,
+        disk_bytes_before,
+        disk_bytes_after: dir_size(&inner.path),
+        duration: started.elapsed(),
+    };
+    if !report.topics.is_empty() {
+        tracing::info!(
+            pages = report.pages(),
+            messages = report.messages(),
+            bytes = report.bytes(),
+            disk_bytes_before = report.disk_bytes_before,
+            disk_bytes_after = report.disk_bytes_after,
+            "retention pass deleted pages"
+        );
+    }
+    Ok(report)
+}
+
+/// Deletes what the limits allow from one topic; `None` if nothing.
+fn retain_topic(inner: &Inner, topic: &Arc<Topic>) -> Result<Option<TopicRetention>, TopicError> {
+    let config = &inner.config;
+    let time_limit = config.retention_time().map(|limit| {
+        u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX)
+    });
+    let size_limit = config.retention_size_limit_bytes();
+    let db = inner.db().ok_or(TopicError::Closed)?;
+    let gone = || TopicError::NotFound {
+        topic: topic.name.clone(),
+    };
+    let cf = db.cf_handle(&topic.cf_name).ok_or_else(gone)?;
+    let meta = inner.meta_cf(&db);
+
+    let mut writer = topic.writer.lock();
+    if topic.is_destroyed() {
+        return Err(gone());
+    }
+    let now_ns = inner.now_ns();
+    let groups = topic.groups.lock();
+    let mut records: Vec<_> = groups
+        .values()
+        .map(|group| (group, group.record.lock()))
+        .collect();
+    // Under `acked`, no page past the slowest group's position may go.
+    let deletable_up_to = match config.retention_policy {
+        RetentionPolicy::Limits => MessageId::MAX,
+        RetentionPolicy::Acked => records
+            .iter()
+            .map(|(_, record)| record.acked_id)
+            .min()
+            .unwrap_or(MessageId::MAX),
+    };
+
+    let (_, mut retained_bytes) = writer.retained();
+    let open_is_closed = writer
+        .state
+        .open_page
+        .is_some_and(|page| inner.pages.is_closed(&page, now_ns));
+    let closed_count = writer.closed_pages.len() + usize::from(open_is_closed);
+    let mut state = writer.state;
+    let mut deleted = 0usize;
+    let (mut messages, mut bytes) = (0u64, 0u64);
+    for index in 0..closed_count {
+        let page = writer
+            .closed_pages
+            .get(index)
+            .copied()
+            .or(writer.state.open_page)
+            .expect("index within the closed pages and the closed open page");
+        let expired = time_limit.is_some_and(|limit| now_ns.saturating_sub(page.last_ns) >= limit);
+        let oversize = size_limit.is_some_and(|limit| retained_bytes > limit);
+        if !(expired || oversize) || page.last_id > deletable_up_to {
+            break;
+        }
+        deleted += 1;
+        messages += page.count;
+        bytes += page.bytes;
+        retained_bytes -= page.bytes;
+        state.first_id = page.last_id + 1;
+    }
+
+    state.last_retention_ns = now_ns;
+    let mut batch = WriteBatch::default();
+    let mut skipped = 0;
+    if deleted > 0 {
+        for page in writer.closed_pages.iter().take(deleted) {
+            batch.delete_cf(&meta, record::page_key(topic.id, page.first_id));
+        }
+        if deleted > writer.closed_pages.len() {
+            state.open_page = None;
+        }
+        state.deleted_pages += deleted as u64;
+        state.deleted_messages += messages;
+        state.deleted_bytes += bytes;
+        // From 0, so that the tombstone also covers anything an earlier
+        // pass's file deletion may have uncovered.
+        batch.delete_range_cf(&cf, record::message_key(0), record::message_key(state.first_id));
+        for (group, record) in &mut records {
+            if record.acked_id + 1 < state.first_id {
+                let lost = state.first_id - 1 - record.acked_id;
+                tracing::warn!(
+                    topic = %topic.name,
+                    group = %group.name,
+                    skipped = lost,
+                    from = record.acked_id + 1,
+                    to = state.first_id - 1,
+                    "retention (limits policy) deleted messages the group had not acknowledged"
+                );
+                let moved = GroupRecord {
+                    acked_id: state.first_id - 1,
+                    skipped: record.skipped + lost,
+                    ..**record
+                };
+                batch.put_cf(&meta, record::group_key(topic.id, &group.name), moved.encode());
+                skipped += lost;
+            }
+        }
+    }
+    batch.put_cf(&meta, record::state_key(topic.id), state.encode());
+    db.write_opt(batch, inner.write_options()).map_err(|error| {
+        StorageError::rocksdb(format!("deleting pages of topic `{}`", topic.name), &error)
+    })?;
+    for (_, record) in &mut records {
+        if record.acked_id + 1 < state.first_id {
+            record.skipped += state.first_id - 1 - record.acked_id;
+            record.acked_id = state.first_id - 1;
+        }
+    }
+    drop(records);
+    drop(groups);
+    let closed_deleted = deleted.min(writer.closed_pages.len());
+    writer.closed_pages.drain(..closed_deleted);
+    writer.state = state;
+    topic.publish(&state);
+    drop(writer);
+    if deleted == 0 {
+        return Ok(None);
+    }
+
+    // Give the disk back now rather than at the next compaction.
+    let reclaim = |error: rocksdb::Error| {
+        TopicError::from(StorageError::rocksdb(
+            format!("reclaiming the disk of topic `{}`", topic.name),
+            &error,
+        ))
+    };
+    let (start, end) = (record::message_key(0), record::message_key(state.first_id));
+    db.flush_cf_opt(&cf, &FlushOptions::default()).map_err(reclaim)?;
+    db.delete_file_in_range_cf(&cf, start, end).map_err(reclaim)?;
+    let mut options = CompactOptions::default();
+    options.set_bottommost_level_compaction(BottommostLevelCompaction::ForceOptimized);
+    db.compact_range_cf_opt(&cf, Some(start), Some(end), &options);
+
+    tracing::debug!(topic = %topic.name, pages = deleted, messages, bytes, first_id = state.first_id, "deleted pages");
+    Ok(Some(TopicRetention {
+        name: topic.name.clone(),
+        pages: deleted as u64,
+        messages,
+        bytes,
+        first_id: state.first_id,
+        skipped,
+    }))
+}
+
+/// Compacts the metadata and every topic; `stop` is polled between them.
+fn compact(inner: &Inner, stop: impl Fn() -> bool) -> Result<CompactionReport, TopicError> {
+    inner.check_open()?;
+    let started = Instant::now();
+    let disk_bytes_before = dir_size(&inner.path);
+    let mut options = CompactOptions::default();
+    options.set_bottommost_level_compaction(BottommostLevelCompaction::ForceOptimized);
+    let mut column_families = 0;
+    let mut names = vec![record::META_CF.to_owned()];
+    names.extend(inner.all_topics().iter().map(|topic| topic.cf_name.clone()));
+    for name in names {
+        if stop() {
+            break;
+        }
+        let db = inner.db().ok_or(TopicError::Closed)?;
+        // A topic destroyed meanwhile has no column family left to compact.
+        if let Some(cf) = db.cf_handle(&name) {
+            db.compact_range_cf_opt(&cf, None::<&[u8]>, None::<&[u8]>, &options);
+            column_families += 1;
+        }
+    }
+    let report = CompactionReport {
+        column_families,
+        disk_bytes_before,
+        disk_bytes_after: dir_size(&inner.path),
+        duration: started.elapsed(),
+    };
+    tracing::info!(
+        column_families,
+        disk_bytes_before,
+        disk_bytes_after = report.disk_bytes_after,
+        "compacted the store"
+    );
+    Ok(report)
+}
+
+/// The background task: retention every `retentionCheckInterval`, a full
+/// compaction every `compactionInterval`.
+#[derive(Debug)]
+pub(crate) struct Background {
+    signal: Arc<(Mutex<bool>, Condvar)>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    thread_id: Option<ThreadId>,
+}
+
+impl Background {
+    /// Starts the task for the store behind `inner`; it holds only a weak
+    /// reference, so that dropping the last handle closes the store.
+    pub(crate) fn start(inner: Weak<Inner>, retention: Duration, compaction: Option<Duration>) -> Self {
+        let signal = Arc::new((Mutex::new(false), Condvar::new()));
+        let task_signal = Arc::clone(&signal);
+        let thread = thread::Builder::new()
+            .name("rocksmq-retention".to_owned())
+            .spawn(move || run_background(&inner, &task_signal, retention, compaction))
+            .expect("spawn the retention thread");
+        Self {
+            signal,
+            thread_id: Some(thread.thread().id()),
+            thread: Mutex::new(Some(thread)),
+        }
+    }
+
+    /// Tells the task to stop and waits for it, unless called from the task
+    /// itself (when it held the last handle of the store).
+    pub(crate) fn stop(&self) {
+        let (stopped, wake) = &*self.signal;
+        *stopped.lock() = true;
+        wake.notify_all();
+        if self.thread_id == Some(thread::current().id()) {
+            return;
+        }
+        if let Some(thread) = self.thread.lock().take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the retention thread panicked");
+        }
+    }
+}
+
+fn run_background(
+    inner: &Weak<Inner>,
+    signal: &(Mutex<bool>, Condvar),
+    retention: Duration,
+    compaction: Option<Duration>,
+) {
+    let (stopped, wake) = signal;
+    let is_stopped = || *stopped.lock();
+    let mut next_retention = Instant::now() + retention;
+    let mut next_compaction = compaction.map(|interval| Instant::now() + interval);
+    loop {
+        let wake_at = next_compaction.map_or(next_retention, |at| at.min(next_retention));
+        {
+            let mut stop = stopped.lock();
+            while !*stop && Instant::now() < wake_at {
+                wake.wait_until(&mut stop, wake_at);
+            }
+            if *stop {
+                return;
+            }
+        }
+        let Some(store) = inner.upgrade() else { return };
+        let now = Instant::now();
+        if now >= next_retention {
+            if let Err(error) = run_retention(&store, is_stopped) {
+                if !store.is_closed() {
+                    tracing::error!(%error, "retention pass failed");
+                }
+            }
+            next_retention = Instant::now() + retention;
+        }
+        if let (Some(at), Some(interval)) = (next_compaction, compaction)
+            && now >= at
+        {
+            if let Err(error) = compact(&store, is_stopped) {
+                if !store.is_closed() {
+                    tracing::error!(%error, "scheduled compaction failed");
+                }
+            }
+            next_compaction = Some(Instant::now() + interval);
+        }
+    }
+}
