@@ -79,10 +79,10 @@ pub struct Config {
     #[serde(rename = "syncWrites")]
     pub sync_writes: bool,
     /// Extension `pageMaxAgeInMinutes`: a page also closes once it has been
-    /// open this long, so that time retention works at low traffic. At least
-    /// 1. `None` (the key absent) means a tenth of `retentionTimeInMinutes`,
-    /// at least 1, or 60 when time retention is disabled; see
-    /// [`Config::page_max_age`].
+    /// open this long, so that time retention works at low traffic; at
+    /// least one minute. `None` (the key absent) means a tenth of
+    /// `retentionTimeInMinutes` (at least one minute), or an hour when time
+    /// retention is disabled; see [`Config::page_max_age`].
     #[serde(rename = "pageMaxAgeInMinutes")]
     pub page_max_age_minutes: Option<u64>,
     /// Extension `retentionCheckInterval`: seconds between two retention
@@ -251,7 +251,6 @@ impl Default for Config {
 
 impl Config {
     /// A builder starting from Milvus's defaults.
-    #[must_use]
     pub fn builder() -> ConfigBuilder {
         ConfigBuilder {
             config: Self::default(),
@@ -683,7 +682,8 @@ fn compressions(key: &str, value: &Value) -> Result<Vec<Compression>, ConfigErro
         .map(|(index, item)| {
             let item_key = format!("{key}[{index}]");
             let code = signed(&item_key, item)?;
-            Compression::from_code(code).ok_or_else(|| invalid(&item_key, item, NOT_A_COMPRESSION_TYPE))
+            Compression::from_code(code)
+                .ok_or_else(|| invalid(&item_key, item, NOT_A_COMPRESSION_TYPE))
         })
         .collect()
 }

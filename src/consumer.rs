@@ -28,7 +28,7 @@ use futures_core::Stream;
 use crate::cursor::{Cursor, deadline_after};
 use crate::error::ConsumerError;
 use crate::record::GroupRecord;
-use crate::store::{ReadError, Store};
+use crate::store::{ReadError, Store, meta_cf};
 use crate::topic::{Group, Topic, check_name};
 use crate::{MessageId, StoredMessage};
 
@@ -133,7 +133,7 @@ impl Store {
             .ok_or_else(|| group_not_found(topic, group))?;
         let _record = entry.record.lock();
         let db = self.inner.db().ok_or(ConsumerError::Closed)?;
-        let meta = self.inner.meta_cf(&db);
+        let meta = meta_cf(&db);
         db.delete_cf_opt(
             &meta,
             crate::record::group_key(handle.id, group),
@@ -156,7 +156,11 @@ impl Store {
     /// # Errors
     /// [`ConsumerError::TopicNotFound`].
     pub fn group_exists(&self, topic: &str, group: &str) -> Result<bool, ConsumerError> {
-        Ok(self.topic_for_group(topic)?.groups.lock().contains_key(group))
+        Ok(self
+            .topic_for_group(topic)?
+            .groups
+            .lock()
+            .contains_key(group))
     }
 
     /// The names of the consumer groups of `topic`, sorted.
@@ -354,10 +358,11 @@ impl Consumer {
     /// As [`Consumer::consume`].
     pub fn blocking_recv(&mut self) -> Result<StoredMessage, ConsumerError> {
         self.check_group()?;
-        let message = self
-            .cursor
-            .recv_until(None)?
-            .expect("a wait without deadline returns a message or an error");
+        let message = loop {
+            if let Some(message) = self.cursor.recv_until(None)? {
+                break message;
+            }
+        };
         self.delivered(message.id)?;
         Ok(message)
     }
@@ -390,9 +395,7 @@ impl Consumer {
             return Poll::Ready(Err(error));
         }
         match self.cursor.poll_recv(cx) {
-            Poll::Ready(Ok(message)) => {
-                Poll::Ready(self.delivered(message.id).map(|()| message))
-            }
+            Poll::Ready(Ok(message)) => Poll::Ready(self.delivered(message.id).map(|()| message)),
             other => other,
         }
     }

@@ -94,7 +94,12 @@ impl Cursor {
         self.check_alive()?;
         let batch = self
             .inner
-            .read(&self.topic, self.next..MessageId::MAX, max_count, READ_AHEAD_BYTES)
+            .read(
+                &self.topic,
+                self.next..MessageId::MAX,
+                max_count,
+                READ_AHEAD_BYTES,
+            )
             .map_err(|error| self.map_read_error(error))?;
         let Some(first) = batch.first() else {
             return Ok(false);
@@ -130,7 +135,9 @@ impl Cursor {
     pub(crate) fn take(&mut self, max: usize) -> Result<Vec<StoredMessage>, ConsumerError> {
         let mut out = Vec::new();
         while out.len() < max {
-            if self.buffer.is_empty() && !self.fill((max - out.len()).min(READ_AHEAD_MESSAGES * 16))? {
+            if self.buffer.is_empty()
+                && !self.fill((max - out.len()).min(READ_AHEAD_MESSAGES * 16))?
+            {
                 break;
             }
             let wanted = (max - out.len()).min(self.buffer.len());

@@ -117,7 +117,7 @@ pub struct NameError {
     pub kind: &'static str,
     /// The refused name.
     pub name: String,
-    /// What breaks the rule (`contains `/``).
+    /// What breaks the rule, for instance: contains '/'.
     pub reason: String,
 }
 

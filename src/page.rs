@@ -15,8 +15,8 @@
 
 use std::time::Duration;
 
-use crate::record::PageRecord;
 use crate::MessageId;
+use crate::record::PageRecord;
 
 /// The rules that close a page.
 #[derive(Debug, Clone, Copy)]
@@ -95,8 +95,13 @@ mod tests {
         let mut open = None;
         assert!(rules.append(&mut open, 1, 60, 0).is_none());
         assert!(rules.append(&mut open, 2, 40, 0).is_none());
-        let closed = rules.append(&mut open, 3, 1, 0).expect("page of 100 bytes is full");
-        assert_eq!((closed.first_id, closed.last_id, closed.count, closed.bytes), (1, 2, 2, 100));
+        let closed = rules
+            .append(&mut open, 3, 1, 0)
+            .expect("page of 100 bytes is full");
+        assert_eq!(
+            (closed.first_id, closed.last_id, closed.count, closed.bytes),
+            (1, 2, 2, 100)
+        );
         assert_eq!(open.map(|p| (p.first_id, p.bytes)), Some((3, 1)));
     }
 
@@ -105,9 +110,13 @@ mod tests {
         let rules = rules();
         let mut open = None;
         rules.append(&mut open, 1, 10, 0);
-        let before = rules.append(&mut open, 2, 500, 0).expect("closes the small page");
+        let before = rules
+            .append(&mut open, 2, 500, 0)
+            .expect("closes the small page");
         assert_eq!(before.last_id, 1);
-        let big = rules.append(&mut open, 3, 1, 0).expect("closes the big page");
+        let big = rules
+            .append(&mut open, 3, 1, 0)
+            .expect("closes the big page");
         assert_eq!((big.first_id, big.last_id, big.bytes), (2, 2, 500));
     }
 
@@ -119,7 +128,12 @@ mod tests {
         rules.append(&mut open, 2, 1, 9 * MINUTE);
         assert!(!rules.is_closed(open.as_ref().unwrap(), 9 * MINUTE));
         assert!(rules.is_closed(open.as_ref().unwrap(), 10 * MINUTE));
-        let closed = rules.append(&mut open, 3, 1, 10 * MINUTE).expect("aged out");
-        assert_eq!((closed.first_id, closed.last_id, closed.last_ns), (1, 2, 9 * MINUTE));
+        let closed = rules
+            .append(&mut open, 3, 1, 10 * MINUTE)
+            .expect("aged out");
+        assert_eq!(
+            (closed.first_id, closed.last_id, closed.last_ns),
+            (1, 2, 9 * MINUTE)
+        );
     }
 }

@@ -13,10 +13,10 @@ use std::time::SystemTime;
 
 use rocksdb::WriteBatch;
 
+use crate::MessageId;
 use crate::error::{ProduceError, StorageError};
 use crate::record;
-use crate::store::Store;
-use crate::MessageId;
+use crate::store::{Store, meta_cf};
 
 /// A message to produce: a payload and its properties.
 ///
@@ -136,7 +136,7 @@ impl Store {
         let db = inner.db().ok_or(ProduceError::Closed)?;
         let handle = inner.topic(topic).ok_or_else(not_found)?;
         let cf = db.cf_handle(&handle.cf_name).ok_or_else(not_found)?;
-        let meta = inner.meta_cf(&db);
+        let meta = meta_cf(&db);
         let encoded: usize = messages
             .iter()
             .map(|m| 8 + record::message_value_len(&m.properties, &m.payload))
@@ -158,7 +158,11 @@ impl Store {
         for (message, size) in messages.iter().zip(sizes) {
             let id = state.next_id;
             if let Some(page) = inner.pages.append(&mut state.open_page, id, size, now_ns) {
-                batch.put_cf(&meta, record::page_key(handle.id, page.first_id), page.encode());
+                batch.put_cf(
+                    &meta,
+                    record::page_key(handle.id, page.first_id),
+                    page.encode(),
+                );
                 closed.push(page);
             }
             record::encode_message(
@@ -173,9 +177,10 @@ impl Store {
             state.produced_bytes += size;
         }
         batch.put_cf(&meta, record::state_key(handle.id), state.encode());
-        db.write_opt(batch, inner.write_options()).map_err(|error| {
-            StorageError::rocksdb(format!("producing to topic `{topic}`"), &error)
-        })?;
+        db.write_opt(batch, inner.write_options())
+            .map_err(|error| {
+                StorageError::rocksdb(format!("producing to topic `{topic}`"), &error)
+            })?;
         writer.state = state;
         writer.closed_pages.extend(closed);
         handle.publish(&state);

@@ -50,8 +50,8 @@ impl Store {
     }
 }
 
-/// A groupless reader of one topic: iterate blocking
-/// ([`recv_timeout`](Reader::recv_timeout), the [`Iterator`] impl) or async
+/// A groupless reader of one topic: read blocking
+/// ([`recv_timeout`](Reader::recv_timeout), [`iter`](Reader::iter)) or async
 /// ([`recv`](Reader::recv), the [`Stream`] impl). Wakes as a
 /// [`Consumer`](crate::Consumer) does.
 #[derive(Debug)]
@@ -116,19 +116,36 @@ impl Reader {
     pub async fn recv(&mut self) -> Result<StoredMessage, ConsumerError> {
         std::future::poll_fn(|cx| self.cursor.poll_recv(cx)).await
     }
-}
 
-/// Blocks for each next message; ends after yielding its first error.
-impl Iterator for Reader {
-    type Item = Result<StoredMessage, ConsumerError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.terminated {
-            return None;
-        }
-        let result = self.cursor.recv_until(None).transpose()?;
-        self.terminated = result.is_err();
-        Some(result)
+    /// A blocking iterator: each `next` waits for the next message. It ends
+    /// after yielding its first error.
+    ///
+    /// ```
+    /// # use rocksmq::{Config, Message, Position, Store};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(Config::builder().path(dir.path()).build())?;
+    /// store.create_topic("t")?;
+    /// store.produce("t", &[Message::new("a"), Message::new("b")])?;
+    /// let mut reader = store.reader("t", Position::Earliest)?;
+    /// let ids: Vec<u64> = reader.iter().take(2).map(|m| m.unwrap().id).collect();
+    /// assert_eq!(ids, [1, 2]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn iter(&mut self) -> impl Iterator<Item = Result<StoredMessage, ConsumerError>> + '_ {
+        std::iter::from_fn(move || {
+            if self.terminated {
+                return None;
+            }
+            let result = loop {
+                match self.cursor.recv_until(None) {
+                    Ok(Some(message)) => break Ok(message),
+                    Ok(None) => {}
+                    Err(error) => break Err(error),
+                }
+            };
+            self.terminated = result.is_err();
+            Some(result)
+        })
     }
 }
 

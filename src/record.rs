@@ -373,7 +373,6 @@ pub(crate) fn message_value_len(properties: &BTreeMap<String, String>, payload: 
 #[derive(Debug)]
 pub(crate) struct MessageValue {
     pub(crate) produce_ns: u64,
-    pub(crate) offset_bytes: u64,
     pub(crate) properties: BTreeMap<String, String>,
     pub(crate) payload: Vec<u8>,
 }
@@ -382,7 +381,7 @@ pub(crate) fn decode_message(value: &[u8]) -> Decoded<MessageValue> {
     let mut input = Input::versioned(value, "message")?;
     let _flags = input.u8()?;
     let produce_ns = input.u64()?;
-    let offset_bytes = input.u64()?;
+    let _offset_bytes = input.u64()?;
     let count = input.u32()?;
     let mut properties = BTreeMap::new();
     for _ in 0..count {
@@ -392,7 +391,6 @@ pub(crate) fn decode_message(value: &[u8]) -> Decoded<MessageValue> {
     }
     Ok(MessageValue {
         produce_ns,
-        offset_bytes,
         properties,
         payload: input.rest().to_vec(),
     })
@@ -424,7 +422,9 @@ impl<'a> Input<'a> {
         let mut input = Self { bytes, what };
         match input.u8()? {
             RECORD_V1 => Ok(input),
-            other => Err(DecodeError(format!("{what}: unknown record version {other}"))),
+            other => Err(DecodeError(format!(
+                "{what}: unknown record version {other}"
+            ))),
         }
     }
 
@@ -442,11 +442,15 @@ impl<'a> Input<'a> {
     }
 
     fn u32(&mut self) -> Decoded<u32> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
 
     fn u64(&mut self) -> Decoded<u64> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
     }
 
     fn string(&mut self) -> Decoded<String> {
@@ -493,7 +497,6 @@ mod tests {
             prop_assert_eq!(decoded.produce_ns, produce_ns);
             prop_assert_eq!(message_time(&out).unwrap(), produce_ns);
             prop_assert_eq!(message_offset(&out).unwrap(), offset);
-            prop_assert_eq!(decoded.offset_bytes, offset);
             prop_assert_eq!(decoded.properties, properties);
             prop_assert_eq!(decoded.payload, payload);
         }

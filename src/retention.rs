@@ -30,13 +30,13 @@ use parking_lot::{Condvar, Mutex};
 use rocksdb::{BottommostLevelCompaction, CompactOptions, FlushOptions, WriteBatch};
 use serde::Serialize;
 
+use crate::MessageId;
 use crate::config::RetentionPolicy;
 use crate::error::{StorageError, TopicError};
 use crate::record::{self, GroupRecord};
 use crate::stats::dir_size;
-use crate::store::{Inner, Store};
-use crate::topic::Topic;
-use crate::MessageId;
+use crate::store::{Inner, Store, meta_cf};
+use crate::topic::{Topic, Writer};
 
 /// What one retention pass deleted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -147,10 +147,7 @@ impl Store {
 }
 
 /// A retention pass; `stop` is polled between topics.
-fn run_retention(
-    inner: &Inner,
-    stop: impl Fn() -> bool,
-) -> Result<RetentionReport, TopicError> {
+fn run_retention(inner: &Inner, stop: impl Fn() -> bool) -> Result<RetentionReport, TopicError> {
     inner.check_open()?;
     let started = Instant::now();
     let disk_bytes_before = dir_size(&inner.path);
@@ -172,7 +169,7 @@ fn run_retention(
         // it and the topics are flushed, the log files of the deleted
         // messages are deleted.
         let db = inner.db().ok_or(TopicError::Closed)?;
-        db.flush_cf_opt(&inner.meta_cf(&db), &FlushOptions::default())
+        db.flush_cf_opt(&meta_cf(&db), &FlushOptions::default())
             .map_err(|error| StorageError::rocksdb("flushing the metadata", &error))?;
     }
     let report = RetentionReport {
@@ -196,17 +193,12 @@ fn run_retention(
 
 /// Deletes what the limits allow from one topic; `None` if nothing.
 fn retain_topic(inner: &Inner, topic: &Arc<Topic>) -> Result<Option<TopicRetention>, TopicError> {
-    let config = &inner.config;
-    let time_limit = config.retention_time().map(|limit| {
-        u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX)
-    });
-    let size_limit = config.retention_size_limit_bytes();
     let db = inner.db().ok_or(TopicError::Closed)?;
     let gone = || TopicError::NotFound {
         topic: topic.name.clone(),
     };
     let cf = db.cf_handle(&topic.cf_name).ok_or_else(gone)?;
-    let meta = inner.meta_cf(&db);
+    let meta = meta_cf(&db);
 
     let mut writer = topic.writer.lock();
     if topic.is_destroyed() {
@@ -219,7 +211,7 @@ fn retain_topic(inner: &Inner, topic: &Arc<Topic>) -> Result<Option<TopicRetenti
         .map(|group| (group, group.record.lock()))
         .collect();
     // Under `acked`, no page past the slowest group's position may go.
-    let deletable_up_to = match config.retention_policy {
+    let deletable_up_to = match inner.config.retention_policy {
         RetentionPolicy::Limits => MessageId::MAX,
         RetentionPolicy::Acked => records
             .iter()
@@ -227,116 +219,152 @@ fn retain_topic(inner: &Inner, topic: &Arc<Topic>) -> Result<Option<TopicRetenti
             .min()
             .unwrap_or(MessageId::MAX),
     };
+    let plan = plan(inner, &writer, deletable_up_to, now_ns);
 
-    let (_, mut retained_bytes) = writer.retained();
-    let open_is_closed = writer
+    let mut state = writer.state;
+    state.last_retention_ns = now_ns;
+    let mut batch = WriteBatch::default();
+    let mut moved = Vec::new();
+    if plan.pages > 0 {
+        for page in writer.closed_pages.iter().take(plan.pages) {
+            batch.delete_cf(&meta, record::page_key(topic.id, page.first_id));
+        }
+        if plan.pages > writer.closed_pages.len() {
+            state.open_page = None;
+        }
+        state.first_id = plan.first_id;
+        state.deleted_pages += plan.pages as u64;
+        state.deleted_messages += plan.messages;
+        state.deleted_bytes += plan.bytes;
+        // From 0, so that the tombstone also covers anything an earlier
+        // pass's file deletion may have uncovered.
+        batch.delete_range_cf(
+            &cf,
+            record::message_key(0),
+            record::message_key(plan.first_id),
+        );
+        // Under `limits`, groups inside the deleted pages move past them.
+        for (index, (group, record)) in records.iter().enumerate() {
+            if record.acked_id + 1 < plan.first_id {
+                let lagging = GroupRecord {
+                    acked_id: plan.first_id - 1,
+                    skipped: record.skipped + (plan.first_id - 1 - record.acked_id),
+                    ..**record
+                };
+                batch.put_cf(
+                    &meta,
+                    record::group_key(topic.id, &group.name),
+                    lagging.encode(),
+                );
+                moved.push((index, lagging));
+            }
+        }
+    }
+    batch.put_cf(&meta, record::state_key(topic.id), state.encode());
+    db.write_opt(batch, inner.write_options())
+        .map_err(|error| {
+            StorageError::rocksdb(format!("deleting pages of topic `{}`", topic.name), &error)
+        })?;
+
+    let mut skipped = 0;
+    for (index, lagging) in moved {
+        let (group, record) = &mut records[index];
+        let lost = lagging.skipped - record.skipped;
+        tracing::warn!(
+            topic = %topic.name,
+            group = %group.name,
+            skipped = lost,
+            from = record.acked_id + 1,
+            to = lagging.acked_id,
+            "retention (limits policy) deleted messages the group had not acknowledged"
+        );
+        skipped += lost;
+        **record = lagging;
+    }
+    drop(records);
+    drop(groups);
+    let closed_deleted = plan.pages.min(writer.closed_pages.len());
+    writer.closed_pages.drain(..closed_deleted);
+    writer.state = state;
+    topic.publish(&state);
+    drop(writer);
+    if plan.pages == 0 {
+        return Ok(None);
+    }
+    reclaim(&db, &cf, plan.first_id).map_err(|error| {
+        StorageError::rocksdb(
+            format!("reclaiming the disk of topic `{}`", topic.name),
+            &error,
+        )
+    })?;
+    tracing::debug!(topic = %topic.name, pages = plan.pages, first_id = plan.first_id, "deleted pages");
+    Ok(Some(TopicRetention {
+        name: topic.name.clone(),
+        pages: plan.pages as u64,
+        messages: plan.messages,
+        bytes: plan.bytes,
+        first_id: plan.first_id,
+        skipped,
+    }))
+}
+
+/// The oldest pages a pass deletes from a topic.
+struct Plan {
+    pages: usize,
+    messages: u64,
+    bytes: u64,
+    /// The first id retained afterwards.
+    first_id: MessageId,
+}
+
+/// Which of the closed pages, oldest first, the limits delete, stopping at
+/// the first page that is within them or past `deletable_up_to`.
+fn plan(inner: &Inner, writer: &Writer, deletable_up_to: MessageId, now_ns: u64) -> Plan {
+    let time_limit = inner
+        .config
+        .retention_time()
+        .map(|limit| u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX));
+    let size_limit = inner.config.retention_size_limit_bytes();
+    let open_closed = writer
         .state
         .open_page
-        .is_some_and(|page| inner.pages.is_closed(&page, now_ns));
-    let closed_count = writer.closed_pages.len() + usize::from(open_is_closed);
-    let mut state = writer.state;
-    let mut deleted = 0usize;
-    let (mut messages, mut bytes) = (0u64, 0u64);
-    for index in 0..closed_count {
-        let page = writer
-            .closed_pages
-            .get(index)
-            .copied()
-            .or(writer.state.open_page)
-            .expect("index within the closed pages and the closed open page");
+        .filter(|page| inner.pages.is_closed(page, now_ns));
+    let (_, mut retained_bytes) = writer.retained();
+    let mut plan = Plan {
+        pages: 0,
+        messages: 0,
+        bytes: 0,
+        first_id: writer.state.first_id,
+    };
+    for page in writer.closed_pages.iter().chain(&open_closed) {
         let expired = time_limit.is_some_and(|limit| now_ns.saturating_sub(page.last_ns) >= limit);
         let oversize = size_limit.is_some_and(|limit| retained_bytes > limit);
         if !(expired || oversize) || page.last_id > deletable_up_to {
             break;
         }
-        deleted += 1;
-        messages += page.count;
-        bytes += page.bytes;
+        plan.pages += 1;
+        plan.messages += page.count;
+        plan.bytes += page.bytes;
+        plan.first_id = page.last_id + 1;
         retained_bytes -= page.bytes;
-        state.first_id = page.last_id + 1;
     }
+    plan
+}
 
-    state.last_retention_ns = now_ns;
-    let mut batch = WriteBatch::default();
-    let mut skipped = 0;
-    if deleted > 0 {
-        for page in writer.closed_pages.iter().take(deleted) {
-            batch.delete_cf(&meta, record::page_key(topic.id, page.first_id));
-        }
-        if deleted > writer.closed_pages.len() {
-            state.open_page = None;
-        }
-        state.deleted_pages += deleted as u64;
-        state.deleted_messages += messages;
-        state.deleted_bytes += bytes;
-        // From 0, so that the tombstone also covers anything an earlier
-        // pass's file deletion may have uncovered.
-        batch.delete_range_cf(&cf, record::message_key(0), record::message_key(state.first_id));
-        for (group, record) in &mut records {
-            if record.acked_id + 1 < state.first_id {
-                let lost = state.first_id - 1 - record.acked_id;
-                tracing::warn!(
-                    topic = %topic.name,
-                    group = %group.name,
-                    skipped = lost,
-                    from = record.acked_id + 1,
-                    to = state.first_id - 1,
-                    "retention (limits policy) deleted messages the group had not acknowledged"
-                );
-                let moved = GroupRecord {
-                    acked_id: state.first_id - 1,
-                    skipped: record.skipped + lost,
-                    ..**record
-                };
-                batch.put_cf(&meta, record::group_key(topic.id, &group.name), moved.encode());
-                skipped += lost;
-            }
-        }
-    }
-    batch.put_cf(&meta, record::state_key(topic.id), state.encode());
-    db.write_opt(batch, inner.write_options()).map_err(|error| {
-        StorageError::rocksdb(format!("deleting pages of topic `{}`", topic.name), &error)
-    })?;
-    for (_, record) in &mut records {
-        if record.acked_id + 1 < state.first_id {
-            record.skipped += state.first_id - 1 - record.acked_id;
-            record.acked_id = state.first_id - 1;
-        }
-    }
-    drop(records);
-    drop(groups);
-    let closed_deleted = deleted.min(writer.closed_pages.len());
-    writer.closed_pages.drain(..closed_deleted);
-    writer.state = state;
-    topic.publish(&state);
-    drop(writer);
-    if deleted == 0 {
-        return Ok(None);
-    }
-
-    // Give the disk back now rather than at the next compaction.
-    let reclaim = |error: rocksdb::Error| {
-        TopicError::from(StorageError::rocksdb(
-            format!("reclaiming the disk of topic `{}`", topic.name),
-            &error,
-        ))
-    };
-    let (start, end) = (record::message_key(0), record::message_key(state.first_id));
-    db.flush_cf_opt(&cf, &FlushOptions::default()).map_err(reclaim)?;
-    db.delete_file_in_range_cf(&cf, start, end).map_err(reclaim)?;
+/// Gives the disk of the messages below `first_id` back now rather than at
+/// the next compaction: flush, delete whole files, compact the range.
+fn reclaim(
+    db: &rocksdb::DB,
+    cf: &Arc<rocksdb::BoundColumnFamily<'_>>,
+    first_id: MessageId,
+) -> Result<(), rocksdb::Error> {
+    let (start, end) = (record::message_key(0), record::message_key(first_id));
+    db.flush_cf_opt(cf, &FlushOptions::default())?;
+    db.delete_file_in_range_cf(cf, start, end)?;
     let mut options = CompactOptions::default();
     options.set_bottommost_level_compaction(BottommostLevelCompaction::ForceOptimized);
-    db.compact_range_cf_opt(&cf, Some(start), Some(end), &options);
-
-    tracing::debug!(topic = %topic.name, pages = deleted, messages, bytes, first_id = state.first_id, "deleted pages");
-    Ok(Some(TopicRetention {
-        name: topic.name.clone(),
-        pages: deleted as u64,
-        messages,
-        bytes,
-        first_id: state.first_id,
-        skipped,
-    }))
+    db.compact_range_cf_opt(cf, Some(start), Some(end), &options);
+    Ok(())
 }
 
 /// Compacts the metadata and every topic; `stop` is polled between them.
@@ -387,7 +415,11 @@ pub(crate) struct Background {
 impl Background {
     /// Starts the task for the store behind `inner`; it holds only a weak
     /// reference, so that dropping the last handle closes the store.
-    pub(crate) fn start(inner: Weak<Inner>, retention: Duration, compaction: Option<Duration>) -> Self {
+    pub(crate) fn start(
+        inner: Weak<Inner>,
+        retention: Duration,
+        compaction: Option<Duration>,
+    ) -> Self {
         let signal = Arc::new((Mutex::new(false), Condvar::new()));
         let task_signal = Arc::clone(&signal);
         let thread = thread::Builder::new()

@@ -9,12 +9,12 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::error::{StorageError, TopicError};
+use crate::MessageId;
 use crate::clock::from_nanos;
+use crate::error::{StorageError, TopicError};
 use crate::record::{self, PageRecord};
 use crate::store::{Inner, Store};
 use crate::topic::Topic;
-use crate::MessageId;
 
 /// The statistics of a whole store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -32,6 +32,9 @@ pub struct StoreStats {
 pub struct TopicStats {
     /// The topic's name.
     pub name: String,
+    /// When the topic was created (RFC 3339 in JSON).
+    #[serde(serialize_with = "serialize_time")]
+    pub created: SystemTime,
     /// Messages retained.
     pub messages: u64,
     /// Message bytes retained (payloads plus property keys and values).
@@ -238,6 +241,7 @@ fn topic_stats(inner: &Inner, topic: &Arc<Topic>) -> Result<TopicStats, TopicErr
     }
     Ok(TopicStats {
         name: topic.name.clone(),
+        created: from_nanos(topic.created_ns),
         messages,
         bytes,
         pages,
@@ -274,12 +278,29 @@ fn rfc3339(time: SystemTime) -> String {
 }
 
 fn serialize_time<S: serde::Serializer>(
-    time: &Option<SystemTime>,
+    time: &impl MaybeTime,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
-    match time {
-        Some(time) => serializer.serialize_str(&rfc3339(*time)),
+    match time.time() {
+        Some(time) => serializer.serialize_str(&rfc3339(time)),
         None => serializer.serialize_none(),
+    }
+}
+
+/// A time, or an optional one, for [`serialize_time`].
+trait MaybeTime {
+    fn time(&self) -> Option<SystemTime>;
+}
+
+impl MaybeTime for SystemTime {
+    fn time(&self) -> Option<SystemTime> {
+        Some(*self)
+    }
+}
+
+impl MaybeTime for Option<SystemTime> {
+    fn time(&self) -> Option<SystemTime> {
+        *self
     }
 }
 

@@ -9,10 +9,12 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::{Bound, Range, RangeBounds};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use parking_lot::{MappedRwLockReadGuard, Mutex, RwLock, RwLockReadGuard};
+use parking_lot::{
+    MappedRecursiveRwLockReadGuard, Mutex, RecursiveRwLock, RecursiveRwLockReadGuard, RwLock,
+};
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, Options, ReadOptions, WriteBatch,
     WriteOptions,
@@ -22,10 +24,10 @@ use crate::clock::{Clock, SystemClock, from_nanos, to_nanos};
 use crate::config::Config;
 use crate::error::{OpenError, StorageError, TopicError};
 use crate::page::PageRules;
-use crate::retention::Background;
 use crate::record::{
     self, GroupRecord, META_CF, PageRecord, TOPIC_CF_PREFIX, TopicRecord, TopicState,
 };
+use crate::retention::Background;
 use crate::topic::{Group, Topic, check_name};
 use crate::{MessageId, StoredMessage};
 
@@ -69,7 +71,9 @@ pub struct Store {
 
 /// What all handles of one store share.
 pub(crate) struct Inner {
-    db: RwLock<Option<DB>>,
+    /// `None` once closed. Recursive, so that a thread holding it may take
+    /// it again while `close` waits for the write lock.
+    db: RecursiveRwLock<Option<DB>>,
     pub(crate) path: PathBuf,
     pub(crate) config: Config,
     pub(crate) clock: Arc<dyn Clock>,
@@ -80,7 +84,7 @@ pub(crate) struct Inner {
     /// Serialises topic creation and destruction; holds the next topic id.
     catalog: Mutex<u32>,
     closed: AtomicBool,
-    background: OnceLock<Background>,
+    background: Mutex<Option<Background>>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -160,7 +164,7 @@ impl Store {
         let mut write_options = WriteOptions::default();
         write_options.set_sync(config.sync_writes);
         let inner = Inner {
-            db: RwLock::new(None),
+            db: RecursiveRwLock::new(None),
             pages: PageRules::new(config.page_size_bytes, config.page_max_age()),
             path: path.clone(),
             config,
@@ -170,13 +174,14 @@ impl Store {
             topics: RwLock::new(HashMap::new()),
             catalog: Mutex::new(0),
             closed: AtomicBool::new(false),
-            background: OnceLock::new(),
+            background: Mutex::new(None),
         };
         check_format(&db, &path)?;
-        let (next_topic_id, topics) = recover(&db, &existing).map_err(|source| OpenError::Storage {
-            path: path.clone(),
-            source,
-        })?;
+        let (next_topic_id, topics) =
+            recover(&db, &existing).map_err(|source| OpenError::Storage {
+                path: path.clone(),
+                source,
+            })?;
         *inner.catalog.lock() = next_topic_id;
         *inner.topics.write() = topics
             .into_iter()
@@ -190,10 +195,7 @@ impl Store {
             inner.config.retention_check_interval(),
             inner.config.compaction_interval(),
         );
-        inner
-            .background
-            .set(background)
-            .expect("the background task starts once");
+        *inner.background.lock() = Some(background);
         Ok(Self { inner })
     }
 
@@ -240,7 +242,7 @@ impl Store {
             .map_err(|error| StorageError::rocksdb(format!("creating topic `{name}`"), &error))?;
         let created_ns = inner.now_ns();
         let state = TopicState::new();
-        let meta = inner.meta_cf(&db);
+        let meta = meta_cf(&db);
         let mut batch = WriteBatch::default();
         batch.put_cf(
             &meta,
@@ -272,7 +274,10 @@ impl Store {
             VecDeque::new(),
             BTreeMap::new(),
         );
-        inner.topics.write().insert(name.to_owned(), Arc::new(topic));
+        inner
+            .topics
+            .write()
+            .insert(name.to_owned(), Arc::new(topic));
         tracing::debug!(topic = name, topic_id, "created topic");
         Ok(true)
     }
@@ -296,7 +301,7 @@ impl Store {
         let _writer = topic.writer.lock();
         let groups = topic.groups.lock();
         let records: Vec<_> = groups.values().map(|group| group.record.lock()).collect();
-        let meta = inner.meta_cf(&db);
+        let meta = meta_cf(&db);
         let mut batch = WriteBatch::default();
         batch.delete_cf(&meta, record::topic_key(name));
         batch.delete_cf(&meta, record::state_key(topic.id));
@@ -304,8 +309,20 @@ impl Store {
         batch.delete_range_cf(&meta, start, end);
         let (start, end) = record::group_key_range(topic.id);
         batch.delete_range_cf(&meta, start, end);
+        let cf = db.cf_handle(&topic.cf_name);
+        if let Some(cf) = &cf {
+            // Empties the memtable, so that the flush below is instant.
+            batch.delete_range_cf(
+                cf,
+                record::message_key(0),
+                record::message_key(MessageId::MAX),
+            );
+        }
         let failed = |error: &rocksdb::Error| {
-            TopicError::from(StorageError::rocksdb(format!("destroying topic `{name}`"), error))
+            TopicError::from(StorageError::rocksdb(
+                format!("destroying topic `{name}`"),
+                error,
+            ))
         };
         db.write_opt(batch, &inner.write_options)
             .map_err(|error| failed(&error))?;
@@ -318,7 +335,15 @@ impl Store {
         topic.mark_destroyed();
         drop(records);
         drop(groups);
+        // A flush still running when the column family is dropped would
+        // leave its file behind until the next open: wait for it first.
+        if let Some(cf) = cf {
+            db.flush_cf(&cf).map_err(|error| failed(&error))?;
+        }
         db.drop_cf(&topic.cf_name).map_err(|error| failed(&error))?;
+        // The write-ahead log still holds the topic's messages until every
+        // column family with data in it is flushed.
+        inner.flush_memtables(&db).map_err(|error| failed(&error))?;
         tracing::debug!(topic = name, "destroyed topic");
         Ok(())
     }
@@ -405,10 +430,12 @@ pub(crate) enum ReadError {
 }
 
 impl Inner {
-    /// The database, unless the store is closed. Recursive, so that a thread
-    /// holding it may take it again while `close` waits.
-    pub(crate) fn db(&self) -> Option<MappedRwLockReadGuard<'_, DB>> {
-        RwLockReadGuard::try_map(self.db.read_recursive(), Option::as_ref).ok()
+    /// The database, unless the store is closed or closing.
+    pub(crate) fn db(&self) -> Option<MappedRecursiveRwLockReadGuard<'_, DB>> {
+        if self.is_closed() {
+            return None;
+        }
+        RecursiveRwLockReadGuard::try_map(self.db.read(), Option::as_ref).ok()
     }
 
     pub(crate) fn check_open(&self) -> Result<(), TopicError> {
@@ -431,8 +458,25 @@ impl Inner {
         &self.write_options
     }
 
-    pub(crate) fn meta_cf<'db>(&self, db: &'db DB) -> Arc<rocksdb::BoundColumnFamily<'db>> {
-        db.cf_handle(META_CF).expect("the metadata column family is opened with the store")
+    /// Flushes every column family whose memtable holds data, so that no
+    /// write-ahead log file is needed any more and all of them are deleted.
+    pub(crate) fn flush_memtables(&self, db: &DB) -> Result<(), rocksdb::Error> {
+        let mut names = vec![META_CF.to_owned()];
+        names.extend(
+            self.topics
+                .read()
+                .values()
+                .map(|topic| topic.cf_name.clone()),
+        );
+        for name in names {
+            let Some(cf) = db.cf_handle(&name) else {
+                continue;
+            };
+            if db.property_int_value_cf(&cf, "rocksdb.num-entries-active-mem-table")? > Some(0) {
+                db.flush_cf(&cf)?;
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn topic(&self, name: &str) -> Option<Arc<Topic>> {
@@ -564,7 +608,7 @@ impl Inner {
         if topic.is_destroyed() || group.destroyed.load(Ordering::Acquire) {
             return Err(ReadError::Destroyed);
         }
-        let meta = self.meta_cf(&db);
+        let meta = meta_cf(&db);
         db.put_cf_opt(
             &meta,
             record::group_key(topic.id, &group.name),
@@ -586,11 +630,12 @@ impl Inner {
         for topic in self.topics.read().values() {
             topic.event.notify(usize::MAX);
         }
-        if let Some(db) = self.db() {
+        if let Some(db) = self.db.read().as_ref() {
             // Makes a running compaction give up, so that closing is prompt.
             db.cancel_all_background_work(false);
         }
-        if let Some(background) = self.background.get() {
+        let background = self.background.lock().take();
+        if let Some(background) = background {
             background.stop();
         }
         let db = self.db.write().take();
@@ -672,7 +717,9 @@ fn recover(db: &DB, column_families: &[String]) -> Result<(u32, Vec<Topic>), Sto
         .get_cf(&meta, record::KEY_NEXT_TOPIC_ID)
         .map_err(|e| rocks("reading the topic counter", e))?
     {
-        Some(value) => record::decode_u32(&value).map_err(|e| corrupt("reading the topic counter", e))?,
+        Some(value) => {
+            record::decode_u32(&value).map_err(|e| corrupt("reading the topic counter", e))?
+        }
         None => 1,
     };
 
@@ -702,7 +749,10 @@ fn recover(db: &DB, column_families: &[String]) -> Result<(u32, Vec<Topic>), Sto
             groups.insert(group.clone(), Arc::new(Group::new(group, group_record)));
         }
         if !column_families.contains(&record::topic_cf(&name)) {
-            return Err(StorageError::corrupt(&context, "its column family is missing"));
+            return Err(StorageError::corrupt(
+                &context,
+                "its column family is missing",
+            ));
         }
         topics.push(Topic::new(
             name,
@@ -726,13 +776,21 @@ fn recover(db: &DB, column_families: &[String]) -> Result<(u32, Vec<Topic>), Sto
     Ok((next_topic_id, topics))
 }
 
+/// The metadata column family of an open store.
+pub(crate) fn meta_cf(db: &DB) -> Arc<rocksdb::BoundColumnFamily<'_>> {
+    db.cf_handle(META_CF)
+        .expect("the metadata column family is opened with the store")
+}
+
+type KeyValue = (Box<[u8]>, Box<[u8]>);
+
 /// Every key and value in `[start, end)` of a column family.
 fn scan(
     db: &DB,
     cf: &Arc<rocksdb::BoundColumnFamily<'_>>,
     start: &[u8],
     end: &[u8],
-) -> Result<Vec<(Box<[u8]>, Box<[u8]>)>, rocksdb::Error> {
+) -> Result<Vec<KeyValue>, rocksdb::Error> {
     let mut options = ReadOptions::default();
     options.set_iterate_upper_bound(end.to_vec());
     db.iterator_cf_opt(
@@ -750,7 +808,11 @@ fn is_lock_error(error: &rocksdb::Error) -> bool {
 /// `lrucacheratio` of physical memory, clamped as Milvus does.
 fn cache_bytes(ratio: f64) -> usize {
     let total = physical_memory_bytes().unwrap_or(CACHE_MIN_BYTES);
-    #[expect(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    #[expect(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )]
     let wanted = (total as f64 * ratio) as u64;
     usize::try_from(wanted.clamp(CACHE_MIN_BYTES, CACHE_MAX_BYTES)).unwrap_or(usize::MAX)
 }

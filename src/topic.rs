@@ -175,9 +175,24 @@ mod tests {
             error.to_string(),
             "topic name `a/b` contains '/'; names are 1 to 255 bytes of A-Z a-z 0-9 . _ -"
         );
-        assert!(check_name("topic", "").unwrap_err().reason.contains("empty"));
-        assert!(check_name("topic", "a b").unwrap_err().reason.contains("' '"));
-        assert!(check_name("group", &"x".repeat(256)).unwrap_err().reason.contains("256 bytes"));
+        assert!(
+            check_name("topic", "")
+                .unwrap_err()
+                .reason
+                .contains("empty")
+        );
+        assert!(
+            check_name("topic", "a b")
+                .unwrap_err()
+                .reason
+                .contains("' '")
+        );
+        assert!(
+            check_name("group", &"x".repeat(256))
+                .unwrap_err()
+                .reason
+                .contains("256 bytes")
+        );
         assert!(check_name("topic", "é").is_err());
     }
 }

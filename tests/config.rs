@@ -70,7 +70,11 @@ proxy:
 #[test]
 fn the_seed_helm_user_yaml_loads_with_milvus_defaults() {
     let config = Config::from_yaml_str(SEED_USER_YAML).unwrap();
-    assert_eq!(config, Config::default(), "the seed lists Milvus's defaults");
+    assert_eq!(
+        config,
+        Config::default(),
+        "the seed lists Milvus's defaults"
+    );
     assert_eq!(config.path.to_str(), Some("/var/lib/milvus/rdb_data"));
     assert_eq!(config.page_size_bytes, 64 << 20);
     assert_eq!(config.retention_time_minutes, 4320);
@@ -78,7 +82,13 @@ fn the_seed_helm_user_yaml_loads_with_milvus_defaults() {
     assert_eq!(config.compaction_interval_secs, 86_400);
     assert_eq!(
         config.compression_types,
-        [Compression::None, Compression::None, Compression::Zstd, Compression::Zstd, Compression::Zstd]
+        [
+            Compression::None,
+            Compression::None,
+            Compression::Zstd,
+            Compression::Zstd,
+            Compression::Zstd
+        ]
     );
     config.validate().unwrap();
 }
@@ -91,7 +101,10 @@ fn the_seed_section_loads_from_a_plain_user_yaml_too() {
         .skip_while(|line| !line.contains("rocksmq:"))
         .map(|line| format!("{}\n", line.strip_prefix("    ").unwrap_or(line)))
         .collect();
-    assert_eq!(Config::from_yaml_str(&user_yaml).unwrap(), Config::default());
+    assert_eq!(
+        Config::from_yaml_str(&user_yaml).unwrap(),
+        Config::default()
+    );
 }
 
 #[test]
@@ -99,8 +112,15 @@ fn a_whole_milvus_yaml_loads_and_other_sections_are_ignored() {
     let config = Config::from_yaml_str(MILVUS_YAML).unwrap();
     assert_eq!(config.path.to_str(), Some("/tmp/milvus/rdb_data"));
     assert!((config.lru_cache_ratio - 0.1).abs() < f64::EPSILON);
-    assert_eq!(config.page_size_bytes, 2_147_483_648, "a number written as a string");
-    assert_eq!(config.retention_time(), None, "-1 as a string disables the limit");
+    assert_eq!(
+        config.page_size_bytes, 2_147_483_648,
+        "a number written as a string"
+    );
+    assert_eq!(
+        config.retention_time(),
+        None,
+        "-1 as a string disables the limit"
+    );
     assert_eq!(config.retention_size_limit_bytes(), None);
     assert_eq!(config.compaction_interval_secs, 3600);
     assert_eq!(config.compression_types.len(), 3);
@@ -112,9 +132,15 @@ fn a_whole_milvus_yaml_loads_and_other_sections_are_ignored() {
 
 #[test]
 fn a_file_without_a_rocksmq_section_gives_the_defaults() {
-    assert_eq!(Config::from_yaml_str("etcd:\n  endpoints: x\n").unwrap(), Config::default());
+    assert_eq!(
+        Config::from_yaml_str("etcd:\n  endpoints: x\n").unwrap(),
+        Config::default()
+    );
     assert_eq!(Config::from_yaml_str("").unwrap(), Config::default());
-    assert_eq!(Config::from_yaml_str("rocksmq:\n").unwrap(), Config::default());
+    assert_eq!(
+        Config::from_yaml_str("rocksmq:\n").unwrap(),
+        Config::default()
+    );
 }
 
 #[test]
@@ -122,7 +148,10 @@ fn a_config_file_loads_from_disk_and_a_missing_one_names_its_path() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("milvus.yaml");
     std::fs::write(&path, MILVUS_YAML).unwrap();
-    assert_eq!(Config::from_yaml_file(&path).unwrap().page_size_bytes, 2_147_483_648);
+    assert_eq!(
+        Config::from_yaml_file(&path).unwrap().page_size_bytes,
+        2_147_483_648
+    );
     let missing = dir.path().join("nope.yaml");
     let error = Config::from_yaml_file(&missing).unwrap_err();
     assert!(matches!(error, ConfigError::Read { .. }));
@@ -136,7 +165,10 @@ fn a_config_file_loads_from_disk_and_a_missing_one_names_its_path() {
 fn invalid_when_loaded(section: &str) -> String {
     let yaml = format!("rocksmq:\n{section}\n");
     let error = Config::from_yaml_str(&yaml).unwrap_err();
-    assert!(matches!(error, ConfigError::Invalid { .. }), "{section}: {error}");
+    assert!(
+        matches!(error, ConfigError::Invalid { .. }),
+        "{section}: {error}"
+    );
     error.to_string()
 }
 
@@ -144,7 +176,10 @@ fn invalid_when_validated(section: &str) -> String {
     let yaml = format!("rocksmq:\n{section}\n");
     let config = Config::from_yaml_str(&yaml).unwrap();
     let error = config.validate().unwrap_err();
-    assert!(matches!(error, ConfigError::Invalid { .. }), "{section}: {error}");
+    assert!(
+        matches!(error, ConfigError::Invalid { .. }),
+        "{section}: {error}"
+    );
     error.to_string()
 }
 
@@ -155,16 +190,46 @@ fn each_bad_value_is_refused_naming_its_key_and_value() {
             "  compressionTypes: [0, 42, 7]",
             "compressionTypes[1] = 42 is not a RocksDB compression type",
         ),
-        ("  compressionTypes: [0, zstd]", "compressionTypes[1] = \"zstd\" is not an integer"),
-        ("  compressionTypes: 7", "compressionTypes = 7 is not a list"),
-        ("  rocksmqPageSize: big", "rocksmqPageSize = \"big\" is not an integer"),
-        ("  rocksmqPageSize: -5", "rocksmqPageSize = -5 must not be negative"),
-        ("  lrucacheratio: lots", "lrucacheratio = \"lots\" is not a number"),
-        ("  retentionTimeInMinutes: 1.5", "retentionTimeInMinutes = 1.5 is not an integer"),
-        ("  retentionSizeInMB: [1]", "retentionSizeInMB = - 1 is not an integer"),
-        ("  compactionInterval: soon", "compactionInterval = \"soon\" is not an integer"),
-        ("  syncWrites: maybe", "syncWrites = \"maybe\" is not true or false"),
-        ("  retentionPolicy: never", "retentionPolicy = \"never\" is not a retention policy"),
+        (
+            "  compressionTypes: [0, zstd]",
+            "compressionTypes[1] = \"zstd\" is not an integer",
+        ),
+        (
+            "  compressionTypes: 7",
+            "compressionTypes = 7 is not a list",
+        ),
+        (
+            "  rocksmqPageSize: big",
+            "rocksmqPageSize = \"big\" is not an integer",
+        ),
+        (
+            "  rocksmqPageSize: -5",
+            "rocksmqPageSize = -5 must not be negative",
+        ),
+        (
+            "  lrucacheratio: lots",
+            "lrucacheratio = \"lots\" is not a number",
+        ),
+        (
+            "  retentionTimeInMinutes: 1.5",
+            "retentionTimeInMinutes = 1.5 is not an integer",
+        ),
+        (
+            "  retentionSizeInMB: [1]",
+            "retentionSizeInMB = - 1 is not an integer",
+        ),
+        (
+            "  compactionInterval: soon",
+            "compactionInterval = \"soon\" is not an integer",
+        ),
+        (
+            "  syncWrites: maybe",
+            "syncWrites = \"maybe\" is not true or false",
+        ),
+        (
+            "  retentionPolicy: never",
+            "retentionPolicy = \"never\" is not a retention policy",
+        ),
         ("  path: [a, b]", "path = - a - b is not a string"),
     ];
     for (section, expected) in loading {
@@ -173,16 +238,43 @@ fn each_bad_value_is_refused_naming_its_key_and_value() {
     }
     let validating = [
         ("  lrucacheratio: 0", "lrucacheratio = 0 must be in (0, 1]"),
-        ("  lrucacheratio: 1.5", "lrucacheratio = 1.5 must be in (0, 1]"),
-        ("  rocksmqPageSize: 0", "rocksmqPageSize = 0 must be greater than 0"),
-        ("  retentionTimeInMinutes: -2", "retentionTimeInMinutes = -2 must be -1"),
-        ("  retentionSizeInMB: -100", "retentionSizeInMB = -100 must be -1"),
-        ("  compressionTypes: [7]", "compressionTypes = [7] must list one compression type per LSM level"),
+        (
+            "  lrucacheratio: 1.5",
+            "lrucacheratio = 1.5 must be in (0, 1]",
+        ),
+        (
+            "  rocksmqPageSize: 0",
+            "rocksmqPageSize = 0 must be greater than 0",
+        ),
+        (
+            "  retentionTimeInMinutes: -2",
+            "retentionTimeInMinutes = -2 must be -1",
+        ),
+        (
+            "  retentionSizeInMB: -100",
+            "retentionSizeInMB = -100 must be -1",
+        ),
+        (
+            "  compressionTypes: [7]",
+            "compressionTypes = [7] must list one compression type per LSM level",
+        ),
         ("  compressionTypes: []", "compressionTypes = [] must list"),
-        ("  maxMessageSize: 0", "maxMessageSize = 0 must be between 1 and"),
-        ("  maxMessageSize: 2147483648", "maxMessageSize = 2147483648 must be between"),
-        ("  pageMaxAgeInMinutes: 0", "pageMaxAgeInMinutes = 0 must be at least 1"),
-        ("  retentionCheckInterval: 0", "retentionCheckInterval = 0 must be greater than 0"),
+        (
+            "  maxMessageSize: 0",
+            "maxMessageSize = 0 must be between 1 and",
+        ),
+        (
+            "  maxMessageSize: 2147483648",
+            "maxMessageSize = 2147483648 must be between",
+        ),
+        (
+            "  pageMaxAgeInMinutes: 0",
+            "pageMaxAgeInMinutes = 0 must be at least 1",
+        ),
+        (
+            "  retentionCheckInterval: 0",
+            "retentionCheckInterval = 0 must be greater than 0",
+        ),
         ("  path: \"\"", "path = \"\" must name a directory"),
     ];
     for (section, expected) in validating {
@@ -199,7 +291,9 @@ fn open_validates_and_no_bad_value_reaches_rocksdb() {
         .lru_cache_ratio(7.0)
         .build();
     let error = Store::open(config).unwrap_err();
-    assert!(matches!(error, OpenError::Config(ConfigError::Invalid { ref key, .. }) if key == "lrucacheratio"));
+    assert!(
+        matches!(error, OpenError::Config(ConfigError::Invalid { ref key, .. }) if key == "lrucacheratio")
+    );
     assert!(!dir.path().join("store").exists(), "nothing was created");
 }
 
@@ -220,7 +314,10 @@ fn the_builder_sets_every_key() {
         .retention_policy(RetentionPolicy::Limits)
         .build();
     config.validate().unwrap();
-    assert_eq!(config.retention_time(), Some(std::time::Duration::from_secs(3600)));
+    assert_eq!(
+        config.retention_time(),
+        Some(std::time::Duration::from_secs(3600))
+    );
     assert_eq!(config.compaction_interval(), None);
     assert_eq!(config.page_max_age(), std::time::Duration::from_secs(300));
     // Config is plain serde data under Milvus's names.

@@ -19,10 +19,11 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use common::check_pages_agree;
+use common::check_pages_agree_from;
 use rocksmq::{Config, Message, Position, Store};
 
 const DIR_VAR: &str = "ROCKSMQ_CRASH_DIR";
+const MARK: &str = "@@ ";
 const TOPICS: [&str; 2] = ["crash-a", "crash-b"];
 
 fn cycles() -> usize {
@@ -49,7 +50,13 @@ fn payload(topic: &str, id: u64) -> Vec<u8> {
 /// the child and a channel of its stdout lines.
 fn spawn_child(entry: &str, dir: &Path) -> (Child, mpsc::Receiver<String>) {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([entry, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            entry,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(DIR_VAR, dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -57,10 +64,14 @@ fn spawn_child(entry: &str, dir: &Path) -> (Child, mpsc::Receiver<String>) {
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let (send, receive) = mpsc::channel();
+    // The child's protocol lines start with `@@ `; libtest prints around them.
     thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if send.send(line).is_err() {
+            let Some((_, message)) = line.split_once(MARK) else {
+                continue;
+            };
+            if send.send(message.to_owned()).is_err() {
                 break;
             }
         }
@@ -73,9 +84,14 @@ fn spawn_child(entry: &str, dir: &Path) -> (Child, mpsc::Receiver<String>) {
 fn run_and_kill(entry: &str, dir: &Path, rng: &mut fastrand::Rng) -> Vec<String> {
     let (mut child, lines) = spawn_child(entry, dir);
     let mut seen = Vec::new();
-    let ready = lines.recv_timeout(Duration::from_secs(60)).expect("the child starts");
+    let ready = lines
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the child starts");
     assert_eq!(ready, "ready");
     thread::sleep(Duration::from_millis(rng.u64(5..150)));
+    if let Some(status) = child.try_wait().unwrap() {
+        panic!("the child {entry} exited before it was killed: {status}");
+    }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     while let Ok(line) = lines.recv_timeout(Duration::from_secs(5)) {
@@ -91,6 +107,7 @@ fn produced_messages_survive_sigkill() {
     println!("seed {seed}");
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut reported = std::collections::HashMap::<String, u64>::new();
+    let mut checked = std::collections::HashMap::<String, u64>::new();
     for cycle in 0..cycles() {
         for line in run_and_kill("child_produces", dir.path(), &mut rng) {
             let mut parts = line.split(' ');
@@ -104,63 +121,93 @@ fn produced_messages_survive_sigkill() {
             if !store.topic_exists(topic).unwrap() {
                 continue;
             }
-            let messages = store.read_range(topic, ..).unwrap();
+            // Messages checked in earlier cycles are not read again, so that
+            // the long run stays linear.
+            let from = checked.get(topic).copied().unwrap_or(0) + 1;
+            let messages = store.read_range(topic, from..).unwrap();
             for (index, message) in messages.iter().enumerate() {
-                assert_eq!(message.id, index as u64 + 1, "cycle {cycle}: ids without gap");
-                assert_eq!(message.payload, payload(topic, message.id), "cycle {cycle}: payload");
+                assert_eq!(
+                    message.id,
+                    from + index as u64,
+                    "cycle {cycle}: ids without gap"
+                );
+                assert_eq!(
+                    message.payload,
+                    payload(topic, message.id),
+                    "cycle {cycle}: payload"
+                );
                 assert_eq!(message.properties["topic"], topic);
             }
-            let written = messages.len() as u64;
+            let written = store.latest_id(topic).unwrap().unwrap_or(0);
             let acknowledged = reported.get(topic).copied().unwrap_or(0);
             assert!(
                 written >= acknowledged,
                 "cycle {cycle}: {topic}: {acknowledged} acknowledged, {written} present"
             );
-            check_pages_agree(&store, topic);
+            assert_eq!(
+                store.topic_stats(topic).unwrap().messages,
+                written,
+                "cycle {cycle}"
+            );
+            check_pages_agree_from(&store, topic, from);
+            checked.insert(topic.to_owned(), written);
         }
         store.close().unwrap();
     }
-    println!("{} cycles; acknowledged ids per topic: {reported:?}", cycles());
-    assert!(reported.values().any(|&last| last > 0), "the children produced");
+    println!(
+        "{} cycles; acknowledged ids per topic: {reported:?}",
+        cycles()
+    );
+    assert!(
+        reported.values().any(|&last| last > 0),
+        "the children produced"
+    );
 }
 
-/// The child: two threads produce batches to two topics until killed,
-/// printing `TOPIC FIRST LAST` after each produce returns.
+/// A child aborts on any panic, so that the parent sees it exit early
+/// instead of a thread dying quietly.
+fn abort_on_panic() {
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("{info}");
+        std::process::abort();
+    }));
+}
+
+/// Produces numbered batches to `topic` until killed, printing
+/// `TOPIC FIRST LAST` after each produce returns.
+fn produce_forever(store: &Store, topic: &str) -> ! {
+    let mut rng = fastrand::Rng::new();
+    let mut next = store.latest_id(topic).unwrap().unwrap_or(0) + 1;
+    loop {
+        let count = rng.u64(1..40);
+        let batch: Vec<Message> = (next..next + count)
+            .map(|id| Message::new(payload(topic, id)).with_property("topic", topic))
+            .collect();
+        let ids = store.produce(topic, &batch).unwrap();
+        assert_eq!(ids, next..next + count);
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{MARK}{topic} {} {}", ids.start, ids.end - 1).unwrap();
+        out.flush().unwrap();
+        next = ids.end;
+    }
+}
+
+/// The child: two threads produce to two topics until killed.
 #[test]
 #[ignore = "the child process of produced_messages_survive_sigkill"]
 fn child_produces() {
-    let Ok(dir) = std::env::var(DIR_VAR) else { return };
+    let Ok(dir) = std::env::var(DIR_VAR) else {
+        return;
+    };
+    abort_on_panic();
     let store = Store::open(config(Path::new(&dir))).unwrap();
     for topic in TOPICS {
         store.create_topic(topic).unwrap();
     }
-    println!("ready");
-    let threads: Vec<_> = TOPICS
-        .iter()
-        .enumerate()
-        .map(|(t, topic)| {
-            let store = store.clone();
-            thread::spawn(move || {
-                let mut rng = fastrand::Rng::with_seed(t as u64 + fastrand::u64(..));
-                let mut next = store.latest_id(topic).unwrap().unwrap_or(0) + 1;
-                loop {
-                    let count = rng.u64(1..40);
-                    let batch: Vec<Message> = (next..next + count)
-                        .map(|id| Message::new(payload(topic, id)).with_property("topic", *topic))
-                        .collect();
-                    let ids = store.produce(topic, &batch).unwrap();
-                    assert_eq!(ids, next..next + count);
-                    let mut out = std::io::stdout().lock();
-                    writeln!(out, "{topic} {} {}", ids.start, ids.end - 1).unwrap();
-                    out.flush().unwrap();
-                    next = ids.end;
-                }
-            })
-        })
-        .collect();
-    for thread in threads {
-        thread.join().unwrap();
-    }
+    println!("{MARK}ready");
+    let other = store.clone();
+    thread::spawn(move || produce_forever(&other, TOPICS[1]));
+    produce_forever(&store, TOPICS[0]);
 }
 
 const GROUP: &str = "crash-group";
@@ -182,7 +229,9 @@ fn acknowledged_positions_survive_sigkill() {
     {
         let store = Store::open(config(dir.path())).unwrap();
         store.create_topic(CONSUMED_TOPIC).unwrap();
-        store.create_group(CONSUMED_TOPIC, GROUP, Position::Earliest).unwrap();
+        store
+            .create_group(CONSUMED_TOPIC, GROUP, Position::Earliest)
+            .unwrap();
         top_up(&store);
         store.close().unwrap();
     }
@@ -217,8 +266,15 @@ fn acknowledged_positions_survive_sigkill() {
         );
         durable = acked;
         top_up(&store);
-        let next = consumer.recv_timeout(Duration::ZERO).unwrap().expect("messages remain");
-        assert_eq!(next.id, acked + 1, "cycle {cycle}: resumes right after the position");
+        let next = consumer
+            .recv_timeout(Duration::ZERO)
+            .unwrap()
+            .expect("messages remain");
+        assert_eq!(
+            next.id,
+            acked + 1,
+            "cycle {cycle}: resumes right after the position"
+        );
         assert_eq!(next.payload, next.id.to_string().as_bytes());
         drop(consumer);
         store.close().unwrap();
@@ -232,11 +288,14 @@ fn acknowledged_positions_survive_sigkill() {
 #[test]
 #[ignore = "the child process of acknowledged_positions_survive_sigkill"]
 fn child_consumes() {
-    let Ok(dir) = std::env::var(DIR_VAR) else { return };
+    let Ok(dir) = std::env::var(DIR_VAR) else {
+        return;
+    };
+    abort_on_panic();
     let store = Store::open(config(Path::new(&dir))).unwrap();
     let mut consumer = store.consumer(CONSUMED_TOPIC, GROUP).unwrap();
     let mut expected = consumer.acked_id() + 1;
-    println!("ready");
+    println!("{MARK}ready");
     let mut rng = fastrand::Rng::new();
     loop {
         let batch = consumer.consume(rng.usize(1..500)).unwrap();
@@ -249,11 +308,11 @@ fn child_consumes() {
             expected += 1;
         }
         let mut out = std::io::stdout().lock();
-        writeln!(out, "delivered {}", last.id).unwrap();
-        writeln!(out, "acking {}", last.id).unwrap();
+        writeln!(out, "{MARK}delivered {}", last.id).unwrap();
+        writeln!(out, "{MARK}acking {}", last.id).unwrap();
         out.flush().unwrap();
         consumer.ack(last.id).unwrap();
-        writeln!(out, "acked {}", last.id).unwrap();
+        writeln!(out, "{MARK}acked {}", last.id).unwrap();
         out.flush().unwrap();
         // Work on the batch, so that a cycle spans many batches.
         thread::sleep(Duration::from_micros(rng.u64(0..2000)));

@@ -32,7 +32,9 @@ fn topic_lifecycle() {
     store.destroy_topic("a").unwrap();
     assert!(!store.topic_exists("a").unwrap());
     assert_eq!(store.list_topics().unwrap(), ["b"]);
-    assert!(matches!(store.destroy_topic("a"), Err(TopicError::NotFound { topic }) if topic == "a"));
+    assert!(
+        matches!(store.destroy_topic("a"), Err(TopicError::NotFound { topic }) if topic == "a")
+    );
     assert!(matches!(
         store.produce("a", &[Message::new("x")]),
         Err(ProduceError::TopicNotFound { .. })
@@ -69,7 +71,10 @@ fn destroy_drops_the_column_family_and_gives_the_disk_back() {
     store.destroy_topic("big").unwrap();
     let after = dir_size(dir.path());
     println!("store directory: {before} bytes before destroy, {after} after");
-    assert!(after < 8 << 20, "the destroyed topic's files are gone: {after} bytes left");
+    assert!(
+        after < 8 << 20,
+        "the destroyed topic's files are gone: {after} bytes left"
+    );
     store.close().unwrap();
     assert!(!column_families(dir.path()).contains(&"topic/big".to_owned()));
     let store = open(dir.path());
@@ -114,20 +119,36 @@ fn an_oversize_message_in_a_batch_writes_nothing_of_the_batch() {
     let batch = [
         Message::new(vec![1; 10]),
         Message::new(vec![2; 10]),
-        Message::new(vec![3; 990]).with_property("key", "value!!"),
+        Message::new(vec![3; 990]).with_property("key", "value!!!!"),
         Message::new(vec![4; 10]),
     ];
     let error = store.produce("t", &batch).unwrap_err();
     assert!(
-        matches!(error, ProduceError::MessageTooLarge { index: 2, size: 1002, max: 1000, .. }),
+        matches!(
+            error,
+            ProduceError::MessageTooLarge {
+                index: 2,
+                size: 1002,
+                max: 1000,
+                ..
+            }
+        ),
         "{error}"
     );
-    assert!(error.to_string().contains("message 2 of the batch to topic `t` is 1002 bytes"));
+    assert!(
+        error
+            .to_string()
+            .contains("message 2 of the batch to topic `t` is 1002 bytes")
+    );
     assert_eq!(store.latest_id("t").unwrap(), None);
     assert!(store.read_range("t", ..).unwrap().is_empty());
     assert!(store.pages("t").unwrap().is_empty());
     assert_eq!(store.produce("t", &batch[..2]).unwrap(), 1..3);
-    assert_eq!(store.produce("t", &[]).unwrap(), 3..3, "an empty batch is fine");
+    assert_eq!(
+        store.produce("t", &[]).unwrap(),
+        3..3,
+        "an empty batch is fine"
+    );
     store.close().unwrap();
     let store = Store::open(config(dir.path()).max_message_size_bytes(1000).build()).unwrap();
     assert_eq!(store.read_range("t", ..).unwrap().len(), 2);
@@ -141,7 +162,9 @@ fn ids_are_contiguous_across_reopen() {
     for round in 0..5 {
         let store = open(dir.path());
         store.create_topic("t").unwrap();
-        let batch: Vec<Message> = (0..=round).map(|i| Message::new(format!("{round}-{i}"))).collect();
+        let batch: Vec<Message> = (0..=round)
+            .map(|i| Message::new(format!("{round}-{i}")))
+            .collect();
         let ids = store.produce("t", &batch).unwrap();
         assert_eq!(ids, expected_next..expected_next + batch.len() as u64);
         expected_next = ids.end;
@@ -151,7 +174,12 @@ fn ids_are_contiguous_across_reopen() {
         }
     }
     let store = open(dir.path());
-    let ids: Vec<u64> = store.read_range("t", ..).unwrap().iter().map(|m| m.id).collect();
+    let ids: Vec<u64> = store
+        .read_range("t", ..)
+        .unwrap()
+        .iter()
+        .map(|m| m.id)
+        .collect();
     assert_eq!(ids, (1..expected_next).collect::<Vec<_>>());
     assert_eq!(store.latest_id("t").unwrap(), Some(expected_next - 1));
     check_pages_agree(&store, "t");
@@ -167,8 +195,9 @@ fn produce_concurrently(store: &Store, topics: &[&str], threads: usize, batches:
             thread::spawn(move || {
                 let mut ranges = Vec::new();
                 for b in 0..batches {
-                    let batch: Vec<Message> =
-                        (0..1 + b % 7).map(|i| Message::new(format!("{t}/{b}/{i}"))).collect();
+                    let batch: Vec<Message> = (0..1 + b % 7)
+                        .map(|i| Message::new(format!("{t}/{b}/{i}")))
+                        .collect();
                     ranges.push(store.produce(&topic, &batch).unwrap());
                 }
                 (topic, ranges)
@@ -237,9 +266,17 @@ fn pages_close_by_size() {
         store.produce("t", &[Message::new(vec![0; 300])]).unwrap();
     }
     // 300 + 300 + 300 fits in 1000; a fourth would not.
-    store.produce("t", &[Message::new(vec![0; 2500]), Message::new(vec![0; 10])]).unwrap();
+    store
+        .produce(
+            "t",
+            &[Message::new(vec![0; 2500]), Message::new(vec![0; 10])],
+        )
+        .unwrap();
     let pages = store.pages("t").unwrap();
-    let shape: Vec<_> = pages.iter().map(|p| (p.first_id, p.last_id, p.bytes, p.closed)).collect();
+    let shape: Vec<_> = pages
+        .iter()
+        .map(|p| (p.first_id, p.last_id, p.bytes, p.closed))
+        .collect();
     assert_eq!(
         shape,
         [
@@ -256,7 +293,11 @@ fn pages_close_by_size() {
     let (store, _clock) = open_manual(config);
     assert_eq!(store.pages("t").unwrap(), pages, "pages survive reopen");
     store.produce("t", &[Message::new(vec![0; 10])]).unwrap();
-    assert_eq!(store.pages("t").unwrap().last().unwrap().count, 2, "the open page is recovered");
+    assert_eq!(
+        store.pages("t").unwrap().last().unwrap().count,
+        2,
+        "the open page is recovered"
+    );
     check_pages_agree(&store, "t");
 }
 
@@ -272,11 +313,17 @@ fn pages_close_by_age_on_the_moved_clock() {
     assert_eq!(store.pages("t").unwrap().len(), 1);
     assert!(!store.pages("t").unwrap()[0].closed);
     clock.advance(Duration::from_secs(60));
-    assert!(store.pages("t").unwrap()[0].closed, "ten minutes old: closed, with no write");
+    assert!(
+        store.pages("t").unwrap()[0].closed,
+        "ten minutes old: closed, with no write"
+    );
     store.produce("t", &[Message::new("c")]).unwrap();
     let pages = store.pages("t").unwrap();
     assert_eq!(
-        pages.iter().map(|p| (p.first_id, p.last_id)).collect::<Vec<_>>(),
+        pages
+            .iter()
+            .map(|p| (p.first_id, p.last_id))
+            .collect::<Vec<_>>(),
         [(1, 2), (3, 3)]
     );
     check_pages_agree(&store, "t");
@@ -287,7 +334,9 @@ fn the_default_page_age_is_a_tenth_of_the_retention_time() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path()).retention_time_minutes(1440).build();
     assert_eq!(config.page_max_age(), Duration::from_secs(144 * 60));
-    let disabled = rocksmq::Config::builder().retention_time_minutes(-1).build();
+    let disabled = rocksmq::Config::builder()
+        .retention_time_minutes(-1)
+        .build();
     assert_eq!(disabled.page_max_age(), Duration::from_secs(3600));
 }
 
@@ -298,7 +347,10 @@ fn a_second_open_of_a_held_store_fails_and_names_the_path() {
     let error = Store::open(config(dir.path()).build()).unwrap_err();
     assert!(matches!(error, OpenError::Locked { .. }), "{error}");
     let message = error.to_string();
-    assert!(message.contains(&dir.path().display().to_string()), "{message}");
+    assert!(
+        message.contains(&dir.path().display().to_string()),
+        "{message}"
+    );
     assert!(message.contains("already open"), "{message}");
 
     // Another process: the command-line tool.
@@ -325,7 +377,10 @@ fn a_closed_store_refuses_calls_and_a_handle_may_be_dropped() {
     let other = store.clone();
     store.close().unwrap();
     store.close().unwrap();
-    assert!(matches!(other.produce("t", &[Message::new("x")]), Err(ProduceError::Closed)));
+    assert!(matches!(
+        other.produce("t", &[Message::new("x")]),
+        Err(ProduceError::Closed)
+    ));
     assert!(matches!(other.list_topics(), Err(TopicError::Closed)));
     drop(other);
     let store = Arc::new(open(dir.path()));

@@ -39,7 +39,10 @@ fn size_retention_keeps_the_topic_and_the_disk_bounded() {
     let disk_bound = retained_bound + 4 * MIB;
     let mut written = 0u64;
     let mut max_disk = 0u64;
-    println!("{:>8} {:>14} {:>14} {:>14}", "round", "written", "retained", "on disk");
+    println!(
+        "{:>8} {:>14} {:>14} {:>14}",
+        "round", "written", "retained", "on disk"
+    );
     for round in 1..=20 {
         // 10 MiB per round, in messages of 256 KiB.
         for _ in 0..40 {
@@ -56,10 +59,18 @@ fn size_retention_keeps_the_topic_and_the_disk_bounded() {
         let disk = dir_size(dir.path());
         max_disk = max_disk.max(disk);
         println!("{round:>8} {written:>14} {retained:>14} {disk:>14}");
-        assert!(retained <= retained_bound, "round {round}: {retained} bytes retained");
-        assert!(disk <= disk_bound, "round {round}: {disk} bytes on disk, bound {disk_bound}");
+        assert!(
+            retained <= retained_bound,
+            "round {round}: {retained} bytes retained"
+        );
+        assert!(
+            disk <= disk_bound,
+            "round {round}: {disk} bytes on disk, bound {disk_bound}"
+        );
     }
-    println!("written {written} bytes; largest store directory after a pass: {max_disk} bytes (bound {disk_bound})");
+    println!(
+        "written {written} bytes; largest store directory after a pass: {max_disk} bytes (bound {disk_bound})"
+    );
     let stats = store.topic_stats("t").unwrap();
     assert_eq!(stats.deleted_bytes + stats.bytes, written);
     assert!(stats.last_retention.is_some());
@@ -79,7 +90,9 @@ fn time_retention_deletes_old_pages_and_keeps_new_ones() {
     // A page every 15 minutes (each older than the page age when the next comes).
     for minute in [0u64, 15, 30, 45, 60, 75] {
         clock.set(rocksmq::ManualClock::default().now() + Duration::from_secs(minute * 60));
-        store.produce("t", &[Message::new(minute.to_string()), Message::new("x")]).unwrap();
+        store
+            .produce("t", &[Message::new(minute.to_string()), Message::new("x")])
+            .unwrap();
     }
     assert_eq!(store.pages("t").unwrap().len(), 6);
     // At minute 100, pages last written at 0, 15 and 30 are older than an hour.
@@ -96,7 +109,10 @@ fn time_retention_deletes_old_pages_and_keeps_new_ones() {
     clock.set(rocksmq::ManualClock::default().now() + Duration::from_secs(136 * 60));
     assert_eq!(store.run_retention().unwrap().pages(), 3);
     let stats = store.topic_stats("t").unwrap();
-    assert_eq!((stats.messages, stats.pages, stats.first_id, stats.last_id), (0, 0, 0, 12));
+    assert_eq!(
+        (stats.messages, stats.pages, stats.first_id, stats.last_id),
+        (0, 0, 0, 12)
+    );
     // Ids go on after an emptied topic; the next message opens a new page.
     assert_eq!(store.produce("t", &[Message::new("new")]).unwrap(), 13..14);
     check_pages_agree(&store, "t");
@@ -119,7 +135,9 @@ fn at_low_traffic_large_pages_still_expire() {
     // One small message a minute for a week; a retention pass every hour.
     for minute in 1..=7 * 24 * 60u64 {
         clock.advance(Duration::from_secs(60));
-        store.produce("quiet", &[Message::new(minute.to_string())]).unwrap();
+        store
+            .produce("quiet", &[Message::new(minute.to_string())])
+            .unwrap();
         if minute % 60 == 0 {
             store.run_retention().unwrap();
         }
@@ -136,7 +154,10 @@ fn at_low_traffic_large_pages_still_expire() {
     );
     assert!(stats.deleted_messages > 5 * 24 * 60, "old messages expired");
     // A day, plus one page age (144 minutes), plus one pass interval.
-    assert!(age <= Duration::from_secs((24 * 60 + 144 + 60) * 60), "oldest is {age:?} old");
+    assert!(
+        age <= Duration::from_secs((24 * 60 + 144 + 60) * 60),
+        "oldest is {age:?} old"
+    );
     assert!(oldest > start);
     check_pages_agree(&store, "quiet");
 }
@@ -179,11 +200,18 @@ fn the_acked_policy_keeps_unacknowledged_pages() {
     assert_eq!(report.topics[0].skipped, 0);
     assert_eq!(store.topic_stats("t").unwrap().first_id, 21);
     let mut slow = store.consumer("t", "slow").unwrap();
-    assert_eq!(slow.consume(1).unwrap()[0].id, 26, "nothing unacknowledged was lost");
+    assert_eq!(
+        slow.consume(1).unwrap()[0].id,
+        26,
+        "nothing unacknowledged was lost"
+    );
     // A topic without groups counts as acknowledged.
     store.create_topic("free").unwrap();
     store
-        .produce("free", &(0..25).map(|_| Message::new([1; 10])).collect::<Vec<_>>())
+        .produce(
+            "free",
+            &(0..25).map(|_| Message::new([1; 10])).collect::<Vec<_>>(),
+        )
         .unwrap();
     let report = store.run_retention().unwrap();
     let free = report.topics.iter().find(|t| t.name == "free").unwrap();
@@ -203,7 +231,11 @@ fn the_limits_policy_deletes_and_moves_the_lagging_group() {
     let slow = stats.groups.iter().find(|g| g.name == "slow").unwrap();
     assert_eq!((slow.acked_id, slow.skipped, slow.lag), (90, 65, 5));
     let fast = stats.groups.iter().find(|g| g.name == "fast").unwrap();
-    assert_eq!((fast.acked_id, fast.skipped), (93, 0), "a group ahead is not moved");
+    assert_eq!(
+        (fast.acked_id, fast.skipped),
+        (93, 0),
+        "a group ahead is not moved"
+    );
     let mut consumer = store.consumer("t", "slow").unwrap();
     assert_eq!(consumer.consume(1).unwrap()[0].id, 91);
     drop(consumer);
@@ -225,7 +257,9 @@ fn a_consumer_that_falls_behind_under_limits_reports_every_gap() {
         let store = store.clone();
         thread::spawn(move || {
             for i in 0..20_000u64 {
-                store.produce("t", &[Message::new(format!("{i:09}"))]).unwrap();
+                store
+                    .produce("t", &[Message::new(format!("{i:09}"))])
+                    .unwrap();
             }
         })
     };
@@ -264,7 +298,10 @@ fn a_consumer_that_falls_behind_under_limits_reports_every_gap() {
     let first_retained = store.topic_stats("t").unwrap().first_id;
     for id in 1..=20_000 {
         if !received.contains(&id) {
-            assert!(id < first_retained, "message {id} was lost outside the deleted pages");
+            assert!(
+                id < first_retained,
+                "message {id} was lost outside the deleted pages"
+            );
         }
     }
     println!("received {}, skipped {gaps}", received.len());
@@ -283,7 +320,9 @@ fn retention_alongside_producers_and_consumers_loses_nothing_unacknowledged() {
             let store = store.clone();
             thread::spawn(move || {
                 for i in 0..5_000u64 {
-                    store.produce("t", &[Message::new(format!("{p}-{i}"))]).unwrap();
+                    store
+                        .produce("t", &[Message::new(format!("{p}-{i}"))])
+                        .unwrap();
                 }
             })
         })
@@ -342,7 +381,10 @@ fn destroying_topics_during_retention_passes_is_safe() {
         let topic = format!("t{}", round % 5);
         store.create_topic(&topic).unwrap();
         store
-            .produce(&topic, &(0..50).map(|_| Message::new([7; 10])).collect::<Vec<_>>())
+            .produce(
+                &topic,
+                &(0..50).map(|_| Message::new([7; 10])).collect::<Vec<_>>(),
+            )
             .unwrap();
         store.destroy_topic(&topic).unwrap();
     }
@@ -366,11 +408,17 @@ fn the_background_task_runs_passes_and_stops_when_the_store_closes() {
     .unwrap();
     store.create_topic("t").unwrap();
     store
-        .produce("t", &(0..95).map(|_| Message::new([1; 10])).collect::<Vec<_>>())
+        .produce(
+            "t",
+            &(0..95).map(|_| Message::new([1; 10])).collect::<Vec<_>>(),
+        )
         .unwrap();
     let started = Instant::now();
     while store.topic_stats("t").unwrap().deleted_pages == 0 {
-        assert!(started.elapsed() < Duration::from_secs(30), "the background pass ran");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the background pass ran"
+        );
         thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(store.topic_stats("t").unwrap().deleted_pages, 9);
@@ -387,10 +435,19 @@ fn compaction_reports_the_disk_before_and_after() {
     let store = policy_store(dir.path(), RetentionPolicy::Acked);
     store.create_topic("t").unwrap();
     store
-        .produce("t", &(0..1000).map(|i| Message::new(format!("{i:0100}"))).collect::<Vec<_>>())
+        .produce(
+            "t",
+            &(0..1000)
+                .map(|i| Message::new(format!("{i:0100}")))
+                .collect::<Vec<_>>(),
+        )
         .unwrap();
     let report = store.compact().unwrap();
     assert_eq!(report.column_families, 2);
     assert!(report.disk_bytes_after > 0);
-    assert_eq!(store.read_range("t", ..).unwrap().len(), 1000, "compaction keeps data");
+    assert_eq!(
+        store.read_range("t", ..).unwrap().len(),
+        1000,
+        "compaction keeps data"
+    );
 }

@@ -71,7 +71,10 @@ pub fn run(config: Config, count: u64) -> Result<()> {
         progress.finish_and_clear();
         Ok(bytes)
     })?;
-    writeln!(out, "checked all {count} messages: ids 1..={count} in order, payloads and properties intact")?;
+    writeln!(
+        out,
+        "checked all {count} messages: ids 1..={count} in order, payloads and properties intact"
+    )?;
 
     writeln!(out)?;
     writeln!(
@@ -90,7 +93,10 @@ pub fn run(config: Config, count: u64) -> Result<()> {
             per_second(timing.bytes as f64 / f64::from(1 << 20), timing.elapsed),
         )?;
     }
-    writeln!(out, "(produce: batches of {BATCH}, each one atomic write; consume: batches of 1000, each acknowledged)")?;
+    writeln!(
+        out,
+        "(produce: batches of {BATCH}, each one atomic write; consume: batches of 1000, each acknowledged)"
+    )?;
     writeln!(out)?;
     crate::output::stats_table(&store.stats()?, &mut out)?;
     store.close()?;

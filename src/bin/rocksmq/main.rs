@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use clap::{Parser, Subcommand};
+
 use rocksmq::{Config, ConsumerError, Message, Position, Store};
 
 /// An embedded, RocksDB-backed message store (Milvus's RocksMQ, in Rust).
@@ -155,7 +156,17 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) if !error.use_stderr() => error.exit(),
+        Err(error) => {
+            // clap's first line says what is wrong; the rest is usage.
+            let text = error.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            eprintln!("rocksmq: {first} (see rocksmq --help)");
+            return ExitCode::from(2);
+        }
+    };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) if is_broken_pipe(error.as_ref()) => ExitCode::SUCCESS,
@@ -269,7 +280,10 @@ fn produce(
     const BATCH_MESSAGES: usize = 1024;
     const BATCH_BYTES: usize = 4 << 20;
     if !store.topic_exists(topic)? {
-        return Err(format!("cannot produce to topic `{topic}`: it does not exist (create it with `rocksmq topic create {topic}`)").into());
+        return Err(format!(
+            "topic `{topic}` does not exist (create it with `rocksmq topic create {topic}`)"
+        )
+        .into());
     }
     let stdin = io::stdin().lock();
     let mut batch: Vec<Message> = Vec::new();
@@ -423,9 +437,9 @@ fn parse_position(text: &str) -> Result<Position, String> {
                     .map_err(|error| format!("`{time}` is not an RFC 3339 time: {error}"))?;
                 Ok(Position::Time(SystemTime::from(time)))
             } else {
-                text.parse().map(Position::Id).map_err(|_| {
-                    format!("`{text}` is not earliest, latest, a message id or @TIME")
-                })
+                text.parse()
+                    .map(Position::Id)
+                    .map_err(|_| format!("`{text}` is not earliest, latest, a message id or @TIME"))
             }
         }
     }

@@ -22,8 +22,9 @@ pub fn message(message: &StoredMessage, json: bool, out: &mut impl Write) -> io:
     match std::str::from_utf8(&message.payload) {
         Ok(text) => object["payload"] = text.into(),
         Err(_) => {
-            object["payload_base64"] =
-                base64::engine::general_purpose::STANDARD.encode(&message.payload).into();
+            object["payload_base64"] = base64::engine::general_purpose::STANDARD
+                .encode(&message.payload)
+                .into();
         }
     }
     serde_json::to_writer(&mut *out, &object)?;
