@@ -25,7 +25,8 @@ use crate::store::{Store, meta_cf};
 ///
 /// let message = Message::new(r#"{"id": 1, "vector": [0.1, 0.2]}"#)
 ///     .with_property("collection", "books");
-/// assert_eq!(message.size(), 32 + "collection".len() + "books".len());
+/// // 31 bytes of payload, 10 + 5 of property.
+/// assert_eq!(message.size(), 46);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Message {

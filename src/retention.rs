@@ -26,7 +26,7 @@ use std::sync::{Arc, Weak};
 use std::thread::{self, JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use rocksdb::{BottommostLevelCompaction, CompactOptions, FlushOptions, WriteBatch};
 use serde::Serialize;
 
@@ -36,7 +36,7 @@ use crate::error::{StorageError, TopicError};
 use crate::record::{self, GroupRecord};
 use crate::stats::dir_size;
 use crate::store::{Inner, Store, meta_cf};
-use crate::topic::{Topic, Writer};
+use crate::topic::{Group, Topic, Writer};
 
 /// What one retention pass deleted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -125,7 +125,8 @@ impl Store {
     ///     store.produce("events", &[Message::new(vec![0; 1 << 20])])?;
     /// }
     /// let report = store.run_retention()?;
-    /// assert_eq!(report.pages(), 2, "the two oldest pages exceed the 1 MiB limit");
+    /// assert_eq!(report.pages(), 3, "the oldest pages go until 1 MiB is left");
+    /// assert_eq!(store.topic_stats("events")?.first_id, 4);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
@@ -266,21 +267,7 @@ fn retain_topic(inner: &Inner, topic: &Arc<Topic>) -> Result<Option<TopicRetenti
             StorageError::rocksdb(format!("deleting pages of topic `{}`", topic.name), &error)
         })?;
 
-    let mut skipped = 0;
-    for (index, lagging) in moved {
-        let (group, record) = &mut records[index];
-        let lost = lagging.skipped - record.skipped;
-        tracing::warn!(
-            topic = %topic.name,
-            group = %group.name,
-            skipped = lost,
-            from = record.acked_id + 1,
-            to = lagging.acked_id,
-            "retention (limits policy) deleted messages the group had not acknowledged"
-        );
-        skipped += lost;
-        **record = lagging;
-    }
+    let skipped = apply_moves(&topic.name, &mut records, moved);
     drop(records);
     drop(groups);
     let closed_deleted = plan.pages.min(writer.closed_pages.len());
@@ -306,6 +293,31 @@ fn retain_topic(inner: &Inner, topic: &Arc<Topic>) -> Result<Option<TopicRetenti
         first_id: plan.first_id,
         skipped,
     }))
+}
+
+/// Applies the group moves a pass wrote, logging each; returns the messages
+/// the groups skipped.
+fn apply_moves(
+    topic: &str,
+    records: &mut [(&Arc<Group>, MutexGuard<'_, GroupRecord>)],
+    moved: Vec<(usize, GroupRecord)>,
+) -> u64 {
+    let mut skipped = 0;
+    for (index, lagging) in moved {
+        let (group, record) = &mut records[index];
+        let lost = lagging.skipped - record.skipped;
+        tracing::warn!(
+            topic,
+            group = %group.name,
+            skipped = lost,
+            from = record.acked_id + 1,
+            to = lagging.acked_id,
+            "retention (limits policy) deleted messages the group had not acknowledged"
+        );
+        skipped += lost;
+        **record = lagging;
+    }
+    skipped
 }
 
 /// The oldest pages a pass deletes from a topic.
