@@ -75,7 +75,7 @@ pub use producer::{Message, StoredMessage};
 pub use reader::Reader;
 pub use retention::{CompactionReport, RetentionReport, TopicRetention};
 pub use stats::{GroupStats, PageInfo, StoreStats, TopicStats};
-pub use store::Store;
+pub use store::{Store, bench_support};
 pub use topic::MAX_NAME_LEN;
 
 /// A message id: per topic, from 1, strictly increasing and contiguous.

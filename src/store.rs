@@ -830,6 +830,29 @@ fn physical_memory_bytes() -> Option<u64> {
     pages.checked_mul(page_size)
 }
 
+/// The RocksDB options a store uses, for the raw-RocksDB ceiling benchmark:
+/// it writes the same keys and values with the same options, so that the
+/// difference is rocksmq's own cost.
+#[doc(hidden)]
+pub mod bench_support {
+    use rocksdb::{Cache, Options};
+
+    use crate::Config;
+
+    /// The database-wide options.
+    #[must_use]
+    pub fn db_options() -> Options {
+        super::db_options()
+    }
+
+    /// A topic column family's options for `config`.
+    #[must_use]
+    pub fn topic_options(config: &Config) -> Options {
+        let cache = Cache::new_lru_cache(super::cache_bytes(config.lru_cache_ratio));
+        super::topic_options(config, &cache)
+    }
+}
+
 fn db_options() -> Options {
     let mut options = Options::default();
     options.create_if_missing(true);
