@@ -1,9 +1,11 @@
 //! Produce: a batch of messages becomes one atomic RocksDB write.
 //!
 //! For each batch, under the topic's lock: the messages get the next ids, the
-//! page accounting is updated (closing pages as needed), and the messages,
-//! the records of the pages that closed, and the topic's state (next id,
-//! open page) go into ONE write batch. A crash leaves all or nothing of it.
+//! page accounting is updated (closing pages as needed), and the messages
+//! and the records of the pages that closed go into ONE write batch. A crash
+//! leaves all or nothing of it. The next id and the open page are not
+//! written: they follow from the messages (their keys, times and byte
+//! offsets), and opening the store derives them, so they always agree.
 //! Only after the write are the new ids published to readers and waiting
 //! receivers woken, so that a reader never sees an id before its message.
 
@@ -17,6 +19,9 @@ use crate::MessageId;
 use crate::error::{ProduceError, StorageError};
 use crate::record;
 use crate::store::{Store, meta_cf};
+
+/// The largest encoding buffer a topic keeps between produce calls.
+const SCRATCH_KEEP_BYTES: usize = 1 << 20;
 
 /// A message to produce: a payload and its properties.
 ///
@@ -117,8 +122,14 @@ impl Store {
         messages: &[Message],
     ) -> Result<Range<MessageId>, ProduceError> {
         let inner = &self.inner;
+        let not_found = || ProduceError::TopicNotFound {
+            topic: topic.to_owned(),
+        };
+        let db = inner.db().ok_or(ProduceError::Closed)?;
+        let handle = inner.topic(topic).ok_or_else(not_found)?;
+        let cf = db.cf_handle(&handle.cf_name).ok_or_else(not_found)?;
         let max = inner.config.max_message_size_bytes;
-        let mut sizes = Vec::with_capacity(messages.len());
+        let mut encoded = 0;
         for (index, message) in messages.iter().enumerate() {
             let size = message.size();
             if size > max {
@@ -129,19 +140,8 @@ impl Store {
                     max,
                 });
             }
-            sizes.push(size);
+            encoded += 8 + record::message_value_len(&message.properties, &message.payload);
         }
-        let not_found = || ProduceError::TopicNotFound {
-            topic: topic.to_owned(),
-        };
-        let db = inner.db().ok_or(ProduceError::Closed)?;
-        let handle = inner.topic(topic).ok_or_else(not_found)?;
-        let cf = db.cf_handle(&handle.cf_name).ok_or_else(not_found)?;
-        let meta = meta_cf(&db);
-        let encoded: usize = messages
-            .iter()
-            .map(|m| 8 + record::message_value_len(&m.properties, &m.payload))
-            .sum();
 
         let mut writer = handle.writer.lock();
         if handle.is_destroyed() {
@@ -156,11 +156,12 @@ impl Store {
         let now_ns = inner.now_ns();
         let mut batch = WriteBatch::with_capacity_bytes(encoded + 256);
         let mut closed = Vec::new();
-        for (message, size) in messages.iter().zip(sizes) {
+        for message in messages {
             let id = state.next_id;
+            let size = message.size();
             if let Some(page) = inner.pages.append(&mut state.open_page, id, size, now_ns) {
                 batch.put_cf(
-                    &meta,
+                    &meta_cf(&db),
                     record::page_key(handle.id, page.first_id),
                     page.encode(),
                 );
@@ -177,13 +178,16 @@ impl Store {
             state.next_id += 1;
             state.produced_bytes += size;
         }
-        batch.put_cf(&meta, record::state_key(handle.id), state.encode());
         db.write_opt(batch, inner.write_options())
             .map_err(|error| {
                 StorageError::rocksdb(format!("producing to topic `{topic}`"), &error)
             })?;
         writer.state = state;
         writer.closed_pages.extend(closed);
+        // A batch of huge messages should not pin its buffer forever.
+        if writer.scratch.capacity() > SCRATCH_KEEP_BYTES {
+            writer.scratch = Vec::new();
+        }
         handle.publish(&state);
         handle.event.notify(usize::MAX);
         Ok(first..state.next_id)

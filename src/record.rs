@@ -225,7 +225,12 @@ impl PageRecord {
     }
 }
 
-/// A topic's counters and its open page, rewritten with every produce batch.
+/// A topic's counters, and in memory its open page.
+///
+/// Only the counters are stored, by topic creation and retention passes;
+/// produce does not rewrite them. On open, the next id, the bytes produced
+/// and the open page are derived from the messages themselves (see
+/// `store::recover`), so they can never disagree with the messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct TopicState {
     /// The id the next message will get; ids start at 1.
@@ -239,7 +244,7 @@ pub(crate) struct TopicState {
     pub(crate) deleted_bytes: u64,
     /// When retention last ran over the topic (0: never).
     pub(crate) last_retention_ns: u64,
-    /// The page new messages go to, if it has any message.
+    /// The page new messages go to, if it has any message (not stored).
     pub(crate) open_page: Option<PageRecord>,
 }
 
@@ -253,7 +258,7 @@ impl TopicState {
     }
 
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(2 + 7 * 8 + PAGE_LEN);
+        let mut out = Vec::with_capacity(1 + 7 * 8);
         out.push(RECORD_V1);
         for field in [
             self.next_id,
@@ -266,19 +271,13 @@ impl TopicState {
         ] {
             out.extend_from_slice(&field.to_le_bytes());
         }
-        match &self.open_page {
-            None => out.push(0),
-            Some(page) => {
-                out.push(1);
-                page.write(&mut out);
-            }
-        }
         out
     }
 
+    /// The stored counters; `open_page` is `None` until derived.
     pub(crate) fn decode(value: &[u8]) -> Decoded<Self> {
         let mut input = Input::versioned(value, "topic state")?;
-        let mut state = Self {
+        let state = Self {
             next_id: input.u64()?,
             first_id: input.u64()?,
             produced_bytes: input.u64()?,
@@ -287,11 +286,6 @@ impl TopicState {
             deleted_bytes: input.u64()?,
             last_retention_ns: input.u64()?,
             open_page: None,
-        };
-        state.open_page = match input.u8()? {
-            0 => None,
-            1 => Some(PageRecord::read(&mut input)?),
-            other => return Err(DecodeError(format!("topic state: open-page flag {other}"))),
         };
         input.end()?;
         Ok(state)
@@ -411,6 +405,21 @@ pub(crate) fn message_offset(value: &[u8]) -> Decoded<u64> {
     input.u64()
 }
 
+/// The size of a message value as [`crate::Message::size`] counts it
+/// (payload plus property keys and values), without decoding it.
+pub(crate) fn message_size(value: &[u8]) -> Decoded<u64> {
+    let mut input = Input::versioned(value, "message")?;
+    let _flags = input.u8()?;
+    let _produce_ns = input.u64()?;
+    let _offset_bytes = input.u64()?;
+    let count = input.u32()?;
+    for _ in 0..count * 2 {
+        let len = input.u32()? as usize;
+        input.take(len)?;
+    }
+    Ok((value.len() - MESSAGE_HEADER_LEN - 8 * count as usize) as u64)
+}
+
 /// A cursor over a value being decoded.
 struct Input<'a> {
     bytes: &'a [u8],
@@ -497,6 +506,8 @@ mod tests {
             prop_assert_eq!(decoded.produce_ns, produce_ns);
             prop_assert_eq!(message_time(&out).unwrap(), produce_ns);
             prop_assert_eq!(message_offset(&out).unwrap(), offset);
+            let size = payload.len() + properties.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+            prop_assert_eq!(message_size(&out).unwrap(), size as u64);
             prop_assert_eq!(decoded.properties, properties);
             prop_assert_eq!(decoded.payload, payload);
         }
@@ -514,7 +525,7 @@ mod tests {
         }
 
         #[test]
-        fn state_round_trips(next in 1u64.., first in 1u64.., bytes: u64, open: bool, page_first: u64) {
+        fn state_round_trips(next in 1u64.., first in 1u64.., bytes: u64) {
             let state = TopicState {
                 next_id: next,
                 first_id: first,
@@ -523,14 +534,7 @@ mod tests {
                 deleted_messages: 4,
                 deleted_bytes: 5,
                 last_retention_ns: 6,
-                open_page: open.then_some(PageRecord {
-                    first_id: page_first,
-                    last_id: page_first.saturating_add(9),
-                    count: 10,
-                    bytes: 11,
-                    first_ns: 12,
-                    last_ns: 13,
-                }),
+                open_page: None,
             };
             prop_assert_eq!(TopicState::decode(&state.encode()).unwrap(), state);
         }

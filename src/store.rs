@@ -6,7 +6,7 @@
 //! Opening a store recovers everything from the metadata column family: the
 //! topics, their counters and open pages, their closed pages and groups.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::ops::{Bound, Range, RangeBounds};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,6 +19,8 @@ use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, Options, ReadOptions, WriteBatch,
     WriteOptions,
 };
+
+use rustc_hash::FxHashMap;
 
 use crate::clock::{Clock, SystemClock, from_nanos, to_nanos};
 use crate::config::Config;
@@ -80,7 +82,7 @@ pub(crate) struct Inner {
     pub(crate) pages: PageRules,
     write_options: WriteOptions,
     topic_options: Options,
-    topics: RwLock<HashMap<String, Arc<Topic>>>,
+    topics: RwLock<FxHashMap<String, Arc<Topic>>>,
     /// Serialises topic creation and destruction; holds the next topic id.
     catalog: Mutex<u32>,
     closed: AtomicBool,
@@ -171,7 +173,7 @@ impl Store {
             clock,
             write_options,
             topic_options,
-            topics: RwLock::new(HashMap::new()),
+            topics: RwLock::new(FxHashMap::default()),
             catalog: Mutex::new(0),
             closed: AtomicBool::new(false),
             background: Mutex::new(None),
@@ -733,7 +735,7 @@ fn recover(db: &DB, column_families: &[String]) -> Result<(u32, Vec<Topic>), Sto
             .get_cf(&meta, record::state_key(topic.topic_id))
             .map_err(|e| rocks(&context, e))?
             .ok_or_else(|| StorageError::corrupt(&context, "its state record is missing"))?;
-        let state = TopicState::decode(&state_value).map_err(|e| corrupt(&context, e))?;
+        let stored = TopicState::decode(&state_value).map_err(|e| corrupt(&context, e))?;
         let (start, end) = record::page_key_range(topic.topic_id);
         let closed_pages = scan(db, &meta, &start, &end)
             .map_err(|e| rocks(&context, e))?
@@ -741,6 +743,12 @@ fn recover(db: &DB, column_families: &[String]) -> Result<(u32, Vec<Topic>), Sto
             .map(|(_, value)| PageRecord::decode(&value))
             .collect::<Result<VecDeque<_>, _>>()
             .map_err(|e| corrupt(&context, e))?;
+        let cf_name = record::topic_cf(&name);
+        let cf = db
+            .cf_handle(&cf_name)
+            .ok_or_else(|| StorageError::corrupt(&context, "its column family is missing"))?;
+        let state = derive_state(db, &cf, stored, closed_pages.back())
+            .map_err(|error| StorageError::corrupt(&context, error.to_string()))?;
         let (start, end) = record::group_key_range(topic.topic_id);
         let mut groups = BTreeMap::new();
         for (key, value) in scan(db, &meta, &start, &end).map_err(|e| rocks(&context, e))? {
@@ -783,6 +791,71 @@ pub(crate) fn meta_cf(db: &DB) -> Arc<rocksdb::BoundColumnFamily<'_>> {
 }
 
 type KeyValue = (Box<[u8]>, Box<[u8]>);
+
+/// The topic's state as its messages say it is: the next id and the bytes
+/// produced follow from the newest message (its id, byte offset and size),
+/// and the open page runs from the end of the last closed page to it. The
+/// stored counters give the rest, and the next id when no message is left.
+fn derive_state(
+    db: &DB,
+    cf: &Arc<rocksdb::BoundColumnFamily<'_>>,
+    stored: TopicState,
+    last_closed: Option<&PageRecord>,
+) -> Result<TopicState, DeriveError> {
+    let mut state = stored;
+    let open_first = last_closed.map_or(stored.first_id, |page| page.last_id + 1);
+    let mut options = ReadOptions::default();
+    options.set_iterate_lower_bound(record::message_key(open_first));
+    let mut iter = db.raw_iterator_cf_opt(cf, options);
+    iter.seek_to_last();
+    let newest = match (iter.key(), iter.value()) {
+        (Some(key), Some(value)) => Some((
+            record::message_id_of_key(key)?,
+            record::message_time(value)?,
+            record::message_offset(value)? + record::message_size(value)?,
+        )),
+        _ => None,
+    };
+    iter.status()?;
+    let Some((last_id, last_ns, end_offset)) = newest else {
+        return Ok(state);
+    };
+    let first = db
+        .get_pinned_cf(cf, record::message_key(open_first))?
+        .ok_or(DeriveError::Missing(open_first))?;
+    let (first_ns, first_offset) = (
+        record::message_time(&first)?,
+        record::message_offset(&first)?,
+    );
+    state.next_id = last_id + 1;
+    state.produced_bytes = end_offset;
+    state.open_page = Some(PageRecord {
+        first_id: open_first,
+        last_id,
+        count: last_id + 1 - open_first,
+        bytes: end_offset - first_offset,
+        first_ns,
+        last_ns,
+    });
+    Ok(state)
+}
+
+/// Why the state of a topic could not be derived from its messages.
+#[derive(Debug, thiserror::Error)]
+enum DeriveError {
+    #[error(transparent)]
+    Rocks(#[from] rocksdb::Error),
+    #[error("{}", .0.0)]
+    Decode(record::DecodeError),
+    #[error("message {0}, the first of the open page, is missing")]
+    Missing(MessageId),
+}
+
+impl From<record::DecodeError> for DeriveError {
+    fn from(error: record::DecodeError) -> Self {
+        Self::Decode(error)
+    }
+}
 
 /// Every key and value in `[start, end)` of a column family.
 fn scan(
