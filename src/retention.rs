@@ -373,10 +373,18 @@ fn reclaim(
     let (start, end) = (record::message_key(0), record::message_key(first_id));
     db.flush_cf_opt(cf, &FlushOptions::default())?;
     db.delete_file_in_range_cf(cf, start, end)?;
+    db.compact_range_cf_opt(cf, Some(start), Some(end), &compact_options());
+    Ok(())
+}
+
+/// Manual compactions rewrite the bottommost level too (where the deleted
+/// messages usually are), and do not hold off flushes and automatic
+/// compactions meanwhile: producers and topic destruction go on.
+fn compact_options() -> CompactOptions {
     let mut options = CompactOptions::default();
     options.set_bottommost_level_compaction(BottommostLevelCompaction::ForceOptimized);
-    db.compact_range_cf_opt(cf, Some(start), Some(end), &options);
-    Ok(())
+    options.set_exclusive_manual_compaction(false);
+    options
 }
 
 /// Compacts the metadata and every topic; `stop` is polled between them.
@@ -384,8 +392,7 @@ fn compact(inner: &Inner, stop: impl Fn() -> bool) -> Result<CompactionReport, T
     inner.check_open()?;
     let started = Instant::now();
     let disk_bytes_before = dir_size(&inner.path);
-    let mut options = CompactOptions::default();
-    options.set_bottommost_level_compaction(BottommostLevelCompaction::ForceOptimized);
+    let options = compact_options();
     let mut column_families = 0;
     let mut names = vec![record::META_CF.to_owned()];
     names.extend(inner.all_topics().iter().map(|topic| topic.cf_name.clone()));
