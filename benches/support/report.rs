@@ -764,6 +764,7 @@ fn machine_section(md: &mut String, context: &Context, elapsed: Duration) {
          | OS | {os} |\n\
          | kernel | {kernel} |\n\
          | rustc | {} |\n\
+         | compiled for SSE4.2 / PCLMUL (RocksDB's hardware CRC32C) | {} / {} |\n\
          | rocksdb crate | {} |\n\
          | RocksDB (librocksdb-sys) | {} |\n\
          | nats-server | {} |\n\
@@ -773,6 +774,8 @@ fn machine_section(md: &mut String, context: &Context, elapsed: Duration) {
         utc_now(),
         elapsed.as_secs_f64() / 60.0,
         command_output("rustc", &["--version"]).trim(),
+        yes_no(cfg!(target_feature = "sse4.2")),
+        yes_no(cfg!(target_feature = "pclmulqdq")),
         lock_version("rocksdb"),
         lock_version("librocksdb-sys"),
         context
@@ -784,6 +787,10 @@ fn machine_section(md: &mut String, context: &Context, elapsed: Duration) {
         lock_version("criterion"),
     );
     let _ = writeln!(md, "The stores' file system (`df -hT`):\n\n```\n{}```", df);
+}
+
+fn yes_no(yes: bool) -> &'static str {
+    if yes { "yes" } else { "no" }
 }
 
 /// A package's version as `Cargo.lock` pins it.
