@@ -256,10 +256,27 @@ pub async fn publish_all(js: &jetstream::Context, subject: &str, payloads: &[Byt
     }
 }
 
+/// Bytes a pull stream may have requested and not yet handed over.
+pub const PULL_MAX_BYTES: usize = 32 << 20;
+
+/// The client's default pull stream (`messages()`: 200 messages per pull
+/// request, 30 s expiry, 15 s heartbeat), its requests also capped at
+/// `PULL_MAX_BYTES`: uncapped, 200 pending messages of 1 MiB delay the
+/// server's reply to an acknowledgement past its timeout.
+pub async fn pull(consumer: &consumer::PullConsumer) -> consumer::pull::Stream {
+    consumer
+        .stream()
+        .heartbeat(Duration::from_secs(15))
+        .max_bytes_per_batch(PULL_MAX_BYTES)
+        .messages()
+        .await
+        .expect("pull messages")
+}
+
 /// Receives `count` messages with `consumer`, acknowledging (`AckAll`,
 /// confirmed by the server) every `ACK_EVERY` and the last.
 pub async fn consume_acking(consumer: &consumer::PullConsumer, count: usize) {
-    let mut messages = consumer.messages().await.expect("pull messages");
+    let mut messages = pull(consumer).await;
     for received in 1..=count {
         let message = messages
             .next()
@@ -403,7 +420,7 @@ impl<'a> NatsEndToEnd<'a> {
                 .create_consumer(consumer_config("e2e"))
                 .await
                 .expect("create the consumer");
-            consumer.messages().await.expect("pull messages")
+            pull(&consumer).await
         });
         let task = client.runtime.spawn(async move {
             let mut received = 0;

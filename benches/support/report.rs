@@ -139,6 +139,9 @@ pub struct CriterionSettings {
 pub struct Results {
     scale: Scale,
     started: SystemTime,
+    /// `/proc/loadavg` when the run started: other work on the machine
+    /// skews the numbers.
+    load_at_start: String,
     recorded: BTreeMap<(Workload, usize, System), Recorded>,
 }
 
@@ -148,6 +151,7 @@ impl Results {
         Self {
             scale,
             started: SystemTime::now(),
+            load_at_start: load_average(),
             recorded: BTreeMap::new(),
         }
     }
@@ -196,6 +200,7 @@ fn criterion_median(dir: &Path, workload: Workload, system: System, size: usize)
 pub fn write(out: &Path, results: Results, context: &Context) -> std::io::Result<()> {
     let elapsed = results.started.elapsed().unwrap_or_default();
     let scale = results.scale;
+    let load = (results.load_at_start.clone(), load_average());
     let measured: BTreeMap<(Workload, usize, System), Measured> = results
         .recorded
         .into_iter()
@@ -219,7 +224,7 @@ pub fn write(out: &Path, results: Results, context: &Context) -> std::io::Result
     };
     std::fs::create_dir_all(out)?;
     let plot = report.plot(&out.join("benchmarks.png"));
-    let text = report.markdown(context, elapsed, plot);
+    let text = report.markdown(context, elapsed, &load, plot);
     std::fs::write(out.join("benchmarks.md"), text)
 }
 
@@ -327,6 +332,7 @@ impl Report {
         &mut self,
         context: &Context,
         elapsed: Duration,
+        load: &(String, String),
         plot: Result<(), String>,
     ) -> String {
         let mut md = String::new();
@@ -385,7 +391,7 @@ impl Report {
         self.end_to_end_section(&mut md);
         memory_section(&mut md, context.memory.as_ref());
         settings_section(&mut md, context, self.scale);
-        machine_section(&mut md, context, elapsed);
+        machine_section(&mut md, context, elapsed, load);
         md
     }
 
@@ -504,9 +510,11 @@ impl Report {
              new durable pull consumer (NATS) per iteration, acknowledged cumulatively \
              every {ACK_EVERY} messages and at the last (rocksmq `ack`, durable; NATS \
              `AckAll`, each ack confirmed by the server). rocksmq fetches {BATCH} per \
-             `consume` call; NATS uses the client's default pull stream. One iteration \
-             reads them all; creating the group or consumer is not timed. The volume is \
+             `consume` call; NATS uses the client's default pull stream (200 messages \
+             per pull request) with each request capped at {}. One iteration reads \
+             them all; creating the group or consumer is not timed. The volume is \
              capped at {} messages or {} of payload, whichever is smaller:\n",
+            bytes_label(super::nats::PULL_MAX_BYTES as u64),
             thousands(self.scale.consume_messages as u64),
             bytes_label(self.scale.consume_max_bytes as u64),
         );
@@ -717,7 +725,7 @@ fn settings_section(md: &mut String, context: &Context, scale: Scale) {
     );
 }
 
-fn machine_section(md: &mut String, context: &Context, elapsed: Duration) {
+fn machine_section(md: &mut String, context: &Context, elapsed: Duration, load: &(String, String)) {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpu = cpuinfo
         .lines()
@@ -758,6 +766,7 @@ fn machine_section(md: &mut String, context: &Context, elapsed: Duration) {
         "| | |\n|---|---|\n\
          | date (UTC) | {} |\n\
          | run time | {:.1} min |\n\
+         | load average (1, 5, 15 min) at start / end | {} / {} |\n\
          | CPU | {cpu} |\n\
          | cores | {cores} |\n\
          | memory | {memory} |\n\
@@ -773,6 +782,8 @@ fn machine_section(md: &mut String, context: &Context, elapsed: Duration) {
          | criterion | {} |\n",
         utc_now(),
         elapsed.as_secs_f64() / 60.0,
+        load.0,
+        load.1,
         command_output("rustc", &["--version"]).trim(),
         yes_no(cfg!(target_feature = "sse4.2")),
         yes_no(cfg!(target_feature = "pclmulqdq")),
@@ -787,6 +798,18 @@ fn machine_section(md: &mut String, context: &Context, elapsed: Duration) {
         lock_version("criterion"),
     );
     let _ = writeln!(md, "The stores' file system (`df -hT`):\n\n```\n{}```", df);
+}
+
+/// The first three fields of `/proc/loadavg`.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|_| "unknown".to_owned())
 }
 
 fn yes_no(yes: bool) -> &'static str {
