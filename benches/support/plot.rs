@@ -102,10 +102,14 @@ fn panel(
         .collect();
     let low = values.iter().copied().fold(f64::INFINITY, f64::min);
     let high = values.iter().copied().fold(0.0, f64::max);
+    // Whole decades, so that both ends of the axis carry a label.
     let (low, high) = if values.is_empty() {
         (1.0, 10.0)
     } else {
-        (low / 2.0, high * 2.0)
+        (
+            10f64.powf(low.log10().floor()),
+            10f64.powf((high.log10() + 1e-9).ceil()),
+        )
     };
     // Sizes are powers of two: x is their exponent, an integer.
     let mut ticks: Vec<i32> = series
