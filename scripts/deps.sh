@@ -1,13 +1,15 @@
 #!/bin/sh
 # Installs what building and testing rocksmq needs on Debian, when missing:
 # a C++ compiler and libclang (RocksDB is compiled from source and bound with
-# bindgen) and nats-server (the peer of the NATS comparison benchmarks).
+# bindgen), nats-server (the peer of the NATS comparison benchmarks) and
+# the DejaVu fonts (the text of the benchmark report's plot).
 set -eu
 
 missing=""
 command -v c++ >/dev/null 2>&1 || missing="$missing g++"
 ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || missing="$missing libclang-dev"
 command -v nats-server >/dev/null 2>&1 || missing="$missing nats-server"
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing="$missing fonts-dejavu-core"
 
 if [ -n "$missing" ]; then
     echo "installing:$missing" >&2

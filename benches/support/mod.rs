@@ -1,0 +1,273 @@
+//! What the comparison benchmark's workloads share: the sizes and counts,
+//! how the binary was invoked, the clock carried in payloads, latency
+//! samples, and the driver that runs a workload under Criterion.
+//!
+//! The systems live in their own modules: [`rocks`] (rocksmq and the raw
+//! RocksDB ceiling), [`nats`] (a nats-server process and its JetStream
+//! client); [`memory`] measures peak memory in child processes, and
+//! [`report`] and [`plot`] turn the measurements into `docs/benchmarks.md`.
+
+pub mod memory;
+pub mod nats;
+pub mod plot;
+pub mod report;
+pub mod rocks;
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, BenchmarkId, Throughput};
+
+/// The payload sizes every workload runs at.
+pub const SIZES: [usize; 4] = [128, 1 << 10, 64 << 10, 1 << 20];
+/// Messages per produce call in the batch workload, and per fetch in the
+/// consume workload.
+pub const BATCH: usize = 100;
+/// Consumers acknowledge (cumulatively) once per this many messages.
+pub const ACK_EVERY: usize = 100;
+/// The payload size of the peak-memory run.
+pub const MEMORY_PAYLOAD: usize = 1 << 10;
+
+/// `128 B`, `1 KiB`, `64 KiB`, `1 MiB`: a size as the report shows it.
+pub fn size_label(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} B"),
+    }
+}
+
+/// `128B`, `1KiB`, …: a size as a Criterion benchmark id (and directory) names it.
+pub fn size_id(bytes: usize) -> String {
+    size_label(bytes).replace(' ', "")
+}
+
+/// How the binary was invoked: real measurements (`cargo bench`) or
+/// Criterion's test mode (`cargo test --all-targets`: each benchmark once).
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// `--bench` without `--test`: Criterion measures, at full scale.
+    pub bench: bool,
+    /// `--list`: Criterion only lists the benchmarks.
+    pub list: bool,
+    /// The benchmark name filter, if one was given.
+    pub filter: Option<String>,
+}
+
+impl Run {
+    /// Reads the command line the way Criterion does (see its
+    /// `configure_from_args`), for what Criterion does not expose.
+    pub fn from_args() -> Self {
+        // Criterion's options that take a value: their value is not a filter.
+        const WITH_VALUE: &[&str] = &[
+            "-c",
+            "--color",
+            "--colour",
+            "-s",
+            "--save-baseline",
+            "-b",
+            "--baseline",
+            "--baseline-lenient",
+            "--load-baseline",
+            "--format",
+            "--profile-time",
+            "--sample-size",
+            "--warm-up-time",
+            "--measurement-time",
+            "--nresamples",
+            "--noise-threshold",
+            "--confidence-level",
+            "--significance-level",
+            "--plotting-backend",
+            "--output-format",
+        ];
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let has = |flag: &str| args.iter().any(|arg| arg == flag);
+        let mut filter = None;
+        let mut skip_value = false;
+        for arg in &args {
+            if std::mem::take(&mut skip_value) {
+                continue;
+            }
+            if arg.starts_with('-') {
+                skip_value = !arg.contains('=') && WITH_VALUE.contains(&arg.as_str());
+            } else if filter.is_none() {
+                filter = Some(arg.clone());
+            }
+        }
+        Self {
+            bench: has("--bench") && !has("--test") && !has("--profile-time"),
+            list: has("--list"),
+            filter,
+        }
+    }
+
+    /// Whether this run writes `docs/benchmarks.md`: real measurements of
+    /// every benchmark.
+    pub fn writes_report(&self) -> bool {
+        self.bench && self.filter.is_none()
+    }
+
+    /// Whether a step outside Criterion (the peak-memory run) named `name`
+    /// passes the filter, as Criterion would decide for a benchmark.
+    pub fn selects(&self, name: &str) -> bool {
+        !self.list
+            && self
+                .filter
+                .as_ref()
+                .is_none_or(|f| name.contains(f.as_str()))
+    }
+
+    /// The message counts of this run.
+    pub fn scale(&self) -> Scale {
+        if self.bench {
+            Scale {
+                consume_messages: 100_000,
+                consume_max_bytes: 1 << 30,
+                memory_messages: 1_000_000,
+            }
+        } else {
+            // Test mode runs every benchmark once and must stay quick.
+            Scale {
+                consume_messages: 1_000,
+                consume_max_bytes: 8 << 20,
+                memory_messages: 10_000,
+            }
+        }
+    }
+}
+
+/// Message counts: full in real runs, small in test mode.
+#[derive(Debug, Clone, Copy)]
+pub struct Scale {
+    /// Messages pre-written for the consume workload…
+    pub consume_messages: usize,
+    /// …unless that would be more than this many payload bytes.
+    pub consume_max_bytes: usize,
+    /// Messages of the peak-memory run.
+    pub memory_messages: usize,
+}
+
+impl Scale {
+    /// Messages pre-written for the consume workload at `size`.
+    pub fn consume_count(&self, size: usize) -> usize {
+        self.consume_messages
+            .min(self.consume_max_bytes / size)
+            .max(1)
+    }
+}
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// Nanoseconds since an epoch shared by every thread of this process: the
+/// clock that end-to-end payloads carry.
+pub fn now_ns() -> u64 {
+    epoch().elapsed().as_nanos() as u64
+}
+
+/// Writes the current [`now_ns`] into the first 8 bytes of `payload`.
+pub fn stamp(payload: &mut [u8]) {
+    payload[..8].copy_from_slice(&now_ns().to_le_bytes());
+}
+
+/// Nanoseconds from the [`stamp`] in `payload` to now.
+pub fn age_ns(payload: &[u8]) -> u64 {
+    let sent = u64::from_le_bytes(payload[..8].try_into().expect("8 bytes"));
+    now_ns().saturating_sub(sent)
+}
+
+/// A payload of `size` bytes (at least the 8 of a stamp), not all zeros so
+/// that nothing is special-cased for it.
+pub fn payload(size: usize) -> Vec<u8> {
+    (0..size.max(8)).map(|i| (i % 251) as u8).collect()
+}
+
+/// Latency samples, in nanoseconds; percentiles are exact (the samples are
+/// kept and sorted, not bucketed).
+#[derive(Debug, Clone, Default)]
+pub struct Samples {
+    ns: Vec<u64>,
+}
+
+impl Samples {
+    /// Adds one sample.
+    pub fn record(&mut self, elapsed: Duration) {
+        self.record_ns(elapsed.as_nanos() as u64);
+    }
+
+    /// Adds one sample of `ns` nanoseconds.
+    pub fn record_ns(&mut self, ns: u64) {
+        self.ns.push(ns);
+    }
+
+    /// The number of samples.
+    pub fn len(&self) -> usize {
+        self.ns.len()
+    }
+
+    /// The `q` quantile (0 to 1, nearest rank), `None` without samples.
+    pub fn quantile(&mut self, q: f64) -> Option<Duration> {
+        if self.ns.is_empty() {
+            return None;
+        }
+        self.ns.sort_unstable();
+        let rank = (q * self.ns.len() as f64).ceil() as usize;
+        Some(Duration::from_nanos(
+            self.ns[rank.clamp(1, self.ns.len()) - 1],
+        ))
+    }
+}
+
+/// One benchmark's own measurements, beside Criterion's: every timed
+/// iteration (warm-up included) and the latency samples it recorded.
+#[derive(Debug, Clone, Default)]
+pub struct Recorded {
+    /// Iterations run.
+    pub iters: u64,
+    /// Their total time.
+    pub elapsed: Duration,
+    /// Per-call (produce) or per-message (end-to-end) latencies.
+    pub samples: Samples,
+}
+
+/// A workload on one system, set up and ready to run.
+pub trait Workload {
+    /// Runs `iters` iterations and returns the time they took (setup
+    /// excluded), recording latencies into `samples`.
+    fn run(&mut self, iters: u64, samples: &mut Samples) -> Duration;
+}
+
+/// Benchmarks the workload `setup` builds as `group/system/size`, counting
+/// `messages` of `size` bytes per iteration.
+///
+/// The setup runs lazily, on the first timed call, so that a benchmark the
+/// filter skips costs nothing; it lands in Criterion's warm-up, never in a
+/// sample. The workload is dropped (its store or stream deleted) before
+/// this returns.
+pub fn bench<W: Workload>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    system: &str,
+    size: usize,
+    messages: u64,
+    setup: impl FnOnce() -> W,
+) -> Recorded {
+    let mut setup = Some(setup);
+    let mut workload: Option<W> = None;
+    let mut recorded = Recorded::default();
+    group.throughput(Throughput::Bytes(messages * size as u64));
+    group.bench_function(BenchmarkId::new(system, size_id(size)), |b| {
+        b.iter_custom(|iters| {
+            let workload = workload.get_or_insert_with(|| setup.take().expect("set up once")());
+            let elapsed = workload.run(iters, &mut recorded.samples);
+            recorded.iters += iters;
+            recorded.elapsed += elapsed;
+            elapsed
+        });
+    });
+    drop(workload);
+    recorded
+}

@@ -1,0 +1,907 @@
+//! The report: `docs/benchmarks.md` and its plot, written from this run's
+//! measurements only. Times per iteration are Criterion's medians (read
+//! from its `estimates.json`); latency percentiles come from the harness's
+//! own samples; the machine and versions are read from the system.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+use super::memory::PeakMemory;
+use super::{ACK_EVERY, BATCH, MEMORY_PAYLOAD, Recorded, SIZES, Scale, size_id, size_label};
+
+/// The workloads, in report order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Workload {
+    /// One message per produce call, each confirmed before the next.
+    ProduceSingle,
+    /// `BATCH` messages per produce call.
+    ProduceBatch,
+    /// Consuming pre-written messages through a group, with acks.
+    Consume,
+    /// From produce to a waiting consumer.
+    EndToEnd,
+}
+
+impl Workload {
+    /// Its Criterion group name (and output directory).
+    pub fn group(self) -> &'static str {
+        match self {
+            Self::ProduceSingle => "produce_single",
+            Self::ProduceBatch => "produce_batch100",
+            Self::Consume => "consume",
+            Self::EndToEnd => "end_to_end",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Self::ProduceSingle => "Produce, one message per call",
+            Self::ProduceBatch => "Produce, batches of 100",
+            Self::Consume => "Consume with acknowledgement",
+            Self::EndToEnd => "End to end: produce → waiting consumer",
+        }
+    }
+
+    /// Messages of one Criterion iteration.
+    pub fn messages_per_iter(self, size: usize, scale: Scale) -> u64 {
+        match self {
+            Self::ProduceSingle | Self::EndToEnd => 1,
+            Self::ProduceBatch => BATCH as u64,
+            Self::Consume => scale.consume_count(size) as u64,
+        }
+    }
+}
+
+/// The systems compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum System {
+    /// rocksmq with its defaults.
+    Rocksmq,
+    /// NATS JetStream.
+    Nats,
+    /// Raw RocksDB write batches: the ceiling of produce.
+    RocksDb,
+}
+
+impl System {
+    /// Its Criterion function name (and output directory).
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::Rocksmq => "rocksmq",
+            Self::Nats => "nats",
+            Self::RocksDb => "rocksdb",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Rocksmq => "rocksmq",
+            Self::Nats => "NATS JetStream",
+            Self::RocksDb => "raw RocksDB",
+        }
+    }
+
+    fn color(self) -> (u8, u8, u8) {
+        match self {
+            Self::Rocksmq => (214, 39, 40),
+            Self::Nats => (31, 119, 180),
+            Self::RocksDb => (90, 90, 90),
+        }
+    }
+}
+
+/// What one benchmark measured.
+#[derive(Debug, Clone)]
+struct Measured {
+    recorded: Recorded,
+    /// Nanoseconds per iteration: Criterion's median, or in test mode the
+    /// mean of the one iteration run.
+    ns_per_iter: f64,
+    messages_per_iter: u64,
+}
+
+impl Measured {
+    fn msgs_per_sec(&self) -> f64 {
+        self.messages_per_iter as f64 * 1e9 / self.ns_per_iter
+    }
+}
+
+/// What the report says about how NATS ran.
+#[derive(Debug, Clone)]
+pub struct NatsSettings {
+    /// `nats-server --version`.
+    pub version: String,
+    /// The command line the harness started it with.
+    pub command: String,
+    /// The configuration file it was given.
+    pub config_file: String,
+    /// The stream configuration as the server reports it (JSON).
+    pub stream: String,
+    /// The consumer configuration as the server reports it (JSON).
+    pub consumer: String,
+}
+
+/// Criterion's settings for every group.
+#[derive(Debug, Clone, Copy)]
+pub struct CriterionSettings {
+    /// Samples per benchmark.
+    pub sample_size: usize,
+    /// Warm-up time.
+    pub warm_up: Duration,
+    /// Target measurement time.
+    pub measurement: Duration,
+}
+
+/// Everything a run measured, gathered as the workloads finish.
+pub struct Results {
+    scale: Scale,
+    started: SystemTime,
+    /// `/proc/loadavg` when the run started: other work on the machine
+    /// skews the numbers.
+    load_at_start: String,
+    recorded: BTreeMap<(Workload, usize, System), Recorded>,
+}
+
+impl Results {
+    /// No results yet, for a run at `scale`.
+    pub fn new(scale: Scale) -> Self {
+        Self {
+            scale,
+            started: SystemTime::now(),
+            load_at_start: load_average(),
+            recorded: BTreeMap::new(),
+        }
+    }
+
+    /// Adds what the benchmark `workload/system/size` recorded (nothing if
+    /// the filter skipped it).
+    pub fn add(&mut self, workload: Workload, system: System, size: usize, recorded: Recorded) {
+        if recorded.iters > 0 {
+            self.recorded.insert((workload, size, system), recorded);
+        }
+    }
+}
+
+/// The inputs of the report besides the benchmarks.
+pub struct Context {
+    /// Criterion's output directory, to read medians from; `None` in test
+    /// mode, where Criterion measures nothing and means of the one
+    /// iteration stand in.
+    pub criterion_dir: Option<PathBuf>,
+    /// Criterion's settings.
+    pub criterion: CriterionSettings,
+    /// The NATS settings; `None` if nats-server was not available.
+    pub nats: Option<NatsSettings>,
+    /// The peak-memory run.
+    pub memory: Option<PeakMemory>,
+    /// A directory on the file system the stores were on (for `df`).
+    pub data_dir: PathBuf,
+}
+
+/// Criterion's median time per iteration of `group/function/size`, in ns.
+fn criterion_median(dir: &Path, workload: Workload, system: System, size: usize) -> f64 {
+    let path = dir
+        .join(workload.group())
+        .join(system.id())
+        .join(size_id(size))
+        .join("new/estimates.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("read Criterion's {}: {error}", path.display()));
+    let estimates: serde_json::Value = serde_json::from_str(&text).expect("Criterion's JSON");
+    estimates["median"]["point_estimate"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no median in {}", path.display()))
+}
+
+/// Writes `benchmarks.md` and `benchmarks.png` into `out`.
+pub fn write(out: &Path, results: Results, context: &Context) -> std::io::Result<()> {
+    let elapsed = results.started.elapsed().unwrap_or_default();
+    let scale = results.scale;
+    let load = (results.load_at_start.clone(), load_average());
+    let measured: BTreeMap<(Workload, usize, System), Measured> = results
+        .recorded
+        .into_iter()
+        .map(|((workload, size, system), recorded)| {
+            let ns_per_iter = match &context.criterion_dir {
+                Some(dir) => criterion_median(dir, workload, system, size),
+                None => recorded.elapsed.as_nanos() as f64 / recorded.iters as f64,
+            };
+            let measured = Measured {
+                recorded,
+                ns_per_iter,
+                messages_per_iter: workload.messages_per_iter(size, scale),
+            };
+            ((workload, size, system), measured)
+        })
+        .collect();
+    let mut report = Report {
+        measured,
+        scale,
+        nats: context.nats.is_some(),
+    };
+    std::fs::create_dir_all(out)?;
+    let plot = report.plot(&out.join("benchmarks.png"));
+    let text = report.markdown(context, elapsed, &load, plot);
+    std::fs::write(out.join("benchmarks.md"), text)
+}
+
+struct Report {
+    measured: BTreeMap<(Workload, usize, System), Measured>,
+    scale: Scale,
+    nats: bool,
+}
+
+/// A met / not met line of the targets.
+struct Target {
+    what: String,
+    measured: String,
+    met: Option<bool>,
+}
+
+impl Report {
+    fn get(&self, workload: Workload, size: usize, system: System) -> Option<&Measured> {
+        self.measured.get(&(workload, size, system))
+    }
+
+    fn rate(&self, workload: Workload, size: usize, system: System) -> Option<f64> {
+        self.get(workload, size, system).map(Measured::msgs_per_sec)
+    }
+
+    /// rocksmq's rate over `other`'s.
+    fn ratio(&self, workload: Workload, size: usize, other: System) -> Option<f64> {
+        Some(self.rate(workload, size, System::Rocksmq)? / self.rate(workload, size, other)?)
+    }
+
+    fn p99(&mut self, workload: Workload, size: usize, system: System) -> Option<Duration> {
+        let measured = self.measured.get_mut(&(workload, size, system))?;
+        measured.recorded.samples.quantile(0.99)
+    }
+
+    fn plot(&self, path: &Path) -> Result<(), String> {
+        let series: Vec<super::plot::Series> = [System::Rocksmq, System::Nats, System::RocksDb]
+            .into_iter()
+            .map(|system| super::plot::Series {
+                name: system.name().to_owned(),
+                color: system.color(),
+                points: SIZES
+                    .into_iter()
+                    .filter_map(|size| {
+                        let rate = self.rate(Workload::ProduceBatch, size, system)?;
+                        Some((size, rate))
+                    })
+                    .collect(),
+            })
+            .filter(|series| !series.points.is_empty())
+            .collect();
+        super::plot::throughput(path, &series)
+    }
+
+    fn targets(&mut self) -> Vec<Target> {
+        let mut targets = Vec::new();
+        for workload in [Workload::ProduceSingle, Workload::ProduceBatch] {
+            for size in SIZES {
+                let need = if size < 1 << 20 { 5.0 } else { 1.0 };
+                let ratio = self.ratio(workload, size, System::Nats);
+                targets.push(Target {
+                    what: format!(
+                        "{}, {}: rocksmq ≥ {need}× NATS",
+                        workload.title(),
+                        size_label(size)
+                    ),
+                    measured: ratio
+                        .map_or_else(|| "NATS not measured".to_owned(), |r| format!("{r:.2}×")),
+                    met: ratio.map(|r| r >= need),
+                });
+            }
+        }
+        for workload in [Workload::ProduceSingle, Workload::ProduceBatch] {
+            for size in SIZES {
+                let ratio = self.ratio(workload, size, System::RocksDb);
+                targets.push(Target {
+                    what: format!(
+                        "{}, {}: rocksmq ≥ 90 % of raw RocksDB",
+                        workload.title(),
+                        size_label(size)
+                    ),
+                    measured: ratio.map_or_else(
+                        || "not measured".to_owned(),
+                        |r| format!("{:.1} %", r * 100.0),
+                    ),
+                    met: ratio.map(|r| r >= 0.9),
+                });
+            }
+        }
+        for size in SIZES {
+            let p99 = self.p99(Workload::EndToEnd, size, System::Rocksmq);
+            targets.push(Target {
+                what: format!(
+                    "produce → receive, {}: rocksmq p99 < 200 µs",
+                    size_label(size)
+                ),
+                measured: p99.map_or_else(|| "not measured".to_owned(), duration),
+                met: p99.map(|p| p < Duration::from_micros(200)),
+            });
+        }
+        targets
+    }
+
+    fn markdown(
+        &mut self,
+        context: &Context,
+        elapsed: Duration,
+        load: &(String, String),
+        plot: Result<(), String>,
+    ) -> String {
+        let mut md = String::new();
+        let smoke = context.criterion_dir.is_none();
+        let _ = writeln!(
+            md,
+            "# Benchmarks: rocksmq, NATS JetStream and raw RocksDB\n"
+        );
+        let _ = writeln!(
+            md,
+            "Written by `sh scripts/bench.sh` (`cargo bench --bench compare`) on {}, \
+             in a run of {:.1} minutes. Every number below comes from that run's \
+             measurements: regenerate the file, do not edit it.\n",
+            utc_now(),
+            elapsed.as_secs_f64() / 60.0
+        );
+        if smoke {
+            let _ = writeln!(
+                md,
+                "**Smoke run** (Criterion's test mode): each benchmark ran once at small \
+                 counts; the numbers only show that the generator works.\n"
+            );
+        }
+        if !self.nats {
+            let _ = writeln!(
+                md,
+                "**nats-server was not available: the NATS JetStream columns are empty.**\n"
+            );
+        }
+        let _ = writeln!(
+            md,
+            "Throughput is messages per second from Criterion's median time per \
+             iteration; MB/s counts payload bytes (10^6 bytes per MB). Latency \
+             percentiles come from the harness's own samples over every timed \
+             iteration (warm-up included). Ratios are rocksmq's throughput over the \
+             other system's: above 1, rocksmq is faster.\n"
+        );
+        self.summary(&mut md);
+        self.targets_section(&mut md);
+        let _ = writeln!(md, "## Throughput against message size\n");
+        match plot {
+            Ok(()) => {
+                let _ = writeln!(
+                    md,
+                    "Produce in batches of 100, messages per second (left) and MB/s \
+                     (right), log scales.\n\n![Produce throughput against message size](benchmarks.png)\n"
+                );
+            }
+            Err(error) => {
+                let _ = writeln!(md, "The plot could not be drawn: {error}\n");
+            }
+        }
+        self.produce_section(&mut md, Workload::ProduceSingle);
+        self.produce_section(&mut md, Workload::ProduceBatch);
+        self.consume_section(&mut md);
+        self.end_to_end_section(&mut md);
+        memory_section(&mut md, context.memory.as_ref());
+        settings_section(&mut md, context, self.scale);
+        machine_section(&mut md, context, elapsed, load);
+        md
+    }
+
+    fn summary(&self, md: &mut String) {
+        let _ = writeln!(md, "## Summary\n");
+        let _ = writeln!(
+            md,
+            "Messages per second.\n\n\
+             | workload | size | rocksmq | NATS JetStream | raw RocksDB | rocksmq ÷ NATS | rocksmq ÷ RocksDB |\n\
+             |---|---|--:|--:|--:|--:|--:|"
+        );
+        for workload in [
+            Workload::ProduceSingle,
+            Workload::ProduceBatch,
+            Workload::Consume,
+        ] {
+            for size in SIZES {
+                let cell = |system| {
+                    self.rate(workload, size, system)
+                        .map_or_else(|| "–".to_owned(), rate)
+                };
+                let ratio = |system| {
+                    self.ratio(workload, size, system)
+                        .map_or_else(|| "–".to_owned(), |r| format!("{r:.2}×"))
+                };
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {} | {} | {} |",
+                    workload.title(),
+                    size_label(size),
+                    cell(System::Rocksmq),
+                    cell(System::Nats),
+                    cell(System::RocksDb),
+                    ratio(System::Nats),
+                    ratio(System::RocksDb)
+                );
+            }
+        }
+        md.push('\n');
+    }
+
+    fn targets_section(&mut self, md: &mut String) {
+        let targets = self.targets();
+        let met = targets.iter().filter(|t| t.met == Some(true)).count();
+        let _ = writeln!(md, "## Targets\n");
+        let _ = writeln!(
+            md,
+            "{met} of {} met.\n\n| target | measured | |\n|---|--:|---|",
+            targets.len()
+        );
+        for target in targets {
+            let status = match target.met {
+                Some(true) => "met",
+                Some(false) => "**not met**",
+                None => "not measured",
+            };
+            let _ = writeln!(md, "| {} | {} | {status} |", target.what, target.measured);
+        }
+        md.push('\n');
+    }
+
+    fn produce_section(&mut self, md: &mut String, workload: Workload) {
+        let _ = writeln!(md, "## {}\n", workload.title());
+        let _ = writeln!(
+            md,
+            "{}\n\n\
+             | size | system | msgs/s | MB/s | p50 | p99 | rocksmq ÷ system |\n\
+             |---|---|--:|--:|--:|--:|--:|",
+            match workload {
+                Workload::ProduceSingle => {
+                    "Each call produces one message and returns once it is confirmed: \
+                     rocksmq's `produce` (in the write-ahead log), NATS's JetStream ack, \
+                     RocksDB's `write`. p50 and p99 are per call."
+                }
+                _ => {
+                    "Each call produces 100 messages: rocksmq's `produce` of 100 (one \
+                     atomic write), 100 NATS publishes in flight and then all their acks \
+                     awaited, one RocksDB write batch of 100 puts. p50 and p99 are per \
+                     call of 100 messages."
+                }
+            }
+        );
+        for size in SIZES {
+            for system in [System::Rocksmq, System::Nats, System::RocksDb] {
+                let ratio = match system {
+                    System::Rocksmq => String::new(),
+                    other => self
+                        .ratio(workload, size, other)
+                        .map_or_else(String::new, |r| format!("{r:.2}×")),
+                };
+                let Some(measured) = self.measured.get_mut(&(workload, size, system)) else {
+                    continue;
+                };
+                let rate_value = measured.msgs_per_sec();
+                let samples = &mut measured.recorded.samples;
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {} | {} | {ratio} |",
+                    size_label(size),
+                    system.name(),
+                    rate(rate_value),
+                    megabytes(rate_value * size as f64),
+                    samples.quantile(0.5).map_or_else(String::new, duration),
+                    samples.quantile(0.99).map_or_else(String::new, duration),
+                );
+            }
+        }
+        md.push('\n');
+    }
+
+    fn consume_section(&self, md: &mut String) {
+        let _ = writeln!(md, "## {}\n", Workload::Consume.title());
+        let _ = writeln!(
+            md,
+            "Pre-written messages read back through a new consumer group (rocksmq) or a \
+             new durable pull consumer (NATS) per iteration, acknowledged cumulatively \
+             every {ACK_EVERY} messages and at the last (rocksmq `ack`, durable; NATS \
+             `AckAll`, each ack confirmed by the server). rocksmq fetches {BATCH} per \
+             `consume` call; NATS uses the client's default pull stream (200 messages \
+             per pull request) with each request capped at {}. One iteration reads \
+             them all; creating the group or consumer is not timed. The volume is \
+             capped at {} messages or {} of payload, whichever is smaller:\n",
+            bytes_label(super::nats::PULL_MAX_BYTES as u64),
+            thousands(self.scale.consume_messages as u64),
+            bytes_label(self.scale.consume_max_bytes as u64),
+        );
+        let _ = writeln!(md, "| size | messages | payload |\n|---|--:|--:|");
+        for size in SIZES {
+            let count = self.scale.consume_count(size) as u64;
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} |",
+                size_label(size),
+                thousands(count),
+                bytes_label(count * size as u64)
+            );
+        }
+        let _ = writeln!(
+            md,
+            "\n| size | system | msgs/s | MB/s | time per iteration | rocksmq ÷ NATS |\n|---|---|--:|--:|--:|--:|"
+        );
+        for size in SIZES {
+            for system in [System::Rocksmq, System::Nats] {
+                let Some(measured) = self.get(Workload::Consume, size, system) else {
+                    continue;
+                };
+                let ratio = match system {
+                    System::Nats => self
+                        .ratio(Workload::Consume, size, System::Nats)
+                        .map_or_else(String::new, |r| format!("{r:.2}×")),
+                    _ => String::new(),
+                };
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {} | {ratio} |",
+                    size_label(size),
+                    system.name(),
+                    rate(measured.msgs_per_sec()),
+                    megabytes(measured.msgs_per_sec() * size as f64),
+                    duration(Duration::from_nanos(measured.ns_per_iter as u64)),
+                );
+            }
+        }
+        md.push('\n');
+    }
+
+    fn end_to_end_section(&mut self, md: &mut String) {
+        let _ = writeln!(md, "## {}\n", Workload::EndToEnd.title());
+        let _ = writeln!(
+            md,
+            "One message at a time: the producer writes the time (ns since an epoch \
+             shared by the process's threads) into the payload's first 8 bytes and \
+             produces it, confirmed as in the produce workload; a consumer already \
+             waiting (rocksmq: `blocking_recv` on its own thread; NATS: a task reading a \
+             durable pull consumer's message stream) takes it and records now − sent; \
+             the producer waits for that before the next message. Acknowledgements \
+             every {ACK_EVERY} messages. The round trip is Criterion's median per \
+             iteration (produce, receive, and the hand-back to the producer).\n\n\
+             | size | system | p50 | p90 | p99 | p99.9 | messages | round trip | NATS p99 ÷ rocksmq p99 |\n\
+             |---|---|--:|--:|--:|--:|--:|--:|--:|"
+        );
+        for size in SIZES {
+            let speedup = match (
+                self.p99(Workload::EndToEnd, size, System::Nats),
+                self.p99(Workload::EndToEnd, size, System::Rocksmq),
+            ) {
+                (Some(nats), Some(rocksmq)) => {
+                    format!("{:.1}×", nats.as_secs_f64() / rocksmq.as_secs_f64())
+                }
+                _ => String::new(),
+            };
+            for system in [System::Rocksmq, System::Nats] {
+                let Some(measured) = self.measured.get_mut(&(Workload::EndToEnd, size, system))
+                else {
+                    continue;
+                };
+                let round_trip = Duration::from_nanos(measured.ns_per_iter as u64);
+                let samples = &mut measured.recorded.samples;
+                let q = |samples: &mut super::Samples, q| {
+                    samples.quantile(q).map_or_else(String::new, duration)
+                };
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    size_label(size),
+                    system.name(),
+                    q(samples, 0.5),
+                    q(samples, 0.9),
+                    q(samples, 0.99),
+                    q(samples, 0.999),
+                    thousands(samples.len() as u64),
+                    duration(round_trip),
+                    if system == System::Rocksmq {
+                        speedup.as_str()
+                    } else {
+                        ""
+                    },
+                );
+            }
+        }
+        md.push('\n');
+    }
+}
+
+fn memory_section(md: &mut String, memory: Option<&PeakMemory>) {
+    let _ = writeln!(md, "## Peak memory\n");
+    let Some(memory) = memory else {
+        let _ = writeln!(md, "Not measured in this run.\n");
+        return;
+    };
+    let _ = writeln!(
+        md,
+        "Peak resident memory (VmHWM from `/proc/<pid>/status`) of producing {} messages \
+         of {} in batches of {BATCH}, then consuming them all through a group with an \
+         acknowledgement every {ACK_EVERY}. rocksmq runs in a child process of its own \
+         (the bench binary re-invoked), so its figure is that run's alone and includes \
+         the embedded store. NATS: a nats-server started for this run only, read after \
+         the run; its client (async-nats on tokio) in a child process of its own, \
+         reported separately.\n\n| process | peak RSS | run time |\n|---|--:|--:|",
+        thousands(memory.messages as u64),
+        size_label(MEMORY_PAYLOAD),
+    );
+    let row = |md: &mut String, name: &str, kib: Option<u64>, elapsed: Option<Duration>| {
+        let _ = writeln!(
+            md,
+            "| {name} | {} | {} |",
+            kib.map_or_else(|| "not measured".to_owned(), |k| bytes_label(k * 1024)),
+            elapsed.map_or_else(String::new, duration)
+        );
+    };
+    row(
+        md,
+        "rocksmq (embedded: the whole process)",
+        memory.rocksmq.map(|p| p.kib),
+        memory.rocksmq.map(|p| p.elapsed),
+    );
+    row(md, "nats-server", memory.nats_server_kib, None);
+    row(
+        md,
+        "NATS client process",
+        memory.nats_client.map(|p| p.kib),
+        memory.nats_client.map(|p| p.elapsed),
+    );
+    if let (Some(server), Some(client)) = (memory.nats_server_kib, memory.nats_client) {
+        row(md, "NATS, server + client", Some(server + client.kib), None);
+    }
+    md.push('\n');
+}
+
+fn settings_section(md: &mut String, context: &Context, scale: Scale) {
+    let criterion = context.criterion;
+    let _ = writeln!(md, "## Settings\n");
+    let _ = writeln!(
+        md,
+        "- Criterion: {} samples per benchmark, flat sampling, {:?} warm-up, {:?} \
+         target measurement time; each benchmark has a fresh store, database or stream, \
+         deleted after it. Consume volume: up to {} messages / {}. Peak memory: {} \
+         messages.",
+        criterion.sample_size,
+        criterion.warm_up,
+        criterion.measurement,
+        thousands(scale.consume_messages as u64),
+        bytes_label(scale.consume_max_bytes as u64),
+        thousands(scale.memory_messages as u64),
+    );
+    let _ = writeln!(
+        md,
+        "- Payloads: the given size of bytes, no properties. Keys of the raw RocksDB \
+         ceiling: 8-byte big-endian ids, as rocksmq's."
+    );
+    let config = super::rocks::config(Path::new("<a temporary directory per benchmark>"));
+    let yaml = serde_yaml_ng::to_string(&config).unwrap_or_else(|error| error.to_string());
+    let _ = writeln!(
+        md,
+        "\n### rocksmq\n\nThe defaults (`Config::builder().path(dir).build()`), as the \
+         `rocksmq` section of `milvus.yaml` would say them:\n\n```yaml\nrocksmq:\n{}```\n",
+        yaml.lines()
+            .map(|line| format!("  {line}\n"))
+            .collect::<String>()
+    );
+    let _ = writeln!(
+        md,
+        "### Raw RocksDB\n\nOne column family created with \
+         `rocksmq::bench_support::topic_options(&config)` in a database opened with \
+         `bench_support::db_options()` (the options rocksmq uses), written with the same \
+         `WriteOptions` (`sync` = `syncWrites` = false). Produce workloads only.\n"
+    );
+    let _ = writeln!(md, "### NATS JetStream\n");
+    let Some(nats) = &context.nats else {
+        let _ = writeln!(md, "Not run: nats-server was not on PATH.\n");
+        return;
+    };
+    let _ = writeln!(
+        md,
+        "- Server: `{}`, started by the harness as\n  `{}`\n  and killed at the end. \
+         The configuration file:\n\n```\n{}```\n\n\
+         - Client: async-nats {} on a multi-threaded tokio runtime; publishes through a \
+         JetStream context (`publish`, then the returned ack awaited: one at a time, or \
+         {BATCH} in flight and then all awaited); a stream per benchmark; consumers \
+         durable, pull, `AckAll`, acks sent with `double_ack` (confirmed by the server). \
+         The server's sync interval is its default: no fsync per message, as rocksmq's \
+         `syncWrites: false`.\n\nThe stream, as the server reports its configuration:\n\n\
+         ```json\n{}\n```\n\nThe consumer (one per consume iteration, one per end-to-end \
+         benchmark, named differently), as the server reports it:\n\n```json\n{}\n```\n",
+        nats.version,
+        nats.command,
+        nats.config_file,
+        lock_version("async-nats"),
+        nats.stream,
+        nats.consumer
+    );
+}
+
+fn machine_section(md: &mut String, context: &Context, elapsed: Duration, load: &(String, String)) {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("model name")
+                .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown".to_owned());
+    let cores = cpuinfo
+        .lines()
+        .filter(|line| line.starts_with("processor"))
+        .count();
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            let line = text
+                .lines()
+                .find(|line| line.starts_with("MemTotal:"))?
+                .to_owned();
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or_else(|| "unknown".to_owned(), |kib| bytes_label(kib * 1024));
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_or_else(|_| "unknown".to_owned(), |k| k.trim().to_owned());
+    let os = std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|text| {
+            text.lines().find_map(|line| {
+                line.strip_prefix("PRETTY_NAME=")
+                    .map(|v| v.trim_matches('"').to_owned())
+            })
+        })
+        .unwrap_or_else(|| "unknown".to_owned());
+    let df = command_output("df", &["-hT", &context.data_dir.display().to_string()]);
+    let _ = writeln!(md, "## Machine and versions\n");
+    let _ = writeln!(
+        md,
+        "| | |\n|---|---|\n\
+         | date (UTC) | {} |\n\
+         | run time | {:.1} min |\n\
+         | load average (1, 5, 15 min) at start / end | {} / {} |\n\
+         | CPU | {cpu} |\n\
+         | cores | {cores} |\n\
+         | memory | {memory} |\n\
+         | OS | {os} |\n\
+         | kernel | {kernel} |\n\
+         | rustc | {} |\n\
+         | compiled for SSE4.2 / PCLMUL (RocksDB's hardware CRC32C) | {} / {} |\n\
+         | rocksdb crate | {} |\n\
+         | RocksDB (librocksdb-sys) | {} |\n\
+         | nats-server | {} |\n\
+         | async-nats | {} |\n\
+         | tokio | {} |\n\
+         | criterion | {} |\n",
+        utc_now(),
+        elapsed.as_secs_f64() / 60.0,
+        load.0,
+        load.1,
+        command_output("rustc", &["--version"]).trim(),
+        yes_no(cfg!(target_feature = "sse4.2")),
+        yes_no(cfg!(target_feature = "pclmulqdq")),
+        lock_version("rocksdb"),
+        lock_version("librocksdb-sys"),
+        context
+            .nats
+            .as_ref()
+            .map_or("not available", |n| n.version.as_str()),
+        lock_version("async-nats"),
+        lock_version("tokio"),
+        lock_version("criterion"),
+    );
+    let _ = writeln!(md, "The stores' file system (`df -hT`):\n\n```\n{}```", df);
+}
+
+/// The first three fields of `/proc/loadavg`.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+fn yes_no(yes: bool) -> &'static str {
+    if yes { "yes" } else { "no" }
+}
+
+/// A package's version as `Cargo.lock` pins it.
+fn lock_version(package: &str) -> String {
+    let lock = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock"))
+        .unwrap_or_default();
+    let needle = format!("name = \"{package}\"\nversion = \"");
+    lock.find(&needle)
+        .and_then(|at| {
+            let rest = &lock[at + needle.len()..];
+            rest.find('"').map(|end| rest[..end].to_owned())
+        })
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+fn command_output(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+        .unwrap_or_else(|error| format!("`{program}` failed: {error}\n"))
+}
+
+fn utc_now() -> String {
+    let now: chrono::DateTime<chrono::Utc> = SystemTime::now().into();
+    now.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// `1,234,567`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Messages per second, to three significant digits at least.
+fn rate(per_sec: f64) -> String {
+    if per_sec >= 1000.0 {
+        thousands(per_sec.round() as u64)
+    } else if per_sec >= 10.0 {
+        format!("{per_sec:.1}")
+    } else {
+        format!("{per_sec:.2}")
+    }
+}
+
+/// Bytes per second as MB/s.
+fn megabytes(bytes_per_sec: f64) -> String {
+    let mb = bytes_per_sec / 1e6;
+    if mb >= 100.0 {
+        format!("{mb:.0}")
+    } else if mb >= 1.0 {
+        format!("{mb:.1}")
+    } else {
+        format!("{mb:.2}")
+    }
+}
+
+/// `12.3 µs`, `4.56 ms`, `1.23 s`.
+fn duration(d: Duration) -> String {
+    let ns = d.as_nanos() as f64;
+    if ns < 1e3 {
+        format!("{ns:.0} ns")
+    } else if ns < 1e6 {
+        format!("{:.1} µs", ns / 1e3)
+    } else if ns < 1e9 {
+        format!("{:.2} ms", ns / 1e6)
+    } else {
+        format!("{:.2} s", ns / 1e9)
+    }
+}
+
+/// `1.5 GiB`, `800 MiB`, `64 KiB`.
+fn bytes_label(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b >= (1u64 << 30) as f64 {
+        format!("{:.2} GiB", b / (1u64 << 30) as f64)
+    } else if b >= (1u64 << 20) as f64 {
+        format!("{:.0} MiB", b / (1u64 << 20) as f64)
+    } else if b >= 1024.0 {
+        format!("{:.0} KiB", b / 1024.0)
+    } else {
+        format!("{bytes} B")
+    }
+}
