@@ -20,7 +20,7 @@ use criterion::{BenchmarkGroup, Criterion, SamplingMode};
 use support::nats::{NatsClient, NatsConsume, NatsEndToEnd, NatsProduce, NatsServer};
 use support::report::{self, CriterionSettings, NatsSettings, Results, System, Workload};
 use support::rocks::{RawProduce, RocksmqConsume, RocksmqEndToEnd, RocksmqProduce};
-use support::{BATCH, Run, SIZES, Scale, memory};
+use support::{BATCH, Run, SIZES, Scale, memory, retention};
 
 /// Few samples and short times keep the whole run under ten minutes on two
 /// cores; medians of 10 flat samples are stable enough for ratios, and 5 s
@@ -71,6 +71,16 @@ fn main() {
     );
     consume(&mut criterion, &mut results, nats.as_ref(), scale);
     end_to_end(&mut criterion, &mut results, nats.as_ref());
+    let retention = run.selects(retention::GROUP).then(|| {
+        let mut group = criterion.benchmark_group(retention::GROUP);
+        group
+            .sample_size(CRITERION.sample_size)
+            .warm_up_time(CRITERION.warm_up)
+            .measurement_time(CRITERION.measurement);
+        let times = retention::measure(&mut group, run.bench.then_some(criterion_dir.as_path()));
+        group.finish();
+        times
+    });
     let peak_memory = run
         .selects("peak_memory")
         .then(|| memory::measure(scale.memory_messages, server.is_some()));
@@ -85,6 +95,7 @@ fn main() {
         criterion: CRITERION,
         nats: server.as_ref().zip(nats.as_ref()).map(nats_settings),
         memory: peak_memory,
+        retention,
         data_dir: std::env::temp_dir(),
     };
     if run.writes_report() {

@@ -4,13 +4,15 @@
 //!
 //! The systems live in their own modules: [`rocks`] (rocksmq and the raw
 //! RocksDB ceiling), [`nats`] (a nats-server process and its JetStream
-//! client); [`memory`] measures peak memory in child processes, and
+//! client); [`memory`] measures peak memory in child processes,
+//! [`retention`] times retention passes, and
 //! [`report`] and [`plot`] turn the measurements into `docs/benchmarks.md`.
 
 pub mod memory;
 pub mod nats;
 pub mod plot;
 pub mod report;
+pub mod retention;
 pub mod rocks;
 
 use std::sync::OnceLock;

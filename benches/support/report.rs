@@ -10,6 +10,7 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use super::memory::PeakMemory;
+use super::retention::RetentionTimes;
 use super::{ACK_EVERY, BATCH, MEMORY_PAYLOAD, Recorded, SIZES, Scale, size_id, size_label};
 
 /// The workloads, in report order.
@@ -177,17 +178,25 @@ pub struct Context {
     pub nats: Option<NatsSettings>,
     /// The peak-memory run.
     pub memory: Option<PeakMemory>,
+    /// The retention-pass benchmarks.
+    pub retention: Option<RetentionTimes>,
     /// A directory on the file system the stores were on (for `df`).
     pub data_dir: PathBuf,
 }
 
 /// Criterion's median time per iteration of `group/function/size`, in ns.
 fn criterion_median(dir: &Path, workload: Workload, system: System, size: usize) -> f64 {
-    let path = dir
-        .join(workload.group())
-        .join(system.id())
-        .join(size_id(size))
-        .join("new/estimates.json");
+    criterion_median_at(
+        &dir.join(workload.group())
+            .join(system.id())
+            .join(size_id(size)),
+    )
+}
+
+/// Criterion's median time per iteration of the benchmark whose output
+/// directory is `benchmark_dir`, in ns.
+pub fn criterion_median_at(benchmark_dir: &Path) -> f64 {
+    let path = benchmark_dir.join("new/estimates.json");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|error| panic!("read Criterion's {}: {error}", path.display()));
     let estimates: serde_json::Value = serde_json::from_str(&text).expect("Criterion's JSON");
@@ -390,6 +399,7 @@ impl Report {
         self.consume_section(&mut md);
         self.end_to_end_section(&mut md);
         memory_section(&mut md, context.memory.as_ref());
+        retention_section(&mut md, context.retention.as_ref());
         settings_section(&mut md, context, self.scale);
         machine_section(&mut md, context, elapsed, load);
         md
@@ -614,6 +624,32 @@ impl Report {
         }
         md.push('\n');
     }
+}
+
+fn retention_section(md: &mut String, retention: Option<&RetentionTimes>) {
+    let _ = writeln!(md, "## Retention pass over 100 topics\n");
+    let Some(times) = retention else {
+        let _ = writeln!(md, "Not measured in this run.\n");
+        return;
+    };
+    let _ = writeln!(
+        md,
+        "`Store::run_retention()` over 100 topics of one store (rocksmq only; Criterion's \
+         median). With nothing due the pass only looks at each topic; when every topic has \
+         pages to delete ({:.1} pages of 64 KiB per topic), it writes each topic's deletion \
+         batch, flushes the topic, deletes whole files and compacts the deleted range, then \
+         flushes the metadata.\n\n| pass | time | per topic |\n|---|--:|--:|",
+        times.pages_per_topic
+    );
+    for (name, time) in [("nothing due", times.idle), ("deleting", times.deleting)] {
+        let _ = writeln!(
+            md,
+            "| {name} | {} | {} |",
+            duration(time),
+            duration(time / 100)
+        );
+    }
+    let _ = writeln!(md);
 }
 
 fn memory_section(md: &mut String, memory: Option<&PeakMemory>) {
