@@ -38,7 +38,8 @@ pub enum ConfigError {
     },
 }
 
-/// RocksDB failed, or what it holds is not what rocksmq wrote.
+/// RocksDB or a segment file failed, or what they hold is not what rocksmq
+/// wrote.
 #[derive(Debug, thiserror::Error)]
 #[error("storage error while {context}: {message}")]
 pub struct StorageError {
@@ -48,6 +49,13 @@ pub struct StorageError {
 
 impl StorageError {
     pub(crate) fn rocksdb(context: impl Into<String>, error: &rocksdb::Error) -> Self {
+        Self {
+            context: context.into(),
+            message: error.to_string(),
+        }
+    }
+
+    pub(crate) fn io(context: impl Into<String>, error: &std::io::Error) -> Self {
         Self {
             context: context.into(),
             message: error.to_string(),

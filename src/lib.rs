@@ -61,6 +61,7 @@ mod producer;
 mod reader;
 mod record;
 mod retention;
+mod segment;
 mod stats;
 mod store;
 mod topic;

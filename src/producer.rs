@@ -13,12 +13,16 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::time::SystemTime;
 
-use rocksdb::WriteBatch;
+use std::sync::Arc;
+
+use rocksdb::{BoundColumnFamily, DB, WriteBatch};
 
 use crate::MessageId;
 use crate::error::{ProduceError, StorageError};
-use crate::record;
+use crate::record::{self, PageRecord, Payload, PayloadRef, TopicState};
+use crate::segment::{EXTERNAL_MIN_BYTES, SegmentWriter};
 use crate::store::{Store, meta_cf};
+use crate::topic::{Topic, Writer};
 
 /// The largest encoding buffer a topic keeps between produce calls.
 const SCRATCH_KEEP_BYTES: usize = 1 << 20;
@@ -140,7 +144,11 @@ impl Store {
                     max,
                 });
             }
-            encoded += 8 + record::message_value_len(&message.properties, &message.payload);
+            encoded += 8 + if message.payload.len() >= EXTERNAL_MIN_BYTES {
+                record::message_value_len(&message.properties, &[]) + record::PAYLOAD_REF_LEN
+            } else {
+                record::message_value_len(&message.properties, &message.payload)
+            };
         }
 
         let mut writer = handle.writer.lock();
@@ -153,31 +161,9 @@ impl Store {
         if messages.is_empty() {
             return Ok(first..first);
         }
-        let now_ns = inner.now_ns();
         let mut batch = WriteBatch::with_capacity_bytes(encoded + 256);
-        let mut closed = Vec::new();
-        for message in messages {
-            let id = state.next_id;
-            let size = message.size();
-            if let Some(page) = inner.pages.append(&mut state.open_page, id, size, now_ns) {
-                batch.put_cf(
-                    &meta_cf(&db),
-                    record::page_key(handle.id, page.first_id),
-                    page.encode(),
-                );
-                closed.push(page);
-            }
-            record::encode_message(
-                &mut writer.scratch,
-                now_ns,
-                state.produced_bytes,
-                &message.properties,
-                &message.payload,
-            );
-            batch.put_cf(&cf, record::message_key(id), &writer.scratch);
-            state.next_id += 1;
-            state.produced_bytes += size;
-        }
+        let closed =
+            self.fill_batch(&db, &cf, &mut batch, &handle, writer, &mut state, messages)?;
         db.write_opt(batch, inner.write_options())
             .map_err(|error| {
                 StorageError::rocksdb(format!("producing to topic `{topic}`"), &error)
@@ -191,5 +177,117 @@ impl Store {
         handle.publish(&state);
         handle.event.notify(usize::MAX);
         Ok(first..state.next_id)
+    }
+
+    /// Puts `messages` and the records of the pages they close into
+    /// `batch`, advancing `state`; appends their large payloads to segment
+    /// files first. Returns the pages that closed.
+    #[expect(clippy::too_many_arguments, reason = "the parts of one produce call")]
+    fn fill_batch(
+        &self,
+        db: &DB,
+        cf: &Arc<BoundColumnFamily<'_>>,
+        batch: &mut WriteBatch,
+        topic: &Topic,
+        writer: &mut Writer,
+        state: &mut TopicState,
+        messages: &[Message],
+    ) -> Result<Vec<PageRecord>, ProduceError> {
+        let inner = &self.inner;
+        let written = |error: std::io::Error| {
+            ProduceError::from(StorageError::io(
+                format!(
+                    "writing payloads of topic `{}` to its segment file",
+                    topic.name
+                ),
+                &error,
+            ))
+        };
+        let now_ns = inner.now_ns();
+        let sync = inner.config.sync_writes;
+        let mut closed = Vec::new();
+        // Large payloads go to the open page's segment file, written before
+        // the batch that references them (see `segment`).
+        let mut pending = Pending::default();
+        for message in messages {
+            let id = state.next_id;
+            let size = message.size();
+            if let Some(page) = inner.pages.append(&mut state.open_page, id, size, now_ns) {
+                batch.put_cf(
+                    &meta_cf(db),
+                    record::page_key(topic.id, page.first_id),
+                    page.encode(),
+                );
+                closed.push(page);
+            }
+            let payload = if message.payload.len() >= EXTERNAL_MIN_BYTES {
+                let page = state.open_page.map_or(id, |page| page.first_id);
+                let open = match &mut writer.segment {
+                    Some(open) if open.segment == page => open,
+                    slot => {
+                        if let Some(previous) = slot {
+                            pending.write(previous, sync).map_err(written)?;
+                        }
+                        slot.insert(
+                            SegmentWriter::open(&inner.segments, topic.id, page)
+                                .map_err(written)?,
+                        )
+                    }
+                };
+                Payload::External(pending.add(open, &message.payload))
+            } else {
+                Payload::Inline(&message.payload)
+            };
+            record::encode_message(
+                &mut writer.scratch,
+                now_ns,
+                state.produced_bytes,
+                &message.properties,
+                payload,
+            );
+            batch.put_cf(cf, record::message_key(id), &writer.scratch);
+            state.next_id += 1;
+            state.produced_bytes += size;
+        }
+        if let Some(open) = &mut writer.segment {
+            pending.write(open, sync).map_err(written)?;
+        }
+        Ok(closed)
+    }
+}
+
+/// Payloads of one batch waiting to be appended to a segment file.
+#[derive(Default)]
+struct Pending<'a> {
+    payloads: Vec<&'a [u8]>,
+    bytes: u64,
+}
+
+impl<'a> Pending<'a> {
+    /// Queues `payload` for `segment`; returns the reference to it.
+    fn add(&mut self, segment: &SegmentWriter, payload: &'a [u8]) -> PayloadRef {
+        let reference = PayloadRef {
+            segment: segment.segment,
+            offset: segment.offset_after(self.bytes),
+            len: u32::try_from(payload.len()).expect("maxMessageSize is at most 1 GiB"),
+            crc: crc32fast::hash(payload),
+        };
+        self.payloads.push(payload);
+        self.bytes += payload.len() as u64;
+        reference
+    }
+
+    /// Appends what is queued to `segment` (and syncs it with `syncWrites`).
+    fn write(&mut self, segment: &mut SegmentWriter, sync: bool) -> std::io::Result<()> {
+        if self.payloads.is_empty() {
+            return Ok(());
+        }
+        segment.append(&self.payloads)?;
+        if sync {
+            segment.sync()?;
+        }
+        self.payloads.clear();
+        self.bytes = 0;
+        Ok(())
     }
 }

@@ -326,19 +326,47 @@ impl GroupRecord {
 
 /// The fixed part of a message value, before its properties.
 pub(crate) const MESSAGE_HEADER_LEN: usize = 22;
+/// Flag bit: the payload is in a segment file, and the value ends with a
+/// [`PayloadRef`] instead of the payload.
+const FLAG_EXTERNAL: u8 = 1;
+/// The encoded length of a [`PayloadRef`].
+pub(crate) const PAYLOAD_REF_LEN: usize = 24;
 
-/// Encodes a message value into `out` (cleared first):
-/// version, flags, produce time, byte offset, properties, then the payload.
+/// Where a payload stored outside RocksDB lives: segment file `segment`
+/// (named by the first id of its page) of the message's topic, at
+/// `offset`, `len` bytes, whose CRC-32 is `crc`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PayloadRef {
+    pub(crate) segment: MessageId,
+    pub(crate) offset: u64,
+    pub(crate) len: u32,
+    pub(crate) crc: u32,
+}
+
+/// A payload as a message value holds it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Payload<'a> {
+    /// The payload bytes themselves, at the end of the value.
+    Inline(&'a [u8]),
+    /// A reference to the bytes in a segment file.
+    External(PayloadRef),
+}
+
+/// Encodes a message value into `out` (cleared first): version, flags,
+/// produce time, byte offset, properties, then the payload or its reference.
 pub(crate) fn encode_message(
     out: &mut Vec<u8>,
     produce_ns: u64,
     offset_bytes: u64,
     properties: &BTreeMap<String, String>,
-    payload: &[u8],
+    payload: Payload<'_>,
 ) {
     out.clear();
     out.push(RECORD_V1);
-    out.push(0);
+    out.push(match payload {
+        Payload::Inline(_) => 0,
+        Payload::External(_) => FLAG_EXTERNAL,
+    });
     out.extend_from_slice(&produce_ns.to_le_bytes());
     out.extend_from_slice(&offset_bytes.to_le_bytes());
     let count = u32::try_from(properties.len()).expect("property count checked by maxMessageSize");
@@ -350,10 +378,18 @@ pub(crate) fn encode_message(
             out.extend_from_slice(text.as_bytes());
         }
     }
-    out.extend_from_slice(payload);
+    match payload {
+        Payload::Inline(bytes) => out.extend_from_slice(bytes),
+        Payload::External(reference) => {
+            out.extend_from_slice(&reference.segment.to_le_bytes());
+            out.extend_from_slice(&reference.offset.to_le_bytes());
+            out.extend_from_slice(&reference.len.to_le_bytes());
+            out.extend_from_slice(&reference.crc.to_le_bytes());
+        }
+    }
 }
 
-/// The encoded length of a message value.
+/// The encoded length of a message value whose payload is inline.
 pub(crate) fn message_value_len(properties: &BTreeMap<String, String>, payload: &[u8]) -> usize {
     MESSAGE_HEADER_LEN
         + properties
@@ -363,61 +399,113 @@ pub(crate) fn message_value_len(properties: &BTreeMap<String, String>, payload: 
         + payload.len()
 }
 
-/// A decoded message value.
+/// A decoded message value; an external payload is still to be read.
 #[derive(Debug)]
 pub(crate) struct MessageValue {
     pub(crate) produce_ns: u64,
     pub(crate) properties: BTreeMap<String, String>,
-    pub(crate) payload: Vec<u8>,
+    pub(crate) payload: StoredPayload,
+}
+
+/// A decoded payload.
+#[derive(Debug)]
+pub(crate) enum StoredPayload {
+    Inline(Vec<u8>),
+    External(PayloadRef),
+}
+
+/// The parts of a message value before its payload.
+struct Head<'a> {
+    external: bool,
+    produce_ns: u64,
+    offset_bytes: u64,
+    property_count: u32,
+    rest: Input<'a>,
+}
+
+fn head(value: &[u8]) -> Decoded<Head<'_>> {
+    let mut input = Input::versioned(value, "message")?;
+    let flags = input.u8()?;
+    if flags & !FLAG_EXTERNAL != 0 {
+        return Err(DecodeError(format!("message: unknown flags {flags:#04x}")));
+    }
+    Ok(Head {
+        external: flags & FLAG_EXTERNAL != 0,
+        produce_ns: input.u64()?,
+        offset_bytes: input.u64()?,
+        property_count: input.u32()?,
+        rest: input,
+    })
+}
+
+fn payload_ref(input: &mut Input<'_>) -> Decoded<PayloadRef> {
+    let reference = PayloadRef {
+        segment: input.u64()?,
+        offset: input.u64()?,
+        len: input.u32()?,
+        crc: input.u32()?,
+    };
+    input.end()?;
+    Ok(reference)
 }
 
 pub(crate) fn decode_message(value: &[u8]) -> Decoded<MessageValue> {
-    let mut input = Input::versioned(value, "message")?;
-    let _flags = input.u8()?;
-    let produce_ns = input.u64()?;
-    let _offset_bytes = input.u64()?;
-    let count = input.u32()?;
+    let Head {
+        external,
+        produce_ns,
+        property_count,
+        mut rest,
+        ..
+    } = head(value)?;
     let mut properties = BTreeMap::new();
-    for _ in 0..count {
-        let key = input.string()?;
-        let value = input.string()?;
+    for _ in 0..property_count {
+        let key = rest.string()?;
+        let value = rest.string()?;
         properties.insert(key, value);
     }
+    let payload = if external {
+        StoredPayload::External(payload_ref(&mut rest)?)
+    } else {
+        StoredPayload::Inline(rest.rest().to_vec())
+    };
     Ok(MessageValue {
         produce_ns,
         properties,
-        payload: input.rest().to_vec(),
+        payload,
     })
 }
 
 /// The produce time of a message value, without decoding the rest.
 pub(crate) fn message_time(value: &[u8]) -> Decoded<u64> {
-    let mut input = Input::versioned(value, "message")?;
-    let _flags = input.u8()?;
-    input.u64()
+    Ok(head(value)?.produce_ns)
 }
 
 /// The byte offset of a message value (the topic's bytes before it).
 pub(crate) fn message_offset(value: &[u8]) -> Decoded<u64> {
-    let mut input = Input::versioned(value, "message")?;
-    let _flags = input.u8()?;
-    let _produce_ns = input.u64()?;
-    input.u64()
+    Ok(head(value)?.offset_bytes)
 }
 
 /// The size of a message value as [`crate::Message::size`] counts it
 /// (payload plus property keys and values), without decoding it.
 pub(crate) fn message_size(value: &[u8]) -> Decoded<u64> {
-    let mut input = Input::versioned(value, "message")?;
-    let _flags = input.u8()?;
-    let _produce_ns = input.u64()?;
-    let _offset_bytes = input.u64()?;
-    let count = input.u32()?;
-    for _ in 0..count * 2 {
-        let len = input.u32()? as usize;
-        input.take(len)?;
+    let Head {
+        external,
+        property_count,
+        mut rest,
+        ..
+    } = head(value)?;
+    let mut size = 0u64;
+    for _ in 0..property_count * 2 {
+        let len = rest.u32()? as usize;
+        rest.take(len)?;
+        size += len as u64;
     }
-    Ok((value.len() - MESSAGE_HEADER_LEN - 8 * count as usize) as u64)
+    if external {
+        size += u64::from(payload_ref(&mut rest)?.len);
+    } else {
+        size += rest.rest().len() as u64;
+    }
+    Ok(size)
 }
 
 /// A cursor over a value being decoded.
@@ -500,16 +588,26 @@ mod tests {
             payload in proptest::collection::vec(any::<u8>(), 0..300),
         ) {
             let mut out = Vec::new();
-            encode_message(&mut out, produce_ns, offset, &properties, &payload);
+            encode_message(&mut out, produce_ns, offset, &properties, Payload::Inline(&payload));
             prop_assert_eq!(out.len(), message_value_len(&properties, &payload));
             let decoded = decode_message(&out).unwrap();
             prop_assert_eq!(decoded.produce_ns, produce_ns);
             prop_assert_eq!(message_time(&out).unwrap(), produce_ns);
             prop_assert_eq!(message_offset(&out).unwrap(), offset);
-            let size = payload.len() + properties.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
-            prop_assert_eq!(message_size(&out).unwrap(), size as u64);
+            let props: usize = properties.iter().map(|(k, v)| k.len() + v.len()).sum();
+            prop_assert_eq!(message_size(&out).unwrap(), (payload.len() + props) as u64);
+            prop_assert_eq!(&decoded.properties, &properties);
+            let StoredPayload::Inline(bytes) = decoded.payload else { panic!("inline") };
+            prop_assert_eq!(bytes, payload.clone());
+
+            let reference = PayloadRef { segment: offset, offset: produce_ns, len: 70_000, crc: 7 };
+            encode_message(&mut out, produce_ns, offset, &properties, Payload::External(reference));
+            prop_assert_eq!(out.len(), message_value_len(&properties, &[]) + PAYLOAD_REF_LEN);
+            prop_assert_eq!(message_size(&out).unwrap(), 70_000 + props as u64);
+            let decoded = decode_message(&out).unwrap();
             prop_assert_eq!(decoded.properties, properties);
-            prop_assert_eq!(decoded.payload, payload);
+            let StoredPayload::External(read) = decoded.payload else { panic!("external") };
+            prop_assert_eq!(read, reference);
         }
 
         #[test]
@@ -520,8 +618,11 @@ mod tests {
             let mut properties = BTreeMap::new();
             properties.insert("k".to_owned(), "v".to_owned());
             let mut out = Vec::new();
-            encode_message(&mut out, 1, 2, &properties, &payload);
+            encode_message(&mut out, 1, 2, &properties, Payload::Inline(&payload));
             prop_assert!(decode_message(&out[..cut]).is_err());
+            let reference = PayloadRef { segment: 1, offset: 2, len: 3, crc: 4 };
+            encode_message(&mut out, 1, 2, &properties, Payload::External(reference));
+            prop_assert!(decode_message(&out[..out.len() - 1]).is_err());
         }
 
         #[test]

@@ -278,12 +278,7 @@ fn retain_topic(inner: &Inner, topic: &Arc<Topic>) -> Result<Option<TopicRetenti
     if plan.pages == 0 {
         return Ok(None);
     }
-    reclaim(&db, &cf, plan.first_id).map_err(|error| {
-        StorageError::rocksdb(
-            format!("reclaiming the disk of topic `{}`", topic.name),
-            &error,
-        )
-    })?;
+    reclaim(inner, &db, &cf, topic, plan.first_id)?;
     tracing::debug!(topic = %topic.name, pages = plan.pages, first_id = plan.first_id, "deleted pages");
     Ok(Some(TopicRetention {
         name: topic.name.clone(),
@@ -364,17 +359,36 @@ fn plan(inner: &Inner, writer: &Writer, deletable_up_to: MessageId, now_ns: u64)
 }
 
 /// Gives the disk of the messages below `first_id` back now rather than at
-/// the next compaction: flush, delete whole files, compact the range.
+/// the next compaction: flush, delete whole files, compact the range, and
+/// delete the segment files of the deleted pages.
 fn reclaim(
+    inner: &Inner,
     db: &rocksdb::DB,
     cf: &Arc<rocksdb::BoundColumnFamily<'_>>,
+    topic: &Topic,
     first_id: MessageId,
-) -> Result<(), rocksdb::Error> {
+) -> Result<(), TopicError> {
+    let rocks = |error: rocksdb::Error| {
+        TopicError::from(StorageError::rocksdb(
+            format!("reclaiming the disk of topic `{}`", topic.name),
+            &error,
+        ))
+    };
     let (start, end) = (record::message_key(0), record::message_key(first_id));
-    db.flush_cf_opt(cf, &FlushOptions::default())?;
-    db.delete_file_in_range_cf(cf, start, end)?;
+    db.flush_cf_opt(cf, &FlushOptions::default())
+        .map_err(rocks)?;
+    db.delete_file_in_range_cf(cf, start, end).map_err(rocks)?;
     db.compact_range_cf_opt(cf, Some(start), Some(end), &compact_options());
-    Ok(())
+    topic.readers.forget_before(first_id);
+    inner
+        .segments
+        .delete_before(topic.id, first_id)
+        .map_err(|error| {
+            TopicError::from(StorageError::io(
+                format!("deleting segment files of topic `{}`", topic.name),
+                &error,
+            ))
+        })
 }
 
 /// Manual compactions rewrite the bottommost level too (where the deleted

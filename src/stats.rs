@@ -45,7 +45,8 @@ pub struct TopicStats {
     pub first_id: MessageId,
     /// The last id produced; 0 when nothing was ever produced.
     pub last_id: MessageId,
-    /// The topic column family's live SST and blob files plus its memtables.
+    /// The topic's bytes in the store: its column family's live SST files
+    /// and memtables, and its segment files.
     pub disk_bytes: u64,
     /// The topic's consumer groups, sorted by name.
     pub groups: Vec<GroupStats>,
@@ -199,7 +200,6 @@ fn topic_stats(inner: &Inner, topic: &Arc<Topic>) -> Result<TopicStats, TopicErr
     let mut disk_bytes = 0;
     for property in [
         "rocksdb.live-sst-files-size",
-        "rocksdb.live-blob-file-size",
         "rocksdb.cur-size-all-mem-tables",
     ] {
         disk_bytes += db
@@ -207,6 +207,7 @@ fn topic_stats(inner: &Inner, topic: &Arc<Topic>) -> Result<TopicStats, TopicErr
             .map_err(|error| StorageError::rocksdb(format!("reading {property}"), &error))?
             .unwrap_or(0);
     }
+    disk_bytes += inner.segments.topic_bytes(topic.id);
     let groups: Vec<_> = topic
         .groups
         .lock()

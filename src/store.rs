@@ -27,9 +27,10 @@ use crate::config::Config;
 use crate::error::{OpenError, StorageError, TopicError};
 use crate::page::PageRules;
 use crate::record::{
-    self, GroupRecord, META_CF, PageRecord, TOPIC_CF_PREFIX, TopicRecord, TopicState,
+    self, GroupRecord, META_CF, PageRecord, StoredPayload, TOPIC_CF_PREFIX, TopicRecord, TopicState,
 };
 use crate::retention::Background;
+use crate::segment::{PayloadError, Segments};
 use crate::topic::{Group, Topic, check_name};
 use crate::{MessageId, StoredMessage};
 
@@ -41,13 +42,6 @@ const POINT_READS: u64 = 4;
 /// Memtable memory of all column families together; the largest is flushed beyond it.
 const DB_WRITE_BUFFER_BYTES: usize = 256 << 20;
 const TOPIC_WRITE_BUFFER_BYTES: usize = 64 << 20;
-/// Message values of this size and more are stored in blob files.
-const BLOB_MIN_BYTES: u64 = 64 << 10;
-/// Blob files are about a page, within these bounds: retention deletes
-/// whole blob files, so the one that straddles the first retained message
-/// is the disk a topic holds beyond its retained bytes.
-const BLOB_FILE_MIN_BYTES: u64 = 1 << 20;
-const BLOB_FILE_MAX_BYTES: u64 = 256 << 20;
 /// Beyond this much write-ahead log, the column families holding the oldest
 /// log are flushed, so that the log cannot grow without bound.
 const MAX_TOTAL_WAL_BYTES: u64 = 256 << 20;
@@ -92,6 +86,7 @@ pub(crate) struct Inner {
     pub(crate) config: Config,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) pages: PageRules,
+    pub(crate) segments: Segments,
     write_options: WriteOptions,
     topic_options: Options,
     topics: RwLock<FxHashMap<String, Arc<Topic>>>,
@@ -180,6 +175,7 @@ impl Store {
         let inner = Inner {
             db: RecursiveRwLock::new(None),
             pages: PageRules::new(config.page_size_bytes, config.page_max_age()),
+            segments: Segments::new(&path),
             path: path.clone(),
             config,
             clock,
@@ -196,6 +192,10 @@ impl Store {
                 path: path.clone(),
                 source,
             })?;
+        clean_segments(&inner.segments, &topics).map_err(|error| OpenError::Storage {
+            path: path.clone(),
+            source: StorageError::io("deleting segment files that belong to no page", &error),
+        })?;
         *inner.catalog.lock() = next_topic_id;
         *inner.topics.write() = topics
             .into_iter()
@@ -355,6 +355,9 @@ impl Store {
             db.flush_cf(&cf).map_err(|error| failed(&error))?;
         }
         db.drop_cf(&topic.cf_name).map_err(|error| failed(&error))?;
+        inner.segments.delete_topic(topic.id).map_err(|error| {
+            StorageError::io(format!("deleting the segments of topic `{name}`"), &error)
+        })?;
         // The write-ahead log still holds the topic's messages until every
         // column family with data in it is flushed.
         inner.flush_memtables(&db).map_err(|error| failed(&error))?;
@@ -550,8 +553,10 @@ impl Inner {
                     // Deleted by retention meanwhile: the iterator skips the gap.
                     break;
                 };
-                messages
-                    .push(decode_stored(&topic.name, &key, &value).map_err(ReadError::Storage)?);
+                match self.decode(topic, &key, &value)? {
+                    Some(message) => messages.push(message),
+                    None => break,
+                }
             }
             if messages.len() as u64 == end - start {
                 return Ok(messages);
@@ -564,16 +569,65 @@ impl Inner {
         let mut messages = Vec::new();
         let mut bytes = 0u64;
         while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
-            let message = decode_stored(&topic.name, key, value).map_err(ReadError::Storage)?;
-            bytes += message.size();
-            messages.push(message);
-            if messages.len() >= max_count || bytes >= max_bytes {
-                break;
+            if let Some(message) = self.decode(topic, key, value)? {
+                bytes += message.size();
+                messages.push(message);
+                if messages.len() >= max_count || bytes >= max_bytes {
+                    break;
+                }
             }
             iter.next();
         }
         iter.status().map_err(failed)?;
         Ok(messages)
+    }
+
+    /// Decodes a stored message, reading its payload from its segment file
+    /// if it has one; `None` if retention deleted it meanwhile (its file is
+    /// gone and it is before the first retained id).
+    fn decode(
+        &self,
+        topic: &Topic,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<Option<StoredMessage>, ReadError> {
+        let corrupt = |message: String| {
+            ReadError::Storage(StorageError::corrupt(
+                format!("decoding a message of topic `{}`", topic.name),
+                message,
+            ))
+        };
+        let id = record::message_id_of_key(key).map_err(|error| corrupt(error.0))?;
+        let value = record::decode_message(value).map_err(|error| corrupt(error.0))?;
+        let payload = match value.payload {
+            StoredPayload::Inline(bytes) => bytes,
+            StoredPayload::External(reference) => {
+                match topic.readers.read(&self.segments, topic.id, &reference) {
+                    Ok(bytes) => bytes,
+                    Err(PayloadError::Gone) if id < topic.first_id() => return Ok(None),
+                    Err(PayloadError::Gone) => {
+                        return Err(corrupt(format!(
+                            "message {id}: its segment file {} is missing",
+                            reference.segment
+                        )));
+                    }
+                    Err(PayloadError::Damaged(what)) => {
+                        return Err(corrupt(format!("message {id}: {what}")));
+                    }
+                    Err(PayloadError::Io(error)) => {
+                        return Err(corrupt(format!(
+                            "message {id}: reading its payload: {error}"
+                        )));
+                    }
+                }
+            }
+        };
+        Ok(Some(StoredMessage {
+            id,
+            timestamp: from_nanos(value.produce_ns),
+            properties: value.properties,
+            payload,
+        }))
     }
 
     /// The first retained message of `topic` produced at or after `time_ns`,
@@ -692,20 +746,6 @@ impl Drop for Inner {
     }
 }
 
-fn decode_stored(topic: &str, key: &[u8], value: &[u8]) -> Result<StoredMessage, StorageError> {
-    let corrupt = |error: record::DecodeError| {
-        StorageError::corrupt(format!("decoding a message of topic `{topic}`"), error.0)
-    };
-    let id = record::message_id_of_key(key).map_err(corrupt)?;
-    let value = record::decode_message(value).map_err(corrupt)?;
-    Ok(StoredMessage {
-        id,
-        timestamp: from_nanos(value.produce_ns),
-        properties: value.properties,
-        payload: value.payload,
-    })
-}
-
 /// Writes the format record of a new store; refuses a store of another format.
 fn check_format(db: &DB, path: &Path) -> Result<(), OpenError> {
     let fail = |source: StorageError| OpenError::Storage {
@@ -822,6 +862,32 @@ pub(crate) fn meta_cf(db: &DB) -> Arc<rocksdb::BoundColumnFamily<'_>> {
 }
 
 type KeyValue = (Box<[u8]>, Box<[u8]>);
+
+/// Deletes segment files that belong to no page: those of pages retention
+/// deleted and of destroyed topics, when a crash came before their files
+/// were deleted, and payloads of a batch that was never written.
+fn clean_segments(segments: &Segments, topics: &[Topic]) -> std::io::Result<()> {
+    for topic_id in segments.topic_ids()? {
+        if !topics.iter().any(|topic| topic.id == topic_id) {
+            segments.delete_topic(topic_id)?;
+        }
+    }
+    for topic in topics {
+        let writer = topic.writer.lock();
+        let pages: Vec<MessageId> = writer
+            .closed_pages
+            .iter()
+            .chain(&writer.state.open_page)
+            .map(|page| page.first_id)
+            .collect();
+        for (segment, path) in segments.list(topic.id)? {
+            if pages.binary_search(&segment).is_err() {
+                std::fs::remove_file(path)?;
+            }
+        }
+    }
+    Ok(())
+}
 
 /// The topic's state as its messages say it is: the next id and the bytes
 /// produced follow from the newest message (its id, byte offset and size),
@@ -990,19 +1056,6 @@ fn topic_options(config: &Config, cache: &Cache) -> Options {
         .collect();
     options.set_num_levels(i32::try_from(levels.len()).expect("validated: 2 to 7 levels"));
     options.set_compression_per_level(&levels);
-    // Large values go to blob files: written once, when the memtable is
-    // flushed, and never rewritten by compaction, which then moves only
-    // small keys and references.
-    options.set_enable_blob_files(true);
-    options.set_min_blob_size(BLOB_MIN_BYTES);
-    options.set_blob_file_size(
-        config
-            .page_size_bytes
-            .clamp(BLOB_FILE_MIN_BYTES, BLOB_FILE_MAX_BYTES),
-    );
-    // Retention deletes the oldest messages first, so whole blob files fall
-    // out of use and are deleted; relocating live blobs would only copy.
-    options.set_enable_blob_gc(false);
     options
 }
 

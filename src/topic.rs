@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use crate::MessageId;
 use crate::error::NameError;
 use crate::record::{GroupRecord, PageRecord, TopicState, topic_cf};
+use crate::segment::{SegmentReaders, SegmentWriter};
 
 /// The longest topic or group name, in bytes.
 pub const MAX_NAME_LEN: usize = 255;
@@ -58,6 +59,8 @@ pub(crate) struct Topic {
     /// Notified after every produce, and when the topic is destroyed.
     pub(crate) event: Event,
     pub(crate) groups: Mutex<BTreeMap<String, Arc<Group>>>,
+    /// Open segment files, for reading external payloads.
+    pub(crate) readers: SegmentReaders,
 }
 
 /// What producers (and retention) change under the topic's lock.
@@ -67,6 +70,8 @@ pub(crate) struct Writer {
     pub(crate) closed_pages: VecDeque<PageRecord>,
     /// A reused buffer for encoding message values.
     pub(crate) scratch: Vec<u8>,
+    /// The segment file of the open page, once a payload went to it.
+    pub(crate) segment: Option<SegmentWriter>,
 }
 
 impl Writer {
@@ -105,10 +110,12 @@ impl Topic {
                 state,
                 closed_pages,
                 scratch: Vec::new(),
+                segment: None,
             }),
             destroyed: AtomicBool::new(false),
             event: Event::new(),
             groups: Mutex::new(groups),
+            readers: SegmentReaders::default(),
         }
     }
 

@@ -33,15 +33,23 @@ fn cycles() -> usize {
         .unwrap_or(20)
 }
 
-/// Small pages, so that pages close all the time.
+/// Small pages, so that pages (and segment files) close all the time.
 fn config(dir: &Path) -> Config {
-    Config::builder().path(dir).page_size_bytes(4096).build()
+    Config::builder()
+        .path(dir)
+        .page_size_bytes(64 << 10)
+        .build()
 }
 
-/// The payload of message `id` of `topic`: its length varies with the id.
+/// The payload of message `id` of `topic`: its length varies with the id,
+/// and one message in seven is large enough to go to a segment file.
 fn payload(topic: &str, id: u64) -> Vec<u8> {
     let mut text = format!("{topic} message {id} ");
-    let pad = (id * 7919 % 600) as usize;
+    let pad = if id % 7 == 0 {
+        20_000 + (id * 7919 % 5_000) as usize
+    } else {
+        (id * 7919 % 600) as usize
+    };
     text.extend(std::iter::repeat_n('x', pad));
     text.into_bytes()
 }

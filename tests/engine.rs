@@ -386,3 +386,129 @@ fn a_closed_store_refuses_calls_and_a_handle_may_be_dropped() {
     let store = Arc::new(open(dir.path()));
     assert!(store.topic_exists("t").unwrap());
 }
+
+/// Payloads of 16 KiB and more live in segment files beside RocksDB.
+fn segment_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let root = dir.join("segments");
+    let Ok(topics) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut files: Vec<_> = topics
+        .flatten()
+        .flat_map(|topic| std::fs::read_dir(topic.path()).unwrap().flatten())
+        .map(|entry| entry.path())
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn large_payloads_live_in_segment_files_and_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path()).page_size_bytes(100_000).build();
+    let sizes = [10, 16 << 10, 70_000, 5, 40_000, (16 << 10) - 1, 200_000, 3];
+    let batch: Vec<Message> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &size)| {
+            Message::new((0..size).map(|b| (b * 31 + i) as u8).collect::<Vec<u8>>())
+                .with_property("i", i.to_string())
+        })
+        .collect();
+    {
+        let store = Store::open(config.clone()).unwrap();
+        store.create_topic("big").unwrap();
+        store.produce("big", &batch[..4]).unwrap();
+        store.produce("big", &batch[4..]).unwrap();
+        let read = store.read_range("big", ..).unwrap();
+        for (message, expected) in read.iter().zip(&batch) {
+            assert_eq!(message.payload, expected.payload);
+        }
+        check_pages_agree(&store, "big");
+        // Every page with a large payload has one segment file.
+        let with_large = store
+            .pages("big")
+            .unwrap()
+            .iter()
+            .filter(|page| {
+                (page.first_id..=page.last_id).any(|id| sizes[id as usize - 1] >= 16 << 10)
+            })
+            .count();
+        assert_eq!(segment_files(dir.path()).len(), with_large);
+        assert!(store.topic_stats("big").unwrap().disk_bytes >= 326_384);
+        store.close().unwrap();
+    }
+    let store = Store::open(config).unwrap();
+    let read = store.read_range("big", ..).unwrap();
+    for (message, expected) in read.iter().zip(&batch) {
+        assert_eq!(message.payload, expected.payload);
+        assert_eq!(message.properties, expected.properties);
+    }
+    let stats = store.topic_stats("big").unwrap();
+    assert_eq!(stats.bytes, batch.iter().map(Message::size).sum::<u64>());
+    check_pages_agree(&store, "big");
+    store.destroy_topic("big").unwrap();
+    assert!(
+        segment_files(dir.path()).is_empty(),
+        "destroy deletes the segment files"
+    );
+}
+
+#[test]
+fn a_damaged_segment_file_is_reported_naming_the_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.create_topic("t").unwrap();
+    store
+        .produce(
+            "t",
+            &[Message::new(vec![1; 20_000]), Message::new(vec![2; 30_000])],
+        )
+        .unwrap();
+    store.close().unwrap();
+    let file = &segment_files(dir.path())[0];
+    // Flip a byte of the second payload, and cut the file short.
+    let mut bytes = std::fs::read(file).unwrap();
+    bytes[25_000] ^= 0xff;
+    std::fs::write(file, &bytes).unwrap();
+    let store = open(dir.path());
+    assert_eq!(store.get("t", 1).unwrap().unwrap().payload, vec![1; 20_000]);
+    let error = store.get("t", 2).unwrap_err().to_string();
+    assert!(
+        error.contains("message 2") && error.contains("CRC"),
+        "{error}"
+    );
+    store.close().unwrap();
+    std::fs::write(file, &bytes[..10_000]).unwrap();
+    let store = open(dir.path());
+    let error = store.get("t", 1).unwrap_err().to_string();
+    assert!(
+        error.contains("message 1") && error.contains("ends before byte 20000"),
+        "{error}"
+    );
+}
+
+#[test]
+fn segment_files_that_belong_to_no_page_are_deleted_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        store.create_topic("t").unwrap();
+        store
+            .produce("t", &[Message::new(vec![1; 20_000])])
+            .unwrap();
+        store.close().unwrap();
+    }
+    let files = segment_files(dir.path());
+    assert_eq!(files.len(), 1);
+    let topic_dir = files[0].parent().unwrap().to_owned();
+    // A file of a page that does not exist, and a destroyed topic's directory.
+    std::fs::write(topic_dir.join(format!("{:020}.seg", 99)), b"orphan").unwrap();
+    let stray = dir.path().join("segments").join("4242");
+    std::fs::create_dir_all(&stray).unwrap();
+    std::fs::write(stray.join(format!("{:020}.seg", 1)), b"orphan").unwrap();
+    let store = open(dir.path());
+    assert_eq!(segment_files(dir.path()), files);
+    assert!(!stray.exists());
+    assert_eq!(store.get("t", 1).unwrap().unwrap().payload, vec![1; 20_000]);
+}

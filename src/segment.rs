@@ -1,0 +1,340 @@
+//! Segment files: large payloads stored beside RocksDB, written once.
+//!
+//! A payload of [`EXTERNAL_MIN_BYTES`] or more is not put in the RocksDB
+//! write batch: it is appended to the segment file of its page, and the
+//! batch holds a small reference (segment, offset, length, CRC-32) instead.
+//! RocksDB would write such a payload twice (its write-ahead log, then a
+//! table or blob file when the memtable is flushed); a segment file writes
+//! it once. Each page has at most one segment file,
+//! `segments/<topic id>/<first id of the page>.seg`, so retention deletes a
+//! page's payloads by deleting one file, and destroying a topic deletes its
+//! directory.
+//!
+//! Ordering gives crash safety: the payloads are written (and, with
+//! `syncWrites`, synced) before the batch that references them. A crash
+//! between the two leaves bytes in a segment that nothing references, which
+//! are harmless and go with the file. Files that belong to no page (left
+//! by a crash between a retention batch or a topic destruction and the
+//! deletion of the files) are deleted when the store opens.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, IoSlice, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use rustc_hash::FxHashMap;
+
+use crate::MessageId;
+use crate::record::PayloadRef;
+
+/// Payloads of this many bytes or more go to segment files.
+pub(crate) const EXTERNAL_MIN_BYTES: usize = 16 << 10;
+/// Open segment files kept for reading, per topic.
+const READ_FILES_KEPT: usize = 32;
+/// Slices per `writev` call (Linux's `IOV_MAX` is 1024).
+const MAX_SLICES: usize = 512;
+
+/// The segment directory of a store.
+#[derive(Debug, Clone)]
+pub(crate) struct Segments {
+    root: PathBuf,
+}
+
+impl Segments {
+    pub(crate) fn new(store_path: &Path) -> Self {
+        Self {
+            root: store_path.join("segments"),
+        }
+    }
+
+    pub(crate) fn topic_dir(&self, topic_id: u32) -> PathBuf {
+        self.root.join(topic_id.to_string())
+    }
+
+    pub(crate) fn path(&self, topic_id: u32, segment: MessageId) -> PathBuf {
+        self.topic_dir(topic_id).join(format!("{segment:020}.seg"))
+    }
+
+    /// Deletes the segment files of pages `[first, …)` that start before
+    /// `first_retained`; a missing file is fine.
+    pub(crate) fn delete_before(&self, topic_id: u32, first_retained: MessageId) -> io::Result<()> {
+        for (segment, path) in self.list(topic_id)? {
+            if segment < first_retained {
+                remove(&path)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes a topic's segment directory.
+    pub(crate) fn delete_topic(&self, topic_id: u32) -> io::Result<()> {
+        match fs::remove_dir_all(self.topic_dir(topic_id)) {
+            Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
+            _ => Ok(()),
+        }
+    }
+
+    /// The segment files of a topic, by segment id.
+    pub(crate) fn list(&self, topic_id: u32) -> io::Result<Vec<(MessageId, PathBuf)>> {
+        let entries = match fs::read_dir(self.topic_dir(topic_id)) {
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            other => other?,
+        };
+        let mut files = Vec::new();
+        for entry in entries {
+            let path = entry?.path();
+            let id = path
+                .file_name()
+                .and_then(|name| name.to_str())
+                .and_then(|name| name.strip_suffix(".seg"))
+                .and_then(|id| id.parse().ok());
+            if let Some(id) = id {
+                files.push((id, path));
+            }
+        }
+        files.sort_unstable();
+        Ok(files)
+    }
+
+    /// The topic ids that have a segment directory.
+    pub(crate) fn topic_ids(&self) -> io::Result<Vec<u32>> {
+        let entries = match fs::read_dir(&self.root) {
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            other => other?,
+        };
+        let mut ids = Vec::new();
+        for entry in entries {
+            if let Some(id) = entry?
+                .file_name()
+                .to_str()
+                .and_then(|name| name.parse().ok())
+            {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// The bytes of a topic's segment files.
+    pub(crate) fn topic_bytes(&self, topic_id: u32) -> u64 {
+        self.list(topic_id).map_or(0, |files| {
+            files
+                .iter()
+                .filter_map(|(_, path)| fs::metadata(path).ok())
+                .map(|meta| meta.len())
+                .sum()
+        })
+    }
+}
+
+fn remove(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
+        _ => Ok(()),
+    }
+}
+
+/// The segment file new payloads of a topic go to: its open page's.
+#[derive(Debug)]
+pub(crate) struct SegmentWriter {
+    pub(crate) segment: MessageId,
+    file: File,
+    /// The file's length: where the next payload goes.
+    len: u64,
+}
+
+impl SegmentWriter {
+    /// Opens (creating it and its directory if needed) the segment of the
+    /// page that starts at `segment`.
+    pub(crate) fn open(segments: &Segments, topic_id: u32, segment: MessageId) -> io::Result<Self> {
+        fs::create_dir_all(segments.topic_dir(topic_id))?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(segments.path(topic_id, segment))?;
+        let len = file.metadata()?.len();
+        Ok(Self { segment, file, len })
+    }
+
+    /// Where a payload appended after `pending` more bytes will start.
+    pub(crate) fn offset_after(&self, pending: u64) -> u64 {
+        self.len + pending
+    }
+
+    /// Appends `payloads`, in order, with as few system calls as it can.
+    pub(crate) fn append(&mut self, payloads: &[&[u8]]) -> io::Result<()> {
+        for chunk in payloads.chunks(MAX_SLICES) {
+            let mut slices: Vec<IoSlice<'_>> =
+                chunk.iter().map(|bytes| IoSlice::new(bytes)).collect();
+            let mut slices = &mut slices[..];
+            while !slices.is_empty() {
+                match self.file.write_vectored(slices) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(written) => {
+                        self.len += written as u64;
+                        IoSlice::advance_slices(&mut slices, written);
+                    }
+                    Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                    Err(error) => {
+                        // Whatever was written stays: the next offset must follow it.
+                        self.len = self.file.metadata().map_or(self.len, |meta| meta.len());
+                        return Err(error);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Syncs the file's data to disk (for `syncWrites`).
+    pub(crate) fn sync(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+}
+
+/// Why a payload could not be read.
+#[derive(Debug)]
+pub(crate) enum PayloadError {
+    /// The segment file is gone: retention deleted the page meanwhile.
+    Gone,
+    /// The file could not be read.
+    Io(io::Error),
+    /// The bytes are not what was written (a machine crash without
+    /// `syncWrites` can lose the newest payloads).
+    Damaged(String),
+}
+
+/// Open segment files of one topic, for reading.
+#[derive(Debug, Default)]
+pub(crate) struct SegmentReaders {
+    files: Mutex<FxHashMap<MessageId, Arc<File>>>,
+}
+
+impl SegmentReaders {
+    /// Reads and checks the payload `reference` points to.
+    pub(crate) fn read(
+        &self,
+        segments: &Segments,
+        topic_id: u32,
+        reference: &PayloadRef,
+    ) -> Result<Vec<u8>, PayloadError> {
+        let file = self.file(segments, topic_id, reference.segment)?;
+        let mut payload = vec![0; reference.len as usize];
+        file.read_exact_at(&mut payload, reference.offset)
+            .map_err(|error| match error.kind() {
+                io::ErrorKind::UnexpectedEof => PayloadError::Damaged(format!(
+                    "segment {} ends before byte {}",
+                    reference.segment,
+                    reference.offset + u64::from(reference.len)
+                )),
+                _ => PayloadError::Io(error),
+            })?;
+        if crc32fast::hash(&payload) != reference.crc {
+            return Err(PayloadError::Damaged(format!(
+                "the payload at byte {} of segment {} fails its CRC",
+                reference.offset, reference.segment
+            )));
+        }
+        Ok(payload)
+    }
+
+    fn file(
+        &self,
+        segments: &Segments,
+        topic_id: u32,
+        segment: MessageId,
+    ) -> Result<Arc<File>, PayloadError> {
+        let mut files = self.files.lock();
+        if let Some(file) = files.get(&segment) {
+            return Ok(Arc::clone(file));
+        }
+        let file = File::open(segments.path(topic_id, segment)).map_err(|error| {
+            if error.kind() == io::ErrorKind::NotFound {
+                PayloadError::Gone
+            } else {
+                PayloadError::Io(error)
+            }
+        })?;
+        if files.len() >= READ_FILES_KEPT {
+            files.clear();
+        }
+        let file = Arc::new(file);
+        files.insert(segment, Arc::clone(&file));
+        Ok(file)
+    }
+
+    /// Forgets the files of segments before `first_retained` (deleted).
+    pub(crate) fn forget_before(&self, first_retained: MessageId) {
+        self.files
+            .lock()
+            .retain(|&segment, _| segment >= first_retained);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_are_appended_and_read_back_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let segments = Segments::new(dir.path());
+        let mut writer = SegmentWriter::open(&segments, 7, 100).unwrap();
+        let payloads: Vec<Vec<u8>> = (0..3u8).map(|i| vec![i; 20_000 + usize::from(i)]).collect();
+        let mut references = Vec::new();
+        let mut pending = 0;
+        for payload in &payloads {
+            references.push(PayloadRef {
+                segment: 100,
+                offset: writer.offset_after(pending),
+                len: payload.len() as u32,
+                crc: crc32fast::hash(payload),
+            });
+            pending += payload.len() as u64;
+        }
+        let slices: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        writer.append(&slices).unwrap();
+        let readers = SegmentReaders::default();
+        for (payload, reference) in payloads.iter().zip(&references) {
+            assert_eq!(&readers.read(&segments, 7, reference).unwrap(), payload);
+        }
+        // Reopening appends after what is there.
+        let writer = SegmentWriter::open(&segments, 7, 100).unwrap();
+        assert_eq!(writer.offset_after(0), pending);
+
+        let damaged = PayloadRef {
+            crc: 0,
+            ..references[1]
+        };
+        assert!(matches!(
+            readers.read(&segments, 7, &damaged),
+            Err(PayloadError::Damaged(_))
+        ));
+        let beyond = PayloadRef {
+            offset: pending,
+            ..references[0]
+        };
+        assert!(matches!(
+            readers.read(&segments, 7, &beyond),
+            Err(PayloadError::Damaged(_))
+        ));
+        let missing = PayloadRef {
+            segment: 5,
+            ..references[0]
+        };
+        assert!(matches!(
+            readers.read(&segments, 7, &missing),
+            Err(PayloadError::Gone)
+        ));
+
+        assert_eq!(segments.list(7).unwrap().len(), 1);
+        assert_eq!(segments.topic_ids().unwrap(), [7]);
+        segments.delete_before(7, 101).unwrap();
+        assert!(segments.list(7).unwrap().is_empty());
+        segments.delete_topic(7).unwrap();
+        segments.delete_topic(7).unwrap();
+        assert!(segments.topic_ids().unwrap().is_empty());
+    }
+}
