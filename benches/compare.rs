@@ -99,7 +99,12 @@ fn main() {
         data_dir: std::env::temp_dir(),
     };
     if run.writes_report() {
-        let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs");
+        // Cargo names the package's directory when it runs the bench; the
+        // path compiled in is only the fallback, since a build reused from
+        // another checkout would carry that checkout's path.
+        let package = std::env::var_os("CARGO_MANIFEST_DIR")
+            .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+        let docs = package.join("docs");
         report::write(&docs, results, &context).expect("write docs/benchmarks.md");
         eprintln!("wrote {}", docs.join("benchmarks.md").display());
     } else {
