@@ -20,7 +20,7 @@ use rocksdb::{BoundColumnFamily, DB, WriteBatch};
 use crate::MessageId;
 use crate::error::{ProduceError, StorageError};
 use crate::record::{self, PageRecord, Payload, PayloadRef, TopicState};
-use crate::segment::{EXTERNAL_MIN_BYTES, SegmentWriter};
+use crate::segment::{SegmentWriter, goes_external};
 use crate::store::{Store, meta_cf};
 use crate::topic::{Topic, Writer};
 
@@ -133,6 +133,7 @@ impl Store {
         let handle = inner.topic(topic).ok_or_else(not_found)?;
         let cf = db.cf_handle(&handle.cf_name).ok_or_else(not_found)?;
         let max = inner.config.max_message_size_bytes;
+        let batch_bytes: usize = messages.iter().map(|message| message.payload.len()).sum();
         let mut encoded = 0;
         for (index, message) in messages.iter().enumerate() {
             let size = message.size();
@@ -144,7 +145,7 @@ impl Store {
                     max,
                 });
             }
-            encoded += 8 + if message.payload.len() >= EXTERNAL_MIN_BYTES {
+            encoded += 8 + if goes_external(message.payload.len(), batch_bytes) {
                 record::message_value_len(&message.properties, &[]) + record::PAYLOAD_REF_LEN
             } else {
                 record::message_value_len(&message.properties, &message.payload)
@@ -162,8 +163,16 @@ impl Store {
             return Ok(first..first);
         }
         let mut batch = WriteBatch::with_capacity_bytes(encoded + 256);
-        let closed =
-            self.fill_batch(&db, &cf, &mut batch, &handle, writer, &mut state, messages)?;
+        let closed = self.fill_batch(
+            &db,
+            &cf,
+            &mut batch,
+            &handle,
+            writer,
+            &mut state,
+            messages,
+            batch_bytes,
+        )?;
         db.write_opt(batch, inner.write_options())
             .map_err(|error| {
                 StorageError::rocksdb(format!("producing to topic `{topic}`"), &error)
@@ -180,7 +189,7 @@ impl Store {
     }
 
     /// Puts `messages` and the records of the pages they close into
-    /// `batch`, advancing `state`; appends their large payloads to segment
+    /// `batch`, advancing `state`; appends their external payloads to segment
     /// files first. Returns the pages that closed.
     #[expect(clippy::too_many_arguments, reason = "the parts of one produce call")]
     fn fill_batch(
@@ -192,6 +201,7 @@ impl Store {
         writer: &mut Writer,
         state: &mut TopicState,
         messages: &[Message],
+        batch_bytes: usize,
     ) -> Result<Vec<PageRecord>, ProduceError> {
         let inner = &self.inner;
         let written = |error: std::io::Error| {
@@ -220,7 +230,7 @@ impl Store {
                 );
                 closed.push(page);
             }
-            let payload = if message.payload.len() >= EXTERNAL_MIN_BYTES {
+            let payload = if goes_external(message.payload.len(), batch_bytes) {
                 let page = state.open_page.map_or(id, |page| page.first_id);
                 let open = match &mut writer.segment {
                     Some(open) if open.segment == page => open,

@@ -407,6 +407,22 @@ pub(crate) struct MessageValue {
     pub(crate) payload: StoredPayload,
 }
 
+impl MessageValue {
+    /// The message's size as [`crate::Message::size`] counts it.
+    pub(crate) fn size(&self) -> u64 {
+        let properties: usize = self
+            .properties
+            .iter()
+            .map(|(key, value)| key.len() + value.len())
+            .sum();
+        let payload = match &self.payload {
+            StoredPayload::Inline(bytes) => bytes.len() as u64,
+            StoredPayload::External(reference) => u64::from(reference.len),
+        };
+        properties as u64 + payload
+    }
+}
+
 /// A decoded payload.
 #[derive(Debug)]
 pub(crate) enum StoredPayload {
@@ -605,6 +621,7 @@ mod tests {
             prop_assert_eq!(out.len(), message_value_len(&properties, &[]) + PAYLOAD_REF_LEN);
             prop_assert_eq!(message_size(&out).unwrap(), 70_000 + props as u64);
             let decoded = decode_message(&out).unwrap();
+            prop_assert_eq!(decoded.size(), 70_000 + props as u64);
             prop_assert_eq!(decoded.properties, properties);
             let StoredPayload::External(read) = decoded.payload else { panic!("external") };
             prop_assert_eq!(read, reference);

@@ -1,11 +1,16 @@
-//! Segment files: large payloads stored beside RocksDB, written once.
+//! Segment files: large payloads, and the payloads of large batches, stored
+//! beside RocksDB, written once.
 //!
-//! A payload of [`EXTERNAL_MIN_BYTES`] or more is not put in the RocksDB
-//! write batch: it is appended to the segment file of its page, and the
-//! batch holds a small reference (segment, offset, length, CRC-32) instead.
-//! RocksDB would write such a payload twice (its write-ahead log, then a
-//! table or blob file when the memtable is flushed); a segment file writes
-//! it once. Each page has at most one segment file,
+//! A payload of [`EXTERNAL_MIN_BYTES`] or more, and in a batch of
+//! [`BATCH_EXTERNAL_MIN_BYTES`] or more every payload of
+//! [`BATCH_PAYLOAD_MIN_BYTES`] or more (see [`goes_external`]), is not put in
+//! the RocksDB write batch: it is appended to the segment file of its page,
+//! and the batch holds a small reference (segment, offset, length, CRC-32)
+//! instead. RocksDB would write such a payload twice (its write-ahead log,
+//! then a table file when the memtable is flushed, and again at each
+//! compaction); a segment file writes it once, with one `writev` for the
+//! batch. Payloads of one batch lie back to back in the file, and readers
+//! read such runs with one read. Each page has at most one segment file,
 //! `segments/<topic id>/<first id of the page>.seg`, so retention deletes a
 //! page's payloads by deleting one file, and destroying a topic deletes its
 //! directory.
@@ -31,6 +36,20 @@ use crate::record::PayloadRef;
 
 /// Payloads of this many bytes or more go to segment files.
 pub(crate) const EXTERNAL_MIN_BYTES: usize = 16 << 10;
+/// In a batch whose payloads add up to this many bytes or more...
+pub(crate) const BATCH_EXTERNAL_MIN_BYTES: usize = 64 << 10;
+/// ...payloads of this many bytes or more go to segment files as well.
+pub(crate) const BATCH_PAYLOAD_MIN_BYTES: usize = 512;
+
+/// Whether a payload of `len` bytes, in a batch whose payloads add up to
+/// `batch_bytes`, goes to a segment file. A lone small message stays in
+/// RocksDB (one write instead of a `writev` and a write); a large payload
+/// and the payloads of a large batch of small ones are written once, to the
+/// segment file, instead of RocksDB's log, table files and compactions.
+pub(crate) fn goes_external(len: usize, batch_bytes: usize) -> bool {
+    len >= EXTERNAL_MIN_BYTES
+        || (batch_bytes >= BATCH_EXTERNAL_MIN_BYTES && len >= BATCH_PAYLOAD_MIN_BYTES)
+}
 /// Open segment files kept for reading, per topic.
 const READ_FILES_KEPT: usize = 32;
 /// Slices per `writev` call (Linux's `IOV_MAX` is 1024).
@@ -222,22 +241,46 @@ impl SegmentReaders {
     ) -> Result<Vec<u8>, PayloadError> {
         let file = self.file(segments, topic_id, reference.segment)?;
         let mut payload = vec![0; reference.len as usize];
-        file.read_exact_at(&mut payload, reference.offset)
-            .map_err(|error| match error.kind() {
-                io::ErrorKind::UnexpectedEof => PayloadError::Damaged(format!(
-                    "segment {} ends before byte {}",
-                    reference.segment,
-                    reference.offset + u64::from(reference.len)
-                )),
-                _ => PayloadError::Io(error),
-            })?;
-        if crc32fast::hash(&payload) != reference.crc {
-            return Err(PayloadError::Damaged(format!(
-                "the payload at byte {} of segment {} fails its CRC",
-                reference.offset, reference.segment
-            )));
-        }
+        read_at(&file, &mut payload, reference)?;
+        check(&payload, reference)?;
         Ok(payload)
+    }
+
+    /// Reads and checks payloads that lie back to back in one segment
+    /// (each starts where the one before ends) with a single read: small
+    /// payloads written in one batch are read back without a system call
+    /// each.
+    pub(crate) fn read_adjacent(
+        &self,
+        segments: &Segments,
+        topic_id: u32,
+        references: &[PayloadRef],
+    ) -> Result<Vec<Vec<u8>>, PayloadError> {
+        let (Some(first), Some(last)) = (references.first(), references.last()) else {
+            return Ok(Vec::new());
+        };
+        debug_assert!(
+            references
+                .windows(2)
+                .all(|pair| adjacent(&pair[0], &pair[1]))
+        );
+        let file = self.file(segments, topic_id, first.segment)?;
+        let span = PayloadRef {
+            len: u32::try_from(last.offset + u64::from(last.len) - first.offset)
+                .map_err(|_| PayloadError::Damaged("a read span over 4 GiB".to_owned()))?,
+            ..*first
+        };
+        let mut bytes = vec![0; span.len as usize];
+        read_at(&file, &mut bytes, &span)?;
+        references
+            .iter()
+            .map(|reference| {
+                let start = (reference.offset - first.offset) as usize;
+                let payload = &bytes[start..start + reference.len as usize];
+                check(payload, reference)?;
+                Ok(payload.to_vec())
+            })
+            .collect()
     }
 
     fn file(
@@ -273,9 +316,46 @@ impl SegmentReaders {
     }
 }
 
+/// Whether `next` starts in the segment of `previous`, right where it ends.
+pub(crate) fn adjacent(previous: &PayloadRef, next: &PayloadRef) -> bool {
+    next.segment == previous.segment && next.offset == previous.offset + u64::from(previous.len)
+}
+
+fn read_at(file: &File, buffer: &mut [u8], span: &PayloadRef) -> Result<(), PayloadError> {
+    file.read_exact_at(buffer, span.offset)
+        .map_err(|error| match error.kind() {
+            io::ErrorKind::UnexpectedEof => PayloadError::Damaged(format!(
+                "segment {} ends before byte {}",
+                span.segment,
+                span.offset + u64::from(span.len)
+            )),
+            _ => PayloadError::Io(error),
+        })
+}
+
+fn check(payload: &[u8], reference: &PayloadRef) -> Result<(), PayloadError> {
+    if crc32fast::hash(payload) == reference.crc {
+        Ok(())
+    } else {
+        Err(PayloadError::Damaged(format!(
+            "the payload at byte {} of segment {} fails its CRC",
+            reference.offset, reference.segment
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn large_payloads_and_large_batches_go_external() {
+        assert!(!goes_external(1 << 10, 1 << 10), "a lone small message");
+        assert!(goes_external(EXTERNAL_MIN_BYTES, EXTERNAL_MIN_BYTES));
+        assert!(!goes_external(128, 100 * 128), "a batch under the size");
+        assert!(goes_external(1 << 10, 100 << 10), "a large batch");
+        assert!(!goes_external(100, 1 << 20), "tiny payloads stay inline");
+    }
 
     #[test]
     fn payloads_are_appended_and_read_back_checked() {
@@ -300,6 +380,27 @@ mod tests {
         for (payload, reference) in payloads.iter().zip(&references) {
             assert_eq!(&readers.read(&segments, 7, reference).unwrap(), payload);
         }
+        assert!(
+            references
+                .windows(2)
+                .all(|pair| adjacent(&pair[0], &pair[1]))
+        );
+        assert_eq!(
+            readers.read_adjacent(&segments, 7, &references).unwrap(),
+            payloads
+        );
+        assert_eq!(
+            readers
+                .read_adjacent(&segments, 7, &references[1..])
+                .unwrap(),
+            payloads[1..]
+        );
+        let mut one_damaged = references.clone();
+        one_damaged[2].crc ^= 1;
+        assert!(matches!(
+            readers.read_adjacent(&segments, 7, &one_damaged),
+            Err(PayloadError::Damaged(what)) if what.contains("fails its CRC")
+        ));
         // Reopening appends after what is there.
         let writer = SegmentWriter::open(&segments, 7, 100).unwrap();
         assert_eq!(writer.offset_after(0), pending);
@@ -331,6 +432,12 @@ mod tests {
 
         assert_eq!(segments.list(7).unwrap().len(), 1);
         assert_eq!(segments.topic_ids().unwrap(), [7]);
+        let mut past_end = references.clone();
+        past_end[2].len += 1;
+        assert!(matches!(
+            readers.read_adjacent(&segments, 7, &past_end),
+            Err(PayloadError::Damaged(what)) if what.contains("ends before byte")
+        ));
         segments.delete_before(7, 101).unwrap();
         assert!(segments.list(7).unwrap().is_empty());
         segments.delete_topic(7).unwrap();

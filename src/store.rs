@@ -27,10 +27,11 @@ use crate::config::Config;
 use crate::error::{OpenError, StorageError, TopicError};
 use crate::page::PageRules;
 use crate::record::{
-    self, GroupRecord, META_CF, PageRecord, StoredPayload, TOPIC_CF_PREFIX, TopicRecord, TopicState,
+    self, GroupRecord, META_CF, MessageValue, PageRecord, PayloadRef, StoredPayload,
+    TOPIC_CF_PREFIX, TopicRecord, TopicState,
 };
 use crate::retention::Background;
-use crate::segment::{PayloadError, Segments};
+use crate::segment::{EXTERNAL_MIN_BYTES, PayloadError, Segments, adjacent};
 use crate::topic::{Group, Topic, check_name};
 use crate::{MessageId, StoredMessage};
 
@@ -546,88 +547,122 @@ impl Inner {
         // point reads of the ids find them in the memtable, faster than
         // building an iterator over every level.
         if end - start <= POINT_READS && max_count as u64 >= end - start {
-            let mut messages = Vec::new();
+            let mut values = Vec::new();
             for id in start..end {
                 let key = record::message_key(id);
                 let Some(value) = db.get_pinned_cf(&cf, key).map_err(failed)? else {
                     // Deleted by retention meanwhile: the iterator skips the gap.
                     break;
                 };
-                match self.decode(topic, &key, &value)? {
-                    Some(message) => messages.push(message),
-                    None => break,
-                }
+                values.push(decode(topic, &key, &value)?);
             }
-            if messages.len() as u64 == end - start {
-                return Ok(messages);
+            if values.len() as u64 == end - start {
+                let messages = self.with_payloads(topic, values)?;
+                if messages.len() as u64 == end - start {
+                    return Ok(messages);
+                }
             }
         }
         let mut options = ReadOptions::default();
         options.set_iterate_upper_bound(record::message_key(end));
         let mut iter = db.raw_iterator_cf_opt(&cf, options);
         iter.seek(record::message_key(start));
-        let mut messages = Vec::new();
+        let mut values = Vec::new();
         let mut bytes = 0u64;
         while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
-            if let Some(message) = self.decode(topic, key, value)? {
-                bytes += message.size();
-                messages.push(message);
-                if messages.len() >= max_count || bytes >= max_bytes {
-                    break;
-                }
+            let value = decode(topic, key, value)?;
+            bytes += value.1.size();
+            values.push(value);
+            if values.len() >= max_count || bytes >= max_bytes {
+                break;
             }
             iter.next();
         }
         iter.status().map_err(failed)?;
+        drop(iter);
+        self.with_payloads(topic, values)
+    }
+
+    /// The messages of `values` with their payloads, reading external ones
+    /// from their segment files: small payloads that lie back to back (a
+    /// batch's) with one read per run, large ones one by one. Messages whose
+    /// segment file retention deleted meanwhile (before the first retained
+    /// id) are left out.
+    fn with_payloads(
+        &self,
+        topic: &Topic,
+        values: Vec<(MessageId, MessageValue)>,
+    ) -> Result<Vec<StoredMessage>, ReadError> {
+        let mut messages = Vec::with_capacity(values.len());
+        let mut run: Vec<(MessageId, MessageValue, PayloadRef)> = Vec::new();
+        for (id, value) in values {
+            match value.payload {
+                StoredPayload::External(reference)
+                    if (reference.len as usize) < EXTERNAL_MIN_BYTES =>
+                {
+                    if run
+                        .last()
+                        .is_some_and(|(_, _, previous)| !adjacent(previous, &reference))
+                    {
+                        self.read_run(topic, &mut run, &mut messages)?;
+                    }
+                    run.push((id, value, reference));
+                }
+                payload => {
+                    self.read_run(topic, &mut run, &mut messages)?;
+                    let payload = match payload {
+                        StoredPayload::Inline(bytes) => bytes,
+                        StoredPayload::External(reference) => {
+                            match topic.readers.read(&self.segments, topic.id, &reference) {
+                                Ok(bytes) => bytes,
+                                Err(error) => {
+                                    payload_error(topic, id, &reference, error)?;
+                                    continue;
+                                }
+                            }
+                        }
+                    };
+                    messages.push(stored(id, value.produce_ns, value.properties, payload));
+                }
+            }
+        }
+        self.read_run(topic, &mut run, &mut messages)?;
         Ok(messages)
     }
 
-    /// Decodes a stored message, reading its payload from its segment file
-    /// if it has one; `None` if retention deleted it meanwhile (its file is
-    /// gone and it is before the first retained id).
-    fn decode(
+    /// Reads the payloads of `run` (back to back in one segment) with one
+    /// read and moves its messages to `messages`.
+    fn read_run(
         &self,
         topic: &Topic,
-        key: &[u8],
-        value: &[u8],
-    ) -> Result<Option<StoredMessage>, ReadError> {
-        let corrupt = |message: String| {
-            ReadError::Storage(StorageError::corrupt(
-                format!("decoding a message of topic `{}`", topic.name),
-                message,
-            ))
-        };
-        let id = record::message_id_of_key(key).map_err(|error| corrupt(error.0))?;
-        let value = record::decode_message(value).map_err(|error| corrupt(error.0))?;
-        let payload = match value.payload {
-            StoredPayload::Inline(bytes) => bytes,
-            StoredPayload::External(reference) => {
-                match topic.readers.read(&self.segments, topic.id, &reference) {
-                    Ok(bytes) => bytes,
-                    Err(PayloadError::Gone) if id < topic.first_id() => return Ok(None),
-                    Err(PayloadError::Gone) => {
-                        return Err(corrupt(format!(
-                            "message {id}: its segment file {} is missing",
-                            reference.segment
-                        )));
-                    }
-                    Err(PayloadError::Damaged(what)) => {
-                        return Err(corrupt(format!("message {id}: {what}")));
-                    }
-                    Err(PayloadError::Io(error)) => {
-                        return Err(corrupt(format!(
-                            "message {id}: reading its payload: {error}"
-                        )));
-                    }
-                }
+        run: &mut Vec<(MessageId, MessageValue, PayloadRef)>,
+        messages: &mut Vec<StoredMessage>,
+    ) -> Result<(), ReadError> {
+        if run.is_empty() {
+            return Ok(());
+        }
+        let references: Vec<PayloadRef> = run.iter().map(|(_, _, reference)| *reference).collect();
+        if let Ok(payloads) = topic
+            .readers
+            .read_adjacent(&self.segments, topic.id, &references)
+        {
+            for ((id, value, _), payload) in run.drain(..).zip(payloads) {
+                messages.push(stored(id, value.produce_ns, value.properties, payload));
             }
-        };
-        Ok(Some(StoredMessage {
-            id,
-            timestamp: from_nanos(value.produce_ns),
-            properties: value.properties,
-            payload,
-        }))
+            return Ok(());
+        }
+        // Something is wrong with the run: read its payloads one by one, to
+        // leave out those retention deleted meanwhile and to name the
+        // message whose payload cannot be read.
+        for (id, value, reference) in run.drain(..) {
+            match topic.readers.read(&self.segments, topic.id, &reference) {
+                Ok(payload) => {
+                    messages.push(stored(id, value.produce_ns, value.properties, payload));
+                }
+                Err(error) => payload_error(topic, id, &reference, error)?,
+            }
+        }
+        Ok(())
     }
 
     /// The first retained message of `topic` produced at or after `time_ns`,
@@ -1063,4 +1098,56 @@ fn meta_options(cache: &Cache) -> Options {
     let mut options = db_options();
     options.set_block_based_table_factory(&block_options(cache));
     options
+}
+
+/// Decodes a stored message's key and value; an external payload is
+/// read by `Inner::with_payloads`.
+fn decode(topic: &Topic, key: &[u8], value: &[u8]) -> Result<(MessageId, MessageValue), ReadError> {
+    let corrupt = |message: String| corrupt_message(topic, message);
+    let id = record::message_id_of_key(key).map_err(|error| corrupt(error.0))?;
+    let value = record::decode_message(value).map_err(|error| corrupt(error.0))?;
+    Ok((id, value))
+}
+
+/// Ok (the message is to be left out) if the payload's segment file is
+/// gone because retention deleted the message meanwhile; otherwise the
+/// error, naming the message.
+fn payload_error(
+    topic: &Topic,
+    id: MessageId,
+    reference: &PayloadRef,
+    error: PayloadError,
+) -> Result<(), ReadError> {
+    let what = match error {
+        PayloadError::Gone if id < topic.first_id() => return Ok(()),
+        PayloadError::Gone => format!(
+            "message {id}: its segment file {} is missing",
+            reference.segment
+        ),
+        PayloadError::Damaged(what) => format!("message {id}: {what}"),
+        PayloadError::Io(error) => format!("message {id}: reading its payload: {error}"),
+    };
+    Err(corrupt_message(topic, what))
+}
+
+/// The error for a message of `topic` that cannot be decoded or read.
+fn corrupt_message(topic: &Topic, message: String) -> ReadError {
+    ReadError::Storage(StorageError::corrupt(
+        format!("decoding a message of topic `{}`", topic.name),
+        message,
+    ))
+}
+
+fn stored(
+    id: MessageId,
+    produce_ns: u64,
+    properties: BTreeMap<String, String>,
+    payload: Vec<u8>,
+) -> StoredMessage {
+    StoredMessage {
+        id,
+        timestamp: from_nanos(produce_ns),
+        properties,
+        payload,
+    }
 }

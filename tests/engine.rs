@@ -8,7 +8,7 @@ use std::thread;
 use std::time::Duration;
 
 use common::{check_pages_agree, config, dir_size, open_manual};
-use rocksmq::{Message, OpenError, ProduceError, Store, TopicError};
+use rocksmq::{Message, OpenError, Position, ProduceError, Store, TopicError};
 
 fn open(dir: &std::path::Path) -> Store {
     Store::open(config(dir).build()).expect("open the store")
@@ -387,7 +387,7 @@ fn a_closed_store_refuses_calls_and_a_handle_may_be_dropped() {
     assert!(store.topic_exists("t").unwrap());
 }
 
-/// Payloads of 16 KiB and more live in segment files beside RocksDB.
+/// The segment files of a store (external payloads live there).
 fn segment_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let root = dir.join("segments");
     let Ok(topics) = std::fs::read_dir(root) else {
@@ -452,6 +452,90 @@ fn large_payloads_live_in_segment_files_and_survive_reopen() {
         segment_files(dir.path()).is_empty(),
         "destroy deletes the segment files"
     );
+}
+
+#[test]
+fn a_large_batch_of_small_messages_goes_to_a_segment_file_and_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.create_topic("t").unwrap();
+    // 100 messages of about 1 KiB (64 KiB and more in all), some tiny.
+    let batch: Vec<Message> = (0..100usize)
+        .map(|i| {
+            let size = if i % 10 == 3 { 40 } else { 1000 + i };
+            Message::new((0..size).map(|b| (b * 7 + i) as u8).collect::<Vec<u8>>())
+        })
+        .collect();
+    let ids = store.produce("t", &batch).unwrap();
+    let files = segment_files(dir.path());
+    assert_eq!(files.len(), 1, "the batch's payloads are in a segment file");
+    let external: u64 = batch
+        .iter()
+        .map(|message| message.payload.len() as u64)
+        .filter(|&len| len >= 512)
+        .sum();
+    assert_eq!(std::fs::metadata(&files[0]).unwrap().len(), external);
+    // A lone small message stays in RocksDB.
+    store.produce("t", &[Message::new(vec![9; 1000])]).unwrap();
+    assert_eq!(
+        std::fs::metadata(&files[0]).unwrap().len(),
+        external,
+        "a lone message is not in the segment file"
+    );
+
+    let check = |store: &Store| {
+        let read = store.read_range("t", ..).unwrap();
+        assert_eq!(read.len(), 101);
+        for (message, expected) in read.iter().zip(&batch) {
+            assert_eq!(message.payload, expected.payload, "message {}", message.id);
+        }
+        assert_eq!(read[100].payload, vec![9; 1000]);
+        // Reads that start and end inside the run, and single messages.
+        let middle = store.read_range("t", 37..=62).unwrap();
+        assert_eq!(middle.first().unwrap().id, 37);
+        assert_eq!(middle.len(), 26);
+        for message in &middle {
+            assert_eq!(message.payload, batch[message.id as usize - 1].payload);
+        }
+        assert_eq!(
+            store.get("t", 50).unwrap().unwrap().payload,
+            batch[49].payload
+        );
+        // A consumer that takes them a few at a time (point reads).
+        store.create_group("t", "g", Position::Earliest).unwrap();
+        let mut consumer = store.consumer("t", "g").unwrap();
+        let mut seen = 0;
+        while seen < 101 {
+            for message in consumer.consume(3).unwrap() {
+                seen += 1;
+                assert_eq!(message.id, seen);
+            }
+        }
+        store.destroy_group("t", "g").unwrap();
+    };
+    check(&store);
+    assert_eq!(ids, 1..101);
+    store.close().unwrap();
+    let store = open(dir.path());
+    check(&store);
+    store.close().unwrap();
+
+    // A damaged payload inside the run is reported naming its message.
+    let before_60: usize = batch[..59]
+        .iter()
+        .map(|message| message.payload.len())
+        .filter(|&len| len >= 512)
+        .sum();
+    let mut bytes = std::fs::read(&files[0]).unwrap();
+    bytes[before_60 + 10] ^= 0xff;
+    std::fs::write(&files[0], &bytes).unwrap();
+    let store = open(dir.path());
+    let error = store.read_range("t", ..).unwrap_err().to_string();
+    assert!(
+        error.contains("message 60") && error.contains("CRC"),
+        "{error}"
+    );
+    assert_eq!(store.read_range("t", 40..60).unwrap().len(), 20);
 }
 
 #[test]
