@@ -20,7 +20,7 @@ use criterion::{BenchmarkGroup, Criterion, SamplingMode};
 use support::nats::{NatsClient, NatsConsume, NatsEndToEnd, NatsProduce, NatsServer};
 use support::report::{self, CriterionSettings, NatsSettings, Results, System, Workload};
 use support::rocks::{RawProduce, RocksmqConsume, RocksmqEndToEnd, RocksmqProduce};
-use support::{BATCH, Run, SIZES, Scale, memory, retention};
+use support::{BATCH, Run, SIZES, Scale, disk, memory, retention};
 
 /// Few samples and short times keep the whole run under ten minutes on two
 /// cores; medians of 10 flat samples are stable enough for ratios, and 5 s
@@ -85,6 +85,9 @@ fn main() {
         .selects("peak_memory")
         .then(|| memory::measure(scale.memory_messages, server.is_some()));
     criterion.final_summary();
+    let disk = run
+        .selects("disk_speed")
+        .then(|| disk::measure(&std::env::temp_dir(), scale.disk_bytes));
 
     if run.filter.is_some() || run.list {
         eprintln!("a filtered run: docs/benchmarks.md is not written");
@@ -96,6 +99,7 @@ fn main() {
         nats: server.as_ref().zip(nats.as_ref()).map(nats_settings),
         memory: peak_memory,
         retention,
+        disk,
         data_dir: std::env::temp_dir(),
     };
     if run.writes_report() {

@@ -8,6 +8,7 @@
 //! [`retention`] times retention passes, and
 //! [`report`] and [`plot`] turn the measurements into `docs/benchmarks.md`.
 
+pub mod disk;
 pub mod memory;
 pub mod nats;
 pub mod plot;
@@ -128,6 +129,7 @@ impl Run {
                 consume_messages: 100_000,
                 consume_max_bytes: 1 << 30,
                 memory_messages: 1_000_000,
+                disk_bytes: 1 << 30,
             }
         } else {
             // Test mode runs every benchmark once and must stay quick.
@@ -135,6 +137,7 @@ impl Run {
                 consume_messages: 1_000,
                 consume_max_bytes: 8 << 20,
                 memory_messages: 10_000,
+                disk_bytes: 8 << 20,
             }
         }
     }
@@ -149,6 +152,8 @@ pub struct Scale {
     pub consume_max_bytes: usize,
     /// Messages of the peak-memory run.
     pub memory_messages: usize,
+    /// Bytes of each file of the disk-speed measurement.
+    pub disk_bytes: u64,
 }
 
 impl Scale {

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
+use super::disk::DiskSpeed;
 use super::memory::PeakMemory;
 use super::retention::RetentionTimes;
 use super::{ACK_EVERY, BATCH, MEMORY_PAYLOAD, Recorded, SIZES, Scale, size_id, size_label};
@@ -180,6 +181,8 @@ pub struct Context {
     pub memory: Option<PeakMemory>,
     /// The retention-pass benchmarks.
     pub retention: Option<RetentionTimes>,
+    /// The write speeds of the stores' file system.
+    pub disk: Option<DiskSpeed>,
     /// A directory on the file system the stores were on (for `df`).
     pub data_dir: PathBuf,
 }
@@ -460,6 +463,13 @@ impl Report {
             };
             let _ = writeln!(md, "| {} | {} | {status} |", target.what, target.measured);
         }
+        let _ = writeln!(
+            md,
+            "\nWhat was tried to meet them, what each change did, and why the targets \
+             not met are out of reach on this machine: [performance.md](performance.md). \
+             The disk's own write speed, measured in this run, is under \
+             [Machine and versions](#machine-and-versions)."
+        );
         md.push('\n');
     }
 
@@ -833,6 +843,20 @@ fn machine_section(md: &mut String, context: &Context, elapsed: Duration, load: 
         lock_version("tokio"),
         lock_version("criterion"),
     );
+    if let Some(disk) = &context.disk {
+        let _ = writeln!(
+            md,
+            "The stores' file system's own write speed, measured after the benchmarks \
+             with a file of {} in 1 MiB writes: **{} MB/s buffered** (no sync: the \
+             page cache) and **{} MB/s with `fdatasync`** at the end (the disk). \
+             A workload that writes faster than the disk for long runs into the \
+             kernel's dirty-page limit and then goes at the disk's speed, whatever \
+             the system.\n",
+            bytes_label(disk.bytes),
+            megabytes(disk.buffered),
+            megabytes(disk.synced),
+        );
+    }
     let _ = writeln!(md, "The stores' file system (`df -hT`):\n\n```\n{}```", df);
 }
 
