@@ -151,11 +151,16 @@ impl Store {
 fn run_retention(inner: &Inner, stop: impl Fn() -> bool) -> Result<RetentionReport, TopicError> {
     inner.check_open()?;
     let started = Instant::now();
-    let disk_bytes_before = dir_size(&inner.path);
+    // The store directory is walked before the first deletion and after
+    // the pass; a pass that deletes nothing walks it once.
+    let mut disk_bytes_before = None;
     let mut topics = Vec::new();
     for topic in inner.all_topics() {
         if stop() {
             break;
+        }
+        if disk_bytes_before.is_none() && is_due(inner, &topic) {
+            disk_bytes_before = Some(dir_size(&inner.path));
         }
         match retain_topic(inner, &topic) {
             Ok(Some(report)) => topics.push(report),
@@ -173,10 +178,11 @@ fn run_retention(inner: &Inner, stop: impl Fn() -> bool) -> Result<RetentionRepo
         db.flush_cf_opt(&meta_cf(&db), &FlushOptions::default())
             .map_err(|error| StorageError::rocksdb("flushing the metadata", &error))?;
     }
+    let disk_bytes_after = dir_size(&inner.path);
     let report = RetentionReport {
         topics,
-        disk_bytes_before,
-        disk_bytes_after: dir_size(&inner.path),
+        disk_bytes_before: disk_bytes_before.unwrap_or(disk_bytes_after),
+        disk_bytes_after,
         duration: started.elapsed(),
     };
     if !report.topics.is_empty() {
@@ -211,15 +217,7 @@ fn retain_topic(inner: &Inner, topic: &Arc<Topic>) -> Result<Option<TopicRetenti
         .values()
         .map(|group| (group, group.record.lock()))
         .collect();
-    // Under `acked`, no page past the slowest group's position may go.
-    let deletable_up_to = match inner.config.retention_policy {
-        RetentionPolicy::Limits => MessageId::MAX,
-        RetentionPolicy::Acked => records
-            .iter()
-            .map(|(_, record)| record.acked_id)
-            .min()
-            .unwrap_or(MessageId::MAX),
-    };
+    let deletable_up_to = deletable_up_to(inner, records.iter().map(|(_, record)| record.acked_id));
     let plan = plan(inner, &writer, deletable_up_to, now_ns);
 
     let mut state = writer.state;
@@ -288,6 +286,26 @@ fn retain_topic(inner: &Inner, topic: &Arc<Topic>) -> Result<Option<TopicRetenti
         first_id: plan.first_id,
         skipped,
     }))
+}
+
+/// Whether a pass would delete pages of `topic` now.
+fn is_due(inner: &Inner, topic: &Topic) -> bool {
+    let writer = topic.writer.lock();
+    let groups = topic.groups.lock();
+    let deletable_up_to = deletable_up_to(
+        inner,
+        groups.values().map(|group| group.record.lock().acked_id),
+    );
+    plan(inner, &writer, deletable_up_to, inner.now_ns()).pages > 0
+}
+
+/// The last id a pass may delete, given the groups' acknowledged ids: under
+/// `acked`, no page past the slowest group's position may go.
+fn deletable_up_to(inner: &Inner, acked_ids: impl Iterator<Item = MessageId>) -> MessageId {
+    match inner.config.retention_policy {
+        RetentionPolicy::Limits => MessageId::MAX,
+        RetentionPolicy::Acked => acked_ids.min().unwrap_or(MessageId::MAX),
+    }
 }
 
 /// Applies the group moves a pass wrote, logging each; returns the messages

@@ -23,7 +23,7 @@
 //! deletion of the files) are deleted when the store opens.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, IoSlice, Write};
+use std::io::{self, IoSlice, IoSliceMut, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -247,9 +247,9 @@ impl SegmentReaders {
     }
 
     /// Reads and checks payloads that lie back to back in one segment
-    /// (each starts where the one before ends) with a single read: small
-    /// payloads written in one batch are read back without a system call
-    /// each.
+    /// (each starts where the one before ends) with one `preadv`, straight
+    /// into the payloads' own buffers: small payloads written in one batch
+    /// are read back without a system call or a copy each.
     pub(crate) fn read_adjacent(
         &self,
         segments: &Segments,
@@ -265,22 +265,40 @@ impl SegmentReaders {
                 .all(|pair| adjacent(&pair[0], &pair[1]))
         );
         let file = self.file(segments, topic_id, first.segment)?;
-        let span = PayloadRef {
-            len: u32::try_from(last.offset + u64::from(last.len) - first.offset)
-                .map_err(|_| PayloadError::Damaged("a read span over 4 GiB".to_owned()))?,
-            ..*first
-        };
-        let mut bytes = vec![0; span.len as usize];
-        read_at(&file, &mut bytes, &span)?;
-        references
+        let end = last.offset + u64::from(last.len);
+        let mut payloads: Vec<Vec<u8>> = references
             .iter()
-            .map(|reference| {
-                let start = (reference.offset - first.offset) as usize;
-                let payload = &bytes[start..start + reference.len as usize];
-                check(payload, reference)?;
-                Ok(payload.to_vec())
-            })
-            .collect()
+            .map(|reference| vec![0; reference.len as usize])
+            .collect();
+        let mut offset = first.offset;
+        for chunk in payloads.chunks_mut(MAX_SLICES) {
+            let mut slices: Vec<IoSliceMut<'_>> = chunk
+                .iter_mut()
+                .filter(|payload| !payload.is_empty())
+                .map(|payload| IoSliceMut::new(payload))
+                .collect();
+            let mut slices = &mut slices[..];
+            while !slices.is_empty() {
+                match rustix::io::preadv(&*file, slices, offset) {
+                    Ok(0) => {
+                        return Err(PayloadError::Damaged(format!(
+                            "segment {} ends before byte {end}",
+                            first.segment
+                        )));
+                    }
+                    Ok(read) => {
+                        offset += read as u64;
+                        IoSliceMut::advance_slices(&mut slices, read);
+                    }
+                    Err(rustix::io::Errno::INTR) => {}
+                    Err(error) => return Err(PayloadError::Io(error.into())),
+                }
+            }
+        }
+        for (payload, reference) in payloads.iter().zip(references) {
+            check(payload, reference)?;
+        }
+        Ok(payloads)
     }
 
     fn file(
