@@ -6,4 +6,7 @@ set -eu
 here="$(cd "$(dirname "$0")" && pwd)"
 "$here/deps.sh"
 cd "$here/.."
+# One build for the demo, the tests, the benchmarks and CI: RocksDB takes long
+# to compile, so every script shares this target directory.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/rocksmq/target}"
 exec cargo run --release --quiet -- demo "$@"

@@ -6,6 +6,9 @@ set -eu
 here="$(cd "$(dirname "$0")" && pwd)"
 "$here/deps.sh"
 cd "$here/.."
+# One build for the demo, the tests, the benchmarks and CI: RocksDB takes long
+# to compile, so every script shares this target directory.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/rocksmq/target}"
 cargo test --release --all-targets
 cargo test --release --doc
 for example in examples/*.rs; do
