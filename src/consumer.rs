@@ -92,6 +92,11 @@ impl Store {
     ) -> Result<(), ConsumerError> {
         check_name("group", group)?;
         let handle = self.topic_for_group(topic)?;
+        // Resolved before the group map is locked: resolving a time reads
+        // the pages under the writer lock, which comes first in the lock
+        // order (docs/design.md).
+        let next = Cursor::resolve(&self.inner, &handle, from)
+            .map_err(|error| read_error(topic, error))?;
         let mut groups = handle.groups.lock();
         if handle.is_destroyed() {
             return Err(ConsumerError::TopicNotFound {
@@ -104,8 +109,9 @@ impl Store {
                 group: group.to_owned(),
             });
         }
-        let next = Cursor::resolve(&self.inner, &handle, from)
-            .map_err(|error| read_error(topic, error))?;
+        // A retention pass between the two steps moved the first id on; it
+        // publishes before releasing the map, so this sees it.
+        let next = next.max(handle.first_id().min(handle.last_id() + 1));
         let record = GroupRecord {
             acked_id: next - 1,
             created_ns: self.inner.now_ns(),
@@ -226,7 +232,7 @@ impl Store {
         }
         let next = entry.record.lock().acked_id + 1;
         Ok(Consumer {
-            cursor: Cursor::new(self.inner.clone(), handle, next),
+            cursor: Cursor::new(self.inner.clone(), handle, Some(Arc::clone(&entry)), next),
             group: entry,
             ack_mode: AckMode::Explicit,
             terminated: false,
@@ -330,8 +336,8 @@ impl Consumer {
     pub fn consume(&mut self, max: usize) -> Result<Vec<StoredMessage>, ConsumerError> {
         self.check_group()?;
         let messages = self.cursor.take(max)?;
-        if let Some(last) = messages.last() {
-            self.delivered(last.id)?;
+        if let (Some(first), Some(last)) = (messages.first(), messages.last()) {
+            self.delivered(first.id, last.id)?;
         }
         Ok(messages)
     }
@@ -347,7 +353,7 @@ impl Consumer {
         self.check_group()?;
         let message = self.cursor.recv_until(deadline_after(timeout))?;
         if let Some(message) = &message {
-            self.delivered(message.id)?;
+            self.delivered(message.id, message.id)?;
         }
         Ok(message)
     }
@@ -363,7 +369,7 @@ impl Consumer {
                 break message;
             }
         };
-        self.delivered(message.id)?;
+        self.delivered(message.id, message.id)?;
         Ok(message)
     }
 
@@ -395,7 +401,9 @@ impl Consumer {
             return Poll::Ready(Err(error));
         }
         match self.cursor.poll_recv(cx) {
-            Poll::Ready(Ok(message)) => Poll::Ready(self.delivered(message.id).map(|()| message)),
+            Poll::Ready(Ok(message)) => {
+                Poll::Ready(self.delivered(message.id, message.id).map(|()| message))
+            }
             other => other,
         }
     }
@@ -445,10 +453,14 @@ impl Consumer {
         Ok(())
     }
 
-    fn delivered(&mut self, id: MessageId) -> Result<(), ConsumerError> {
+    /// Called when messages `first..=last` are about to be returned. Under
+    /// [`AckMode::Auto`] they are acknowledged first; if that fails, the
+    /// cursor goes back to `first`, so that they are delivered again
+    /// rather than lost.
+    fn delivered(&mut self, first: MessageId, last: MessageId) -> Result<(), ConsumerError> {
         match self.ack_mode {
             AckMode::Explicit => Ok(()),
-            AckMode::Auto => self.ack(id),
+            AckMode::Auto => self.ack(last).inspect_err(|_| self.cursor.move_to(first)),
         }
     }
 
@@ -473,10 +485,7 @@ impl Consumer {
     }
 
     fn check_group(&self) -> Result<(), ConsumerError> {
-        if self.group.destroyed.load(Ordering::Acquire) && !self.cursor.topic.is_destroyed() {
-            return Err(group_not_found(self.topic(), self.group()));
-        }
-        Ok(())
+        self.cursor.check_alive()
     }
 }
 

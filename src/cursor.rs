@@ -8,6 +8,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -17,7 +18,7 @@ use crate::MessageId;
 use crate::clock::to_nanos;
 use crate::error::ConsumerError;
 use crate::store::{Inner, ReadError};
-use crate::topic::Topic;
+use crate::topic::{Group, Topic};
 use crate::{Position, StoredMessage};
 
 /// Read-ahead per RocksDB iterator: up to this many messages...
@@ -30,6 +31,9 @@ const READ_AHEAD_BYTES: u64 = 1 << 20;
 pub(crate) struct Cursor {
     pub(crate) inner: Arc<Inner>,
     pub(crate) topic: Arc<Topic>,
+    /// The consumer group whose position this is (`None` for a reader):
+    /// destroying it stops the cursor.
+    group: Option<Arc<Group>>,
     /// The id of the next message to deliver.
     next: MessageId,
     buffer: VecDeque<StoredMessage>,
@@ -39,10 +43,16 @@ pub(crate) struct Cursor {
 }
 
 impl Cursor {
-    pub(crate) fn new(inner: Arc<Inner>, topic: Arc<Topic>, next: MessageId) -> Self {
+    pub(crate) fn new(
+        inner: Arc<Inner>,
+        topic: Arc<Topic>,
+        group: Option<Arc<Group>>,
+        next: MessageId,
+    ) -> Self {
         Self {
             inner,
             topic,
+            group,
             next,
             buffer: VecDeque::new(),
             listener: None,
@@ -78,12 +88,19 @@ impl Cursor {
         }
     }
 
-    /// Fails if the topic was destroyed or the store closed.
-    fn check_alive(&self) -> Result<(), ConsumerError> {
+    /// Fails if the topic or the group was destroyed, or the store closed.
+    pub(crate) fn check_alive(&self) -> Result<(), ConsumerError> {
         if self.topic.is_destroyed() {
             Err(self.map_read_error(ReadError::Destroyed))
         } else if self.inner.is_closed() {
             Err(ConsumerError::Closed)
+        } else if let Some(group) = &self.group
+            && group.destroyed.load(Ordering::Acquire)
+        {
+            Err(ConsumerError::GroupNotFound {
+                topic: self.topic.name.clone(),
+                group: group.name.clone(),
+            })
         } else {
             Ok(())
         }
@@ -121,6 +138,7 @@ impl Cursor {
 
     /// The next message, if one is readable now.
     pub(crate) fn try_next(&mut self) -> Result<Option<StoredMessage>, ConsumerError> {
+        self.check_alive()?;
         if self.buffer.is_empty() && !self.fill(READ_AHEAD_MESSAGES)? {
             return Ok(None);
         }
@@ -133,6 +151,7 @@ impl Cursor {
 
     /// Up to `max` messages readable now.
     pub(crate) fn take(&mut self, max: usize) -> Result<Vec<StoredMessage>, ConsumerError> {
+        self.check_alive()?;
         let mut out = Vec::new();
         while out.len() < max {
             if self.buffer.is_empty()

@@ -74,7 +74,7 @@ pub use error::{
 };
 pub use producer::{Message, StoredMessage};
 pub use reader::Reader;
-pub use retention::{CompactionReport, RetentionReport, TopicRetention};
+pub use retention::{CompactionReport, RetentionFailure, RetentionReport, TopicRetention};
 pub use stats::{GroupStats, PageInfo, StoreStats, TopicStats};
 pub use store::{Store, bench_support};
 pub use topic::MAX_NAME_LEN;

@@ -178,6 +178,7 @@ impl Store {
                 StorageError::rocksdb(format!("producing to topic `{topic}`"), &error)
             })?;
         writer.state = state;
+        writer.last_ns = state.open_page.map_or(writer.last_ns, |page| page.last_ns);
         writer.closed_pages.extend(closed);
         // A batch of huge messages should not pin its buffer forever.
         if writer.scratch.capacity() > SCRATCH_KEEP_BYTES {
@@ -213,7 +214,7 @@ impl Store {
                 &error,
             ))
         };
-        let now_ns = inner.now_ns();
+        let now_ns = inner.now_ns().max(writer.last_ns);
         let sync = inner.config.sync_writes;
         let mut closed = Vec::new();
         // Large payloads go to the open page's segment file, written before

@@ -40,7 +40,7 @@ impl Store {
             .ok_or_else(|| ConsumerError::TopicNotFound {
                 topic: topic.to_owned(),
             })?;
-        let cursor = Cursor::new(self.inner.clone(), handle, 0);
+        let cursor = Cursor::new(self.inner.clone(), handle, None, 0);
         let mut reader = Reader {
             cursor,
             terminated: false,

@@ -39,11 +39,19 @@ use crate::store::{Inner, Store, meta_cf};
 use crate::topic::{Group, Topic, Writer};
 
 /// What one retention pass deleted.
+///
+/// A pass goes on past a topic it fails on: such topics are listed in
+/// [`failed`](RetentionReport::failed), and the pass still returns `Ok`
+/// with what it did elsewhere.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct RetentionReport {
     /// One entry per topic the pass deleted from, sorted by name.
     pub topics: Vec<TopicRetention>,
+    /// The topics the pass failed on, with the error. A topic can be in
+    /// both lists: its pages were deleted, giving their disk back failed
+    /// (the next pass tries again).
+    pub failed: Vec<RetentionFailure>,
     /// Bytes of the store directory's files before the pass.
     pub disk_bytes_before: u64,
     /// Bytes of the store directory's files after the pass.
@@ -71,6 +79,16 @@ impl RetentionReport {
     pub fn bytes(&self) -> u64 {
         self.topics.iter().map(|topic| topic.bytes).sum()
     }
+}
+
+/// A topic a retention pass failed on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct RetentionFailure {
+    /// The topic.
+    pub name: String,
+    /// What failed.
+    pub error: String,
 }
 
 /// What a retention pass deleted from one topic.
@@ -155,6 +173,7 @@ fn run_retention(inner: &Inner, stop: impl Fn() -> bool) -> Result<RetentionRepo
     // the pass; a pass that deletes nothing walks it once.
     let mut disk_bytes_before = None;
     let mut topics = Vec::new();
+    let mut failed = Vec::new();
     for topic in inner.all_topics() {
         if stop() {
             break;
@@ -162,12 +181,31 @@ fn run_retention(inner: &Inner, stop: impl Fn() -> bool) -> Result<RetentionRepo
         if disk_bytes_before.is_none() && is_due(inner, &topic) {
             disk_bytes_before = Some(dir_size(&inner.path));
         }
-        match retain_topic(inner, &topic) {
-            Ok(Some(report)) => topics.push(report),
+        match delete_pages(inner, &topic) {
+            Ok(Some(deleted)) => {
+                if let Err(error) = reclaim(inner, &topic, deleted.first_id)
+                    && !topic.is_destroyed()
+                {
+                    tracing::error!(topic = %topic.name, %error, "reclaiming the disk of deleted pages failed");
+                    failed.push(RetentionFailure {
+                        name: topic.name.clone(),
+                        error: error.to_string(),
+                    });
+                }
+                topics.push(deleted);
+            }
             Ok(None) => {}
             // Destroyed during the pass: nothing left to retain.
             Err(_) if topic.is_destroyed() => {}
-            Err(error) => return Err(error),
+            Err(TopicError::Closed) => return Err(TopicError::Closed),
+            // One topic's failure must not keep retention from the others.
+            Err(error) => {
+                tracing::error!(topic = %topic.name, %error, "retention failed for a topic");
+                failed.push(RetentionFailure {
+                    name: topic.name.clone(),
+                    error: error.to_string(),
+                });
+            }
         }
     }
     if !topics.is_empty() {
@@ -181,6 +219,7 @@ fn run_retention(inner: &Inner, stop: impl Fn() -> bool) -> Result<RetentionRepo
     let disk_bytes_after = dir_size(&inner.path);
     let report = RetentionReport {
         topics,
+        failed,
         disk_bytes_before: disk_bytes_before.unwrap_or(disk_bytes_after),
         disk_bytes_after,
         duration: started.elapsed(),
@@ -198,8 +237,9 @@ fn run_retention(inner: &Inner, stop: impl Fn() -> bool) -> Result<RetentionRepo
     Ok(report)
 }
 
-/// Deletes what the limits allow from one topic; `None` if nothing.
-fn retain_topic(inner: &Inner, topic: &Arc<Topic>) -> Result<Option<TopicRetention>, TopicError> {
+/// Deletes the pages the limits allow from one topic, in one batch;
+/// `None` if nothing was due.
+fn delete_pages(inner: &Inner, topic: &Arc<Topic>) -> Result<Option<TopicRetention>, TopicError> {
     let db = inner.db().ok_or(TopicError::Closed)?;
     let gone = || TopicError::NotFound {
         topic: topic.name.clone(),
@@ -266,17 +306,26 @@ fn retain_topic(inner: &Inner, topic: &Arc<Topic>) -> Result<Option<TopicRetenti
         })?;
 
     let skipped = apply_moves(&topic.name, &mut records, moved);
-    drop(records);
-    drop(groups);
     let closed_deleted = plan.pages.min(writer.closed_pages.len());
     writer.closed_pages.drain(..closed_deleted);
     writer.state = state;
+    // The open page's segment file goes with the page: no fd may keep it.
+    if writer
+        .segment
+        .as_ref()
+        .is_some_and(|open| open.segment < plan.first_id)
+    {
+        writer.segment = None;
+    }
+    // Published before the group map is released: a group created next
+    // sees the new first id (see `Store::create_group`).
     topic.publish(&state);
+    drop(records);
+    drop(groups);
     drop(writer);
     if plan.pages == 0 {
         return Ok(None);
     }
-    reclaim(inner, &db, &cf, topic, plan.first_id)?;
     tracing::debug!(topic = %topic.name, pages = plan.pages, first_id = plan.first_id, "deleted pages");
     Ok(Some(TopicRetention {
         name: topic.name.clone(),
@@ -379,13 +428,14 @@ fn plan(inner: &Inner, writer: &Writer, deletable_up_to: MessageId, now_ns: u64)
 /// Gives the disk of the messages below `first_id` back now rather than at
 /// the next compaction: flush, delete whole files, compact the range, and
 /// delete the segment files of the deleted pages.
-fn reclaim(
-    inner: &Inner,
-    db: &rocksdb::DB,
-    cf: &Arc<rocksdb::BoundColumnFamily<'_>>,
-    topic: &Topic,
-    first_id: MessageId,
-) -> Result<(), TopicError> {
+fn reclaim(inner: &Inner, topic: &Topic, first_id: MessageId) -> Result<(), TopicError> {
+    let db = inner.db().ok_or(TopicError::Closed)?;
+    let cf = db
+        .cf_handle(&topic.cf_name)
+        .ok_or_else(|| TopicError::NotFound {
+            topic: topic.name.clone(),
+        })?;
+    let cf = &cf;
     let rocks = |error: rocksdb::Error| {
         TopicError::from(StorageError::rocksdb(
             format!("reclaiming the disk of topic `{}`", topic.name),
@@ -395,7 +445,12 @@ fn reclaim(
     let (start, end) = (record::message_key(0), record::message_key(first_id));
     db.flush_cf_opt(cf, &FlushOptions::default())
         .map_err(rocks)?;
-    db.delete_file_in_range_cf(cf, start, end).map_err(rocks)?;
+    // DeleteFilesInRange includes the end of its range: a file whose last
+    // key is the first message kept would go. The last deleted id bounds it.
+    if let Some(last_deleted) = first_id.checked_sub(1) {
+        db.delete_file_in_range_cf(cf, start, record::message_key(last_deleted))
+            .map_err(rocks)?;
+    }
     db.compact_range_cf_opt(cf, Some(start), Some(end), &compact_options());
     topic.readers.forget_before(first_id);
     inner

@@ -228,7 +228,16 @@ pub(crate) enum PayloadError {
 /// Open segment files of one topic, for reading.
 #[derive(Debug, Default)]
 pub(crate) struct SegmentReaders {
-    files: Mutex<FxHashMap<MessageId, Arc<File>>>,
+    files: Mutex<OpenFiles>,
+}
+
+/// The files a topic's readers keep open, and the first segment still
+/// retained: a file opened by a read that raced with its deletion is not
+/// kept, so that no fd holds a deleted file's disk.
+#[derive(Debug, Default)]
+struct OpenFiles {
+    by_segment: FxHashMap<MessageId, Arc<File>>,
+    first_retained: MessageId,
 }
 
 impl SegmentReaders {
@@ -308,7 +317,7 @@ impl SegmentReaders {
         segment: MessageId,
     ) -> Result<Arc<File>, PayloadError> {
         let mut files = self.files.lock();
-        if let Some(file) = files.get(&segment) {
+        if let Some(file) = files.by_segment.get(&segment) {
             return Ok(Arc::clone(file));
         }
         let file = File::open(segments.path(topic_id, segment)).map_err(|error| {
@@ -318,19 +327,29 @@ impl SegmentReaders {
                 PayloadError::Io(error)
             }
         })?;
-        if files.len() >= READ_FILES_KEPT {
-            files.clear();
-        }
         let file = Arc::new(file);
-        files.insert(segment, Arc::clone(&file));
+        if segment >= files.first_retained {
+            if files.by_segment.len() >= READ_FILES_KEPT {
+                files.by_segment.clear();
+            }
+            files.by_segment.insert(segment, Arc::clone(&file));
+        }
         Ok(file)
     }
 
-    /// Forgets the files of segments before `first_retained` (deleted).
+    /// Closes the files of segments before `first_retained`, which are
+    /// being deleted, and keeps none of them open from now on.
     pub(crate) fn forget_before(&self, first_retained: MessageId) {
-        self.files
-            .lock()
+        let mut files = self.files.lock();
+        files.first_retained = files.first_retained.max(first_retained);
+        files
+            .by_segment
             .retain(|&segment, _| segment >= first_retained);
+    }
+
+    /// Closes every file and keeps none open from now on: the topic is gone.
+    pub(crate) fn close_all(&self) {
+        self.forget_before(MessageId::MAX);
     }
 }
 

@@ -45,9 +45,13 @@ pub struct TopicStats {
     pub first_id: MessageId,
     /// The last id produced; 0 when nothing was ever produced.
     pub last_id: MessageId,
-    /// The topic's bytes in the store: its column family's live SST files
-    /// and memtables, and its segment files.
+    /// The topic's bytes on disk: its column family's live table files and
+    /// its segment files. Its newest messages may be only in the memtable
+    /// and the write-ahead log (shared by all topics), which are not counted.
     pub disk_bytes: u64,
+    /// Memory held by the topic's memtables (RocksDB's arena: allocated in
+    /// blocks, so more than the messages it holds).
+    pub memtable_bytes: u64,
     /// The topic's consumer groups, sorted by name.
     pub groups: Vec<GroupStats>,
     /// Pages retention has deleted since the topic was created.
@@ -197,17 +201,14 @@ fn topic_stats(inner: &Inner, topic: &Arc<Topic>) -> Result<TopicStats, TopicErr
         topic: topic.name.clone(),
     };
     let cf = db.cf_handle(&topic.cf_name).ok_or_else(not_found)?;
-    let mut disk_bytes = 0;
-    for property in [
-        "rocksdb.live-sst-files-size",
-        "rocksdb.cur-size-all-mem-tables",
-    ] {
-        disk_bytes += db
-            .property_int_value_cf(&cf, property)
-            .map_err(|error| StorageError::rocksdb(format!("reading {property}"), &error))?
-            .unwrap_or(0);
-    }
-    disk_bytes += inner.segments.topic_bytes(topic.id);
+    let property = |name: &str| {
+        db.property_int_value_cf(&cf, name)
+            .map(Option::unwrap_or_default)
+            .map_err(|error| StorageError::rocksdb(format!("reading {name}"), &error))
+    };
+    let disk_bytes =
+        property("rocksdb.live-sst-files-size")? + inner.segments.topic_bytes(topic.id);
+    let memtable_bytes = property("rocksdb.cur-size-all-mem-tables")?;
     let groups: Vec<_> = topic
         .groups
         .lock()
@@ -249,6 +250,7 @@ fn topic_stats(inner: &Inner, topic: &Arc<Topic>) -> Result<TopicStats, TopicErr
         first_id,
         last_id,
         disk_bytes,
+        memtable_bytes,
         groups: group_stats,
         deleted_pages: state.deleted_pages,
         deleted_messages: state.deleted_messages,

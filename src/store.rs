@@ -16,8 +16,8 @@ use parking_lot::{
     MappedRecursiveRwLockReadGuard, Mutex, RecursiveRwLock, RecursiveRwLockReadGuard, RwLock,
 };
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, Options, ReadOptions, WriteBatch,
-    WriteOptions,
+    BlockBasedOptions, BottommostLevelCompaction, Cache, ColumnFamilyDescriptor, CompactOptions,
+    DB, Options, ReadOptions, WriteBatch, WriteOptions,
 };
 
 use rustc_hash::FxHashMap;
@@ -53,6 +53,8 @@ const MAX_TOTAL_WAL_BYTES: u64 = 256 << 20;
 const MAX_MANIFEST_BYTES: usize = 64 << 20;
 const MAX_INFO_LOG_BYTES: usize = 8 << 20;
 const KEEP_INFO_LOGS: usize = 3;
+/// The most LSM levels `compressionTypes` may list.
+const MAX_LEVELS: usize = 7;
 
 /// An open rocksmq store.
 ///
@@ -157,13 +159,22 @@ impl Store {
         } else {
             Vec::new()
         };
-        let mut descriptors = vec![ColumnFamilyDescriptor::new(META_CF, meta_options)];
-        for name in &existing {
-            if name.starts_with(TOPIC_CF_PREFIX) {
-                descriptors.push(ColumnFamilyDescriptor::new(name, topic_options.clone()));
+        let open_db = |topic_options: &Options| {
+            let mut descriptors = vec![ColumnFamilyDescriptor::new(META_CF, meta_options.clone())];
+            for name in &existing {
+                if name.starts_with(TOPIC_CF_PREFIX) {
+                    descriptors.push(ColumnFamilyDescriptor::new(name, topic_options.clone()));
+                }
             }
-        }
-        let db = DB::open_cf_descriptors(&db_options, &path, descriptors).map_err(|error| {
+            DB::open_cf_descriptors(&db_options, &path, descriptors)
+        };
+        let opened = match open_db(&topic_options) {
+            Err(error) if is_too_many_levels(&error) => {
+                fit_levels(&config, &cache, open_db).and_then(|()| open_db(&topic_options))
+            }
+            other => other,
+        };
+        let db = opened.map_err(|error| {
             if is_lock_error(&error) {
                 OpenError::Locked { path: path.clone() }
             } else {
@@ -313,7 +324,7 @@ impl Store {
         })?;
         // Every lock that guards a write of this topic's metadata, so that
         // no produce, acknowledgement or group creation writes after the batch.
-        let _writer = topic.writer.lock();
+        let mut writer = topic.writer.lock();
         let groups = topic.groups.lock();
         let records: Vec<_> = groups.values().map(|group| group.record.lock()).collect();
         let meta = meta_cf(&db);
@@ -348,6 +359,9 @@ impl Store {
             group.destroyed.store(true, Ordering::Release);
         }
         topic.mark_destroyed();
+        // Consumers and readers may keep the topic alive: its files must not.
+        writer.segment = None;
+        topic.readers.close_all();
         drop(records);
         drop(groups);
         // A flush still running when the column family is dropped would
@@ -1004,6 +1018,51 @@ fn scan(
         rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward),
     )
     .collect()
+}
+
+/// Whether opening failed because the topics' tables use more LSM levels
+/// than `compressionTypes` now lists.
+fn is_too_many_levels(error: &rocksdb::Error) -> bool {
+    error
+        .to_string()
+        .contains("more levels than options.num_levels")
+}
+
+/// Moves every topic's tables into the levels `compressionTypes` allows,
+/// after it was shortened: opens the store with the most levels RocksDB
+/// has, compacts each topic into its last allowed level, and closes it.
+fn fit_levels(
+    config: &Config,
+    cache: &Cache,
+    open_db: impl Fn(&Options) -> Result<DB, rocksdb::Error>,
+) -> Result<(), rocksdb::Error> {
+    let levels = config.compression_types.len();
+    tracing::warn!(
+        levels,
+        "compressionTypes lists fewer levels than the store uses: moving every topic's tables into {levels} levels"
+    );
+    let mut widest = config.clone();
+    let last = *config
+        .compression_types
+        .last()
+        .expect("validated: 2 to 7 levels");
+    widest.compression_types.resize(MAX_LEVELS, last);
+    let mut wide = topic_options(&widest, cache);
+    // An automatic compaction could move tables back down meanwhile.
+    wide.set_disable_auto_compactions(true);
+    let db = open_db(&wide)?;
+    let mut options = CompactOptions::default();
+    options.set_change_level(true);
+    options.set_target_level(i32::try_from(levels - 1).expect("at most 7 levels"));
+    options.set_bottommost_level_compaction(BottommostLevelCompaction::Force);
+    for name in DB::list_cf(&Options::default(), db.path())? {
+        if name.starts_with(TOPIC_CF_PREFIX)
+            && let Some(cf) = db.cf_handle(&name)
+        {
+            db.compact_range_cf_opt(&cf, None::<&[u8]>, None::<&[u8]>, &options);
+        }
+    }
+    Ok(())
 }
 
 fn is_lock_error(error: &rocksdb::Error) -> bool {

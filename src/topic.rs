@@ -72,6 +72,9 @@ pub(crate) struct Writer {
     pub(crate) scratch: Vec<u8>,
     /// The segment file of the open page, once a payload went to it.
     pub(crate) segment: Option<SegmentWriter>,
+    /// The produce time of the newest message: the next is never older,
+    /// even if the clock goes back (seek by time relies on the order).
+    pub(crate) last_ns: u64,
 }
 
 impl Writer {
@@ -107,6 +110,11 @@ impl Topic {
             last_id: AtomicU64::new(state.next_id - 1),
             first_id: AtomicU64::new(state.first_id),
             writer: Mutex::new(Writer {
+                last_ns: state
+                    .open_page
+                    .as_ref()
+                    .or(closed_pages.back())
+                    .map_or(0, |page| page.last_ns),
                 state,
                 closed_pages,
                 scratch: Vec::new(),
