@@ -25,10 +25,11 @@ use std::time::{Duration, SystemTime};
 
 use futures_core::Stream;
 
-use crate::cursor::{Cursor, deadline_after};
+use crate::cursor::{Cursor, DamagePolicy, deadline_after};
 use crate::error::ConsumerError;
+use crate::read::ReadError;
 use crate::record::GroupRecord;
-use crate::store::{ReadError, Store, meta_cf};
+use crate::store::{Store, meta_cf};
 use crate::topic::{Group, Topic, check_name};
 use crate::{MessageId, StoredMessage};
 
@@ -116,6 +117,7 @@ impl Store {
             acked_id: next - 1,
             created_ns: self.inner.now_ns(),
             skipped: 0,
+            damaged_skipped: 0,
         };
         let entry = Arc::new(Group::new(group.to_owned(), record));
         self.inner
@@ -236,17 +238,24 @@ impl Store {
             group: entry,
             ack_mode: AckMode::Explicit,
             terminated: false,
+            skips_saved: 0,
         })
     }
 
-    fn topic_for_group(&self, topic: &str) -> Result<Arc<Topic>, ConsumerError> {
+    pub(crate) fn topic_for_group(&self, topic: &str) -> Result<Arc<Topic>, ConsumerError> {
         if self.inner.is_closed() {
             return Err(ConsumerError::Closed);
         }
         self.inner
             .topic(topic)
-            .ok_or_else(|| ConsumerError::TopicNotFound {
-                topic: topic.to_owned(),
+            .ok_or_else(|| match self.inner.damage(topic) {
+                Some(reason) => ConsumerError::TopicDamaged {
+                    topic: topic.to_owned(),
+                    reason,
+                },
+                None => ConsumerError::TopicNotFound {
+                    topic: topic.to_owned(),
+                },
             })
     }
 }
@@ -265,6 +274,11 @@ fn read_error(topic: &str, error: ReadError) -> ConsumerError {
             topic: topic.to_owned(),
         },
         ReadError::Storage(error) => ConsumerError::Storage(error),
+        ReadError::Damaged { id, reason, .. } => ConsumerError::DamagedMessage {
+            topic: topic.to_owned(),
+            id,
+            reason,
+        },
     }
 }
 
@@ -287,6 +301,8 @@ pub struct Consumer {
     group: Arc<Group>,
     ack_mode: AckMode,
     terminated: bool,
+    /// Damaged messages skipped and already counted in the group's record.
+    skips_saved: u64,
 }
 
 impl Consumer {
@@ -295,6 +311,34 @@ impl Consumer {
     pub fn with_ack_mode(mut self, mode: AckMode) -> Self {
         self.ack_mode = mode;
         self
+    }
+
+    /// This consumer doing what `policy` says at a message it cannot read
+    /// (default: [`DamagePolicy::Fail`]).
+    ///
+    /// ```
+    /// # use rocksmq::{Config, DamagePolicy, Position, Store};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(Config::builder().path(dir.path()).build())?;
+    /// # store.create_topic("events")?;
+    /// # store.create_group("events", "indexer", Position::Earliest)?;
+    /// let consumer = store
+    ///     .consumer("events", "indexer")?
+    ///     .with_damage_policy(DamagePolicy::Skip);
+    /// assert_eq!(consumer.damaged_skipped(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn with_damage_policy(mut self, policy: DamagePolicy) -> Self {
+        self.cursor.set_damage_policy(policy);
+        self
+    }
+
+    /// Damaged messages this consumer skipped under [`DamagePolicy::Skip`]
+    /// (the group's statistics count them across consumers and restarts).
+    #[must_use]
+    pub fn damaged_skipped(&self) -> u64 {
+        self.cursor.damaged_skipped()
     }
 
     /// The topic.
@@ -336,8 +380,9 @@ impl Consumer {
     pub fn consume(&mut self, max: usize) -> Result<Vec<StoredMessage>, ConsumerError> {
         self.check_group()?;
         let messages = self.cursor.take(max)?;
-        if let (Some(first), Some(last)) = (messages.first(), messages.last()) {
-            self.delivered(first.id, last.id)?;
+        match (messages.first(), messages.last()) {
+            (Some(first), Some(last)) => self.delivered(first.id, last.id)?,
+            _ => self.save_skips()?,
         }
         Ok(messages)
     }
@@ -458,10 +503,27 @@ impl Consumer {
     /// cursor goes back to `first`, so that they are delivered again
     /// rather than lost.
     fn delivered(&mut self, first: MessageId, last: MessageId) -> Result<(), ConsumerError> {
+        self.save_skips()?;
         match self.ack_mode {
             AckMode::Explicit => Ok(()),
             AckMode::Auto => self.ack(last).inspect_err(|_| self.cursor.move_to(first)),
         }
+    }
+
+    /// Counts the damaged messages skipped since the last call in the
+    /// group's record, durably.
+    fn save_skips(&mut self) -> Result<(), ConsumerError> {
+        let skipped = self.cursor.damaged_skipped();
+        if skipped == self.skips_saved {
+            return Ok(());
+        }
+        let new = skipped - self.skips_saved;
+        self.save(|record| {
+            record.damaged_skipped = record.damaged_skipped.saturating_add(new);
+            true
+        })?;
+        self.skips_saved = skipped;
+        Ok(())
     }
 
     /// Applies `change` to the group's record and writes it if it changed.

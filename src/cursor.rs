@@ -17,7 +17,8 @@ use event_listener::{EventListener, Listener};
 use crate::MessageId;
 use crate::clock::to_nanos;
 use crate::error::ConsumerError;
-use crate::store::{Inner, ReadError};
+use crate::read::ReadError;
+use crate::store::Inner;
 use crate::topic::{Group, Topic};
 use crate::{Position, StoredMessage};
 
@@ -40,6 +41,35 @@ pub(crate) struct Cursor {
     listener: Option<EventListener>,
     /// Messages between deliveries that retention deleted before they were read.
     skipped: u64,
+    /// A message the last read could not read, just after the buffer.
+    damage: Option<Damage>,
+    /// What to do at such a message.
+    policy: DamagePolicy,
+    /// Damaged messages skipped under [`DamagePolicy::Skip`].
+    damaged_skipped: u64,
+}
+
+/// What a [`Consumer`](crate::Consumer) or [`Reader`](crate::Reader) does at
+/// a message it cannot read (its record or payload damaged or lost).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DamagePolicy {
+    /// Stop there: every message before it is delivered, then receiving
+    /// fails with [`ConsumerError::DamagedMessage`], naming it, until the
+    /// receiver seeks past it.
+    #[default]
+    Fail,
+    /// Go past it: it is logged, counted (`damaged_skipped` of the receiver
+    /// and of the group's statistics) and not delivered. I/O errors are
+    /// never skipped: they may go away.
+    Skip,
+}
+
+/// A message the cursor cannot read.
+#[derive(Debug)]
+struct Damage {
+    id: MessageId,
+    reason: String,
+    io: bool,
 }
 
 impl Cursor {
@@ -57,6 +87,9 @@ impl Cursor {
             buffer: VecDeque::new(),
             listener: None,
             skipped: 0,
+            damage: None,
+            policy: DamagePolicy::Fail,
+            damaged_skipped: 0,
         }
     }
 
@@ -76,6 +109,15 @@ impl Cursor {
     pub(crate) fn move_to(&mut self, next: MessageId) {
         self.next = next;
         self.buffer.clear();
+        self.damage = None;
+    }
+
+    pub(crate) fn set_damage_policy(&mut self, policy: DamagePolicy) {
+        self.policy = policy;
+    }
+
+    pub(crate) fn damaged_skipped(&self) -> u64 {
+        self.damaged_skipped
     }
 
     pub(crate) fn map_read_error(&self, error: ReadError) -> ConsumerError {
@@ -85,6 +127,11 @@ impl Cursor {
                 topic: self.topic.name.clone(),
             },
             ReadError::Storage(error) => ConsumerError::Storage(error),
+            ReadError::Damaged { id, reason, .. } => ConsumerError::DamagedMessage {
+                topic: self.topic.name.clone(),
+                id,
+                reason,
+            },
         }
     }
 
@@ -107,33 +154,75 @@ impl Cursor {
     }
 
     /// Reads more messages into the buffer; false if none is readable now.
+    /// Called with the buffer empty.
     fn fill(&mut self, max_count: usize) -> Result<bool, ConsumerError> {
-        self.check_alive()?;
-        let batch = self
-            .inner
-            .read(
+        loop {
+            self.check_alive()?;
+            if let Some(damage) = self.damage.take() {
+                self.at_damage(damage)?;
+                continue;
+            }
+            let batch = match self.inner.read(
                 &self.topic,
                 self.next..MessageId::MAX,
                 max_count,
                 READ_AHEAD_BYTES,
-            )
-            .map_err(|error| self.map_read_error(error))?;
-        let Some(first) = batch.first() else {
-            return Ok(false);
-        };
-        if first.id > self.next {
-            let gap = first.id - self.next;
-            self.skipped += gap;
+            ) {
+                Ok(batch) => batch,
+                Err(ReadError::Damaged {
+                    id,
+                    reason,
+                    io,
+                    before,
+                }) => {
+                    // The messages before the damage are delivered first.
+                    self.damage = Some(Damage { id, reason, io });
+                    before
+                }
+                Err(error) => return Err(self.map_read_error(error)),
+            };
+            let Some(first) = batch.first() else {
+                if self.damage.is_some() {
+                    continue;
+                }
+                return Ok(false);
+            };
+            if first.id > self.next {
+                let gap = first.id - self.next;
+                self.skipped += gap;
+                tracing::warn!(
+                    topic = %self.topic.name,
+                    from = self.next,
+                    to = first.id - 1,
+                    skipped = gap,
+                    "messages were deleted by retention before they were read"
+                );
+            }
+            self.buffer.extend(batch);
+            return Ok(true);
+        }
+    }
+
+    /// At a message that cannot be read, with everything before it
+    /// delivered: skip it under [`DamagePolicy::Skip`], or fail naming it.
+    fn at_damage(&mut self, damage: Damage) -> Result<(), ConsumerError> {
+        self.next = self.next.max(damage.id);
+        if self.policy == DamagePolicy::Skip && !damage.io {
             tracing::warn!(
                 topic = %self.topic.name,
-                from = self.next,
-                to = first.id - 1,
-                skipped = gap,
-                "messages were deleted by retention before they were read"
+                id = damage.id,
+                reason = %damage.reason,
+                "skipping a damaged message"
             );
+            self.damaged_skipped += 1;
+            self.next = damage.id.saturating_add(1);
+            return Ok(());
         }
-        self.buffer.extend(batch);
-        Ok(true)
+        Err(ConsumerError::DamagedMessage {
+            topic: self.topic.name.clone(),
+            id: damage.id,
+            reason: damage.reason,
+        })
     }
 
     /// The next message, if one is readable now.
@@ -149,15 +238,19 @@ impl Cursor {
         Ok(message)
     }
 
-    /// Up to `max` messages readable now.
+    /// Up to `max` messages readable now. An error after some messages
+    /// were taken is left for the next call: those messages come first.
     pub(crate) fn take(&mut self, max: usize) -> Result<Vec<StoredMessage>, ConsumerError> {
         self.check_alive()?;
         let mut out = Vec::new();
         while out.len() < max {
-            if self.buffer.is_empty()
-                && !self.fill((max - out.len()).min(READ_AHEAD_MESSAGES * 16))?
-            {
-                break;
+            if self.buffer.is_empty() {
+                match self.fill((max - out.len()).min(READ_AHEAD_MESSAGES * 16)) {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(_) if !out.is_empty() => break,
+                    Err(error) => return Err(error),
+                }
             }
             let wanted = (max - out.len()).min(self.buffer.len());
             out.extend(self.buffer.drain(..wanted));

@@ -38,18 +38,47 @@ pub enum ConfigError {
     },
 }
 
+/// What kind of failure a [`StorageError`] is, for callers that react to
+/// each differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StorageErrorKind {
+    /// The store holds bytes rocksmq did not write, or is missing bytes it
+    /// wrote: damaged data. Retrying does not help; see `docs/durability.md`
+    /// for skipping and repairing.
+    Corruption,
+    /// An operating-system call failed: disk full, I/O error, too many open
+    /// files, permission denied. The operation failed as a whole and may
+    /// succeed when the cause is gone; [`StorageError::io_kind`] says which.
+    Io,
+    /// The store was closed while the operation ran.
+    Closed,
+    /// RocksDB failed in another way.
+    Other,
+}
+
 /// RocksDB or a segment file failed, or what they hold is not what rocksmq
 /// wrote.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("storage error while {context}: {message}")]
 pub struct StorageError {
+    kind: StorageErrorKind,
+    io_kind: Option<io::ErrorKind>,
     context: String,
     message: String,
 }
 
 impl StorageError {
     pub(crate) fn rocksdb(context: impl Into<String>, error: &rocksdb::Error) -> Self {
+        let (kind, io_kind) = match error.kind() {
+            rocksdb::ErrorKind::Corruption => (StorageErrorKind::Corruption, None),
+            rocksdb::ErrorKind::IOError => (StorageErrorKind::Io, Some(io::ErrorKind::Other)),
+            rocksdb::ErrorKind::ShutdownInProgress => (StorageErrorKind::Closed, None),
+            _ => (StorageErrorKind::Other, None),
+        };
         Self {
+            kind,
+            io_kind,
             context: context.into(),
             message: error.to_string(),
         }
@@ -57,6 +86,8 @@ impl StorageError {
 
     pub(crate) fn io(context: impl Into<String>, error: &std::io::Error) -> Self {
         Self {
+            kind: StorageErrorKind::Io,
+            io_kind: Some(error.kind()),
             context: context.into(),
             message: error.to_string(),
         }
@@ -64,15 +95,37 @@ impl StorageError {
 
     pub(crate) fn corrupt(context: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
+            kind: StorageErrorKind::Corruption,
+            io_kind: None,
             context: context.into(),
             message: message.into(),
         }
+    }
+
+    /// What kind of failure this is.
+    #[must_use]
+    pub fn kind(&self) -> StorageErrorKind {
+        self.kind
+    }
+
+    /// For an [`StorageErrorKind::Io`] failure of a file rocksmq wrote
+    /// itself, the operating system's error kind (`StorageFull` for a full
+    /// disk, ...); `Other` for RocksDB's own I/O errors.
+    #[must_use]
+    pub fn io_kind(&self) -> Option<io::ErrorKind> {
+        self.io_kind
     }
 
     /// What the store was doing.
     #[must_use]
     pub fn context(&self) -> &str {
         &self.context
+    }
+
+    /// What failed, as RocksDB or the operating system said it.
+    #[must_use]
+    pub fn message(&self) -> &str {
+        &self.message
     }
 }
 
@@ -142,6 +195,28 @@ pub enum TopicError {
         /// The topic.
         topic: String,
     },
+    /// The topic is damaged: the store opened without it. `rocksmq check`
+    /// says more; [`Store::repair_topic`](crate::Store::repair_topic) or
+    /// [`Store::destroy_topic`](crate::Store::destroy_topic) deal with it.
+    #[error(
+        "topic `{topic}` is damaged ({reason}); repair it with `rocksmq repair {topic}` or destroy it"
+    )]
+    Damaged {
+        /// The topic.
+        topic: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A message cannot be read: its record or payload is damaged or lost.
+    #[error("message {id} of topic `{topic}` is damaged: {reason}")]
+    DamagedMessage {
+        /// The topic.
+        topic: String,
+        /// The message.
+        id: MessageId,
+        /// What is wrong.
+        reason: String,
+    },
     /// The store was closed.
     #[error("the store is closed")]
     Closed,
@@ -159,6 +234,16 @@ pub enum ProduceError {
     TopicNotFound {
         /// The topic.
         topic: String,
+    },
+    /// The topic is damaged (see [`TopicError::Damaged`]).
+    #[error(
+        "cannot produce to topic `{topic}`: it is damaged ({reason}); repair it with `rocksmq repair {topic}` or destroy it"
+    )]
+    TopicDamaged {
+        /// The topic.
+        topic: String,
+        /// What is wrong.
+        reason: String,
     },
     /// A message is larger than `maxMessageSize`.
     #[error(
@@ -200,6 +285,28 @@ pub enum ConsumerError {
     TopicDestroyed {
         /// The topic.
         topic: String,
+    },
+    /// The topic is damaged (see [`TopicError::Damaged`]).
+    #[error(
+        "topic `{topic}` is damaged ({reason}); repair it with `rocksmq repair {topic}` or destroy it"
+    )]
+    TopicDamaged {
+        /// The topic.
+        topic: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The next message cannot be read: its record or payload is damaged or
+    /// lost. Every message before it was delivered. To go past it, seek to
+    /// `id + 1`, or receive with [`DamagePolicy::Skip`](crate::DamagePolicy::Skip).
+    #[error("message {id} of topic `{topic}` is damaged: {reason}; seek to {} to go past it", .id + 1)]
+    DamagedMessage {
+        /// The topic.
+        topic: String,
+        /// The message.
+        id: MessageId,
+        /// What is wrong.
+        reason: String,
     },
     /// The topic has no group of this name.
     #[error("topic `{topic}` has no consumer group `{group}`")]

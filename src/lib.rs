@@ -51,32 +51,41 @@
     clippy::cast_possible_truncation
 )]
 
+mod background;
 mod clock;
 mod config;
 mod consumer;
 mod cursor;
+mod durability;
 mod error;
+mod failpoint;
+pub mod fs;
 mod page;
 mod producer;
+mod read;
 mod reader;
 mod record;
+mod recovery;
 mod retention;
 mod segment;
 mod stats;
 mod store;
 mod topic;
 
+pub use background::BackgroundStats;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Compression, Config, ConfigBuilder, DEFAULT_PATH, RetentionPolicy};
 pub use consumer::{AckMode, Consumer, Position};
+pub use cursor::DamagePolicy;
 pub use error::{
-    ConfigError, ConsumerError, Error, NameError, OpenError, ProduceError, StorageError, TopicError,
+    ConfigError, ConsumerError, Error, NameError, OpenError, ProduceError, StorageError,
+    StorageErrorKind, TopicError,
 };
 pub use producer::{Message, StoredMessage};
 pub use reader::Reader;
 pub use retention::{CompactionReport, RetentionFailure, RetentionReport, TopicRetention};
-pub use stats::{GroupStats, PageInfo, StoreStats, TopicStats};
-pub use store::{Store, bench_support};
+pub use stats::{DamagedTopicStats, GroupStats, PageInfo, StoreStats, TopicStats};
+pub use store::{Environment, Store, bench_support};
 pub use topic::MAX_NAME_LEN;
 
 /// A message id: per topic, from 1, strictly increasing and contiguous.

@@ -126,8 +126,14 @@ impl Store {
         messages: &[Message],
     ) -> Result<Range<MessageId>, ProduceError> {
         let inner = &self.inner;
-        let not_found = || ProduceError::TopicNotFound {
-            topic: topic.to_owned(),
+        let not_found = || match inner.damage(topic) {
+            Some(reason) => ProduceError::TopicDamaged {
+                topic: topic.to_owned(),
+                reason,
+            },
+            None => ProduceError::TopicNotFound {
+                topic: topic.to_owned(),
+            },
         };
         let db = inner.db().ok_or(ProduceError::Closed)?;
         let handle = inner.topic(topic).ok_or_else(not_found)?;
@@ -215,7 +221,6 @@ impl Store {
             ))
         };
         let now_ns = inner.now_ns().max(writer.last_ns);
-        let sync = inner.config.sync_writes;
         let mut closed = Vec::new();
         // Large payloads go to the open page's segment file, written before
         // the batch that references them (see `segment`).
@@ -233,18 +238,22 @@ impl Store {
             }
             let payload = if goes_external(message.payload.len(), batch_bytes) {
                 let page = state.open_page.map_or(id, |page| page.first_id);
-                let open = match &mut writer.segment {
-                    Some(open) if open.segment == page => open,
-                    slot => {
-                        if let Some(previous) = slot {
-                            pending.write(previous, sync).map_err(written)?;
-                        }
-                        slot.insert(
-                            SegmentWriter::open(&inner.segments, topic.id, page)
-                                .map_err(written)?,
-                        )
+                if writer
+                    .segment
+                    .as_ref()
+                    .is_none_or(|open| open.segment != page)
+                {
+                    if let Some(previous) = &mut writer.segment {
+                        pending.write(previous).map_err(written)?;
                     }
-                };
+                    writer
+                        .switch_segment(&inner.segments, topic.id, page)
+                        .map_err(written)?;
+                }
+                let open = writer
+                    .segment
+                    .as_ref()
+                    .expect("switched to the page's segment");
                 Payload::External(pending.add(open, &message.payload))
             } else {
                 Payload::Inline(&message.payload)
@@ -261,7 +270,12 @@ impl Store {
             state.produced_bytes += size;
         }
         if let Some(open) = &mut writer.segment {
-            pending.write(open, sync).map_err(written)?;
+            pending.write(open).map_err(written)?;
+        }
+        // A reference is never more durable than its payload: with
+        // `syncWrites` the batch is synced, so the payloads are first.
+        if inner.config.sync_writes {
+            writer.sync(&inner.segments).map_err(written)?;
         }
         Ok(closed)
     }
@@ -288,15 +302,12 @@ impl<'a> Pending<'a> {
         reference
     }
 
-    /// Appends what is queued to `segment` (and syncs it with `syncWrites`).
-    fn write(&mut self, segment: &mut SegmentWriter, sync: bool) -> std::io::Result<()> {
+    /// Appends what is queued to `segment`.
+    fn write(&mut self, segment: &mut SegmentWriter) -> std::io::Result<()> {
         if self.payloads.is_empty() {
             return Ok(());
         }
         segment.append(&self.payloads)?;
-        if sync {
-            segment.sync()?;
-        }
         self.payloads.clear();
         self.bytes = 0;
         Ok(())

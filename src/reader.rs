@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures_core::Stream;
 
-use crate::cursor::{Cursor, deadline_after};
+use crate::cursor::{Cursor, DamagePolicy, deadline_after};
 use crate::error::ConsumerError;
 use crate::store::Store;
 use crate::{MessageId, Position, StoredMessage};
@@ -31,15 +31,7 @@ impl Store {
     /// # Errors
     /// [`ConsumerError::TopicNotFound`].
     pub fn reader(&self, topic: &str, from: Position) -> Result<Reader, ConsumerError> {
-        if self.inner.is_closed() {
-            return Err(ConsumerError::Closed);
-        }
-        let handle = self
-            .inner
-            .topic(topic)
-            .ok_or_else(|| ConsumerError::TopicNotFound {
-                topic: topic.to_owned(),
-            })?;
+        let handle = self.topic_for_group(topic)?;
         let cursor = Cursor::new(self.inner.clone(), handle, None, 0);
         let mut reader = Reader {
             cursor,
@@ -77,6 +69,20 @@ impl Reader {
     #[must_use]
     pub fn skipped(&self) -> u64 {
         self.cursor.skipped()
+    }
+
+    /// This reader doing what `policy` says at a message it cannot read
+    /// (default: [`DamagePolicy::Fail`]).
+    #[must_use]
+    pub fn with_damage_policy(mut self, policy: DamagePolicy) -> Self {
+        self.cursor.set_damage_policy(policy);
+        self
+    }
+
+    /// Damaged messages this reader skipped under [`DamagePolicy::Skip`].
+    #[must_use]
+    pub fn damaged_skipped(&self) -> u64 {
+        self.cursor.damaged_skipped()
     }
 
     /// Moves the reader to `to`.

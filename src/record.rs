@@ -10,7 +10,11 @@ use std::collections::BTreeMap;
 use crate::MessageId;
 
 /// The store format written in the metadata column family's `V` record.
-pub(crate) const FORMAT_VERSION: u16 = 1;
+/// Version 2 names topic column families with their id and writes group
+/// records of version 2; a version 1 store is upgraded when it opens.
+pub(crate) const FORMAT_VERSION: u16 = 2;
+/// The format of rocksmq 0.1, which this build reads and upgrades.
+pub(crate) const FORMAT_V1: u16 = 1;
 const FORMAT_MAGIC: &[u8; 4] = b"RMQF";
 /// The version byte of every record this build writes.
 const RECORD_V1: u8 = 1;
@@ -26,6 +30,7 @@ const TAG_TOPIC: u8 = b'T';
 const TAG_STATE: u8 = b'S';
 const TAG_PAGE: u8 = b'P';
 const TAG_GROUP: u8 = b'G';
+const TAG_SYNC_MARK: u8 = b'Y';
 
 /// A record could not be decoded: the store holds bytes rocksmq did not write.
 #[derive(Debug)]
@@ -33,8 +38,16 @@ pub(crate) struct DecodeError(pub(crate) String);
 
 pub(crate) type Decoded<T> = Result<T, DecodeError>;
 
-/// The column family of topic `name`.
-pub(crate) fn topic_cf(name: &str) -> String {
+/// The column family of topic `name` with id `topic_id`: the id makes it
+/// unique, so that a topic can be created again under the name of one
+/// whose column family a failed destroy left behind.
+pub(crate) fn topic_cf(name: &str, topic_id: u32) -> String {
+    format!("{TOPIC_CF_PREFIX}{name}@{topic_id}")
+}
+
+/// The column family of topic `name` in stores written by rocksmq 0.1,
+/// before topic column families were named with their id.
+pub(crate) fn legacy_topic_cf(name: &str) -> String {
     format!("{TOPIC_CF_PREFIX}{name}")
 }
 
@@ -90,6 +103,27 @@ pub(crate) fn group_key_range(topic_id: u32) -> ([u8; 5], [u8; 5]) {
 /// The group name of a `G` key.
 pub(crate) fn group_name_of_key(key: &[u8]) -> Decoded<String> {
     String::from_utf8(key[5..].to_vec()).map_err(|_| DecodeError("group key is not UTF-8".into()))
+}
+
+/// `Y` + topic id → sync mark: the id up to which every external payload
+/// of the topic is durable (see [`encode_sync_mark`]).
+pub(crate) fn sync_mark_key(topic_id: u32) -> [u8; 5] {
+    tagged(TAG_SYNC_MARK, topic_id)
+}
+
+/// A sync mark: version 1, then the id, `u64`.
+pub(crate) fn encode_sync_mark(synced_through: MessageId) -> [u8; 9] {
+    let mut value = [0; 9];
+    value[0] = RECORD_V1;
+    value[1..].copy_from_slice(&synced_through.to_le_bytes());
+    value
+}
+
+pub(crate) fn decode_sync_mark(value: &[u8]) -> Decoded<MessageId> {
+    let mut input = Input::versioned(value, "sync mark")?;
+    let id = input.u64()?;
+    input.end()?;
+    Ok(id)
 }
 
 fn tagged(tag: u8, topic_id: u32) -> [u8; 5] {
@@ -300,25 +334,52 @@ pub(crate) struct GroupRecord {
     pub(crate) created_ns: u64,
     /// Unacknowledged messages retention deleted under the `limits` policy.
     pub(crate) skipped: u64,
+    /// Damaged messages its consumers skipped (`DamagePolicy::Skip`).
+    pub(crate) damaged_skipped: u64,
 }
+
+/// The version of group records that counts skipped damaged messages.
+const GROUP_V2: u8 = 2;
 
 impl GroupRecord {
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(25);
-        out.push(RECORD_V1);
-        out.extend_from_slice(&self.acked_id.to_le_bytes());
-        out.extend_from_slice(&self.created_ns.to_le_bytes());
-        out.extend_from_slice(&self.skipped.to_le_bytes());
+        let mut out = Vec::with_capacity(33);
+        out.push(GROUP_V2);
+        for field in [
+            self.acked_id,
+            self.created_ns,
+            self.skipped,
+            self.damaged_skipped,
+        ] {
+            out.extend_from_slice(&field.to_le_bytes());
+        }
         out
     }
 
+    /// Reads version 1 (rocksmq 0.1, without the damaged count) and 2.
     pub(crate) fn decode(value: &[u8]) -> Decoded<Self> {
-        let mut input = Input::versioned(value, "group record")?;
-        let record = Self {
+        let (version, rest) = value
+            .split_first()
+            .ok_or_else(|| DecodeError("group record: empty".into()))?;
+        let mut input = Input {
+            bytes: rest,
+            what: "group record",
+        };
+        let mut record = Self {
             acked_id: input.u64()?,
             created_ns: input.u64()?,
             skipped: input.u64()?,
+            damaged_skipped: 0,
         };
+        match *version {
+            RECORD_V1 => {}
+            GROUP_V2 => record.damaged_skipped = input.u64()?,
+            other => {
+                return Err(DecodeError(format!(
+                    "group record: unknown record version {other}"
+                )));
+            }
+        }
         input.end()?;
         Ok(record)
     }
@@ -681,8 +742,15 @@ mod tests {
             acked_id: 1,
             created_ns: 2,
             skipped: 3,
+            damaged_skipped: 4,
         };
         assert_eq!(GroupRecord::decode(&group.encode()).unwrap(), group);
+        let mut v1 = vec![RECORD_V1];
+        for field in [1u64, 2, 3] {
+            v1.extend_from_slice(&field.to_le_bytes());
+        }
+        let old = GroupRecord::decode(&v1).unwrap();
+        assert_eq!((old.acked_id, old.skipped, old.damaged_skipped), (1, 3, 0));
         assert_eq!(decode_format(&encode_format()).unwrap(), FORMAT_VERSION);
         assert!(decode_format(b"XXXX\x01\x00").is_err());
         assert!(GroupRecord::decode(&[2, 0, 0]).is_err());

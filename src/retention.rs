@@ -17,22 +17,18 @@
 //! the SST files wholly inside the deleted range are deleted
 //! (`DeleteFilesInRange`), and the rest of the range is compacted.
 //!
-//! The background task is a plain thread, not a tokio task: every step is a
-//! blocking RocksDB call (a compaction takes seconds), the store must work
-//! without any async runtime, and a thread that sleeps on a condition
-//! variable stops at once when the store closes.
 
-use std::sync::{Arc, Weak};
-use std::thread::{self, JoinHandle, ThreadId};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex, MutexGuard};
+use parking_lot::MutexGuard;
 use rocksdb::{BottommostLevelCompaction, CompactOptions, FlushOptions, WriteBatch};
 use serde::Serialize;
 
 use crate::MessageId;
 use crate::config::RetentionPolicy;
 use crate::error::{StorageError, TopicError};
+use crate::failpoint;
 use crate::record::{self, GroupRecord};
 use crate::stats::dir_size;
 use crate::store::{Inner, Store, meta_cf};
@@ -166,7 +162,10 @@ impl Store {
 }
 
 /// A retention pass; `stop` is polled between topics.
-fn run_retention(inner: &Inner, stop: impl Fn() -> bool) -> Result<RetentionReport, TopicError> {
+pub(crate) fn run_retention(
+    inner: &Inner,
+    stop: impl Fn() -> bool,
+) -> Result<RetentionReport, TopicError> {
     inner.check_open()?;
     let started = Instant::now();
     // The store directory is walked before the first deletion and after
@@ -300,23 +299,18 @@ fn delete_pages(inner: &Inner, topic: &Arc<Topic>) -> Result<Option<TopicRetenti
         }
     }
     batch.put_cf(&meta, record::state_key(topic.id), state.encode());
+    let context = || format!("deleting pages of topic `{}`", topic.name);
+    failpoint::check("retention::delete_pages", &topic.name)
+        .map_err(|error| StorageError::io(context(), &error))?;
     db.write_opt(batch, inner.write_options())
-        .map_err(|error| {
-            StorageError::rocksdb(format!("deleting pages of topic `{}`", topic.name), &error)
-        })?;
+        .map_err(|error| StorageError::rocksdb(context(), &error))?;
 
     let skipped = apply_moves(&topic.name, &mut records, moved);
     let closed_deleted = plan.pages.min(writer.closed_pages.len());
     writer.closed_pages.drain(..closed_deleted);
     writer.state = state;
-    // The open page's segment file goes with the page: no fd may keep it.
-    if writer
-        .segment
-        .as_ref()
-        .is_some_and(|open| open.segment < plan.first_id)
-    {
-        writer.segment = None;
-    }
+    // The segment files go with their pages: no fd may keep them.
+    writer.forget_segments_before(plan.first_id);
     // Published before the group map is released: a group created next
     // sees the new first id (see `Store::create_group`).
     topic.publish(&state);
@@ -475,7 +469,10 @@ fn compact_options() -> CompactOptions {
 }
 
 /// Compacts the metadata and every topic; `stop` is polled between them.
-fn compact(inner: &Inner, stop: impl Fn() -> bool) -> Result<CompactionReport, TopicError> {
+pub(crate) fn compact(
+    inner: &Inner,
+    stop: impl Fn() -> bool,
+) -> Result<CompactionReport, TopicError> {
     inner.check_open()?;
     let started = Instant::now();
     let disk_bytes_before = dir_size(&inner.path);
@@ -507,95 +504,4 @@ fn compact(inner: &Inner, stop: impl Fn() -> bool) -> Result<CompactionReport, T
         "compacted the store"
     );
     Ok(report)
-}
-
-/// The background task: retention every `retentionCheckInterval`, a full
-/// compaction every `compactionInterval`.
-#[derive(Debug)]
-pub(crate) struct Background {
-    signal: Arc<(Mutex<bool>, Condvar)>,
-    thread: Mutex<Option<JoinHandle<()>>>,
-    thread_id: Option<ThreadId>,
-}
-
-impl Background {
-    /// Starts the task for the store behind `inner`; it holds only a weak
-    /// reference, so that dropping the last handle closes the store.
-    pub(crate) fn start(
-        inner: Weak<Inner>,
-        retention: Duration,
-        compaction: Option<Duration>,
-    ) -> Self {
-        let signal = Arc::new((Mutex::new(false), Condvar::new()));
-        let task_signal = Arc::clone(&signal);
-        let thread = thread::Builder::new()
-            .name("rocksmq-retention".to_owned())
-            .spawn(move || run_background(&inner, &task_signal, retention, compaction))
-            .expect("spawn the retention thread");
-        Self {
-            signal,
-            thread_id: Some(thread.thread().id()),
-            thread: Mutex::new(Some(thread)),
-        }
-    }
-
-    /// Tells the task to stop and waits for it, unless called from the task
-    /// itself (when it held the last handle of the store).
-    pub(crate) fn stop(&self) {
-        let (stopped, wake) = &*self.signal;
-        *stopped.lock() = true;
-        wake.notify_all();
-        if self.thread_id == Some(thread::current().id()) {
-            return;
-        }
-        if let Some(thread) = self.thread.lock().take()
-            && thread.join().is_err()
-        {
-            tracing::error!("the retention thread panicked");
-        }
-    }
-}
-
-fn run_background(
-    inner: &Weak<Inner>,
-    signal: &(Mutex<bool>, Condvar),
-    retention: Duration,
-    compaction: Option<Duration>,
-) {
-    let (stopped, wake) = signal;
-    let is_stopped = || *stopped.lock();
-    let mut next_retention = Instant::now() + retention;
-    let mut next_compaction = compaction.map(|interval| Instant::now() + interval);
-    loop {
-        let wake_at = next_compaction.map_or(next_retention, |at| at.min(next_retention));
-        {
-            let mut stop = stopped.lock();
-            while !*stop && Instant::now() < wake_at {
-                wake.wait_until(&mut stop, wake_at);
-            }
-            if *stop {
-                return;
-            }
-        }
-        let Some(store) = inner.upgrade() else { return };
-        let now = Instant::now();
-        if now >= next_retention {
-            if let Err(error) = run_retention(&store, is_stopped) {
-                if !store.is_closed() {
-                    tracing::error!(%error, "retention pass failed");
-                }
-            }
-            next_retention = Instant::now() + retention;
-        }
-        if let (Some(at), Some(interval)) = (next_compaction, compaction)
-            && now >= at
-        {
-            if let Err(error) = compact(&store, is_stopped) {
-                if !store.is_closed() {
-                    tracing::error!(%error, "scheduled compaction failed");
-                }
-            }
-            next_compaction = Some(Instant::now() + interval);
-        }
-    }
 }

@@ -22,9 +22,7 @@
 //! by a crash between a retention batch or a topic destruction and the
 //! deletion of the files) are deleted when the store opens.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, IoSlice, IoSliceMut, Write};
-use std::os::unix::fs::FileExt;
+use std::io::{self, IoSlice, IoSliceMut};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -32,6 +30,7 @@ use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
 
 use crate::MessageId;
+use crate::fs::{FileSystem, SegmentFile};
 use crate::record::PayloadRef;
 
 /// Payloads of this many bytes or more go to segment files.
@@ -55,15 +54,19 @@ const READ_FILES_KEPT: usize = 32;
 /// Slices per `writev` call (Linux's `IOV_MAX` is 1024).
 const MAX_SLICES: usize = 512;
 
-/// The segment directory of a store.
+/// The segment directory of a store, on its file system.
 #[derive(Debug, Clone)]
 pub(crate) struct Segments {
+    fs: Arc<dyn FileSystem>,
+    store: PathBuf,
     root: PathBuf,
 }
 
 impl Segments {
-    pub(crate) fn new(store_path: &Path) -> Self {
+    pub(crate) fn new(fs: Arc<dyn FileSystem>, store_path: &Path) -> Self {
         Self {
+            fs,
+            store: store_path.to_path_buf(),
             root: store_path.join("segments"),
         }
     }
@@ -81,15 +84,23 @@ impl Segments {
     pub(crate) fn delete_before(&self, topic_id: u32, first_retained: MessageId) -> io::Result<()> {
         for (segment, path) in self.list(topic_id)? {
             if segment < first_retained {
-                remove(&path)?;
+                self.remove(&path)?;
             }
         }
         Ok(())
     }
 
+    /// Deletes segment file `path`; a missing file is fine.
+    pub(crate) fn remove(&self, path: &Path) -> io::Result<()> {
+        match self.fs.remove_file(path) {
+            Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
+            _ => Ok(()),
+        }
+    }
+
     /// Deletes a topic's segment directory.
     pub(crate) fn delete_topic(&self, topic_id: u32) -> io::Result<()> {
-        match fs::remove_dir_all(self.topic_dir(topic_id)) {
+        match self.fs.remove_dir_all(&self.topic_dir(topic_id)) {
             Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
             _ => Ok(()),
         }
@@ -97,43 +108,31 @@ impl Segments {
 
     /// The segment files of a topic, by segment id.
     pub(crate) fn list(&self, topic_id: u32) -> io::Result<Vec<(MessageId, PathBuf)>> {
-        let entries = match fs::read_dir(self.topic_dir(topic_id)) {
+        let dir = self.topic_dir(topic_id);
+        let names = match self.fs.read_dir(&dir) {
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             other => other?,
         };
-        let mut files = Vec::new();
-        for entry in entries {
-            let path = entry?.path();
-            let id = path
-                .file_name()
-                .and_then(|name| name.to_str())
-                .and_then(|name| name.strip_suffix(".seg"))
-                .and_then(|id| id.parse().ok());
-            if let Some(id) = id {
-                files.push((id, path));
-            }
-        }
+        let mut files: Vec<(MessageId, PathBuf)> = names
+            .into_iter()
+            .filter_map(|name| {
+                let id = name.strip_suffix(".seg")?.parse().ok()?;
+                Some((id, dir.join(name)))
+            })
+            .collect();
         files.sort_unstable();
         Ok(files)
     }
 
     /// The topic ids that have a segment directory.
     pub(crate) fn topic_ids(&self) -> io::Result<Vec<u32>> {
-        let entries = match fs::read_dir(&self.root) {
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            other => other?,
-        };
-        let mut ids = Vec::new();
-        for entry in entries {
-            if let Some(id) = entry?
-                .file_name()
-                .to_str()
-                .and_then(|name| name.parse().ok())
-            {
-                ids.push(id);
-            }
+        match self.fs.read_dir(&self.root) {
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+            other => Ok(other?
+                .into_iter()
+                .filter_map(|name| name.parse().ok())
+                .collect()),
         }
-        Ok(ids)
     }
 
     /// The bytes of a topic's segment files.
@@ -141,40 +140,104 @@ impl Segments {
         self.list(topic_id).map_or(0, |files| {
             files
                 .iter()
-                .filter_map(|(_, path)| fs::metadata(path).ok())
-                .map(|meta| meta.len())
+                .filter_map(|(_, path)| self.fs.file_len(path).ok())
                 .sum()
         })
     }
 }
 
-fn remove(path: &Path) -> io::Result<()> {
-    match fs::remove_file(path) {
-        Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
-        _ => Ok(()),
+/// What makes a segment file's bytes durable: syncing the file, and, for
+/// a file created since the last sync, the directories its entry (and
+/// theirs) live in.
+#[derive(Debug, Clone)]
+pub(crate) struct SyncJob {
+    pub(crate) segment: MessageId,
+    file: Arc<dyn SegmentFile>,
+    /// The file's length when the job was taken: what it makes durable.
+    len: u64,
+    dirs: Vec<PathBuf>,
+}
+
+impl SyncJob {
+    /// Runs `jobs`: syncs each file, then each directory once.
+    pub(crate) fn run_all(jobs: &[Self], segments: &Segments) -> io::Result<()> {
+        for job in jobs {
+            job.file.sync_data().map_err(|error| {
+                io::Error::new(
+                    error.kind(),
+                    format!("syncing segment {}: {error}", job.segment),
+                )
+            })?;
+        }
+        let mut dirs: Vec<&PathBuf> = jobs.iter().flat_map(|job| &job.dirs).collect();
+        dirs.sort_unstable();
+        dirs.dedup();
+        for dir in dirs {
+            segments.fs.sync_dir(dir).map_err(|error| {
+                io::Error::new(
+                    error.kind(),
+                    format!("syncing directory {}: {error}", dir.display()),
+                )
+            })?;
+        }
+        Ok(())
     }
 }
 
 /// The segment file new payloads of a topic go to: its open page's.
+///
+/// It knows how much of the file is durable, so that a reference is
+/// never made more durable than the payload it points to (see
+/// `docs/durability.md`).
 #[derive(Debug)]
 pub(crate) struct SegmentWriter {
     pub(crate) segment: MessageId,
-    file: File,
+    file: Arc<dyn SegmentFile>,
     /// The file's length: where the next payload goes.
     len: u64,
+    /// How many of its bytes are durable.
+    synced: u64,
+    /// Directories to sync for the file's entry to be durable (empty once
+    /// it is).
+    dirs: Vec<PathBuf>,
 }
 
 impl SegmentWriter {
     /// Opens (creating it and its directory if needed) the segment of the
     /// page that starts at `segment`.
     pub(crate) fn open(segments: &Segments, topic_id: u32, segment: MessageId) -> io::Result<Self> {
-        fs::create_dir_all(segments.topic_dir(topic_id))?;
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(segments.path(topic_id, segment))?;
-        let len = file.metadata()?.len();
-        Ok(Self { segment, file, len })
+        let dir = segments.topic_dir(topic_id);
+        let path = segments.path(topic_id, segment);
+        let exists = |path: &Path| match segments.fs.file_len(path) {
+            Ok(_) => Ok(true),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(error) => Err(error),
+        };
+        // A new entry is durable once its directory is synced: the file's
+        // in the topic's directory, a new topic directory's in `segments`,
+        // a new `segments`' in the store's directory.
+        let mut dirs = Vec::new();
+        if !exists(&path)? {
+            dirs.push(dir.clone());
+            if !exists(&dir)? {
+                dirs.push(segments.root.clone());
+                if !exists(&segments.root)? {
+                    dirs.push(segments.store.clone());
+                }
+            }
+        }
+        segments.fs.create_dir_all(&dir)?;
+        let file = segments.fs.open_append(&path)?;
+        let len = file.size()?;
+        // Bytes already in the file may be in the page cache only (a process
+        // crash keeps them): the first sync covers them too.
+        Ok(Self {
+            segment,
+            file,
+            len,
+            synced: 0,
+            dirs,
+        })
     }
 
     /// Where a payload appended after `pending` more bytes will start.
@@ -189,7 +252,7 @@ impl SegmentWriter {
                 chunk.iter().map(|bytes| IoSlice::new(bytes)).collect();
             let mut slices = &mut slices[..];
             while !slices.is_empty() {
-                match self.file.write_vectored(slices) {
+                match self.file.append(slices) {
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                     Ok(written) => {
                         self.len += written as u64;
@@ -198,7 +261,7 @@ impl SegmentWriter {
                     Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                     Err(error) => {
                         // Whatever was written stays: the next offset must follow it.
-                        self.len = self.file.metadata().map_or(self.len, |meta| meta.len());
+                        self.len = self.file.size().unwrap_or(self.len).max(self.len);
                         return Err(error);
                     }
                 }
@@ -207,9 +270,22 @@ impl SegmentWriter {
         Ok(())
     }
 
-    /// Syncs the file's data to disk (for `syncWrites`).
-    pub(crate) fn sync(&self) -> io::Result<()> {
-        self.file.sync_data()
+    /// What is left to sync for every byte appended so far to be durable.
+    pub(crate) fn unsynced(&self) -> Option<SyncJob> {
+        (self.synced < self.len || !self.dirs.is_empty()).then(|| SyncJob {
+            segment: self.segment,
+            file: Arc::clone(&self.file),
+            len: self.len,
+            dirs: self.dirs.clone(),
+        })
+    }
+
+    /// Records that `job`, taken from this writer, ran.
+    pub(crate) fn synced(&mut self, job: &SyncJob) {
+        if job.segment == self.segment {
+            self.synced = self.synced.max(job.len);
+            self.dirs.clear();
+        }
     }
 }
 
@@ -236,7 +312,7 @@ pub(crate) struct SegmentReaders {
 /// kept, so that no fd holds a deleted file's disk.
 #[derive(Debug, Default)]
 struct OpenFiles {
-    by_segment: FxHashMap<MessageId, Arc<File>>,
+    by_segment: FxHashMap<MessageId, Arc<dyn SegmentFile>>,
     first_retained: MessageId,
 }
 
@@ -248,17 +324,15 @@ impl SegmentReaders {
         topic_id: u32,
         reference: &PayloadRef,
     ) -> Result<Vec<u8>, PayloadError> {
-        let file = self.file(segments, topic_id, reference.segment)?;
-        let mut payload = vec![0; reference.len as usize];
-        read_at(&file, &mut payload, reference)?;
-        check(&payload, reference)?;
-        Ok(payload)
+        self.read_adjacent(segments, topic_id, std::slice::from_ref(reference))
+            .map(|mut payloads| payloads.pop().unwrap_or_default())
     }
 
     /// Reads and checks payloads that lie back to back in one segment
     /// (each starts where the one before ends) with one `preadv`, straight
     /// into the payloads' own buffers: small payloads written in one batch
-    /// are read back without a system call or a copy each.
+    /// are read back without a system call or a copy each. Nothing is
+    /// allocated before the file is known to hold the bytes.
     pub(crate) fn read_adjacent(
         &self,
         segments: &Segments,
@@ -268,13 +342,31 @@ impl SegmentReaders {
         let (Some(first), Some(last)) = (references.first(), references.last()) else {
             return Ok(Vec::new());
         };
-        debug_assert!(
-            references
-                .windows(2)
-                .all(|pair| adjacent(&pair[0], &pair[1]))
-        );
+        if let Some(pair) = references
+            .windows(2)
+            .find(|pair| !adjacent(&pair[0], &pair[1]))
+        {
+            return Err(PayloadError::Damaged(format!(
+                "payload references at bytes {} and {} of segment {} do not follow each other",
+                pair[0].offset, pair[1].offset, pair[0].segment
+            )));
+        }
         let file = self.file(segments, topic_id, first.segment)?;
-        let end = last.offset + u64::from(last.len);
+        let end = last
+            .offset
+            .checked_add(u64::from(last.len))
+            .ok_or_else(|| {
+                PayloadError::Damaged(format!(
+                    "a payload reference ends past 2^64 bytes ({last:?})"
+                ))
+            })?;
+        let file_len = file.size().map_err(PayloadError::Io)?;
+        if end > file_len {
+            return Err(PayloadError::Damaged(format!(
+                "segment {} ends before byte {end} (it has {file_len} bytes)",
+                first.segment
+            )));
+        }
         let mut payloads: Vec<Vec<u8>> = references
             .iter()
             .map(|reference| vec![0; reference.len as usize])
@@ -288,7 +380,7 @@ impl SegmentReaders {
                 .collect();
             let mut slices = &mut slices[..];
             while !slices.is_empty() {
-                match rustix::io::preadv(&*file, slices, offset) {
+                match file.read_at(slices, offset) {
                     Ok(0) => {
                         return Err(PayloadError::Damaged(format!(
                             "segment {} ends before byte {end}",
@@ -299,8 +391,8 @@ impl SegmentReaders {
                         offset += read as u64;
                         IoSliceMut::advance_slices(&mut slices, read);
                     }
-                    Err(rustix::io::Errno::INTR) => {}
-                    Err(error) => return Err(PayloadError::Io(error.into())),
+                    Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                    Err(error) => return Err(PayloadError::Io(error)),
                 }
             }
         }
@@ -315,19 +407,21 @@ impl SegmentReaders {
         segments: &Segments,
         topic_id: u32,
         segment: MessageId,
-    ) -> Result<Arc<File>, PayloadError> {
+    ) -> Result<Arc<dyn SegmentFile>, PayloadError> {
         let mut files = self.files.lock();
         if let Some(file) = files.by_segment.get(&segment) {
             return Ok(Arc::clone(file));
         }
-        let file = File::open(segments.path(topic_id, segment)).map_err(|error| {
-            if error.kind() == io::ErrorKind::NotFound {
-                PayloadError::Gone
-            } else {
-                PayloadError::Io(error)
-            }
-        })?;
-        let file = Arc::new(file);
+        let file = segments
+            .fs
+            .open_read(&segments.path(topic_id, segment))
+            .map_err(|error| {
+                if error.kind() == io::ErrorKind::NotFound {
+                    PayloadError::Gone
+                } else {
+                    PayloadError::Io(error)
+                }
+            })?;
         if segment >= files.first_retained {
             if files.by_segment.len() >= READ_FILES_KEPT {
                 files.by_segment.clear();
@@ -355,19 +449,8 @@ impl SegmentReaders {
 
 /// Whether `next` starts in the segment of `previous`, right where it ends.
 pub(crate) fn adjacent(previous: &PayloadRef, next: &PayloadRef) -> bool {
-    next.segment == previous.segment && next.offset == previous.offset + u64::from(previous.len)
-}
-
-fn read_at(file: &File, buffer: &mut [u8], span: &PayloadRef) -> Result<(), PayloadError> {
-    file.read_exact_at(buffer, span.offset)
-        .map_err(|error| match error.kind() {
-            io::ErrorKind::UnexpectedEof => PayloadError::Damaged(format!(
-                "segment {} ends before byte {}",
-                span.segment,
-                span.offset + u64::from(span.len)
-            )),
-            _ => PayloadError::Io(error),
-        })
+    next.segment == previous.segment
+        && previous.offset.checked_add(u64::from(previous.len)) == Some(next.offset)
 }
 
 fn check(payload: &[u8], reference: &PayloadRef) -> Result<(), PayloadError> {
@@ -397,7 +480,7 @@ mod tests {
     #[test]
     fn payloads_are_appended_and_read_back_checked() {
         let dir = tempfile::tempdir().unwrap();
-        let segments = Segments::new(dir.path());
+        let segments = Segments::new(Arc::new(crate::fs::StdFileSystem), dir.path());
         let mut writer = SegmentWriter::open(&segments, 7, 100).unwrap();
         let payloads: Vec<Vec<u8>> = (0..3u8).map(|i| vec![i; 20_000 + usize::from(i)]).collect();
         let mut references = Vec::new();

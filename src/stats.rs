@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::MessageId;
+use crate::background::BackgroundStats;
 use crate::clock::from_nanos;
 use crate::error::{StorageError, TopicError};
 use crate::record::{self, PageRecord};
@@ -24,6 +25,21 @@ pub struct StoreStats {
     pub topics: Vec<TopicStats>,
     /// Bytes of every file in the store's directory, as present on disk.
     pub disk_bytes: u64,
+    /// Topics the store opened without, with what is wrong; see
+    /// [`Store::damaged_topics`].
+    pub damaged_topics: Vec<DamagedTopicStats>,
+    /// What the background task did, and its last failure.
+    pub background: BackgroundStats,
+}
+
+/// A topic the store opened without because it is damaged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct DamagedTopicStats {
+    /// The topic's name.
+    pub name: String,
+    /// What is wrong.
+    pub reason: String,
 }
 
 /// The statistics of one topic.
@@ -80,6 +96,8 @@ pub struct GroupStats {
     /// Unacknowledged messages retention deleted under the `limits` policy;
     /// the group moved past them.
     pub skipped: u64,
+    /// Damaged messages its consumers skipped (`DamagePolicy::Skip`).
+    pub damaged_skipped: u64,
 }
 
 /// One page of a topic: a run of consecutive message ids, the unit of retention.
@@ -172,9 +190,16 @@ impl Store {
                 other => Some(other),
             })
             .collect::<Result<_, _>>()?;
+        let damaged_topics = self
+            .damaged_topics()?
+            .into_iter()
+            .map(|(name, reason)| DamagedTopicStats { name, reason })
+            .collect();
         Ok(StoreStats {
             topics,
             disk_bytes: dir_size(&self.inner.path),
+            damaged_topics,
+            background: self.inner.background_status.snapshot(),
         })
     }
 
@@ -239,6 +264,7 @@ fn topic_stats(inner: &Inner, topic: &Arc<Topic>) -> Result<TopicStats, TopicErr
             lag,
             lag_bytes,
             skipped: group.skipped,
+            damaged_skipped: group.damaged_skipped,
         });
     }
     Ok(TopicStats {
@@ -280,7 +306,7 @@ fn rfc3339(time: SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(time).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
-fn serialize_time<S: serde::Serializer>(
+pub(crate) fn serialize_time<S: serde::Serializer>(
     time: &impl MaybeTime,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
@@ -291,7 +317,7 @@ fn serialize_time<S: serde::Serializer>(
 }
 
 /// A time, or an optional one, for [`serialize_time`].
-trait MaybeTime {
+pub(crate) trait MaybeTime {
     fn time(&self) -> Option<SystemTime>;
 }
 

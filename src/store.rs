@@ -7,7 +7,7 @@
 //! topics, their counters and open pages, their closed pages and groups.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::ops::{Bound, Range, RangeBounds};
+use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,29 +17,30 @@ use parking_lot::{
 };
 use rocksdb::{
     BlockBasedOptions, BottommostLevelCompaction, Cache, ColumnFamilyDescriptor, CompactOptions,
-    DB, Options, ReadOptions, WriteBatch, WriteOptions,
+    DB, Options, WriteBatch, WriteOptions,
 };
 
 use rustc_hash::FxHashMap;
 
-use crate::clock::{Clock, SystemClock, from_nanos, to_nanos};
+use crate::background::{self, Background};
+use crate::clock::{Clock, SystemClock, to_nanos};
 use crate::config::Config;
+use crate::durability::sync_segments;
 use crate::error::{OpenError, StorageError, TopicError};
+use crate::failpoint;
+use crate::fs::{FileSystem, StdFileSystem};
 use crate::page::PageRules;
-use crate::record::{
-    self, GroupRecord, META_CF, MessageValue, PageRecord, PayloadRef, StoredPayload,
-    TOPIC_CF_PREFIX, TopicRecord, TopicState,
-};
-use crate::retention::Background;
-use crate::segment::{EXTERNAL_MIN_BYTES, PayloadError, Segments, adjacent};
+use crate::read::ReadError;
+use crate::record::{self, GroupRecord, META_CF, TOPIC_CF_PREFIX, TopicRecord, TopicState};
+pub(crate) use crate::recovery::meta_cf;
+use crate::recovery::{DamagedTopic, clean_segments, recover};
+use crate::segment::Segments;
 use crate::topic::{Group, Topic, check_name};
 use crate::{MessageId, StoredMessage};
 
 /// The block cache is `lrucacheratio` of the machine's memory, within these bounds (Milvus's).
 const CACHE_MIN_BYTES: u64 = 512 << 20;
 const CACHE_MAX_BYTES: u64 = 4 << 30;
-/// Reads of at most this many messages use point reads, not an iterator.
-const POINT_READS: u64 = 4;
 /// Memtable memory of all column families together; the largest is flushed beyond it.
 const DB_WRITE_BUFFER_BYTES: usize = 256 << 20;
 const TOPIC_WRITE_BUFFER_BYTES: usize = 64 << 20;
@@ -80,6 +81,42 @@ pub struct Store {
     pub(crate) inner: Arc<Inner>,
 }
 
+/// What a store takes from its surroundings besides its configuration:
+/// the clock it reads time from, and the file system its segment files live
+/// on. The default is the system clock and the operating system's files;
+/// tests give a [`ManualClock`](crate::ManualClock) and a file system that
+/// injects faults.
+#[derive(Debug, Clone)]
+pub struct Environment {
+    clock: Arc<dyn Clock>,
+    file_system: Arc<dyn FileSystem>,
+}
+
+impl Default for Environment {
+    fn default() -> Self {
+        Self {
+            clock: Arc::new(SystemClock),
+            file_system: Arc::new(StdFileSystem),
+        }
+    }
+}
+
+impl Environment {
+    /// This environment with the store reading time from `clock`.
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// This environment with segment files on `file_system`.
+    #[must_use]
+    pub fn file_system(mut self, file_system: Arc<dyn FileSystem>) -> Self {
+        self.file_system = file_system;
+        self
+    }
+}
+
 /// What all handles of one store share.
 pub(crate) struct Inner {
     /// `None` once closed. Recursive, so that a thread holding it may take
@@ -93,10 +130,15 @@ pub(crate) struct Inner {
     write_options: WriteOptions,
     topic_options: Options,
     topics: RwLock<FxHashMap<String, Arc<Topic>>>,
+    /// Topics the store opened without: their name, and why.
+    damaged: RwLock<FxHashMap<String, DamagedTopic>>,
     /// Serialises topic creation and destruction; holds the next topic id.
     catalog: Mutex<u32>,
     closed: AtomicBool,
+    /// Set by `simulate_crash`: closing syncs nothing.
+    crashed: AtomicBool,
     background: Mutex<Option<Background>>,
+    pub(crate) background_status: Arc<background::Status>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -118,7 +160,7 @@ impl Store {
     /// [`OpenError::UnsupportedFormat`] for a store of another format, and
     /// [`OpenError::Storage`] if RocksDB fails.
     pub fn open(config: Config) -> Result<Self, OpenError> {
-        Self::open_with_clock(config, Arc::new(SystemClock))
+        Self::open_with(config, Environment::default())
     }
 
     /// As [`Store::open`], with the store reading time from `clock`.
@@ -137,6 +179,29 @@ impl Store {
     /// # Errors
     /// As [`Store::open`].
     pub fn open_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Self, OpenError> {
+        Self::open_with(config, Environment::default().clock(clock))
+    }
+
+    /// As [`Store::open`], with the clock and the file system of segment
+    /// files that `environment` gives.
+    ///
+    /// ```
+    /// use rocksmq::{Config, Environment, ManualClock, Store};
+    /// use rocksmq::fs::StdFileSystem;
+    /// use std::sync::Arc;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let environment = Environment::default()
+    ///     .clock(Arc::new(ManualClock::default()))
+    ///     .file_system(Arc::new(StdFileSystem));
+    /// let store = Store::open_with(Config::builder().path(dir.path()).build(), environment)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Store::open`].
+    pub fn open_with(config: Config, environment: Environment) -> Result<Self, OpenError> {
+        let Environment { clock, file_system } = environment;
         config.validate()?;
         let path = config.path.clone();
         std::fs::create_dir_all(&path).map_err(|source| OpenError::CreateDir {
@@ -187,40 +252,50 @@ impl Store {
         let inner = Inner {
             db: RecursiveRwLock::new(None),
             pages: PageRules::new(config.page_size_bytes, config.page_max_age()),
-            segments: Segments::new(&path),
+            segments: Segments::new(file_system, &path),
             path: path.clone(),
             config,
             clock,
             write_options,
             topic_options,
             topics: RwLock::new(FxHashMap::default()),
+            damaged: RwLock::new(FxHashMap::default()),
             catalog: Mutex::new(0),
             closed: AtomicBool::new(false),
+            crashed: AtomicBool::new(false),
             background: Mutex::new(None),
+            background_status: Arc::default(),
         };
-        check_format(&db, &path)?;
-        let (next_topic_id, topics) =
-            recover(&db, &existing).map_err(|source| OpenError::Storage {
+        let legacy = check_format(&db, &path)? == record::FORMAT_V1;
+        let recovered = recover(&db, &existing, &inner.segments, legacy).map_err(|source| {
+            OpenError::Storage {
                 path: path.clone(),
                 source,
-            })?;
-        clean_segments(&inner.segments, &topics).map_err(|error| OpenError::Storage {
-            path: path.clone(),
-            source: StorageError::io("deleting segment files that belong to no page", &error),
+            }
         })?;
-        *inner.catalog.lock() = next_topic_id;
-        *inner.topics.write() = topics
+        if let Err(error) = clean_segments(&inner.segments, &recovered.topics, &recovered.damaged) {
+            tracing::warn!(%error, "could not delete segment files that belong to no page; the next open tries again");
+        }
+        *inner.catalog.lock() = recovered.next_topic_id;
+        *inner.topics.write() = recovered
+            .topics
             .into_iter()
             .map(|topic| (topic.name.clone(), Arc::new(topic)))
             .collect();
+        *inner.damaged.write() = recovered
+            .damaged
+            .into_iter()
+            .map(|damage| (damage.name.clone(), damage))
+            .collect();
         *inner.db.write() = Some(db);
-        tracing::info!(path = %path.display(), topics = inner.topics.read().len(), "opened rocksmq store");
+        tracing::info!(path = %path.display(), topics = inner.topics.read().len(), damaged = inner.damaged.read().len(), "opened rocksmq store");
         let inner = Arc::new(inner);
-        let background = Background::start(
-            Arc::downgrade(&inner),
-            inner.config.retention_check_interval(),
-            inner.config.compaction_interval(),
-        );
+        let background =
+            Background::start(Arc::downgrade(&inner), Arc::clone(&inner.background_status))
+                .map_err(|error| OpenError::Storage {
+                    path: path.clone(),
+                    source: StorageError::io("starting the background thread", &error),
+                })?;
         *inner.background.lock() = Some(background);
         Ok(Self { inner })
     }
@@ -237,6 +312,17 @@ impl Store {
         self.inner.close()
     }
 
+    /// Drops the store as a crash of the process would: receivers are
+    /// woken and RocksDB is closed, but nothing is synced: neither segment
+    /// files nor the write-ahead log. For the fault-injection tests, which
+    /// then take away what a power loss would.
+    #[cfg(feature = "fault-injection")]
+    #[doc(hidden)]
+    pub fn simulate_crash(&self) {
+        self.inner.crashed.store(true, Ordering::Release);
+        let _ = self.inner.close();
+    }
+
     /// The store's directory.
     #[must_use]
     pub fn path(&self) -> &Path {
@@ -249,7 +335,13 @@ impl Store {
         &self.inner.config
     }
 
-    /// Creates topic `name`; returns `false` if it existed already.
+    /// Creates topic `name`; returns `false` if it existed already
+    /// (damaged or not).
+    ///
+    /// The topic exists once its records are written in one batch; a
+    /// failure before that leaves nothing behind but, at worst, an empty
+    /// column family of a fresh id that the next open drops. The name can
+    /// be created again at once.
     ///
     /// # Errors
     /// [`TopicError::InvalidName`] (nothing is created) if the name is not
@@ -259,13 +351,33 @@ impl Store {
         let inner = &self.inner;
         let db = inner.db().ok_or(TopicError::Closed)?;
         let mut next_topic_id = inner.catalog.lock();
-        if inner.topics.read().contains_key(name) {
+        if inner.topics.read().contains_key(name) || inner.damaged.read().contains_key(name) {
             return Ok(false);
         }
+        // Never handed out again, even if this creation fails: a column
+        // family left by a failure cannot collide with the next attempt's.
         let topic_id = *next_topic_id;
-        let cf_name = record::topic_cf(name);
+        *next_topic_id = topic_id.checked_add(1).ok_or_else(|| {
+            StorageError::corrupt(
+                format!("creating topic `{name}`"),
+                "topic ids are exhausted",
+            )
+        })?;
+        let failed = |error: &dyn std::fmt::Display| {
+            TopicError::from(StorageError::corrupt(
+                format!("creating topic `{name}`"),
+                error.to_string(),
+            ))
+        };
+        let rocks = |error: rocksdb::Error| {
+            TopicError::from(StorageError::rocksdb(
+                format!("creating topic `{name}`"),
+                &error,
+            ))
+        };
+        let cf_name = record::topic_cf(name, topic_id);
         db.create_cf(&cf_name, &inner.topic_options)
-            .map_err(|error| StorageError::rocksdb(format!("creating topic `{name}`"), &error))?;
+            .map_err(rocks)?;
         let created_ns = inner.now_ns();
         let state = TopicState::new();
         let meta = meta_cf(&db);
@@ -283,22 +395,28 @@ impl Store {
         batch.put_cf(
             &meta,
             record::KEY_NEXT_TOPIC_ID,
-            record::encode_u32(topic_id + 1),
+            record::encode_u32(*next_topic_id),
         );
-        if let Err(error) = db.write_opt(batch, &inner.write_options) {
+        let written = failpoint::check("create_topic::batch", name)
+            .map_err(|error| failed(&error))
+            .and_then(|()| db.write_opt(batch, &inner.write_options).map_err(rocks));
+        if let Err(error) = written {
             // The column family has no topic record, so it is not a topic;
             // the next open removes it if this drop fails too.
-            let _ = db.drop_cf(&cf_name);
-            return Err(StorageError::rocksdb(format!("creating topic `{name}`"), &error).into());
+            if let Err(drop_error) = db.drop_cf(&cf_name) {
+                tracing::warn!(column_family = %cf_name, error = %drop_error, "could not drop the column family of a failed topic creation; the next open drops it");
+            }
+            return Err(error);
         }
-        *next_topic_id += 1;
         let topic = Topic::new(
             name.to_owned(),
             topic_id,
+            cf_name,
             created_ns,
             state,
             VecDeque::new(),
             BTreeMap::new(),
+            0,
         );
         inner
             .topics
@@ -312,30 +430,38 @@ impl Store {
     /// column family is dropped, so its disk space comes back at once.
     /// Receivers waiting on it return
     /// [`ConsumerError::TopicDestroyed`](crate::ConsumerError::TopicDestroyed).
+    /// A damaged topic can be destroyed too.
+    ///
+    /// The topic is gone once one batch deletes its records; the name can
+    /// be created again from then on. Giving its disk back (dropping its
+    /// column family, deleting its segment files) follows; if that fails,
+    /// it is logged and done by the next open, and `destroy_topic` still
+    /// returns `Ok`.
     ///
     /// # Errors
-    /// [`TopicError::NotFound`] if there is no such topic.
+    /// [`TopicError::NotFound`] if there is no such topic; a storage error
+    /// if the batch fails, and then the topic is intact.
     pub fn destroy_topic(&self, name: &str) -> Result<(), TopicError> {
         let inner = &self.inner;
         let db = inner.db().ok_or(TopicError::Closed)?;
         let _catalog = inner.catalog.lock();
-        let topic = inner.topic(name).ok_or_else(|| TopicError::NotFound {
-            topic: name.to_owned(),
-        })?;
+        let Some(topic) = inner.topic(name) else {
+            let damaged = inner.damaged.read().get(name).cloned();
+            return match damaged {
+                Some(damage) => inner.destroy_damaged(&db, &damage),
+                None => Err(TopicError::NotFound {
+                    topic: name.to_owned(),
+                }),
+            };
+        };
         // Every lock that guards a write of this topic's metadata, so that
         // no produce, acknowledgement or group creation writes after the batch.
         let mut writer = topic.writer.lock();
         let groups = topic.groups.lock();
         let records: Vec<_> = groups.values().map(|group| group.record.lock()).collect();
-        let meta = meta_cf(&db);
-        let mut batch = WriteBatch::default();
-        batch.delete_cf(&meta, record::topic_key(name));
-        batch.delete_cf(&meta, record::state_key(topic.id));
-        let (start, end) = record::page_key_range(topic.id);
-        batch.delete_range_cf(&meta, start, end);
-        let (start, end) = record::group_key_range(topic.id);
-        batch.delete_range_cf(&meta, start, end);
         let cf = db.cf_handle(&topic.cf_name);
+        let mut batch = WriteBatch::default();
+        delete_topic_records(&mut batch, &meta_cf(&db), name, topic.id);
         if let Some(cf) = &cf {
             // Empties the memtable, so that the flush below is instant.
             batch.delete_range_cf(
@@ -344,38 +470,57 @@ impl Store {
                 record::message_key(MessageId::MAX),
             );
         }
-        let failed = |error: &rocksdb::Error| {
-            TopicError::from(StorageError::rocksdb(
+        let failed = |error: &dyn std::fmt::Display| {
+            TopicError::from(StorageError::corrupt(
                 format!("destroying topic `{name}`"),
-                error,
+                error.to_string(),
             ))
         };
-        db.write_opt(batch, &inner.write_options)
-            .map_err(|error| failed(&error))?;
-        // From here the topic is gone; a crash before the drop leaves a
-        // column family without a topic record, which the next open drops.
+        failpoint::check("destroy_topic::batch", name).map_err(|error| failed(&error))?;
+        db.write_opt(batch, &inner.write_options).map_err(|error| {
+            TopicError::from(StorageError::rocksdb(
+                format!("destroying topic `{name}`"),
+                &error,
+            ))
+        })?;
+        // From here the topic is gone: what follows gives its disk back, and
+        // the next open finishes it if it fails (a column family or segment
+        // directory of no topic is deleted there).
         inner.topics.write().remove(name);
         for group in groups.values() {
             group.destroyed.store(true, Ordering::Release);
         }
         topic.mark_destroyed();
         // Consumers and readers may keep the topic alive: its files must not.
-        writer.segment = None;
+        writer.forget_segments_before(MessageId::MAX);
         topic.readers.close_all();
         drop(records);
         drop(groups);
         // A flush still running when the column family is dropped would
         // leave its file behind until the next open: wait for it first.
-        if let Some(cf) = cf {
-            db.flush_cf(&cf).map_err(|error| failed(&error))?;
+        let dropped = cf
+            .map_or(Ok(()), |cf| db.flush_cf(&cf))
+            .map_err(|error| error.to_string())
+            .and_then(|()| {
+                failpoint::check("destroy_topic::drop_cf", name).map_err(|error| error.to_string())
+            })
+            .and_then(|()| {
+                db.drop_cf(&topic.cf_name)
+                    .map_err(|error| error.to_string())
+            });
+        if let Err(error) = dropped {
+            tracing::warn!(topic = name, %error, "could not drop the column family of a destroyed topic; the next open drops it");
         }
-        db.drop_cf(&topic.cf_name).map_err(|error| failed(&error))?;
-        inner.segments.delete_topic(topic.id).map_err(|error| {
-            StorageError::io(format!("deleting the segments of topic `{name}`"), &error)
-        })?;
+        let deleted = failpoint::check("destroy_topic::segments", name)
+            .and_then(|()| inner.segments.delete_topic(topic.id));
+        if let Err(error) = deleted {
+            tracing::warn!(topic = name, %error, "could not delete the segment files of a destroyed topic; the next open deletes them");
+        }
         // The write-ahead log still holds the topic's messages until every
         // column family with data in it is flushed.
-        inner.flush_memtables(&db).map_err(|error| failed(&error))?;
+        if let Err(error) = inner.flush_memtables(&db) {
+            tracing::warn!(%error, "flushing after destroying a topic");
+        }
         tracing::debug!(topic = name, "destroyed topic");
         Ok(())
     }
@@ -386,18 +531,39 @@ impl Store {
     /// [`TopicError::Closed`] if the store is closed.
     pub fn topic_exists(&self, name: &str) -> Result<bool, TopicError> {
         self.inner.check_open()?;
-        Ok(self.inner.topic(name).is_some())
+        Ok(self.inner.topic(name).is_some() || self.inner.damage(name).is_some())
     }
 
-    /// The names of every topic, sorted.
+    /// The names of every topic, damaged ones included, sorted.
     ///
     /// # Errors
     /// [`TopicError::Closed`] if the store is closed.
     pub fn list_topics(&self) -> Result<Vec<String>, TopicError> {
         self.inner.check_open()?;
         let mut names: Vec<String> = self.inner.topics.read().keys().cloned().collect();
+        names.extend(self.inner.damaged.read().keys().cloned());
         names.sort_unstable();
         Ok(names)
+    }
+
+    /// The topics the store opened without because they are damaged, each
+    /// with what is wrong, sorted by name. Every call on such a topic
+    /// fails with that reason until it is repaired
+    /// ([`Store::repair_topic`]) or destroyed.
+    ///
+    /// # Errors
+    /// [`TopicError::Closed`] if the store is closed.
+    pub fn damaged_topics(&self) -> Result<Vec<(String, String)>, TopicError> {
+        self.inner.check_open()?;
+        let mut damaged: Vec<(String, String)> = self
+            .inner
+            .damaged
+            .read()
+            .values()
+            .map(|damage| (damage.name.clone(), damage.reason.clone()))
+            .collect();
+        damaged.sort_unstable();
+        Ok(damaged)
     }
 
     /// The id of the last message produced to `topic`, `None` if none was.
@@ -449,16 +615,13 @@ impl Store {
                     topic: topic.name.clone(),
                 },
                 ReadError::Storage(error) => TopicError::Storage(error),
+                ReadError::Damaged { id, reason, .. } => TopicError::DamagedMessage {
+                    topic: topic.name.clone(),
+                    id,
+                    reason,
+                },
             })
     }
-}
-
-/// Why a read returned no messages.
-#[derive(Debug)]
-pub(crate) enum ReadError {
-    Closed,
-    Destroyed,
-    Storage(StorageError),
 }
 
 impl Inner {
@@ -517,220 +680,29 @@ impl Inner {
 
     pub(crate) fn existing_topic(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
         self.check_open()?;
-        self.topic(name).ok_or_else(|| TopicError::NotFound {
-            topic: name.to_owned(),
+        self.topic(name).ok_or_else(|| match self.damage(name) {
+            Some(reason) => TopicError::Damaged {
+                topic: name.to_owned(),
+                reason,
+            },
+            None => TopicError::NotFound {
+                topic: name.to_owned(),
+            },
         })
+    }
+
+    /// Why topic `name` is damaged, if it is.
+    pub(crate) fn damage(&self, name: &str) -> Option<String> {
+        self.damaged
+            .read()
+            .get(name)
+            .map(|damage| damage.reason.clone())
     }
 
     pub(crate) fn all_topics(&self) -> Vec<Arc<Topic>> {
         let mut topics: Vec<Arc<Topic>> = self.topics.read().values().cloned().collect();
         topics.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         topics
-    }
-
-    /// Reads the retained messages of `topic` with ids in `ids` that are
-    /// readable now, up to `max_count` messages and, past the first message,
-    /// `max_bytes` message bytes.
-    pub(crate) fn read(
-        &self,
-        topic: &Topic,
-        ids: Range<MessageId>,
-        max_count: usize,
-        max_bytes: u64,
-    ) -> Result<Vec<StoredMessage>, ReadError> {
-        let start = ids.start.max(topic.first_id()).max(1);
-        let end = ids.end.min(topic.last_id().saturating_add(1));
-        if start >= end || max_count == 0 {
-            return if topic.is_destroyed() {
-                Err(ReadError::Destroyed)
-            } else if self.is_closed() {
-                Err(ReadError::Closed)
-            } else {
-                Ok(Vec::new())
-            };
-        }
-        let db = self.db().ok_or(ReadError::Closed)?;
-        let cf = db.cf_handle(&topic.cf_name).ok_or(ReadError::Destroyed)?;
-        let failed = |error: rocksdb::Error| {
-            ReadError::Storage(StorageError::rocksdb(
-                format!("reading topic `{}`", topic.name),
-                &error,
-            ))
-        };
-        // A receiver that keeps up reads one or two new messages per wake:
-        // point reads of the ids find them in the memtable, faster than
-        // building an iterator over every level.
-        if end - start <= POINT_READS && max_count as u64 >= end - start {
-            let mut values = Vec::new();
-            for id in start..end {
-                let key = record::message_key(id);
-                let Some(value) = db.get_pinned_cf(&cf, key).map_err(failed)? else {
-                    // Deleted by retention meanwhile: the iterator skips the gap.
-                    break;
-                };
-                values.push(decode(topic, &key, &value)?);
-            }
-            if values.len() as u64 == end - start {
-                let messages = self.with_payloads(topic, values)?;
-                if messages.len() as u64 == end - start {
-                    return Ok(messages);
-                }
-            }
-        }
-        let mut options = ReadOptions::default();
-        options.set_iterate_upper_bound(record::message_key(end));
-        let mut iter = db.raw_iterator_cf_opt(&cf, options);
-        iter.seek(record::message_key(start));
-        let mut values = Vec::new();
-        let mut bytes = 0u64;
-        while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
-            let value = decode(topic, key, value)?;
-            bytes += value.1.size();
-            values.push(value);
-            if values.len() >= max_count || bytes >= max_bytes {
-                break;
-            }
-            iter.next();
-        }
-        iter.status().map_err(failed)?;
-        drop(iter);
-        self.with_payloads(topic, values)
-    }
-
-    /// The messages of `values` with their payloads, reading external ones
-    /// from their segment files: small payloads that lie back to back (a
-    /// batch's) with one read per run, large ones one by one. Messages whose
-    /// segment file retention deleted meanwhile (before the first retained
-    /// id) are left out.
-    fn with_payloads(
-        &self,
-        topic: &Topic,
-        values: Vec<(MessageId, MessageValue)>,
-    ) -> Result<Vec<StoredMessage>, ReadError> {
-        let mut messages = Vec::with_capacity(values.len());
-        let mut run: Vec<(MessageId, MessageValue, PayloadRef)> = Vec::new();
-        for (id, value) in values {
-            match value.payload {
-                StoredPayload::External(reference)
-                    if (reference.len as usize) < EXTERNAL_MIN_BYTES =>
-                {
-                    if run
-                        .last()
-                        .is_some_and(|(_, _, previous)| !adjacent(previous, &reference))
-                    {
-                        self.read_run(topic, &mut run, &mut messages)?;
-                    }
-                    run.push((id, value, reference));
-                }
-                payload => {
-                    self.read_run(topic, &mut run, &mut messages)?;
-                    let payload = match payload {
-                        StoredPayload::Inline(bytes) => bytes,
-                        StoredPayload::External(reference) => {
-                            match topic.readers.read(&self.segments, topic.id, &reference) {
-                                Ok(bytes) => bytes,
-                                Err(error) => {
-                                    payload_error(topic, id, &reference, error)?;
-                                    continue;
-                                }
-                            }
-                        }
-                    };
-                    messages.push(stored(id, value.produce_ns, value.properties, payload));
-                }
-            }
-        }
-        self.read_run(topic, &mut run, &mut messages)?;
-        Ok(messages)
-    }
-
-    /// Reads the payloads of `run` (back to back in one segment) with one
-    /// read and moves its messages to `messages`.
-    fn read_run(
-        &self,
-        topic: &Topic,
-        run: &mut Vec<(MessageId, MessageValue, PayloadRef)>,
-        messages: &mut Vec<StoredMessage>,
-    ) -> Result<(), ReadError> {
-        if run.is_empty() {
-            return Ok(());
-        }
-        let references: Vec<PayloadRef> = run.iter().map(|(_, _, reference)| *reference).collect();
-        if let Ok(payloads) = topic
-            .readers
-            .read_adjacent(&self.segments, topic.id, &references)
-        {
-            for ((id, value, _), payload) in run.drain(..).zip(payloads) {
-                messages.push(stored(id, value.produce_ns, value.properties, payload));
-            }
-            return Ok(());
-        }
-        // Something is wrong with the run: read its payloads one by one, to
-        // leave out those retention deleted meanwhile and to name the
-        // message whose payload cannot be read.
-        for (id, value, reference) in run.drain(..) {
-            match topic.readers.read(&self.segments, topic.id, &reference) {
-                Ok(payload) => {
-                    messages.push(stored(id, value.produce_ns, value.properties, payload));
-                }
-                Err(error) => payload_error(topic, id, &reference, error)?,
-            }
-        }
-        Ok(())
-    }
-
-    /// The first retained message of `topic` produced at or after `time_ns`,
-    /// or `None`: a binary search over the pages, then a scan of one page.
-    pub(crate) fn first_id_at_or_after(
-        &self,
-        topic: &Topic,
-        time_ns: u64,
-    ) -> Result<Option<MessageId>, ReadError> {
-        let candidate_page = {
-            let writer = topic.writer.lock();
-            let pages: Vec<PageRecord> = writer
-                .closed_pages
-                .iter()
-                .chain(&writer.state.open_page)
-                .copied()
-                .collect();
-            // Produce times never decrease within a topic, so the pages are
-            // sorted by their last time.
-            let index = pages.partition_point(|page| page.last_ns < time_ns);
-            pages.get(index).copied()
-        };
-        let Some(page) = candidate_page else {
-            return Ok(None);
-        };
-        let db = self.db().ok_or(ReadError::Closed)?;
-        let cf = db.cf_handle(&topic.cf_name).ok_or(ReadError::Destroyed)?;
-        let mut options = ReadOptions::default();
-        options.set_iterate_upper_bound(record::message_key(page.last_id.saturating_add(1)));
-        let mut iter = db.raw_iterator_cf_opt(&cf, options);
-        iter.seek(record::message_key(page.first_id.max(topic.first_id())));
-        while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
-            let time = record::message_time(value).map_err(|error| {
-                ReadError::Storage(StorageError::corrupt(
-                    format!("reading topic `{}`", topic.name),
-                    error.0,
-                ))
-            })?;
-            if time >= time_ns {
-                let id = record::message_id_of_key(key).map_err(|error| {
-                    ReadError::Storage(StorageError::corrupt("reading a message key", error.0))
-                })?;
-                return Ok(Some(id));
-            }
-            iter.next();
-        }
-        iter.status().map_err(|error| {
-            ReadError::Storage(StorageError::rocksdb(
-                format!("reading topic `{}`", topic.name),
-                &error,
-            ))
-        })?;
-        // Every message of the page is older: the next page starts later.
-        Ok(Some(page.last_id + 1).filter(|&id| id <= topic.last_id()))
     }
 
     /// Writes a group's record; the caller holds the group's record lock.
@@ -744,6 +716,9 @@ impl Inner {
         if topic.is_destroyed() || group.destroyed.load(Ordering::Acquire) {
             return Err(ReadError::Destroyed);
         }
+        let context = || format!("saving group `{}` of topic `{}`", group.name, topic.name);
+        failpoint::check("group::write", &group.name)
+            .map_err(|error| ReadError::Storage(StorageError::io(context(), &error)))?;
         let meta = meta_cf(&db);
         db.put_cf_opt(
             &meta,
@@ -751,12 +726,7 @@ impl Inner {
             record.encode(),
             &self.write_options,
         )
-        .map_err(|error| {
-            ReadError::Storage(StorageError::rocksdb(
-                format!("saving group `{}` of topic `{}`", group.name, topic.name),
-                &error,
-            ))
-        })
+        .map_err(|error| ReadError::Storage(StorageError::rocksdb(context(), &error)))
     }
 
     fn close(&self) -> Result<(), StorageError> {
@@ -774,17 +744,71 @@ impl Inner {
         if let Some(background) = background {
             background.stop();
         }
+        // Every running call has finished once the write lock is held.
         let db = self.db.write().take();
         let result = match &db {
-            Some(db) => db
-                .flush_wal(true)
-                .map_err(|error| StorageError::rocksdb("syncing the write-ahead log", &error)),
+            Some(_) if self.crashed.load(Ordering::Acquire) => Ok(()),
+            Some(db) => sync_segments(self, db).and(
+                db.flush_wal(true)
+                    .map_err(|error| StorageError::rocksdb("syncing the write-ahead log", &error)),
+            ),
             None => Ok(()),
         };
         drop(db);
         tracing::info!(path = %self.path.display(), "closed rocksmq store");
         result
     }
+}
+
+impl Inner {
+    /// Destroys a damaged topic: whatever of its records, column family and
+    /// segment files can be found.
+    fn destroy_damaged(&self, db: &DB, damage: &DamagedTopic) -> Result<(), TopicError> {
+        let name = &damage.name;
+        let mut batch = WriteBatch::default();
+        match damage.id {
+            Some(id) => delete_topic_records(&mut batch, &meta_cf(db), name, id),
+            None => batch.delete_cf(&meta_cf(db), record::topic_key(name)),
+        }
+        db.write_opt(batch, &self.write_options).map_err(|error| {
+            TopicError::from(StorageError::rocksdb(
+                format!("destroying damaged topic `{name}`"),
+                &error,
+            ))
+        })?;
+        self.damaged.write().remove(name);
+        // A column family not found is dropped by the next open, as one of
+        // no topic.
+        if let Some(cf_name) = &damage.cf_name
+            && let Err(error) = db.drop_cf(cf_name)
+        {
+            tracing::warn!(topic = %name, %error, "could not drop the column family of a destroyed topic; the next open drops it");
+        }
+        if let Some(id) = damage.id
+            && let Err(error) = self.segments.delete_topic(id)
+        {
+            tracing::warn!(topic = %name, %error, "could not delete the segment files of a destroyed topic; the next open deletes them");
+        }
+        tracing::info!(topic = %name, "destroyed damaged topic");
+        Ok(())
+    }
+}
+
+/// Puts into `batch` the deletion of every metadata record of topic `name`
+/// of id `id`.
+fn delete_topic_records(
+    batch: &mut WriteBatch,
+    meta: &Arc<rocksdb::BoundColumnFamily<'_>>,
+    name: &str,
+    id: u32,
+) {
+    batch.delete_cf(meta, record::topic_key(name));
+    batch.delete_cf(meta, record::state_key(id));
+    batch.delete_cf(meta, record::sync_mark_key(id));
+    let (start, end) = record::page_key_range(id);
+    batch.delete_range_cf(meta, start, end);
+    let (start, end) = record::group_key_range(id);
+    batch.delete_range_cf(meta, start, end);
 }
 
 impl Drop for Inner {
@@ -795,8 +819,9 @@ impl Drop for Inner {
     }
 }
 
-/// Writes the format record of a new store; refuses a store of another format.
-fn check_format(db: &DB, path: &Path) -> Result<(), OpenError> {
+/// Writes the format record of a new store; upgrades a store of format 1;
+/// refuses a store of another format. Returns the format found.
+fn check_format(db: &DB, path: &Path) -> Result<u16, OpenError> {
     let fail = |source: StorageError| OpenError::Storage {
         path: path.to_path_buf(),
         source,
@@ -808,14 +833,22 @@ fn check_format(db: &DB, path: &Path) -> Result<(), OpenError> {
         .get_cf(&meta, record::KEY_FORMAT)
         .map_err(|e| fail(StorageError::rocksdb("reading the format record", &e)))?;
     let Some(value) = stored else {
-        return db
-            .put_cf(&meta, record::KEY_FORMAT, record::encode_format())
-            .map_err(|e| fail(StorageError::rocksdb("writing the format record", &e)));
+        db.put_cf(&meta, record::KEY_FORMAT, record::encode_format())
+            .map_err(|e| fail(StorageError::rocksdb("writing the format record", &e)))?;
+        return Ok(record::FORMAT_VERSION);
     };
     let found = record::decode_format(&value)
         .map_err(|e| fail(StorageError::corrupt("reading the format record", e.0)))?;
+    if found == record::FORMAT_V1 {
+        // Version 2 reads everything version 1 wrote; from now on the store
+        // holds version 2 records, which rocksmq 0.1 must refuse.
+        tracing::info!(path = %path.display(), "upgrading the store from format 1 to 2");
+        db.put_cf(&meta, record::KEY_FORMAT, record::encode_format())
+            .map_err(|e| fail(StorageError::rocksdb("writing the format record", &e)))?;
+        return Ok(found);
+    }
     if found == record::FORMAT_VERSION {
-        Ok(())
+        Ok(found)
     } else {
         Err(OpenError::UnsupportedFormat {
             path: path.to_path_buf(),
@@ -823,201 +856,6 @@ fn check_format(db: &DB, path: &Path) -> Result<(), OpenError> {
             supported: record::FORMAT_VERSION,
         })
     }
-}
-
-/// Reads every topic's record, state, closed pages and groups, and drops
-/// column families that belong to no topic (left by a crash in the middle
-/// of a create or destroy).
-fn recover(db: &DB, column_families: &[String]) -> Result<(u32, Vec<Topic>), StorageError> {
-    let corrupt = |what: &str, error: record::DecodeError| StorageError::corrupt(what, error.0);
-    let rocks = |what: &str, error: rocksdb::Error| StorageError::rocksdb(what, &error);
-    let meta = db
-        .cf_handle(META_CF)
-        .expect("the metadata column family was just opened");
-
-    let next_topic_id = match db
-        .get_cf(&meta, record::KEY_NEXT_TOPIC_ID)
-        .map_err(|e| rocks("reading the topic counter", e))?
-    {
-        Some(value) => {
-            record::decode_u32(&value).map_err(|e| corrupt("reading the topic counter", e))?
-        }
-        None => 1,
-    };
-
-    let mut topics = Vec::new();
-    let (start, end) = record::topic_key_range();
-    for (key, value) in scan(db, &meta, &start, &end).map_err(|e| rocks("reading topics", e))? {
-        let name = record::topic_name_of_key(&key).map_err(|e| corrupt("reading topics", e))?;
-        let context = format!("recovering topic `{name}`");
-        let topic = TopicRecord::decode(&value).map_err(|e| corrupt(&context, e))?;
-        let state_value = db
-            .get_cf(&meta, record::state_key(topic.topic_id))
-            .map_err(|e| rocks(&context, e))?
-            .ok_or_else(|| StorageError::corrupt(&context, "its state record is missing"))?;
-        let stored = TopicState::decode(&state_value).map_err(|e| corrupt(&context, e))?;
-        let (start, end) = record::page_key_range(topic.topic_id);
-        let closed_pages = scan(db, &meta, &start, &end)
-            .map_err(|e| rocks(&context, e))?
-            .into_iter()
-            .map(|(_, value)| PageRecord::decode(&value))
-            .collect::<Result<VecDeque<_>, _>>()
-            .map_err(|e| corrupt(&context, e))?;
-        let cf_name = record::topic_cf(&name);
-        let cf = db
-            .cf_handle(&cf_name)
-            .ok_or_else(|| StorageError::corrupt(&context, "its column family is missing"))?;
-        let state = derive_state(db, &cf, stored, closed_pages.back())
-            .map_err(|error| StorageError::corrupt(&context, error.to_string()))?;
-        let (start, end) = record::group_key_range(topic.topic_id);
-        let mut groups = BTreeMap::new();
-        for (key, value) in scan(db, &meta, &start, &end).map_err(|e| rocks(&context, e))? {
-            let group = record::group_name_of_key(&key).map_err(|e| corrupt(&context, e))?;
-            let group_record = GroupRecord::decode(&value).map_err(|e| corrupt(&context, e))?;
-            groups.insert(group.clone(), Arc::new(Group::new(group, group_record)));
-        }
-        if !column_families.contains(&record::topic_cf(&name)) {
-            return Err(StorageError::corrupt(
-                &context,
-                "its column family is missing",
-            ));
-        }
-        topics.push(Topic::new(
-            name,
-            topic.topic_id,
-            topic.created_ns,
-            state,
-            closed_pages,
-            groups,
-        ));
-    }
-
-    for cf_name in column_families {
-        if let Some(name) = cf_name.strip_prefix(TOPIC_CF_PREFIX)
-            && !topics.iter().any(|topic| topic.name == name)
-        {
-            tracing::warn!(column_family = %cf_name, "dropping a column family that belongs to no topic");
-            db.drop_cf(cf_name)
-                .map_err(|e| rocks("dropping an orphan column family", e))?;
-        }
-    }
-    Ok((next_topic_id, topics))
-}
-
-/// The metadata column family of an open store.
-pub(crate) fn meta_cf(db: &DB) -> Arc<rocksdb::BoundColumnFamily<'_>> {
-    db.cf_handle(META_CF)
-        .expect("the metadata column family is opened with the store")
-}
-
-type KeyValue = (Box<[u8]>, Box<[u8]>);
-
-/// Deletes segment files that belong to no page: those of pages retention
-/// deleted and of destroyed topics, when a crash came before their files
-/// were deleted, and payloads of a batch that was never written.
-fn clean_segments(segments: &Segments, topics: &[Topic]) -> std::io::Result<()> {
-    for topic_id in segments.topic_ids()? {
-        if !topics.iter().any(|topic| topic.id == topic_id) {
-            segments.delete_topic(topic_id)?;
-        }
-    }
-    for topic in topics {
-        let writer = topic.writer.lock();
-        let pages: Vec<MessageId> = writer
-            .closed_pages
-            .iter()
-            .chain(&writer.state.open_page)
-            .map(|page| page.first_id)
-            .collect();
-        for (segment, path) in segments.list(topic.id)? {
-            if pages.binary_search(&segment).is_err() {
-                std::fs::remove_file(path)?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The topic's state as its messages say it is: the next id and the bytes
-/// produced follow from the newest message (its id, byte offset and size),
-/// and the open page runs from the end of the last closed page to it. The
-/// stored counters give the rest, and the next id when no message is left.
-fn derive_state(
-    db: &DB,
-    cf: &Arc<rocksdb::BoundColumnFamily<'_>>,
-    stored: TopicState,
-    last_closed: Option<&PageRecord>,
-) -> Result<TopicState, DeriveError> {
-    let mut state = stored;
-    let open_first = last_closed.map_or(stored.first_id, |page| page.last_id + 1);
-    let mut options = ReadOptions::default();
-    options.set_iterate_lower_bound(record::message_key(open_first));
-    let mut iter = db.raw_iterator_cf_opt(cf, options);
-    iter.seek_to_last();
-    let newest = match (iter.key(), iter.value()) {
-        (Some(key), Some(value)) => Some((
-            record::message_id_of_key(key)?,
-            record::message_time(value)?,
-            record::message_offset(value)? + record::message_size(value)?,
-        )),
-        _ => None,
-    };
-    iter.status()?;
-    let Some((last_id, last_ns, end_offset)) = newest else {
-        return Ok(state);
-    };
-    let first = db
-        .get_pinned_cf(cf, record::message_key(open_first))?
-        .ok_or(DeriveError::Missing(open_first))?;
-    let (first_ns, first_offset) = (
-        record::message_time(&first)?,
-        record::message_offset(&first)?,
-    );
-    state.next_id = last_id + 1;
-    state.produced_bytes = end_offset;
-    state.open_page = Some(PageRecord {
-        first_id: open_first,
-        last_id,
-        count: last_id + 1 - open_first,
-        bytes: end_offset - first_offset,
-        first_ns,
-        last_ns,
-    });
-    Ok(state)
-}
-
-/// Why the state of a topic could not be derived from its messages.
-#[derive(Debug, thiserror::Error)]
-enum DeriveError {
-    #[error(transparent)]
-    Rocks(#[from] rocksdb::Error),
-    #[error("{}", .0.0)]
-    Decode(record::DecodeError),
-    #[error("message {0}, the first of the open page, is missing")]
-    Missing(MessageId),
-}
-
-impl From<record::DecodeError> for DeriveError {
-    fn from(error: record::DecodeError) -> Self {
-        Self::Decode(error)
-    }
-}
-
-/// Every key and value in `[start, end)` of a column family.
-fn scan(
-    db: &DB,
-    cf: &Arc<rocksdb::BoundColumnFamily<'_>>,
-    start: &[u8],
-    end: &[u8],
-) -> Result<Vec<KeyValue>, rocksdb::Error> {
-    let mut options = ReadOptions::default();
-    options.set_iterate_upper_bound(end.to_vec());
-    db.iterator_cf_opt(
-        cf,
-        options,
-        rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward),
-    )
-    .collect()
 }
 
 /// Whether opening failed because the topics' tables use more LSM levels
@@ -1157,56 +995,4 @@ fn meta_options(cache: &Cache) -> Options {
     let mut options = db_options();
     options.set_block_based_table_factory(&block_options(cache));
     options
-}
-
-/// Decodes a stored message's key and value; an external payload is
-/// read by `Inner::with_payloads`.
-fn decode(topic: &Topic, key: &[u8], value: &[u8]) -> Result<(MessageId, MessageValue), ReadError> {
-    let corrupt = |message: String| corrupt_message(topic, message);
-    let id = record::message_id_of_key(key).map_err(|error| corrupt(error.0))?;
-    let value = record::decode_message(value).map_err(|error| corrupt(error.0))?;
-    Ok((id, value))
-}
-
-/// Ok (the message is to be left out) if the payload's segment file is
-/// gone because retention deleted the message meanwhile; otherwise the
-/// error, naming the message.
-fn payload_error(
-    topic: &Topic,
-    id: MessageId,
-    reference: &PayloadRef,
-    error: PayloadError,
-) -> Result<(), ReadError> {
-    let what = match error {
-        PayloadError::Gone if id < topic.first_id() => return Ok(()),
-        PayloadError::Gone => format!(
-            "message {id}: its segment file {} is missing",
-            reference.segment
-        ),
-        PayloadError::Damaged(what) => format!("message {id}: {what}"),
-        PayloadError::Io(error) => format!("message {id}: reading its payload: {error}"),
-    };
-    Err(corrupt_message(topic, what))
-}
-
-/// The error for a message of `topic` that cannot be decoded or read.
-fn corrupt_message(topic: &Topic, message: String) -> ReadError {
-    ReadError::Storage(StorageError::corrupt(
-        format!("decoding a message of topic `{}`", topic.name),
-        message,
-    ))
-}
-
-fn stored(
-    id: MessageId,
-    produce_ns: u64,
-    properties: BTreeMap<String, String>,
-    payload: Vec<u8>,
-) -> StoredMessage {
-    StoredMessage {
-        id,
-        timestamp: from_nanos(produce_ns),
-        properties,
-        payload,
-    }
 }

@@ -9,8 +9,8 @@ use parking_lot::Mutex;
 
 use crate::MessageId;
 use crate::error::NameError;
-use crate::record::{GroupRecord, PageRecord, TopicState, topic_cf};
-use crate::segment::{SegmentReaders, SegmentWriter};
+use crate::record::{GroupRecord, PageRecord, TopicState};
+use crate::segment::{SegmentReaders, SegmentWriter, Segments, SyncJob};
 
 /// The longest topic or group name, in bytes.
 pub const MAX_NAME_LEN: usize = 255;
@@ -72,6 +72,11 @@ pub(crate) struct Writer {
     pub(crate) scratch: Vec<u8>,
     /// The segment file of the open page, once a payload went to it.
     pub(crate) segment: Option<SegmentWriter>,
+    /// Segment files the writer moved on from with bytes not yet durable.
+    pub(crate) unsynced: Vec<SyncJob>,
+    /// The id up to which every external payload is known durable, as last
+    /// written to the topic's sync mark.
+    pub(crate) synced_through: MessageId,
     /// The produce time of the newest message: the next is never older,
     /// even if the clock goes back (seek by time relies on the order).
     pub(crate) last_ns: u64,
@@ -88,22 +93,78 @@ impl Writer {
             })
     }
 
+    /// Moves to the segment file of page `segment`, keeping what is left
+    /// to sync of the one it leaves.
+    pub(crate) fn switch_segment(
+        &mut self,
+        segments: &Segments,
+        topic_id: u32,
+        segment: MessageId,
+    ) -> std::io::Result<&mut SegmentWriter> {
+        let open = SegmentWriter::open(segments, topic_id, segment)?;
+        if let Some(job) = self.segment.take().and_then(|previous| previous.unsynced()) {
+            self.unsynced.push(job);
+        }
+        Ok(self.segment.insert(open))
+    }
+
+    /// What is left to sync for every payload appended so far to be durable.
+    pub(crate) fn sync_jobs(&self) -> Vec<SyncJob> {
+        let mut jobs = self.unsynced.clone();
+        jobs.extend(self.segment.as_ref().and_then(SegmentWriter::unsynced));
+        jobs
+    }
+
+    /// Records that `jobs`, taken by [`Writer::sync_jobs`], ran.
+    pub(crate) fn synced(&mut self, jobs: &[SyncJob]) {
+        self.unsynced
+            .retain(|left| !jobs.iter().any(|job| job.segment == left.segment));
+        if let Some(open) = &mut self.segment {
+            for job in jobs {
+                open.synced(job);
+            }
+        }
+    }
+
+    /// Syncs every payload appended so far (for `syncWrites`).
+    pub(crate) fn sync(&mut self, segments: &Segments) -> std::io::Result<()> {
+        let jobs = self.sync_jobs();
+        SyncJob::run_all(&jobs, segments)?;
+        self.synced(&jobs);
+        Ok(())
+    }
+
+    /// Lets go of the segment files of pages before `first_id`, deleted.
+    pub(crate) fn forget_segments_before(&mut self, first_id: MessageId) {
+        self.unsynced.retain(|job| job.segment >= first_id);
+        if self
+            .segment
+            .as_ref()
+            .is_some_and(|open| open.segment < first_id)
+        {
+            self.segment = None;
+        }
+    }
+
     pub(crate) fn page_count(&self) -> u64 {
         self.closed_pages.len() as u64 + u64::from(self.state.open_page.is_some())
     }
 }
 
 impl Topic {
+    #[expect(clippy::too_many_arguments, reason = "a topic is all of these")]
     pub(crate) fn new(
         name: String,
         id: u32,
+        cf_name: String,
         created_ns: u64,
         state: TopicState,
         closed_pages: VecDeque<PageRecord>,
         groups: BTreeMap<String, Arc<Group>>,
+        synced_through: MessageId,
     ) -> Self {
         Self {
-            cf_name: topic_cf(&name),
+            cf_name,
             name,
             id,
             created_ns,
@@ -119,6 +180,8 @@ impl Topic {
                 closed_pages,
                 scratch: Vec::new(),
                 segment: None,
+                unsynced: Vec::new(),
+                synced_through,
             }),
             destroyed: AtomicBool::new(false),
             event: Event::new(),

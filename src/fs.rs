@@ -1,0 +1,125 @@
+//! The file system that segment files live on: the one seam every segment
+//! file operation goes through.
+//!
+//! RocksDB does its own I/O; everything rocksmq writes itself (the segment
+//! files of large payloads, their directories) goes through a
+//! [`FileSystem`]. A store uses [`StdFileSystem`] unless it is opened with
+//! another (see [`Environment`](crate::Environment)): tests give it one that
+//! fails on purpose (`ENOSPC`, `EIO`, short writes, failed syncs) or that
+//! forgets what was never synced, to check that no such fault loses or
+//! corrupts what the store acknowledged. The model is raft-engine's
+//! `FileSystem` and redb's `StorageBackend`.
+//!
+//! Implementations must behave like POSIX files: appends go to the end,
+//! reads at an offset past the end return 0 bytes, `sync_data` makes the
+//! bytes appended so far durable, and `sync_dir` makes the creation and
+//! removal of the directory's entries durable.
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, IoSlice, IoSliceMut, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+/// A file system for segment files.
+pub trait FileSystem: Send + Sync + fmt::Debug {
+    /// Creates directory `path` and its missing parents.
+    fn create_dir_all(&self, path: &Path) -> io::Result<()>;
+    /// Opens file `path` for appending, creating it if it is missing.
+    fn open_append(&self, path: &Path) -> io::Result<Arc<dyn SegmentFile>>;
+    /// Opens file `path` for reading.
+    fn open_read(&self, path: &Path) -> io::Result<Arc<dyn SegmentFile>>;
+    /// Removes file `path`.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Removes directory `path` and everything in it.
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()>;
+    /// The names of the entries of directory `path` (names that are not
+    /// UTF-8 are left out: rocksmq never writes such names).
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<String>>;
+    /// Makes the creation and removal of the entries of directory `path`
+    /// durable.
+    fn sync_dir(&self, path: &Path) -> io::Result<()>;
+    /// The length of file `path`.
+    fn file_len(&self, path: &Path) -> io::Result<u64>;
+}
+
+/// An open segment file.
+pub trait SegmentFile: Send + Sync + fmt::Debug {
+    /// Appends from `buffers`, in order; returns the bytes written, which
+    /// may be fewer than given.
+    fn append(&self, buffers: &[IoSlice<'_>]) -> io::Result<usize>;
+    /// Reads into `buffers`, in order, from byte `offset`; returns the bytes
+    /// read, 0 at the end of the file.
+    fn read_at(&self, buffers: &mut [IoSliceMut<'_>], offset: u64) -> io::Result<usize>;
+    /// Makes every byte appended so far durable.
+    fn sync_data(&self) -> io::Result<()>;
+    /// The file's length.
+    fn size(&self) -> io::Result<u64>;
+}
+
+/// The operating system's file system; the default.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StdFileSystem;
+
+impl FileSystem for StdFileSystem {
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        fs::create_dir_all(path)
+    }
+
+    fn open_append(&self, path: &Path) -> io::Result<Arc<dyn SegmentFile>> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(Arc::new(StdFile(file)))
+    }
+
+    fn open_read(&self, path: &Path) -> io::Result<Arc<dyn SegmentFile>> {
+        Ok(Arc::new(StdFile(File::open(path)?)))
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        fs::remove_dir_all(path)
+    }
+
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(path)? {
+            if let Ok(name) = entry?.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
+
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        File::open(path)?.sync_all()
+    }
+
+    fn file_len(&self, path: &Path) -> io::Result<u64> {
+        Ok(fs::metadata(path)?.len())
+    }
+}
+
+/// A [`std::fs::File`] as a [`SegmentFile`].
+#[derive(Debug)]
+struct StdFile(File);
+
+impl SegmentFile for StdFile {
+    fn append(&self, buffers: &[IoSlice<'_>]) -> io::Result<usize> {
+        (&self.0).write_vectored(buffers)
+    }
+
+    fn read_at(&self, buffers: &mut [IoSliceMut<'_>], offset: u64) -> io::Result<usize> {
+        rustix::io::preadv(&self.0, buffers, offset).map_err(io::Error::from)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+
+    fn size(&self) -> io::Result<u64> {
+        Ok(self.0.metadata()?.len())
+    }
+}

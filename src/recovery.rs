@@ -1,0 +1,522 @@
+//! Recovery: reading a store's topics back when it opens.
+//!
+//! For each topic record: its state, closed pages and groups are read, the
+//! next id and the open page are derived from its newest messages, and the
+//! external payloads written since its sync mark are checked (a machine
+//! crash can lose payloads whose references RocksDB kept; the topic is then
+//! cut back to the message before the first one lost). Column families and
+//! segment files that belong to no topic are deleted.
+//!
+//! A topic whose records or messages make no sense is *damaged*: the store
+//! opens without it, every call on it fails with the reason, and
+//! [`Store::repair_topic`](crate::Store::repair_topic) or
+//! [`Store::destroy_topic`](crate::Store::destroy_topic) deal with it. One
+//! damaged topic never stops the others.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use rocksdb::{BoundColumnFamily, DB, ReadOptions, WriteBatch};
+
+use crate::MessageId;
+use crate::error::StorageError;
+use crate::record::{
+    self, GroupRecord, META_CF, PageRecord, StoredPayload, TOPIC_CF_PREFIX, TopicRecord, TopicState,
+};
+use crate::segment::{PayloadError, SegmentReaders, Segments};
+use crate::topic::{Group, Topic};
+
+/// A topic that could not be recovered.
+#[derive(Debug, Clone)]
+pub(crate) struct DamagedTopic {
+    pub(crate) name: String,
+    /// Its id, when its topic record could be read.
+    pub(crate) id: Option<u32>,
+    /// Its column family, when it was found.
+    pub(crate) cf_name: Option<String>,
+    /// What is wrong, for every error that names the topic.
+    pub(crate) reason: String,
+}
+
+/// What opening read back.
+pub(crate) struct Recovered {
+    pub(crate) next_topic_id: u32,
+    pub(crate) topics: Vec<Topic>,
+    pub(crate) damaged: Vec<DamagedTopic>,
+}
+
+/// Reads every topic back; drops the column families of no topic (left by
+/// a crash or a failure in the middle of a create or destroy). Fails only
+/// when the metadata itself cannot be read.
+pub(crate) fn recover(
+    db: &DB,
+    column_families: &[String],
+    segments: &Segments,
+    legacy: bool,
+) -> Result<Recovered, StorageError> {
+    let rocks = |what: &str, error: rocksdb::Error| StorageError::rocksdb(what, &error);
+    let meta = meta_cf(db);
+    let next_topic_id = match db
+        .get_cf(&meta, record::KEY_NEXT_TOPIC_ID)
+        .map_err(|e| rocks("reading the topic counter", e))?
+    {
+        Some(value) => record::decode_u32(&value)
+            .map_err(|e| StorageError::corrupt("reading the topic counter", e.0))?,
+        None => 1,
+    };
+
+    let mut topics = Vec::new();
+    let mut damaged = Vec::new();
+    let (start, end) = record::topic_key_range();
+    for (key, value) in scan(db, &meta, &start, &end).map_err(|e| rocks("reading topics", e))? {
+        let outcome = match record::topic_name_of_key(&key) {
+            Ok(name) => recover_topic(db, column_families, segments, &name, &value, legacy),
+            Err(error) => Err(DamagedTopic {
+                name: String::from_utf8_lossy(key.get(1..).unwrap_or_default()).into_owned(),
+                id: None,
+                cf_name: None,
+                reason: error.0,
+            }),
+        };
+        match outcome {
+            Ok(topic) => topics.push(topic),
+            Err(damage) => {
+                tracing::error!(topic = %damage.name, reason = %damage.reason, "topic is damaged; the store opens without it");
+                damaged.push(damage);
+            }
+        }
+    }
+    // A topic counter behind a topic's id (a damaged `I` record) must not
+    // hand that id out again.
+    let next_topic_id = topics
+        .iter()
+        .map(|topic| topic.id)
+        .chain(damaged.iter().filter_map(|damage| damage.id))
+        .max()
+        .map_or(next_topic_id, |id| next_topic_id.max(id.saturating_add(1)));
+
+    for cf_name in column_families {
+        let Some(rest) = cf_name.strip_prefix(TOPIC_CF_PREFIX) else {
+            continue;
+        };
+        let owned = topics.iter().any(|topic| &topic.cf_name == cf_name)
+            || damaged.iter().any(|damage| match &damage.cf_name {
+                Some(name) => name == cf_name,
+                // Its record is unreadable: keep whatever may be its data.
+                None => rest.split('@').next() == Some(damage.name.as_str()),
+            });
+        if !owned {
+            tracing::warn!(column_family = %cf_name, "dropping a column family that belongs to no topic");
+            if let Err(error) = db.drop_cf(cf_name) {
+                tracing::warn!(column_family = %cf_name, %error, "could not drop an orphan column family; the next open tries again");
+            }
+        }
+    }
+    Ok(Recovered {
+        next_topic_id,
+        topics,
+        damaged,
+    })
+}
+
+/// Reads one topic back, checking what a crash may have lost.
+fn recover_topic(
+    db: &DB,
+    column_families: &[String],
+    segments: &Segments,
+    name: &str,
+    value: &[u8],
+    legacy: bool,
+) -> Result<Topic, DamagedTopic> {
+    let damaged = |id, cf_name: Option<&String>, reason: String| DamagedTopic {
+        name: name.to_owned(),
+        id,
+        cf_name: cf_name.cloned(),
+        reason,
+    };
+    let topic = TopicRecord::decode(value).map_err(|error| {
+        damaged(
+            None,
+            None,
+            format!("its topic record is damaged: {}", error.0),
+        )
+    })?;
+    let id = topic.topic_id;
+    let cf_name = [record::topic_cf(name, id), record::legacy_topic_cf(name)]
+        .into_iter()
+        .find(|cf_name| column_families.contains(cf_name))
+        .ok_or_else(|| damaged(Some(id), None, "its column family is missing".to_owned()))?;
+    let fail = |reason: String| damaged(Some(id), Some(&cf_name), reason);
+    let cf = db
+        .cf_handle(&cf_name)
+        .ok_or_else(|| fail("its column family is missing".to_owned()))?;
+    // A truncation after lost payloads rewrites the records: read them again.
+    loop {
+        let records = TopicRecords::read(db, id).map_err(&fail)?;
+        let state = derive_state(db, &cf, records.state, records.pages.back())
+            .map_err(|error| fail(error.to_string()))?;
+        let mark = records.sync_mark;
+        let Some(lost) =
+            first_lost_payload(db, &cf, segments, id, &state, mark, legacy).map_err(&fail)?
+        else {
+            let groups = records
+                .groups
+                .into_iter()
+                .map(|(group, record)| (group.clone(), Arc::new(Group::new(group, record))))
+                .collect();
+            return Ok(Topic::new(
+                name.to_owned(),
+                id,
+                cf_name.clone(),
+                topic.created_ns,
+                state,
+                records.pages,
+                groups,
+                mark.unwrap_or(0),
+            ));
+        };
+        tracing::warn!(
+            topic = name,
+            from = lost,
+            to = state.next_id - 1,
+            "the payloads of messages written before a machine crash were lost; the topic is cut back to the message before them"
+        );
+        truncate(db, &cf, id, &records, &state, lost - 1).map_err(|error| {
+            fail(format!(
+                "cutting the topic back to message {}: {error}",
+                lost - 1
+            ))
+        })?;
+    }
+}
+
+/// A topic's metadata records, decoded and checked for consistency.
+pub(crate) struct TopicRecords {
+    pub(crate) state: TopicState,
+    pub(crate) pages: VecDeque<PageRecord>,
+    pub(crate) groups: BTreeMap<String, GroupRecord>,
+    pub(crate) sync_mark: Option<MessageId>,
+}
+
+impl TopicRecords {
+    /// Reads the records of topic `id`; the error says what is wrong.
+    pub(crate) fn read(db: &DB, id: u32) -> Result<Self, String> {
+        let meta = meta_cf(db);
+        let rocks = |error: rocksdb::Error| format!("reading its records: {error}");
+        let state_value = db
+            .get_cf(&meta, record::state_key(id))
+            .map_err(rocks)?
+            .ok_or("its state record is missing")?;
+        let state = TopicState::decode(&state_value)
+            .map_err(|error| format!("its state record is damaged: {}", error.0))?;
+        if state.next_id == 0 || state.first_id == 0 || state.first_id > state.next_id {
+            return Err(format!(
+                "its state record is inconsistent: first id {}, next id {}",
+                state.first_id, state.next_id
+            ));
+        }
+        let (start, end) = record::page_key_range(id);
+        let mut pages = VecDeque::new();
+        for (key, value) in scan(db, &meta, &start, &end).map_err(rocks)? {
+            let page = PageRecord::decode(&value).map_err(|error| {
+                format!(
+                    "the page record {} is damaged: {}",
+                    String::from_utf8_lossy(&key),
+                    error.0
+                )
+            })?;
+            check_page(&page, pages.back())?;
+            pages.push_back(page);
+        }
+        let (start, end) = record::group_key_range(id);
+        let mut groups = BTreeMap::new();
+        for (key, value) in scan(db, &meta, &start, &end).map_err(rocks)? {
+            let group = record::group_name_of_key(&key).map_err(|error| error.0)?;
+            let group_record = GroupRecord::decode(&value).map_err(|error| {
+                format!("the record of group `{group}` is damaged: {}", error.0)
+            })?;
+            groups.insert(group, group_record);
+        }
+        let sync_mark = match db.get_cf(&meta, record::sync_mark_key(id)).map_err(rocks)? {
+            // A damaged mark only means more payloads are checked.
+            Some(value) => record::decode_sync_mark(&value).ok(),
+            None => None,
+        };
+        Ok(Self {
+            state,
+            pages,
+            groups,
+            sync_mark,
+        })
+    }
+}
+
+/// Checks that `page` is a run of ids that follows `previous`.
+fn check_page(page: &PageRecord, previous: Option<&PageRecord>) -> Result<(), String> {
+    let count = page
+        .last_id
+        .checked_sub(page.first_id)
+        .and_then(|span| span.checked_add(1));
+    let follows =
+        previous.is_none_or(|previous| previous.last_id.checked_add(1) == Some(page.first_id));
+    if count == Some(page.count) && follows && page.first_id > 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "its page records are inconsistent: page {}..={} of {} messages{}",
+            page.first_id,
+            page.last_id,
+            page.count,
+            previous.map_or(String::new(), |previous| format!(
+                " after page {}..={}",
+                previous.first_id, previous.last_id
+            ))
+        ))
+    }
+}
+
+/// The topic's state as its messages say it is: the next id and the bytes
+/// produced follow from the newest message (its id, byte offset and size),
+/// and the open page runs from the end of the last closed page to it. The
+/// stored counters give the rest, and the next id when no message is left.
+pub(crate) fn derive_state(
+    db: &DB,
+    cf: &Arc<BoundColumnFamily<'_>>,
+    stored: TopicState,
+    last_closed: Option<&PageRecord>,
+) -> Result<TopicState, DeriveError> {
+    let mut state = stored;
+    let open_first = match last_closed {
+        Some(page) => page
+            .last_id
+            .checked_add(1)
+            .ok_or(DeriveError::Inconsistent(
+                "a page ends at the last possible id",
+            ))?,
+        None => stored.first_id,
+    };
+    let mut options = ReadOptions::default();
+    options.set_iterate_lower_bound(record::message_key(open_first));
+    let mut iter = db.raw_iterator_cf_opt(cf, options);
+    iter.seek_to_last();
+    let newest = match (iter.key(), iter.value()) {
+        (Some(key), Some(value)) => Some((
+            record::message_id_of_key(key)?,
+            record::message_time(value)?,
+            record::message_offset(value)?
+                .checked_add(record::message_size(value)?)
+                .ok_or(DeriveError::Inconsistent(
+                    "the newest message ends past 2^64 bytes",
+                ))?,
+        )),
+        _ => None,
+    };
+    iter.status()?;
+    let Some((last_id, last_ns, end_offset)) = newest else {
+        return Ok(state);
+    };
+    let first = db
+        .get_pinned_cf(cf, record::message_key(open_first))?
+        .ok_or(DeriveError::Missing(open_first))?;
+    let (first_ns, first_offset) = (
+        record::message_time(&first)?,
+        record::message_offset(&first)?,
+    );
+    let bytes = end_offset
+        .checked_sub(first_offset)
+        .ok_or(DeriveError::Inconsistent(
+            "the byte offsets of the open page go backwards",
+        ))?;
+    state.next_id = last_id.checked_add(1).ok_or(DeriveError::Inconsistent(
+        "a message has the last possible id",
+    ))?;
+    state.produced_bytes = end_offset;
+    state.open_page = Some(PageRecord {
+        first_id: open_first,
+        last_id,
+        count: last_id - open_first + 1,
+        bytes,
+        first_ns,
+        last_ns,
+    });
+    Ok(state)
+}
+
+/// Why the state of a topic could not be derived from its messages.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DeriveError {
+    #[error(transparent)]
+    Rocks(#[from] rocksdb::Error),
+    #[error("{}", .0.0)]
+    Decode(record::DecodeError),
+    #[error("message {0}, the first of the open page, is missing")]
+    Missing(MessageId),
+    #[error("its messages are inconsistent: {0}")]
+    Inconsistent(&'static str),
+}
+
+impl From<record::DecodeError> for DeriveError {
+    fn from(error: record::DecodeError) -> Self {
+        Self::Decode(error)
+    }
+}
+
+/// The first message after the sync mark whose external payload is not in
+/// its segment file as written: lost by a machine crash that RocksDB's data
+/// survived. A topic without a mark has never been synced: all of it is
+/// checked; in a store written by rocksmq 0.1, which kept no marks, only
+/// its open page is.
+fn first_lost_payload(
+    db: &DB,
+    cf: &Arc<BoundColumnFamily<'_>>,
+    segments: &Segments,
+    topic_id: u32,
+    state: &TopicState,
+    mark: Option<MessageId>,
+    legacy: bool,
+) -> Result<Option<MessageId>, String> {
+    let last = state.next_id - 1;
+    let from = match mark {
+        Some(mark) => mark.saturating_add(1),
+        None if legacy => state.open_page.map_or(state.next_id, |page| page.first_id),
+        None => state.first_id,
+    }
+    .max(state.first_id);
+    if from > last {
+        return Ok(None);
+    }
+    let readers = SegmentReaders::default();
+    let mut options = ReadOptions::default();
+    options.set_iterate_upper_bound(record::message_key(state.next_id));
+    let mut iter = db.raw_iterator_cf_opt(cf, options);
+    iter.seek(record::message_key(from));
+    while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
+        // A message that does not decode is damage for reads to report,
+        // not a payload a crash lost.
+        if let (Ok(id), Ok(message)) = (
+            record::message_id_of_key(key),
+            record::decode_message(value),
+        ) && let StoredPayload::External(reference) = message.payload
+        {
+            match readers.read(segments, topic_id, &reference) {
+                Ok(_) => {}
+                Err(PayloadError::Gone | PayloadError::Damaged(_)) => return Ok(Some(id)),
+                Err(PayloadError::Io(error)) => {
+                    return Err(format!("reading the payload of message {id}: {error}"));
+                }
+            }
+        }
+        iter.next();
+    }
+    iter.status()
+        .map_err(|error| format!("reading its newest messages: {error}"))?;
+    Ok(None)
+}
+
+/// Cuts a topic back to `last_kept` in one batch: the later messages and
+/// the pages that hold them go, groups acknowledged past it move back to
+/// it, and the state's next id follows.
+pub(crate) fn truncate(
+    db: &DB,
+    cf: &Arc<BoundColumnFamily<'_>>,
+    topic_id: u32,
+    records: &TopicRecords,
+    state: &TopicState,
+    last_kept: MessageId,
+) -> Result<(), rocksdb::Error> {
+    let meta = meta_cf(db);
+    let first_dropped = last_kept + 1;
+    let mut batch = WriteBatch::default();
+    batch.delete_range_cf(
+        cf,
+        record::message_key(first_dropped),
+        record::message_key(MessageId::MAX),
+    );
+    batch.delete_cf(cf, record::message_key(MessageId::MAX));
+    for page in records.pages.iter().filter(|page| page.last_id > last_kept) {
+        batch.delete_cf(&meta, record::page_key(topic_id, page.first_id));
+    }
+    for (group, record) in &records.groups {
+        if record.acked_id > last_kept {
+            let moved = GroupRecord {
+                acked_id: last_kept,
+                ..*record
+            };
+            batch.put_cf(&meta, record::group_key(topic_id, group), moved.encode());
+        }
+    }
+    // Only read when no message is left: then it keeps the next id.
+    let stored = TopicState {
+        next_id: first_dropped.min(state.next_id),
+        first_id: state.first_id.min(first_dropped),
+        open_page: None,
+        ..records.state
+    };
+    batch.put_cf(&meta, record::state_key(topic_id), stored.encode());
+    batch.put_cf(
+        &meta,
+        record::sync_mark_key(topic_id),
+        record::encode_sync_mark(last_kept),
+    );
+    db.write(batch)
+}
+
+/// The metadata column family of an open store.
+pub(crate) fn meta_cf(db: &DB) -> Arc<BoundColumnFamily<'_>> {
+    db.cf_handle(META_CF)
+        .expect("the metadata column family is opened with the store")
+}
+
+type KeyValue = (Box<[u8]>, Box<[u8]>);
+
+/// Every key and value in `[start, end)` of a column family.
+pub(crate) fn scan(
+    db: &DB,
+    cf: &Arc<BoundColumnFamily<'_>>,
+    start: &[u8],
+    end: &[u8],
+) -> Result<Vec<KeyValue>, rocksdb::Error> {
+    let mut options = ReadOptions::default();
+    options.set_iterate_upper_bound(end.to_vec());
+    db.iterator_cf_opt(
+        cf,
+        options,
+        rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward),
+    )
+    .collect()
+}
+
+/// Deletes segment files that belong to no page: those of pages retention
+/// deleted and of destroyed topics, when a crash came before their files
+/// were deleted, and payloads of a batch that was never written. The
+/// directories of damaged topics are kept.
+pub(crate) fn clean_segments(
+    segments: &Segments,
+    topics: &[Topic],
+    damaged: &[DamagedTopic],
+) -> std::io::Result<()> {
+    // A damaged topic of unknown id may own any directory: keep them all.
+    let ids_known = damaged.iter().all(|damage| damage.id.is_some());
+    for topic_id in segments.topic_ids()? {
+        let known = topics.iter().any(|topic| topic.id == topic_id)
+            || damaged.iter().any(|damage| damage.id == Some(topic_id));
+        if ids_known && !known {
+            segments.delete_topic(topic_id)?;
+        }
+    }
+    for topic in topics {
+        let writer = topic.writer.lock();
+        let pages: Vec<MessageId> = writer
+            .closed_pages
+            .iter()
+            .chain(&writer.state.open_page)
+            .map(|page| page.first_id)
+            .collect();
+        for (segment, path) in segments.list(topic.id)? {
+            if pages.binary_search(&segment).is_err() {
+                segments.remove(&path)?;
+            }
+        }
+    }
+    Ok(())
+}

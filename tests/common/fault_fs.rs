@@ -1,0 +1,308 @@
+//! A file system for segment files that fails on purpose and remembers what
+//! was made durable, for the fault-injection and power-loss tests.
+//!
+//! Every call is numbered. [`FaultFs::fail_at`] makes call number `n` (and,
+//! with `sticky`, every later call of the same kind) fail with a fault fit
+//! for it: `ENOSPC` or `EIO` for a write, a short write, `EIO` for a sync,
+//! `EMFILE` for an open. [`FaultFs::power_loss`] then takes away, on disk,
+//! what a machine crash would: every byte appended after a file's last
+//! successful sync, and every file or directory whose entry was not synced
+//! into its parent directory.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, IoSlice, IoSliceMut};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use rocksmq::fs::{FileSystem, SegmentFile, StdFileSystem};
+
+/// What kind of call a fault hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Call {
+    CreateDir,
+    OpenAppend,
+    OpenRead,
+    RemoveFile,
+    RemoveDir,
+    ReadDir,
+    SyncDir,
+    FileLen,
+    Append,
+    ReadAt,
+    SyncData,
+    Size,
+}
+
+/// A fault to inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// `ENOSPC`: the disk is full.
+    NoSpace,
+    /// `EIO`.
+    Io,
+    /// `EMFILE`: too many open files.
+    TooManyFiles,
+    /// An append writes half of what it was given, then the next one fails
+    /// with `ENOSPC`.
+    ShortWrite,
+}
+
+impl Fault {
+    /// The faults that make sense for `call`.
+    pub fn for_call(call: Call) -> &'static [Fault] {
+        match call {
+            Call::Append => &[Fault::NoSpace, Fault::Io, Fault::ShortWrite],
+            Call::OpenAppend | Call::OpenRead => &[Fault::TooManyFiles, Fault::Io],
+            Call::CreateDir => &[Fault::NoSpace, Fault::Io],
+            _ => &[Fault::Io],
+        }
+    }
+
+    fn error(self) -> io::Error {
+        match self {
+            Fault::NoSpace | Fault::ShortWrite => io::Error::from_raw_os_error(libc::ENOSPC),
+            Fault::Io => io::Error::from_raw_os_error(libc::EIO),
+            Fault::TooManyFiles => io::Error::from_raw_os_error(libc::EMFILE),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    calls: u64,
+    log: Vec<Call>,
+    /// Fail call number `.0` with `.1`; with `.2`, every later call of the
+    /// same kind too.
+    fail: Option<(u64, Fault, bool)>,
+    failing: Option<(Call, Fault)>,
+    short_write_pending: bool,
+    /// Bytes of each file known durable.
+    synced: BTreeMap<PathBuf, u64>,
+    /// Entries (files and directories) created and not yet synced into
+    /// their parent directory.
+    pending_entries: BTreeSet<PathBuf>,
+    injected: u64,
+}
+
+/// See the module documentation.
+#[derive(Debug, Default)]
+pub struct FaultFs {
+    std: StdFileSystem,
+    state: Arc<Mutex<State>>,
+}
+
+impl FaultFs {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Makes call number `call` fail with `fault`; with `sticky`, every
+    /// later call of the same kind fails too.
+    pub fn fail_at(&self, call: u64, fault: Fault, sticky: bool) {
+        let mut state = self.state.lock();
+        state.fail = Some((call, fault, sticky));
+        state.failing = None;
+    }
+
+    /// Stops failing.
+    pub fn heal(&self) {
+        let mut state = self.state.lock();
+        state.fail = None;
+        state.failing = None;
+        state.short_write_pending = false;
+    }
+
+    /// The kinds of the calls made so far, in order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.state.lock().log.clone()
+    }
+
+    /// How many faults were injected.
+    pub fn injected(&self) -> u64 {
+        self.state.lock().injected
+    }
+
+    /// Takes away what a machine crash would: bytes after each file's last
+    /// sync, entries never synced into their directory. Call it after the
+    /// store is closed (or its crash simulated).
+    pub fn power_loss(&self) {
+        let state = self.state.lock();
+        let mut lost_entries: Vec<&PathBuf> = state.pending_entries.iter().collect();
+        // Parents first, so that a lost directory takes its files with it.
+        lost_entries.sort_by_key(|path| path.components().count());
+        for entry in lost_entries {
+            if entry.is_dir() {
+                let _ = std::fs::remove_dir_all(entry);
+            } else {
+                let _ = std::fs::remove_file(entry);
+            }
+        }
+        for (path, synced) in &state.synced {
+            if path.exists() {
+                let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+                let len = file.metadata().unwrap().len();
+                if len > *synced {
+                    file.set_len(*synced).unwrap();
+                }
+            }
+        }
+    }
+
+    /// Counts a call; fails it if it is the one to fail.
+    fn call(state: &Mutex<State>, call: Call) -> io::Result<()> {
+        let mut state = state.lock();
+        let number = state.calls;
+        state.calls += 1;
+        state.log.push(call);
+        if let Some((failing_call, fault)) = state.failing
+            && failing_call == call
+        {
+            state.injected += 1;
+            return Err(fault.error());
+        }
+        if let Some((at, fault, sticky)) = state.fail
+            && at == number
+        {
+            state.fail = None;
+            if sticky {
+                state.failing = Some((call, fault));
+            }
+            if fault == Fault::ShortWrite && call == Call::Append {
+                state.short_write_pending = true;
+                return Ok(());
+            }
+            state.injected += 1;
+            return Err(fault.error());
+        }
+        Ok(())
+    }
+
+    fn created(&self, path: &Path) {
+        let mut state = self.state.lock();
+        state.pending_entries.insert(path.to_path_buf());
+        state.synced.entry(path.to_path_buf()).or_insert(0);
+    }
+}
+
+impl FileSystem for FaultFs {
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        Self::call(&self.state, Call::CreateDir)?;
+        let mut missing = Vec::new();
+        let mut at = path;
+        while !at.exists() {
+            missing.push(at.to_path_buf());
+            match at.parent() {
+                Some(parent) => at = parent,
+                None => break,
+            }
+        }
+        self.std.create_dir_all(path)?;
+        let mut state = self.state.lock();
+        for dir in missing {
+            state.pending_entries.insert(dir);
+        }
+        Ok(())
+    }
+
+    fn open_append(&self, path: &Path) -> io::Result<Arc<dyn SegmentFile>> {
+        Self::call(&self.state, Call::OpenAppend)?;
+        let existed = path.exists();
+        let file = self.std.open_append(path)?;
+        if !existed {
+            self.created(path);
+        }
+        Ok(Arc::new(FaultFile {
+            file,
+            path: path.to_path_buf(),
+            state: Arc::clone(&self.state),
+        }))
+    }
+
+    fn open_read(&self, path: &Path) -> io::Result<Arc<dyn SegmentFile>> {
+        Self::call(&self.state, Call::OpenRead)?;
+        let file = self.std.open_read(path)?;
+        Ok(Arc::new(FaultFile {
+            file,
+            path: path.to_path_buf(),
+            state: Arc::clone(&self.state),
+        }))
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        Self::call(&self.state, Call::RemoveFile)?;
+        self.std.remove_file(path)
+    }
+
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        Self::call(&self.state, Call::RemoveDir)?;
+        self.std.remove_dir_all(path)
+    }
+
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        Self::call(&self.state, Call::ReadDir)?;
+        self.std.read_dir(path)
+    }
+
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        Self::call(&self.state, Call::SyncDir)?;
+        self.std.sync_dir(path)?;
+        self.state
+            .lock()
+            .pending_entries
+            .retain(|entry| entry.parent() != Some(path));
+        Ok(())
+    }
+
+    fn file_len(&self, path: &Path) -> io::Result<u64> {
+        Self::call(&self.state, Call::FileLen)?;
+        self.std.file_len(path)
+    }
+}
+
+#[derive(Debug)]
+struct FaultFile {
+    file: Arc<dyn SegmentFile>,
+    path: PathBuf,
+    state: Arc<Mutex<State>>,
+}
+
+impl SegmentFile for FaultFile {
+    fn append(&self, buffers: &[IoSlice<'_>]) -> io::Result<usize> {
+        FaultFs::call(&self.state, Call::Append)?;
+        let short = std::mem::take(&mut self.state.lock().short_write_pending);
+        if short {
+            // Half of the first buffer, then ENOSPC on the next call.
+            let first = buffers.iter().find(|buffer| !buffer.is_empty());
+            let Some(first) = first else {
+                return self.file.append(buffers);
+            };
+            let half = (first.len() / 2).max(1);
+            let written = self.file.append(&[IoSlice::new(&first[..half])])?;
+            let mut state = self.state.lock();
+            state.fail = Some((state.calls, Fault::NoSpace, false));
+            return Ok(written);
+        }
+        self.file.append(buffers)
+    }
+
+    fn read_at(&self, buffers: &mut [IoSliceMut<'_>], offset: u64) -> io::Result<usize> {
+        FaultFs::call(&self.state, Call::ReadAt)?;
+        self.file.read_at(buffers, offset)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        FaultFs::call(&self.state, Call::SyncData)?;
+        let len = self.file.size()?;
+        self.file.sync_data()?;
+        let mut state = self.state.lock();
+        let synced = state.synced.entry(self.path.clone()).or_insert(0);
+        *synced = (*synced).max(len);
+        Ok(())
+    }
+
+    fn size(&self) -> io::Result<u64> {
+        FaultFs::call(&self.state, Call::Size)?;
+        self.file.size()
+    }
+}
