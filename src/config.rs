@@ -53,7 +53,8 @@ pub struct Config {
     #[serde(rename = "rocksmqPageSize")]
     pub page_size_bytes: u64,
     /// `retentionTimeInMinutes`: pages whose newest message is older than
-    /// this are deleted. `-1` disables the limit; default 4320 (3 days).
+    /// this are deleted. `-1` disables the limit; at most 100 years; default
+    /// 4320 (3 days).
     #[serde(rename = "retentionTimeInMinutes")]
     pub retention_time_minutes: i64,
     /// `retentionSizeInMB`: the oldest pages of a topic are deleted while its
@@ -62,7 +63,8 @@ pub struct Config {
     #[serde(rename = "retentionSizeInMB")]
     pub retention_size_mb: i64,
     /// `compactionInterval`: seconds between full compactions of the store.
-    /// `0` disables the scheduled compaction; default 86400 (1 day).
+    /// `0` disables the scheduled compaction; at most 10 years; default
+    /// 86400 (1 day).
     #[serde(rename = "compactionInterval")]
     pub compaction_interval_secs: u64,
     /// `compressionTypes`: compression of each LSM level; the list's length
@@ -79,14 +81,14 @@ pub struct Config {
     #[serde(rename = "syncWrites")]
     pub sync_writes: bool,
     /// Extension `pageMaxAgeInMinutes`: a page also closes once it has been
-    /// open this long, so that time retention works at low traffic; at
-    /// least one minute. `None` (the key absent) means a tenth of
+    /// open this long, so that time retention works at low traffic; one
+    /// minute to 100 years. `None` (the key absent) means a tenth of
     /// `retentionTimeInMinutes` (at least one minute), or an hour when time
     /// retention is disabled; see [`Config::page_max_age`].
     #[serde(rename = "pageMaxAgeInMinutes")]
     pub page_max_age_minutes: Option<u64>,
     /// Extension `retentionCheckInterval`: seconds between two retention
-    /// passes of the background task. Greater than 0; default 60 (Milvus
+    /// passes of the background task. 1 second to 10 years; default 60 (Milvus
     /// checks every 10 minutes).
     #[serde(rename = "retentionCheckInterval")]
     pub retention_check_interval_secs: u64,
@@ -220,9 +222,22 @@ pub const DEFAULT_PATH: &str = "/var/lib/milvus/rdb_data";
 /// The number of LSM levels the store accepts in `compressionTypes`.
 const LEVELS: std::ops::RangeInclusive<usize> = 2..=7;
 
+const AGE_LIMIT: &str = "must be at most 52596000 (100 years)";
+const INTERVAL_LIMIT: &str = "must be at most 315576000 (10 years)";
+
 /// The largest `maxMessageSize`: RocksDB values stay well inside their
 /// 32-bit length limit.
 const MAX_MESSAGE_SIZE_LIMIT: u64 = 1 << 30;
+
+/// The longest interval (`compactionInterval`, `retentionCheckInterval`):
+/// 10 years of 365.25 days, in seconds. Far beyond any useful schedule, and
+/// far inside what `Instant` arithmetic can add.
+const MAX_INTERVAL_SECS: u64 = 315_576_000;
+
+/// The longest age (`retentionTimeInMinutes`, `pageMaxAgeInMinutes`):
+/// 100 years of 365.25 days, in minutes; in nanoseconds it still fits the
+/// 64-bit timestamps of the store.
+const MAX_AGE_MINUTES: u64 = 52_596_000;
 
 impl Default for Config {
     fn default() -> Self {
@@ -428,15 +443,50 @@ impl Config {
                 "must be greater than 0",
             );
         }
+        let too_long = [
+            (
+                "retentionTimeInMinutes",
+                u64::try_from(self.retention_time_minutes).unwrap_or(0),
+                MAX_AGE_MINUTES,
+                AGE_LIMIT,
+            ),
+            (
+                "pageMaxAgeInMinutes",
+                self.page_max_age_minutes.unwrap_or(0),
+                MAX_AGE_MINUTES,
+                AGE_LIMIT,
+            ),
+            (
+                "compactionInterval",
+                self.compaction_interval_secs,
+                MAX_INTERVAL_SECS,
+                INTERVAL_LIMIT,
+            ),
+            (
+                "retentionCheckInterval",
+                self.retention_check_interval_secs,
+                MAX_INTERVAL_SECS,
+                INTERVAL_LIMIT,
+            ),
+        ];
+        for (key, value, limit, limit_text) in too_long {
+            if value > limit {
+                return bad(key, value.to_string(), limit_text);
+            }
+        }
         Ok(())
     }
 
     /// The time limit, or `None` when `retentionTimeInMinutes` is `-1`.
+    ///
+    /// Like every duration accessor, it never overflows: on a configuration
+    /// that [`Config::validate`] would refuse, a value past the limit counts
+    /// as the limit.
     #[must_use]
     pub fn retention_time(&self) -> Option<Duration> {
         u64::try_from(self.retention_time_minutes)
             .ok()
-            .map(|minutes| Duration::from_secs(minutes.saturating_mul(60)))
+            .map(|minutes| minutes_duration(minutes.min(MAX_AGE_MINUTES)))
     }
 
     /// The size limit per topic in bytes, or `None` when `retentionSizeInMB`
@@ -456,21 +506,21 @@ impl Config {
         let minutes = self.page_max_age_minutes.unwrap_or_else(|| {
             u64::try_from(self.retention_time_minutes).map_or(60, |minutes| (minutes / 10).max(1))
         });
-        Duration::from_secs(minutes.saturating_mul(60))
+        minutes_duration(minutes.min(MAX_AGE_MINUTES))
     }
 
     /// The interval of the scheduled full compaction, or `None` when
-    /// `compactionInterval` is 0.
+    /// `compactionInterval` is 0; at most 10 years.
     #[must_use]
     pub fn compaction_interval(&self) -> Option<Duration> {
         (self.compaction_interval_secs > 0)
-            .then(|| Duration::from_secs(self.compaction_interval_secs))
+            .then(|| Duration::from_secs(self.compaction_interval_secs.min(MAX_INTERVAL_SECS)))
     }
 
-    /// The interval between retention passes.
+    /// The interval between retention passes; at most 10 years.
     #[must_use]
     pub fn retention_check_interval(&self) -> Duration {
-        Duration::from_secs(self.retention_check_interval_secs)
+        Duration::from_secs(self.retention_check_interval_secs.min(MAX_INTERVAL_SECS))
     }
 
     fn compression_codes(&self) -> Vec<i64> {
@@ -592,6 +642,11 @@ fn find_section(top: &Mapping) -> Result<Option<Value>, serde_yaml_ng::Error> {
         }
     }
     Ok(None)
+}
+
+/// `minutes` (at most [`MAX_AGE_MINUTES`]) as a duration.
+fn minutes_duration(minutes: u64) -> Duration {
+    Duration::from_secs(minutes * 60)
 }
 
 fn invalid(key: &str, value: &Value, reason: &str) -> ConfigError {

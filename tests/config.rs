@@ -326,3 +326,60 @@ fn the_builder_sets_every_key() {
     let back: Config = serde_yaml_ng::from_str(&yaml).unwrap();
     assert_eq!(back, config);
 }
+
+/// Issue 10, item 9: a huge interval or age overflowed `Instant` arithmetic
+/// in the background thread. Every duration is bounded when the store opens.
+#[test]
+fn every_duration_is_bounded_when_the_store_opens() {
+    let huge = [
+        (
+            "  retentionCheckInterval: 18446744073709551615",
+            "retentionCheckInterval",
+        ),
+        (
+            "  compactionInterval: 18446744073709551615",
+            "compactionInterval",
+        ),
+        (
+            "  pageMaxAgeInMinutes: 18446744073709551615",
+            "pageMaxAgeInMinutes",
+        ),
+        (
+            "  retentionTimeInMinutes: 9223372036854775807",
+            "retentionTimeInMinutes",
+        ),
+    ];
+    for (section, key) in huge {
+        let message = invalid_when_validated(section);
+        assert!(message.contains(&format!("{key} = ")), "{message}");
+        assert!(message.contains("must be at most"), "{message}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = format!("rocksmq:\n  path: {}\n{section}\n", dir.path().display());
+        let config = Config::from_yaml_str(&yaml).unwrap();
+        let error = Store::open(config).unwrap_err();
+        assert!(
+            matches!(error, OpenError::Config(ConfigError::Invalid { key: ref k, .. }) if k == key),
+            "{section}: {error}"
+        );
+    }
+}
+
+#[test]
+fn duration_accessors_never_overflow_even_unvalidated() {
+    let config = Config::builder()
+        .retention_time_minutes(i64::MAX)
+        .page_max_age_minutes(u64::MAX)
+        .compaction_interval_secs(u64::MAX)
+        .retention_check_interval_secs(u64::MAX)
+        .build();
+    let ten_years = std::time::Duration::from_secs(315_576_000);
+    let hundred_years = std::time::Duration::from_secs(52_596_000 * 60);
+    assert_eq!(config.retention_time(), Some(hundred_years));
+    assert_eq!(config.page_max_age(), hundred_years);
+    assert_eq!(config.compaction_interval(), Some(ten_years));
+    assert_eq!(config.retention_check_interval(), ten_years);
+    // The background thread adds these to `Instant::now()`.
+    let now = std::time::Instant::now();
+    assert!(now.checked_add(ten_years + hundred_years).is_some());
+}
