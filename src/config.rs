@@ -49,7 +49,7 @@ pub struct Config {
     #[serde(rename = "lrucacheratio")]
     pub lru_cache_ratio: f64,
     /// `rocksmqPageSize`: bytes per page, the unit of retention.
-    /// Greater than 0; default 64 MiB.
+    /// 1 KiB to 1 TiB; default 64 MiB.
     #[serde(rename = "rocksmqPageSize")]
     pub page_size_bytes: u64,
     /// `retentionTimeInMinutes`: pages whose newest message is older than
@@ -221,6 +221,10 @@ pub const DEFAULT_PATH: &str = "/var/lib/milvus/rdb_data";
 
 /// The number of LSM levels the store accepts in `compressionTypes`.
 const LEVELS: std::ops::RangeInclusive<usize> = 2..=7;
+
+/// The page sizes the store accepts: a page of a few bytes would give every
+/// message a page record of its own; a page past 1 TiB never closes by size.
+const PAGE_SIZE_BYTES: std::ops::RangeInclusive<u64> = 1 << 10..=1 << 40;
 
 const AGE_LIMIT: &str = "must be at most 52596000 (100 years)";
 const INTERVAL_LIMIT: &str = "must be at most 315576000 (10 years)";
@@ -401,8 +405,12 @@ impl Config {
                 "must be in (0, 1]",
             );
         }
-        if self.page_size_bytes == 0 {
-            return bad("rocksmqPageSize", "0".to_owned(), "must be greater than 0");
+        if !PAGE_SIZE_BYTES.contains(&self.page_size_bytes) {
+            return bad(
+                "rocksmqPageSize",
+                self.page_size_bytes.to_string(),
+                "must be between 1024 (1 KiB) and 1099511627776 (1 TiB)",
+            );
         }
         if self.retention_time_minutes < -1 {
             return bad(

@@ -244,7 +244,7 @@ fn each_bad_value_is_refused_naming_its_key_and_value() {
         ),
         (
             "  rocksmqPageSize: 0",
-            "rocksmqPageSize = 0 must be greater than 0",
+            "rocksmqPageSize = 0 must be between 1024 (1 KiB) and",
         ),
         (
             "  retentionTimeInMinutes: -2",
@@ -382,4 +382,23 @@ fn duration_accessors_never_overflow_even_unvalidated() {
     // The background thread adds these to `Instant::now()`.
     let now = std::time::Instant::now();
     assert!(now.checked_add(ten_years + hundred_years).is_some());
+}
+
+/// Issue 10, item 15: a page of 1 byte was accepted (a page per message,
+/// each with its own record).
+#[test]
+fn the_page_size_is_between_one_kib_and_one_tib() {
+    for bytes in ["1", "1023", "1099511627777", "0"] {
+        let message = invalid_when_validated(&format!("  rocksmqPageSize: {bytes}"));
+        assert!(
+            message.contains(&format!(
+                "rocksmqPageSize = {bytes} must be between 1024 (1 KiB) and 1099511627776 (1 TiB)"
+            )),
+            "{message}"
+        );
+    }
+    for bytes in [1024_u64, 1 << 40] {
+        let config = Config::from_yaml_str(&format!("rocksmq:\n  rocksmqPageSize: {bytes}\n"));
+        config.unwrap().validate().unwrap();
+    }
 }
