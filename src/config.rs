@@ -7,8 +7,11 @@
 //! every bad value is refused there with an error that names the key and the
 //! value, so no bad value ever reaches RocksDB.
 //!
-//! The YAML keys are Milvus's own (`rocksmqPageSize`, `retentionSizeInMB`, ...);
-//! `docs/configuration.md` lists every key with its default and unit.
+//! The YAML keys are Milvus's own (`rocksmqPageSize`, `retentionSizeInMB`, ...),
+//! and each is read as Milvus's paramtable reads it (`paramtable`): a
+//! `milvus.yaml` that Milvus accepts opens with the same meaning, and a
+//! value Milvus would silently read as 0 is refused. `docs/configuration.md`
+//! lists every key with its default, unit and accepted forms.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
