@@ -1,6 +1,7 @@
 //! Opening a store from an existing Milvus configuration: the `rocksmq`
-//! section is used as it is, every other section is ignored, and a bad value
-//! is refused with an error naming its key.
+//! section is read as Milvus reads it (numbers written as strings,
+//! fractional minutes), every other section is ignored, and a bad value is
+//! refused with an error naming its key.
 //!
 //! Run with `cargo run --example milvus_config`.
 
@@ -15,10 +16,10 @@ rocksmq:
   path: PLACEHOLDER
   lrucacheratio: 0.06
   rocksmqPageSize: "67108864"      # numbers written as strings are accepted
-  retentionTimeInMinutes: 4320
+  retentionTimeInMinutes: 0.5      # fractional minutes, as Milvus's GetAsFloat reads them
   retentionSizeInMB: 8192
   compactionInterval: 86400
-  compressionTypes: [0, 0, 7, 7, 7]
+  compressionTypes: "0,0,7,7,7"    # a list, or a string split at commas
   retentionPolicy: acked           # a rocksmq extension
 "#;
 

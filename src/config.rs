@@ -7,8 +7,11 @@
 //! every bad value is refused there with an error that names the key and the
 //! value, so no bad value ever reaches RocksDB.
 //!
-//! The YAML keys are Milvus's own (`rocksmqPageSize`, `retentionSizeInMB`, ...);
-//! `docs/configuration.md` lists every key with its default and unit.
+//! The YAML keys are Milvus's own (`rocksmqPageSize`, `retentionSizeInMB`, ...),
+//! and each is read as Milvus's paramtable reads it (`paramtable`): a
+//! `milvus.yaml` that Milvus accepts opens with the same meaning, and a
+//! value Milvus would silently read as 0 is refused. `docs/configuration.md`
+//! lists every key with its default, unit and accepted forms.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -19,21 +22,30 @@ use serde_yaml_ng::{Mapping, Value};
 
 use crate::error::ConfigError;
 
+mod paramtable;
+
+use paramtable::Scalar;
+
 /// The store's configuration: every key of Milvus's `rocksmq` section, with
 /// Milvus's names and defaults, and rocksmq's extensions.
 ///
 /// Build one with [`Config::builder`] or load one with
-/// [`Config::from_yaml_file`]; the fields are public for reading.
+/// [`Config::from_yaml_file`]; the fields are public for reading. Durations
+/// are kept as Milvus writes them (fractional minutes or seconds); read them
+/// with the accessors ([`Config::retention_time`],
+/// [`Config::compaction_interval`], ...), which never overflow.
 ///
 /// ```
 /// use rocksmq::Config;
+/// use std::time::Duration;
 ///
 /// let config = Config::builder()
 ///     .path("/tmp/rdb_data")
 ///     .page_size_bytes(1 << 20)
+///     .retention_time_minutes(0.5)
 ///     .retention_size_mb(512)
 ///     .build();
-/// assert_eq!(config.retention_time_minutes, 4320);
+/// assert_eq!(config.retention_time(), Some(Duration::from_secs(30)));
 /// config.validate()?;
 /// # Ok::<(), rocksmq::ConfigError>(())
 /// ```
@@ -49,22 +61,25 @@ pub struct Config {
     #[serde(rename = "lrucacheratio")]
     pub lru_cache_ratio: f64,
     /// `rocksmqPageSize`: bytes per page, the unit of retention.
-    /// Greater than 0; default 64 MiB.
+    /// 1 KiB to 1 TiB; default 64 MiB.
     #[serde(rename = "rocksmqPageSize")]
     pub page_size_bytes: u64,
     /// `retentionTimeInMinutes`: pages whose newest message is older than
-    /// this are deleted. `-1` disables the limit; default 4320 (3 days).
-    #[serde(rename = "retentionTimeInMinutes")]
-    pub retention_time_minutes: i64,
+    /// this many minutes, fractions included (`0.017` is 1.02 s), are
+    /// deleted. `-1` disables the limit; at most 100 years; default 4320
+    /// (3 days). See [`Config::retention_time`].
+    #[serde(rename = "retentionTimeInMinutes", serialize_with = "whole_as_integer")]
+    pub retention_time_minutes: f64,
     /// `retentionSizeInMB`: the oldest pages of a topic are deleted while its
     /// retained bytes exceed this many MiB. `-1` disables the limit;
     /// default 8192 (8 GiB).
     #[serde(rename = "retentionSizeInMB")]
     pub retention_size_mb: i64,
-    /// `compactionInterval`: seconds between full compactions of the store.
-    /// `0` disables the scheduled compaction; default 86400 (1 day).
-    #[serde(rename = "compactionInterval")]
-    pub compaction_interval_secs: u64,
+    /// `compactionInterval`: seconds, fractions included, between full
+    /// compactions of the store. `0` disables the scheduled compaction; at
+    /// most 10 years; default 86400 (1 day). See [`Config::compaction_interval`].
+    #[serde(rename = "compactionInterval", serialize_with = "whole_as_integer")]
+    pub compaction_interval_secs: f64,
     /// `compressionTypes`: compression of each LSM level; the list's length
     /// is the number of levels (2 to 7). Default `[0, 0, 7, 7, 7]`.
     #[serde(rename = "compressionTypes")]
@@ -79,17 +94,19 @@ pub struct Config {
     #[serde(rename = "syncWrites")]
     pub sync_writes: bool,
     /// Extension `pageMaxAgeInMinutes`: a page also closes once it has been
-    /// open this long, so that time retention works at low traffic; at
-    /// least one minute. `None` (the key absent) means a tenth of
+    /// open this long, so that time retention works at low traffic; one
+    /// minute to 100 years. `None` (the key absent) means a tenth of
     /// `retentionTimeInMinutes` (at least one minute), or an hour when time
     /// retention is disabled; see [`Config::page_max_age`].
     #[serde(rename = "pageMaxAgeInMinutes")]
     pub page_max_age_minutes: Option<u64>,
-    /// Extension `retentionCheckInterval`: seconds between two retention
-    /// passes of the background task. Greater than 0; default 60 (Milvus
-    /// checks every 10 minutes).
-    #[serde(rename = "retentionCheckInterval")]
-    pub retention_check_interval_secs: u64,
+    /// Extension `retentionCheckInterval` (Milvus's own, undocumented name
+    /// for it: `timtickerInterval`): seconds, fractions included, between two
+    /// retention passes of the background task. Greater than 0, at most 10
+    /// years; default 60 (Milvus checks every 10 minutes). See
+    /// [`Config::retention_check_interval`].
+    #[serde(rename = "retentionCheckInterval", serialize_with = "whole_as_integer")]
+    pub retention_check_interval_secs: f64,
     /// Extension `retentionPolicy`: which pages the retention limits may
     /// delete. Default [`RetentionPolicy::Acked`] (Milvus's semantics).
     #[serde(rename = "retentionPolicy")]
@@ -220,9 +237,26 @@ pub const DEFAULT_PATH: &str = "/var/lib/milvus/rdb_data";
 /// The number of LSM levels the store accepts in `compressionTypes`.
 const LEVELS: std::ops::RangeInclusive<usize> = 2..=7;
 
+/// The page sizes the store accepts: a page of a few bytes would give every
+/// message a page record of its own; a page past 1 TiB never closes by size.
+const PAGE_SIZE_BYTES: std::ops::RangeInclusive<u64> = 1 << 10..=1 << 40;
+
+const AGE_LIMIT: &str = "must be at most 52596000 (100 years)";
+const INTERVAL_LIMIT: &str = "must be at most 315576000 (10 years)";
+
 /// The largest `maxMessageSize`: RocksDB values stay well inside their
 /// 32-bit length limit.
 const MAX_MESSAGE_SIZE_LIMIT: u64 = 1 << 30;
+
+/// The longest interval (`compactionInterval`, `retentionCheckInterval`):
+/// 10 years of 365.25 days, in seconds. Far beyond any useful schedule, and
+/// far inside what `Instant` arithmetic can add.
+const MAX_INTERVAL_SECS: u64 = 315_576_000;
+
+/// The longest age (`retentionTimeInMinutes`, `pageMaxAgeInMinutes`):
+/// 100 years of 365.25 days, in minutes; in nanoseconds it still fits the
+/// 64-bit timestamps of the store.
+const MAX_AGE_MINUTES: u64 = 52_596_000;
 
 impl Default for Config {
     fn default() -> Self {
@@ -230,9 +264,9 @@ impl Default for Config {
             path: PathBuf::from(DEFAULT_PATH),
             lru_cache_ratio: 0.06,
             page_size_bytes: 64 << 20,
-            retention_time_minutes: 4320,
+            retention_time_minutes: 4320.0,
             retention_size_mb: 8192,
-            compaction_interval_secs: 86_400,
+            compaction_interval_secs: 86_400.0,
             compression_types: vec![
                 Compression::None,
                 Compression::None,
@@ -243,7 +277,7 @@ impl Default for Config {
             max_message_size_bytes: 8 << 20,
             sync_writes: false,
             page_max_age_minutes: None,
-            retention_check_interval_secs: 60,
+            retention_check_interval_secs: 60.0,
             retention_policy: RetentionPolicy::Acked,
         }
     }
@@ -304,9 +338,9 @@ impl Config {
             message: error.to_string(),
         };
         let document: Value = serde_yaml_ng::from_str(yaml).map_err(parse_error)?;
-        let section = match document {
-            Value::Null => None,
-            Value::Mapping(top) => find_section(&top).map_err(parse_error)?,
+        let top = match document {
+            Value::Null => return Ok(Self::default()),
+            Value::Mapping(top) => top,
             _ => {
                 return Err(ConfigError::Parse {
                     origin: origin.to_owned(),
@@ -314,50 +348,74 @@ impl Config {
                 });
             }
         };
-        match section {
-            None => Ok(Self::default()),
-            Some(section) => Self::from_section(&section),
+        let mut keys = section_keys(&top)?;
+        if keys.is_none()
+            && let Some(Value::Mapping(files)) = top.get("extraConfigFiles")
+        {
+            // A Helm values.yaml: the section is in one of the files' text.
+            for file in files.values() {
+                if let Some(text) = file.as_str()
+                    && let Value::Mapping(inner) =
+                        serde_yaml_ng::from_str(text).map_err(parse_error)?
+                {
+                    keys = section_keys(&inner)?;
+                    if keys.is_some() {
+                        break;
+                    }
+                }
+            }
         }
+        keys.map_or_else(|| Ok(Self::default()), |keys| Self::from_keys(&keys))
     }
 
-    /// Reads the keys of a `rocksmq` section (the mapping under `rocksmq:`).
-    fn from_section(section: &Value) -> Result<Self, ConfigError> {
-        let map = match section {
-            Value::Null => return Ok(Self::default()),
-            Value::Mapping(map) => map,
-            other => return Err(invalid("rocksmq", other, "is not a mapping of keys")),
-        };
+    /// Reads the keys of a `rocksmq` section, as [`section_keys`] lists them.
+    fn from_keys(keys: &[(String, Value)]) -> Result<Self, ConfigError> {
         let mut config = Self::default();
-        for (key, value) in map {
-            let Some(key) = key.as_str() else {
-                return Err(invalid("rocksmq", key, "has a key that is not a string"));
+        let mut given: Vec<(Key, &str)> = Vec::new();
+        for (key, value) in keys {
+            let Some(which) = Key::named(key) else {
+                tracing::warn!(key, "ignoring unknown key in the rocksmq section");
+                continue;
             };
+            if let Some((_, first)) = given.iter().find(|(seen, _)| *seen == which) {
+                return Err(invalid(
+                    key,
+                    value,
+                    &format!("sets the same key as `{first}`, given before it"),
+                ));
+            }
+            given.push((which, key));
             if value.is_null() {
-                // `key:` with nothing after it keeps the default, as in Milvus.
+                // `key:` with nothing after it keeps the default; Milvus
+                // reads it as "", which its accessors turn into 0.
                 continue;
             }
-            match key {
-                "path" => config.path = PathBuf::from(string(key, value)?),
-                "lrucacheratio" => config.lru_cache_ratio = float(key, value)?,
-                "rocksmqPageSize" => config.page_size_bytes = unsigned(key, value)?,
-                "retentionTimeInMinutes" => config.retention_time_minutes = signed(key, value)?,
-                "retentionSizeInMB" => config.retention_size_mb = signed(key, value)?,
-                "compactionInterval" => config.compaction_interval_secs = unsigned(key, value)?,
-                "compressionTypes" => config.compression_types = compressions(key, value)?,
-                "maxMessageSize" => config.max_message_size_bytes = unsigned(key, value)?,
-                "syncWrites" => config.sync_writes = boolean(key, value)?,
-                "pageMaxAgeInMinutes" => config.page_max_age_minutes = Some(unsigned(key, value)?),
-                "retentionCheckInterval" => {
-                    config.retention_check_interval_secs = unsigned(key, value)?;
+            match which {
+                Key::Path => config.path = PathBuf::from(read(key, value, text, "a string")?),
+                Key::LruCacheRatio => {
+                    config.lru_cache_ratio = read(key, value, paramtable::parse_float, "a number")?;
                 }
-                "retentionPolicy" => {
-                    let text = string(key, value)?;
-                    config.retention_policy = RetentionPolicy::parse(&text).ok_or_else(|| {
+                Key::PageSize => config.page_size_bytes = unsigned(key, value)?,
+                Key::RetentionTime => {
+                    config.retention_time_minutes =
+                        read(key, value, paramtable::parse_float, "a number")?;
+                }
+                Key::RetentionSize => config.retention_size_mb = integer(key, value)?,
+                Key::CompactionInterval => config.compaction_interval_secs = seconds(key, value)?,
+                Key::CompressionTypes => config.compression_types = compressions(key, value)?,
+                Key::MaxMessageSize => config.max_message_size_bytes = unsigned(key, value)?,
+                Key::SyncWrites => {
+                    config.sync_writes = read(key, value, paramtable::parse_bool, "true or false")?;
+                }
+                Key::PageMaxAge => config.page_max_age_minutes = Some(unsigned(key, value)?),
+                Key::RetentionCheckInterval => {
+                    config.retention_check_interval_secs = seconds(key, value)?;
+                }
+                Key::RetentionPolicy => {
+                    let policy = read(key, value, text, "a string")?;
+                    config.retention_policy = RetentionPolicy::parse(&policy).ok_or_else(|| {
                         invalid(key, value, "is not a retention policy (acked or limits)")
                     })?;
-                }
-                unknown => {
-                    tracing::warn!(key = unknown, "ignoring unknown key in the rocksmq section");
                 }
             }
         }
@@ -386,14 +444,11 @@ impl Config {
                 "must be in (0, 1]",
             );
         }
-        if self.page_size_bytes == 0 {
-            return bad("rocksmqPageSize", "0".to_owned(), "must be greater than 0");
-        }
-        if self.retention_time_minutes < -1 {
+        if !PAGE_SIZE_BYTES.contains(&self.page_size_bytes) {
             return bad(
-                "retentionTimeInMinutes",
-                self.retention_time_minutes.to_string(),
-                "must be -1 (no limit) or at least 0",
+                "rocksmqPageSize",
+                self.page_size_bytes.to_string(),
+                "must be between 1024 (1 KiB) and 1099511627776 (1 TiB)",
             );
         }
         if self.retention_size_mb < -1 {
@@ -421,22 +476,98 @@ impl Config {
         if self.page_max_age_minutes == Some(0) {
             return bad("pageMaxAgeInMinutes", "0".to_owned(), "must be at least 1");
         }
-        if self.retention_check_interval_secs == 0 {
+        self.validate_durations()
+    }
+
+    /// The checks of [`Config::validate`] on durations.
+    fn validate_durations(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, value: String, reason: &str| {
+            Err(ConfigError::Invalid {
+                key: key.to_owned(),
+                value,
+                reason: reason.to_owned(),
+            })
+        };
+        let minutes = self.retention_time_minutes;
+        if !minutes.is_finite() {
             return bad(
-                "retentionCheckInterval",
-                "0".to_owned(),
-                "must be greater than 0",
+                "retentionTimeInMinutes",
+                minutes.to_string(),
+                "must be a finite number",
             );
+        }
+        #[allow(clippy::float_cmp)] // -1 is exact in binary.
+        if minutes < 0.0 && minutes != -1.0 {
+            return bad(
+                "retentionTimeInMinutes",
+                minutes.to_string(),
+                "must be -1 (no limit) or at least 0",
+            );
+        }
+        let intervals = [
+            ("compactionInterval", self.compaction_interval_secs, true),
+            (
+                "retentionCheckInterval",
+                self.retention_check_interval_secs,
+                false,
+            ),
+        ];
+        for (key, seconds, zero_disables) in intervals {
+            let reason = if !seconds.is_finite() {
+                "must be a finite number"
+            } else if seconds < 0.0 || (seconds == 0.0 && !zero_disables) {
+                "must be greater than 0"
+            } else if seconds > 0.0 && seconds < 1e-9 {
+                "must be at least 0.000000001 (1 ns)"
+            } else {
+                continue;
+            };
+            return bad(key, seconds.to_string(), reason);
+        }
+        if let Some(minutes) = self.page_max_age_minutes
+            && minutes > MAX_AGE_MINUTES
+        {
+            return bad("pageMaxAgeInMinutes", minutes.to_string(), AGE_LIMIT);
+        }
+        let too_long = [
+            (
+                "retentionTimeInMinutes",
+                minutes,
+                MAX_AGE_MINUTES,
+                AGE_LIMIT,
+            ),
+            (
+                "compactionInterval",
+                self.compaction_interval_secs,
+                MAX_INTERVAL_SECS,
+                INTERVAL_LIMIT,
+            ),
+            (
+                "retentionCheckInterval",
+                self.retention_check_interval_secs,
+                MAX_INTERVAL_SECS,
+                INTERVAL_LIMIT,
+            ),
+        ];
+        for (key, value, limit, limit_text) in too_long {
+            #[allow(clippy::cast_precision_loss)] // The limits are exact in f64.
+            if value > limit as f64 {
+                return bad(key, value.to_string(), limit_text);
+            }
         }
         Ok(())
     }
 
-    /// The time limit, or `None` when `retentionTimeInMinutes` is `-1`.
+    /// The time limit, or `None` when `retentionTimeInMinutes` is `-1`:
+    /// the minutes to the nanosecond (`0.017` is 1.02 s).
+    ///
+    /// Like every duration accessor, it never overflows: on a configuration
+    /// that [`Config::validate`] would refuse, a value past the limit (or
+    /// not a number) counts as the limit.
     #[must_use]
     pub fn retention_time(&self) -> Option<Duration> {
-        u64::try_from(self.retention_time_minutes)
-            .ok()
-            .map(|minutes| Duration::from_secs(minutes.saturating_mul(60)))
+        (self.retention_time_minutes >= 0.0 || self.retention_time_minutes.is_nan())
+            .then(|| bounded(self.retention_time_minutes, 60e9, MAX_AGE_MINUTES))
     }
 
     /// The size limit per topic in bytes, or `None` when `retentionSizeInMB`
@@ -449,28 +580,35 @@ impl Config {
     }
 
     /// How long a page may stay open: `pageMaxAgeInMinutes`, or by default a
-    /// tenth of the retention time (at least one minute), or one hour when
-    /// time retention is disabled.
+    /// tenth of the retention time in whole minutes (at least one), or one
+    /// hour when time retention is disabled.
     #[must_use]
     pub fn page_max_age(&self) -> Duration {
-        let minutes = self.page_max_age_minutes.unwrap_or_else(|| {
-            u64::try_from(self.retention_time_minutes).map_or(60, |minutes| (minutes / 10).max(1))
-        });
-        Duration::from_secs(minutes.saturating_mul(60))
+        let minutes = self.page_max_age_minutes.map_or_else(
+            || match self.retention_time() {
+                Some(limit) => (limit.as_secs() / 600).max(1),
+                None => 60,
+            },
+            |minutes| minutes.min(MAX_AGE_MINUTES),
+        );
+        Duration::from_secs(minutes * 60)
     }
 
     /// The interval of the scheduled full compaction, or `None` when
-    /// `compactionInterval` is 0.
+    /// `compactionInterval` is 0; from 1 ns to 10 years.
     #[must_use]
     pub fn compaction_interval(&self) -> Option<Duration> {
-        (self.compaction_interval_secs > 0)
-            .then(|| Duration::from_secs(self.compaction_interval_secs))
+        (self.compaction_interval_secs > 0.0 || self.compaction_interval_secs.is_nan()).then(|| {
+            bounded(self.compaction_interval_secs, 1e9, MAX_INTERVAL_SECS)
+                .max(Duration::from_nanos(1))
+        })
     }
 
-    /// The interval between retention passes.
+    /// The interval between retention passes; from 1 ns to 10 years.
     #[must_use]
     pub fn retention_check_interval(&self) -> Duration {
-        Duration::from_secs(self.retention_check_interval_secs)
+        bounded(self.retention_check_interval_secs, 1e9, MAX_INTERVAL_SECS)
+            .max(Duration::from_nanos(1))
     }
 
     fn compression_codes(&self) -> Vec<i64> {
@@ -478,12 +616,30 @@ impl Config {
     }
 }
 
+/// `amount` units of `unit_ns` nanoseconds, rounded to the nanosecond, from
+/// 0 to `max` units; not a number counts as `max`.
+fn bounded(amount: f64, unit_ns: f64, max: u64) -> Duration {
+    #[allow(clippy::cast_precision_loss)] // The limits are exact in f64.
+    let max = max as f64;
+    let amount = if amount.is_nan() {
+        max
+    } else {
+        amount.clamp(0.0, max)
+    };
+    // At most 100 years in nanoseconds: far inside u64.
+    #[allow(clippy::cast_sign_loss)]
+    let nanos = (amount * unit_ns).round() as u64;
+    Duration::from_nanos(nanos)
+}
+
 impl TryFrom<Value> for Config {
     type Error = ConfigError;
 
     /// The keys of a `rocksmq` section, as [`Config::from_yaml_str`] reads them.
     fn try_from(section: Value) -> Result<Self, ConfigError> {
-        Self::from_section(&section)
+        let mut top = Mapping::new();
+        top.insert(Value::from("rocksmq"), section);
+        Self::from_keys(&section_keys(&top)?.unwrap_or_default())
     }
 }
 
@@ -514,9 +670,9 @@ impl ConfigBuilder {
         self
     }
 
-    /// `retentionTimeInMinutes`; `-1` disables the limit.
-    pub fn retention_time_minutes(mut self, minutes: i64) -> Self {
-        self.config.retention_time_minutes = minutes;
+    /// `retentionTimeInMinutes`, fractions included; `-1` disables the limit.
+    pub fn retention_time_minutes(mut self, minutes: impl Into<f64>) -> Self {
+        self.config.retention_time_minutes = minutes.into();
         self
     }
 
@@ -526,9 +682,9 @@ impl ConfigBuilder {
         self
     }
 
-    /// `compactionInterval`, in seconds; `0` disables it.
-    pub fn compaction_interval_secs(mut self, secs: u64) -> Self {
-        self.config.compaction_interval_secs = secs;
+    /// `compactionInterval`, in seconds, fractions included; `0` disables it.
+    pub fn compaction_interval_secs(mut self, secs: impl Into<f64>) -> Self {
+        self.config.compaction_interval_secs = secs.into();
         self
     }
 
@@ -556,9 +712,9 @@ impl ConfigBuilder {
         self
     }
 
-    /// Extension `retentionCheckInterval`, in seconds.
-    pub fn retention_check_interval_secs(mut self, secs: u64) -> Self {
-        self.config.retention_check_interval_secs = secs;
+    /// Extension `retentionCheckInterval`, in seconds, fractions included.
+    pub fn retention_check_interval_secs(mut self, secs: impl Into<f64>) -> Self {
+        self.config.retention_check_interval_secs = secs.into();
         self
     }
 
@@ -575,23 +731,95 @@ impl ConfigBuilder {
     }
 }
 
-/// The `rocksmq` section of a document: at the top, or inside one of the
-/// YAML strings of a Helm `values.yaml`'s `extraConfigFiles`.
-fn find_section(top: &Mapping) -> Result<Option<Value>, serde_yaml_ng::Error> {
-    if let Some(section) = top.get("rocksmq") {
-        return Ok(Some(section.clone()));
-    }
-    if let Some(Value::Mapping(files)) = top.get("extraConfigFiles") {
-        for file in files.values() {
-            if let Some(text) = file.as_str()
-                && let Value::Mapping(inner) = serde_yaml_ng::from_str(text)?
-                && let Some(section) = inner.get("rocksmq")
-            {
-                return Ok(Some(section.clone()));
+/// The keys of Milvus's `rocksmq` section in `top`, with their values, or
+/// `None` when there is no such section. As in Milvus, the section's name
+/// compares without case, `_`, `.` or `/` (`RocksMQ:`), a top-level
+/// `rocksmq.path:` is the section's `path`, and a mapping inside the section
+/// gives dotted keys (`compressionTypes.a`), which are then unknown.
+fn section_keys(top: &Mapping) -> Result<Option<Vec<(String, Value)>>, ConfigError> {
+    let mut keys = None;
+    for (name, value) in top {
+        let Some(name) = key_text(name) else { continue };
+        let (head, rest) = match name.split_once('.') {
+            Some((head, rest)) => (head, Some(rest)),
+            None => (name.as_str(), None),
+        };
+        if paramtable::format_key(head) != "rocksmq" {
+            continue;
+        }
+        let keys = keys.get_or_insert_with(Vec::new);
+        match (rest, value) {
+            (Some(rest), value) => flatten(rest, value, keys),
+            (None, Value::Mapping(section)) => {
+                for (key, value) in section {
+                    if let Some(key) = key_text(key) {
+                        flatten(&key, value, keys);
+                    }
+                }
             }
+            (None, Value::Null) => {}
+            (None, other) => return Err(invalid(&name, other, "is not a mapping of keys")),
         }
     }
-    Ok(None)
+    Ok(keys)
+}
+
+fn flatten(key: &str, value: &Value, keys: &mut Vec<(String, Value)>) {
+    match value {
+        Value::Mapping(inner) => {
+            for (name, value) in inner {
+                if let Some(name) = key_text(name) {
+                    flatten(&format!("{key}.{name}"), value, keys);
+                }
+            }
+        }
+        other => keys.push((key.to_owned(), other.clone())),
+    }
+}
+
+/// A mapping key as Milvus's `cast.ToStringMap` makes it a string.
+fn key_text(key: &Value) -> Option<String> {
+    paramtable::scalar(key).map(|scalar| scalar.text)
+}
+
+/// The keys of the section rocksmq reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Key {
+    Path,
+    LruCacheRatio,
+    PageSize,
+    RetentionTime,
+    RetentionSize,
+    CompactionInterval,
+    CompressionTypes,
+    MaxMessageSize,
+    SyncWrites,
+    PageMaxAge,
+    RetentionCheckInterval,
+    RetentionPolicy,
+}
+
+impl Key {
+    /// The key `name` spells, compared as Milvus compares keys
+    /// (`rocksmq_page_size` is `rocksmqPageSize`).
+    fn named(name: &str) -> Option<Self> {
+        Some(match paramtable::format_key(name).as_str() {
+            "path" => Self::Path,
+            "lrucacheratio" => Self::LruCacheRatio,
+            "rocksmqpagesize" => Self::PageSize,
+            "retentiontimeinminutes" => Self::RetentionTime,
+            "retentionsizeinmb" => Self::RetentionSize,
+            "compactioninterval" => Self::CompactionInterval,
+            "compressiontypes" => Self::CompressionTypes,
+            "maxmessagesize" => Self::MaxMessageSize,
+            "syncwrites" => Self::SyncWrites,
+            "pagemaxageinminutes" => Self::PageMaxAge,
+            // Milvus's `TickerTimeInSeconds`, read from `rocksmq.timtickerInterval`.
+            "retentioncheckinterval" | "timtickerinterval" => Self::RetentionCheckInterval,
+            "retentionpolicy" => Self::RetentionPolicy,
+            _ => return None,
+        })
+    }
 }
 
 fn invalid(key: &str, value: &Value, reason: &str) -> ConfigError {
@@ -613,77 +841,115 @@ fn show(value: &Value) -> String {
     }
 }
 
-fn string(key: &str, value: &Value) -> Result<String, ConfigError> {
-    match value {
-        Value::String(text) => Ok(text.clone()),
-        Value::Number(number) => Ok(number.to_string()),
-        other => Err(invalid(key, other, "is not a string")),
+/// Reads `value` as Milvus's accessor `parse` reads it; `what` says what it
+/// must be. A string that yaml.v2 would type if it was unquoted (`010` is
+/// octal 8 unquoted, 10 quoted) is refused when the two readings differ.
+fn read<T: PartialEq>(
+    key: &str,
+    value: &Value,
+    parse: impl Fn(&str) -> Option<T>,
+    what: &str,
+) -> Result<T, ConfigError> {
+    let scalar =
+        paramtable::scalar(value).ok_or_else(|| invalid(key, value, &format!("is not {what}")))?;
+    read_scalar(key, value, &scalar, parse, what)
+}
+
+fn read_scalar<T: PartialEq>(
+    key: &str,
+    value: &Value,
+    scalar: &Scalar,
+    parse: impl Fn(&str) -> Option<T>,
+    what: &str,
+) -> Result<T, ConfigError> {
+    let quoted = parse(&scalar.text);
+    let unquoted = scalar.unquoted.as_deref();
+    match (unquoted.map(&parse), quoted) {
+        (Some(Some(plain)), Some(quoted)) if plain != quoted => Err(invalid(
+            key,
+            value,
+            &format!(
+                "is ambiguous: Milvus reads it as {:?} unquoted and as {:?} quoted",
+                unquoted.unwrap_or_default(),
+                scalar.text
+            ),
+        )),
+        (Some(Some(found)), _) | (_, Some(found)) => Ok(found),
+        _ => Err(invalid(key, value, &format!("is not {what}"))),
     }
 }
 
-/// The text of a number written as a YAML number or as a string
-/// (`rocksmqPageSize: "2147483648"`).
-fn number_text(value: &Value) -> Option<String> {
-    match value {
-        Value::Number(number) => Some(number.to_string()),
-        Value::String(text) => Some(text.trim().to_owned()),
-        _ => None,
-    }
+/// `GetValue`: the string as Milvus sees it.
+#[allow(clippy::unnecessary_wraps)] // An accessor that always succeeds.
+fn text(text: &str) -> Option<String> {
+    Some(text.to_owned())
 }
 
-fn signed(key: &str, value: &Value) -> Result<i64, ConfigError> {
-    number_text(value)
-        .and_then(|text| text.parse().ok())
-        .ok_or_else(|| invalid(key, value, "is not an integer"))
+/// `GetAsInt64`.
+fn integer(key: &str, value: &Value) -> Result<i64, ConfigError> {
+    read(key, value, paramtable::parse_int, "an integer")
 }
 
+/// `GetAsInt64`, where a negative number is refused.
 fn unsigned(key: &str, value: &Value) -> Result<u64, ConfigError> {
-    let text = number_text(value).ok_or_else(|| invalid(key, value, "is not an integer"))?;
-    text.parse().map_err(|_| match text.parse::<i64>() {
-        Ok(_) => invalid(key, value, "must not be negative"),
-        Err(_) => invalid(key, value, "is not an integer"),
-    })
+    u64::try_from(integer(key, value)?).map_err(|_| invalid(key, value, "must not be negative"))
 }
 
-fn float(key: &str, value: &Value) -> Result<f64, ConfigError> {
-    number_text(value)
-        .and_then(|text| text.parse().ok())
-        .ok_or_else(|| invalid(key, value, "is not a number"))
+/// `GetAsDuration(time.Second)`, in seconds.
+fn seconds(key: &str, value: &Value) -> Result<f64, ConfigError> {
+    read(key, value, paramtable::parse_seconds, "a number of seconds")
 }
 
-fn boolean(key: &str, value: &Value) -> Result<bool, ConfigError> {
-    match value {
-        Value::Bool(flag) => Ok(*flag),
-        Value::String(text) if text.trim().eq_ignore_ascii_case("true") => Ok(true),
-        Value::String(text) if text.trim().eq_ignore_ascii_case("false") => Ok(false),
-        other => Err(invalid(key, other, "is not true or false")),
-    }
-}
-
-/// `compressionTypes`: a YAML list, or a string such as `"[0, 0, 7]"` or
-/// `"0,0,7"`, of RocksDB compression numbers.
+/// `compressionTypes`: Milvus reads the list's items joined with commas
+/// (`GetAsStrings`), so a string `"0,0,7"` is a list too, and each item
+/// with `strconv.Atoi`.
 fn compressions(key: &str, value: &Value) -> Result<Vec<Compression>, ConfigError> {
-    let items: Vec<Value> = match value {
-        Value::Sequence(items) => items.clone(),
-        Value::String(text) => text
-            .trim()
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .split(',')
-            .map(str::trim)
-            .filter(|item| !item.is_empty())
-            .map(|item| Value::String(item.to_owned()))
-            .collect(),
-        other => return Err(invalid(key, other, "is not a list of compression types")),
+    let items: Vec<(String, Value, Scalar)> = match value {
+        Value::Sequence(items) => items
+            .iter()
+            .enumerate()
+            .map(|(index, item)| {
+                let item_key = format!("{key}[{index}]");
+                let scalar = paramtable::scalar(item)
+                    .ok_or_else(|| invalid(&item_key, item, "is not an integer"))?;
+                Ok((item_key, item.clone(), scalar))
+            })
+            .collect::<Result<_, ConfigError>>()?,
+        other => {
+            let scalar = paramtable::scalar(other)
+                .ok_or_else(|| invalid(key, other, "is not a list of compression types"))?;
+            scalar
+                .text
+                .split(',')
+                .enumerate()
+                .map(|(index, piece)| {
+                    (
+                        format!("{key}[{index}]"),
+                        Value::String(piece.to_owned()),
+                        Scalar::text(piece),
+                    )
+                })
+                .collect()
+        }
     };
     items
         .iter()
-        .enumerate()
-        .map(|(index, item)| {
-            let item_key = format!("{key}[{index}]");
-            let code = signed(&item_key, item)?;
+        .map(|(item_key, item, scalar)| {
+            let code = read_scalar(item_key, item, scalar, paramtable::parse_int, "an integer")?;
             Compression::from_code(code)
-                .ok_or_else(|| invalid(&item_key, item, NOT_A_COMPRESSION_TYPE))
+                .ok_or_else(|| invalid(item_key, item, NOT_A_COMPRESSION_TYPE))
         })
         .collect()
+}
+
+/// Writes a whole number of minutes or seconds as an integer (`4320`, not
+/// `4320.0`), as milvus.yaml does.
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's signature.
+fn whole_as_integer<S: serde::Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+    #[allow(clippy::cast_possible_truncation)] // Whole and below 2^53.
+    if value.is_finite() && value.fract() == 0.0 && value.abs() < 9e15 {
+        serializer.serialize_i64(*value as i64)
+    } else {
+        serializer.serialize_f64(*value)
+    }
 }

@@ -126,10 +126,11 @@ impl Store {
     /// ```
     /// # use rocksmq::{Config, Message, Store};
     /// # let dir = tempfile::tempdir()?;
-    /// let config = Config::builder().path(dir.path()).page_size_bytes(10).build();
+    /// let config = Config::builder().path(dir.path()).page_size_bytes(1024).build();
     /// let store = Store::open(config)?;
     /// store.create_topic("events")?;
-    /// store.produce("events", &[Message::new("12345"), Message::new("67890"), Message::new("x")])?;
+    /// let half = Message::new(vec![0; 512]);
+    /// store.produce("events", &[half.clone(), half, Message::new("x")])?;
     /// let pages = store.pages("events")?;
     /// assert_eq!((pages[0].first_id, pages[0].last_id, pages[0].closed), (1, 2, true));
     /// assert_eq!((pages[1].first_id, pages[1].last_id, pages[1].closed), (3, 3, false));

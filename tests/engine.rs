@@ -240,7 +240,7 @@ fn produce_concurrently(store: &Store, topics: &[&str], threads: usize, batches:
 #[test]
 fn four_threads_produce_to_one_topic() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(config(dir.path()).page_size_bytes(500).build()).unwrap();
+    let store = Store::open(config(dir.path()).page_size_bytes(1024).build()).unwrap();
     store.create_topic("one").unwrap();
     produce_concurrently(&store, &["one"], 4, 500);
 }
@@ -248,7 +248,7 @@ fn four_threads_produce_to_one_topic() {
 #[test]
 fn four_threads_produce_to_four_topics() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(config(dir.path()).page_size_bytes(500).build()).unwrap();
+    let store = Store::open(config(dir.path()).page_size_bytes(1024).build()).unwrap();
     let topics = ["t0", "t1", "t2", "t3"];
     for topic in topics {
         store.create_topic(topic).unwrap();
@@ -259,13 +259,13 @@ fn four_threads_produce_to_four_topics() {
 #[test]
 fn pages_close_by_size() {
     let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path()).page_size_bytes(1000).build();
+    let config = config(dir.path()).page_size_bytes(1024).build();
     let (store, _clock) = open_manual(config.clone());
     store.create_topic("t").unwrap();
     for _ in 0..10 {
         store.produce("t", &[Message::new(vec![0; 300])]).unwrap();
     }
-    // 300 + 300 + 300 fits in 1000; a fourth would not.
+    // 300 + 300 + 300 fits in 1024; a fourth would not.
     store
         .produce(
             "t",

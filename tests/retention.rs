@@ -165,7 +165,7 @@ fn at_low_traffic_large_pages_still_expire() {
 fn policy_store(dir: &std::path::Path, policy: RetentionPolicy) -> Store {
     Store::open(
         config(dir)
-            .page_size_bytes(100)
+            .page_size_bytes(2000)
             .retention_size_mb(0)
             .retention_policy(policy)
             .build(),
@@ -173,13 +173,13 @@ fn policy_store(dir: &std::path::Path, policy: RetentionPolicy) -> Store {
     .unwrap()
 }
 
-/// 95 messages of 10 bytes: nine closed pages of ten, and an open page
+/// 95 messages of 200 bytes: nine closed pages of ten, and an open page
 /// (91-95); group `slow` acknowledged 25, `fast` 93.
 fn ten_pages(store: &Store) {
     store.create_topic("t").unwrap();
     store.create_group("t", "slow", Position::Earliest).unwrap();
     store.create_group("t", "fast", Position::Earliest).unwrap();
-    let batch: Vec<Message> = (0..95).map(|_| Message::new([b'x'; 10])).collect();
+    let batch: Vec<Message> = (0..95).map(|_| Message::new([b'x'; 200])).collect();
     store.produce("t", &batch).unwrap();
     let mut slow = store.consumer("t", "slow").unwrap();
     slow.consume(25).unwrap();
@@ -210,7 +210,7 @@ fn the_acked_policy_keeps_unacknowledged_pages() {
     store
         .produce(
             "free",
-            &(0..25).map(|_| Message::new([1; 10])).collect::<Vec<_>>(),
+            &(0..25).map(|_| Message::new([1; 200])).collect::<Vec<_>>(),
         )
         .unwrap();
     let report = store.run_retention().unwrap();
@@ -258,7 +258,7 @@ fn a_consumer_that_falls_behind_under_limits_reports_every_gap() {
         thread::spawn(move || {
             for i in 0..20_000u64 {
                 store
-                    .produce("t", &[Message::new(format!("{i:09}"))])
+                    .produce("t", &[Message::new(format!("{i:0180}"))])
                     .unwrap();
             }
         })
@@ -281,7 +281,10 @@ fn a_consumer_that_falls_behind_under_limits_reports_every_gap() {
         for message in consumer.consume(50).unwrap() {
             assert!(message.id >= expected, "in order");
             gaps += message.id - expected;
-            assert_eq!(message.payload, format!("{:09}", message.id - 1).as_bytes());
+            assert_eq!(
+                message.payload,
+                format!("{:0180}", message.id - 1).as_bytes()
+            );
             received.insert(message.id);
             expected = message.id + 1;
         }
@@ -399,7 +402,7 @@ fn the_background_task_runs_passes_and_stops_when_the_store_closes() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(
         config(dir.path())
-            .page_size_bytes(100)
+            .page_size_bytes(2000)
             .retention_size_mb(0)
             .retention_check_interval_secs(1)
             .compaction_interval_secs(1)
@@ -410,7 +413,7 @@ fn the_background_task_runs_passes_and_stops_when_the_store_closes() {
     store
         .produce(
             "t",
-            &(0..95).map(|_| Message::new([1; 10])).collect::<Vec<_>>(),
+            &(0..95).map(|_| Message::new([1; 200])).collect::<Vec<_>>(),
         )
         .unwrap();
     let started = Instant::now();

@@ -19,7 +19,9 @@ use rocksmq::{
 
 const TOPICS: [&str; 3] = ["a", "b", "c"];
 const GROUPS: [&str; 2] = ["g1", "g2"];
-const MAX_MESSAGE: u64 = 64;
+/// Payload bytes per unit of an op's size byte: pages of at least 1 KiB.
+const SCALE: u64 = 16;
+const MAX_MESSAGE: u64 = 64 * SCALE;
 
 /// One API call.
 #[derive(Debug, Clone)]
@@ -175,7 +177,9 @@ impl ModelTopic {
 }
 
 fn payload(id_hint: u64, size: u8) -> Vec<u8> {
-    (0..u64::from(size)).map(|i| (id_hint + i) as u8).collect()
+    (0..u64::from(size) * SCALE)
+        .map(|i| (id_hint + i) as u8)
+        .collect()
 }
 
 /// Runs `data` as ops against a fresh store and the model; panics on the
@@ -190,7 +194,7 @@ pub fn run(data: &[u8]) {
     };
     let config = Config::builder()
         .path(dir.path())
-        .page_size_bytes(100)
+        .page_size_bytes(100 * SCALE)
         .retention_size_mb(-1)
         .retention_time_minutes(10)
         .page_max_age_minutes(1)
@@ -228,7 +232,10 @@ pub fn run(data: &[u8]) {
                     assert!(matches!(result, Err(ProduceError::TopicNotFound { .. })));
                     continue;
                 };
-                if sizes.iter().any(|&size| u64::from(size) > MAX_MESSAGE) {
+                if sizes
+                    .iter()
+                    .any(|&size| u64::from(size) * SCALE > MAX_MESSAGE)
+                {
                     assert!(matches!(result, Err(ProduceError::MessageTooLarge { .. })));
                     continue;
                 }
