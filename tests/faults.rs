@@ -58,7 +58,7 @@ fn check_produce_error(error: &ProduceError) {
             assert!(error.io_kind().is_some(), "{error}");
             assert!(!error.message().is_empty());
         }
-        other => panic!("unexpected produce error: {other}"),
+        other => panic!("unexpected produce error: {other:?}"),
     }
 }
 
