@@ -90,6 +90,7 @@ impl Reader {
     /// # Errors
     /// [`ConsumerError::TopicDestroyed`] or [`ConsumerError::Closed`].
     pub fn seek(&mut self, to: Position) -> Result<(), ConsumerError> {
+        self.cursor.check_alive()?;
         let next = Cursor::resolve(&self.cursor.inner, &self.cursor.topic, to)
             .map_err(|error| self.cursor.map_read_error(error))?;
         self.cursor.move_to(next);

@@ -595,7 +595,6 @@ fn rocksmq_close() {
 /// documents `Closed`; but a seek to an id, the earliest or the latest
 /// message reads nothing and returns `Ok` on a closed store.
 #[test]
-#[ignore = "engine: Reader::seek (reader.rs) must check that the store is open, as Reader::read does"]
 fn a_reader_seek_after_close_fails() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
