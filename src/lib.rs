@@ -66,6 +66,7 @@ mod read;
 mod reader;
 mod record;
 mod recovery;
+mod repair;
 mod retention;
 mod segment;
 mod stats;
@@ -83,6 +84,7 @@ pub use error::{
 };
 pub use producer::{Message, StoredMessage};
 pub use reader::Reader;
+pub use repair::{CheckReport, Damage, RepairReport, TopicCheck};
 pub use retention::{CompactionReport, RetentionFailure, RetentionReport, TopicRetention};
 pub use stats::{DamagedTopicStats, GroupStats, PageInfo, StoreStats, TopicStats};
 pub use store::{Environment, Store, bench_support};

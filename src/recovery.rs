@@ -119,6 +119,26 @@ pub(crate) fn recover(
     })
 }
 
+/// Reads topic `name` back after its records were rewritten (a repair).
+pub(crate) fn recover_one(
+    db: &DB,
+    column_families: &[String],
+    segments: &Segments,
+    name: &str,
+) -> Result<Topic, DamagedTopic> {
+    let damaged = |reason: String| DamagedTopic {
+        name: name.to_owned(),
+        id: None,
+        cf_name: None,
+        reason,
+    };
+    let value = db
+        .get_cf(&meta_cf(db), record::topic_key(name))
+        .map_err(|error| damaged(format!("reading its topic record: {error}")))?
+        .ok_or_else(|| damaged("its topic record is missing".to_owned()))?;
+    recover_topic(db, column_families, segments, name, &value, false)
+}
+
 /// Reads one topic back, checking what a crash may have lost.
 fn recover_topic(
     db: &DB,
@@ -313,6 +333,13 @@ pub(crate) fn derive_state(
     };
     iter.status()?;
     let Some((last_id, last_ns, end_offset)) = newest else {
+        // No message after the last closed page: right only if the stored
+        // state knows no later id (retention deleted everything, or nothing
+        // was produced since). A closed page is written with the message
+        // that opens the next one, so that message must be there.
+        if stored.next_id < open_first {
+            return Err(DeriveError::Missing(open_first));
+        }
         return Ok(state);
     };
     let first = db

@@ -301,6 +301,16 @@ pub(crate) enum PayloadError {
     Damaged(String),
 }
 
+impl std::fmt::Display for PayloadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Gone => f.write_str("its segment file is missing"),
+            Self::Io(error) => write!(f, "reading it: {error}"),
+            Self::Damaged(what) => f.write_str(what),
+        }
+    }
+}
+
 /// Open segment files of one topic, for reading.
 #[derive(Debug, Default)]
 pub(crate) struct SegmentReaders {

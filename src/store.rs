@@ -129,11 +129,12 @@ pub(crate) struct Inner {
     pub(crate) segments: Segments,
     write_options: WriteOptions,
     topic_options: Options,
-    topics: RwLock<FxHashMap<String, Arc<Topic>>>,
+    pub(crate) topics: RwLock<FxHashMap<String, Arc<Topic>>>,
     /// Topics the store opened without: their name, and why.
-    damaged: RwLock<FxHashMap<String, DamagedTopic>>,
-    /// Serialises topic creation and destruction; holds the next topic id.
-    catalog: Mutex<u32>,
+    pub(crate) damaged: RwLock<FxHashMap<String, DamagedTopic>>,
+    /// Serialises topic creation, destruction and repair; holds the next
+    /// topic id.
+    pub(crate) catalog: Mutex<u32>,
     closed: AtomicBool,
     /// Set by `simulate_crash`: closing syncs nothing.
     crashed: AtomicBool,

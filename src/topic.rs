@@ -146,6 +146,19 @@ impl Writer {
         }
     }
 
+    /// Lets go of the segment files of pages after `last_kept`, which a
+    /// repair cut off.
+    pub(crate) fn forget_segments_after(&mut self, last_kept: MessageId) {
+        self.unsynced.retain(|job| job.segment <= last_kept);
+        if self
+            .segment
+            .as_ref()
+            .is_some_and(|open| open.segment > last_kept)
+        {
+            self.segment = None;
+        }
+    }
+
     pub(crate) fn page_count(&self) -> u64 {
         self.closed_pages.len() as u64 + u64::from(self.state.open_page.is_some())
     }

@@ -6,12 +6,13 @@
 mod demo;
 mod output;
 
-use std::io::{self, BufRead, Write};
+use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
 
 use rocksmq::{Config, ConsumerError, Message, Position, Store};
 
@@ -80,6 +81,20 @@ enum Command {
     Retention(RetentionCommand),
     /// Compact every column family now.
     Compact,
+    /// Read every message of every topic and report damage; exits 1 if there is any.
+    Check {
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cut a damaged topic back to its last intact message and rebuild its records.
+    Repair {
+        /// The topic.
+        topic: String,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Per-topic statistics.
     Stats {
         /// One JSON object.
@@ -256,6 +271,27 @@ fn dispatch(store: &Store, command: Command) -> Result<()> {
                 output::bytes(report.disk_bytes_before),
                 output::bytes(report.disk_bytes_after)
             )?;
+        }
+        Command::Check { json } => {
+            let report = check(store, json)?;
+            if json {
+                serde_json::to_writer(&mut out, &report)?;
+                writeln!(out)?;
+            } else {
+                output::check_report(&report, &mut out)?;
+            }
+            if !report.is_clean() {
+                return Err(Failure::Damaged.into());
+            }
+        }
+        Command::Repair { topic, json } => {
+            let report = store.repair_topic(&topic)?;
+            if json {
+                serde_json::to_writer(&mut out, &report)?;
+                writeln!(out)?;
+            } else {
+                output::repair_report(&report, &mut out)?;
+            }
         }
         Command::Stats { json } => {
             let stats = store.stats()?;
@@ -444,6 +480,41 @@ fn parse_position(text: &str) -> Result<Position, String> {
         }
     }
 }
+
+/// Runs a check, showing its progress on a terminal.
+fn check(store: &Store, quiet: bool) -> Result<rocksmq::CheckReport> {
+    let bar = if quiet || !io::stderr().is_terminal() {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new_spinner()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} checking {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    let report = store.check_with_progress(|topic, messages| {
+        bar.set_message(format!("{topic}: {messages} messages"));
+        bar.tick();
+    })?;
+    bar.finish_and_clear();
+    Ok(report)
+}
+
+/// A command that ran but found a problem to report with a failing status.
+#[derive(Debug)]
+enum Failure {
+    Damaged,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Damaged => f.write_str("the store is damaged (see above); `rocksmq repair TOPIC` cuts a topic back to its last intact message"),
+        }
+    }
+}
+
+impl std::error::Error for Failure {}
 
 fn is_broken_pipe(error: &(dyn std::error::Error + 'static)) -> bool {
     error

@@ -4,7 +4,7 @@ use std::io::{self, Write};
 use std::time::SystemTime;
 
 use base64::Engine;
-use rocksmq::{RetentionReport, StoreStats, StoredMessage};
+use rocksmq::{CheckReport, RepairReport, RetentionReport, StoreStats, StoredMessage};
 use serde_json::json;
 
 /// One message on one line: its payload as text, or with `json` an object
@@ -134,6 +134,73 @@ pub fn stats_table(stats: &StoreStats, out: &mut impl Write) -> io::Result<()> {
                 }
             )?;
         }
+    }
+    Ok(())
+}
+
+/// One line per topic: intact with its message count, or what is damaged.
+pub fn check_report(report: &CheckReport, out: &mut impl Write) -> io::Result<()> {
+    for topic in &report.topics {
+        if topic.damage.is_empty() {
+            writeln!(
+                out,
+                "ok       {}: {} messages intact",
+                topic.name, topic.messages
+            )?;
+            continue;
+        }
+        writeln!(
+            out,
+            "DAMAGED  {}: {} messages intact, {} problem(s)",
+            topic.name,
+            topic.messages,
+            topic.damage.len()
+        )?;
+        for damage in &topic.damage {
+            match damage.id {
+                Some(id) => writeln!(out, "           message {id}: {}", damage.reason)?,
+                None => writeln!(out, "           {}", damage.reason)?,
+            }
+        }
+    }
+    let damaged = report
+        .topics
+        .iter()
+        .filter(|topic| !topic.damage.is_empty())
+        .count();
+    writeln!(
+        out,
+        "{} topic(s) checked, {damaged} damaged",
+        report.topics.len()
+    )
+}
+
+/// What a repair kept and dropped.
+pub fn repair_report(report: &RepairReport, out: &mut impl Write) -> io::Result<()> {
+    writeln!(out, "repaired topic {}", report.name)?;
+    for reason in &report.reasons {
+        writeln!(out, "  found: {reason}")?;
+    }
+    match report.kept {
+        Some((first, last)) => writeln!(out, "  kept messages {first}..={last}")?,
+        None => writeln!(out, "  kept no message")?,
+    }
+    match report.dropped {
+        Some((first, last)) => writeln!(
+            out,
+            "  dropped messages {first}..={last} ({} ids); the next message produced gets id {first}",
+            report.dropped_messages
+        )?,
+        None => writeln!(out, "  dropped no message")?,
+    }
+    for (group, acked) in &report.groups_moved {
+        writeln!(
+            out,
+            "  group {group}: acknowledged position moved back from {acked}"
+        )?;
+    }
+    for group in &report.groups_dropped {
+        writeln!(out, "  group {group}: its record was damaged; dropped")?;
     }
     Ok(())
 }
