@@ -1,7 +1,8 @@
 #!/bin/sh
 # Runs the whole test suite: installs what is missing, then the unit,
-# integration and doc tests, the benchmarks in smoke mode (each workload run
-# once, NATS included), and every example. Needs no network once installed.
+# integration (fault injection and lock-order stress included) and doc
+# tests, the benchmarks in smoke mode (each workload run once, NATS
+# included), and every example. Needs no network once installed.
 set -eu
 here="$(cd "$(dirname "$0")" && pwd)"
 "$here/deps.sh"
@@ -9,7 +10,11 @@ cd "$here/.."
 # One build for the demo, the tests, the benchmarks and CI: RocksDB takes long
 # to compile, so every script shares this target directory.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/rocksmq/target}"
-cargo test --release --all-targets
+# The integration tests include fault injection (fail points, a simulated
+# crash) and the lock-order stress test with parking_lot's deadlock
+# detection: both are features, never in a default build. The doctests and
+# the examples run on the default build, as users get it.
+cargo test --release --all-targets --features fault-injection,deadlock-detection
 cargo test --release --doc
 for example in examples/*.rs; do
     [ -e "$example" ] || continue

@@ -98,6 +98,7 @@ impl Store {
         // order (docs/design.md).
         let next = Cursor::resolve(&self.inner, &handle, from)
             .map_err(|error| read_error(topic, error))?;
+        let db = self.inner.db().ok_or(ConsumerError::Closed)?;
         let mut groups = handle.groups.lock();
         if handle.is_destroyed() {
             return Err(ConsumerError::TopicNotFound {
@@ -121,7 +122,7 @@ impl Store {
         };
         let entry = Arc::new(Group::new(group.to_owned(), record));
         self.inner
-            .write_group(&handle, &entry, &record)
+            .write_group(&db, &handle, &entry, &record)
             .map_err(|error| read_error(topic, error))?;
         groups.insert(group.to_owned(), entry);
         Ok(())
@@ -134,13 +135,13 @@ impl Store {
     /// [`ConsumerError::GroupNotFound`] or [`ConsumerError::TopicNotFound`].
     pub fn destroy_group(&self, topic: &str, group: &str) -> Result<(), ConsumerError> {
         let handle = self.topic_for_group(topic)?;
+        let db = self.inner.db().ok_or(ConsumerError::Closed)?;
         let mut groups = handle.groups.lock();
         let entry = groups
             .get(group)
             .cloned()
             .ok_or_else(|| group_not_found(topic, group))?;
         let _record = entry.record.lock();
-        let db = self.inner.db().ok_or(ConsumerError::Closed)?;
         let meta = meta_cf(&db);
         db.delete_cf_opt(
             &meta,
@@ -528,6 +529,8 @@ impl Consumer {
 
     /// Applies `change` to the group's record and writes it if it changed.
     fn save(&self, change: impl FnOnce(&mut GroupRecord) -> bool) -> Result<(), ConsumerError> {
+        // The database first, then the record: the lock order.
+        let db = self.cursor.inner.db().ok_or(ConsumerError::Closed)?;
         let mut record = self.group.record.lock();
         let mut updated = *record;
         if !change(&mut updated) {
@@ -535,7 +538,7 @@ impl Consumer {
         }
         self.cursor
             .inner
-            .write_group(&self.cursor.topic, &self.group, &updated)
+            .write_group(&db, &self.cursor.topic, &self.group, &updated)
             .map_err(|error| match error {
                 ReadError::Destroyed if !self.cursor.topic.is_destroyed() => {
                     group_not_found(self.topic(), self.group())

@@ -709,18 +709,18 @@ impl Inner {
     /// Writes a group's record; the caller holds the group's record lock.
     pub(crate) fn write_group(
         &self,
+        db: &DB,
         topic: &Topic,
         group: &Group,
         record: &GroupRecord,
     ) -> Result<(), ReadError> {
-        let db = self.db().ok_or(ReadError::Closed)?;
         if topic.is_destroyed() || group.destroyed.load(Ordering::Acquire) {
             return Err(ReadError::Destroyed);
         }
         let context = || format!("saving group `{}` of topic `{}`", group.name, topic.name);
         failpoint::check("group::write", &group.name)
             .map_err(|error| ReadError::Storage(StorageError::io(context(), &error)))?;
-        let meta = meta_cf(&db);
+        let meta = meta_cf(db);
         db.put_cf_opt(
             &meta,
             record::group_key(topic.id, &group.name),
