@@ -225,7 +225,13 @@ pub enum TopicError {
     Storage(#[from] StorageError),
 }
 
-/// A produce failed; nothing of its batch was written.
+/// A produce failed; nothing of its batch is readable.
+///
+/// Every error but one comes before the batch is written, and the produce
+/// can be retried as it is. The exception: a [`ProduceError::Storage`]
+/// error from RocksDB's write itself (its log written, then its sync
+/// failing, say) may leave the batch in the write-ahead log, so that it is
+/// there after the next open; see `docs/durability.md`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProduceError {
@@ -262,7 +268,7 @@ pub enum ProduceError {
     /// The store was closed.
     #[error("the store is closed")]
     Closed,
-    /// RocksDB failed; nothing of the batch was written.
+    /// RocksDB or a segment file failed; see the type's documentation.
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
