@@ -27,10 +27,10 @@ use futures_core::Stream;
 
 use crate::cursor::{Cursor, DamagePolicy, deadline_after};
 use crate::error::ConsumerError;
-use crate::read::ReadError;
-use crate::record::GroupRecord;
+use crate::rocks::format::GroupRecord;
+use crate::rocks::read::ReadError;
+use crate::rocks::topic::{Group, Topic, check_name};
 use crate::store::{Store, meta_cf};
-use crate::topic::{Group, Topic, check_name};
 use crate::{MessageId, StoredMessage};
 
 /// Where a group, consumer or reader starts, or where a seek goes.
@@ -145,7 +145,7 @@ impl Store {
         let meta = meta_cf(&db);
         db.delete_cf_opt(
             &meta,
-            crate::record::group_key(handle.id, group),
+            crate::rocks::format::group_key(handle.id, group),
             self.inner.write_options(),
         )
         .map_err(|error| {

@@ -17,9 +17,9 @@ use event_listener::{EventListener, Listener};
 use crate::MessageId;
 use crate::clock::to_nanos;
 use crate::error::ConsumerError;
-use crate::read::ReadError;
+use crate::rocks::read::ReadError;
+use crate::rocks::topic::{Group, Topic};
 use crate::store::Inner;
-use crate::topic::{Group, Topic};
 use crate::{Position, StoredMessage};
 
 /// Read-ahead per RocksDB iterator: up to this many messages...

@@ -51,29 +51,17 @@
     clippy::cast_possible_truncation
 )]
 
-mod background;
 mod clock;
 mod config;
 mod consumer;
 mod cursor;
-mod durability;
 mod error;
-mod failpoint;
 pub mod fs;
-mod page;
 mod producer;
-mod read;
 mod reader;
-mod record;
-mod recovery;
-mod repair;
-mod retention;
-mod segment;
-mod stats;
+mod rocks;
 mod store;
-mod topic;
 
-pub use background::BackgroundStats;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Compression, Config, ConfigBuilder, DEFAULT_PATH, RetentionPolicy};
 pub use consumer::{AckMode, Consumer, Position};
@@ -84,11 +72,12 @@ pub use error::{
 };
 pub use producer::{Message, StoredMessage};
 pub use reader::Reader;
-pub use repair::{CheckReport, Damage, RepairReport, TopicCheck};
-pub use retention::{CompactionReport, RetentionFailure, RetentionReport, TopicRetention};
-pub use stats::{DamagedTopicStats, GroupStats, PageInfo, StoreStats, TopicStats};
+pub use rocks::background::BackgroundStats;
+pub use rocks::repair::{CheckReport, Damage, RepairReport, TopicCheck};
+pub use rocks::retention::{CompactionReport, RetentionFailure, RetentionReport, TopicRetention};
+pub use rocks::stats::{DamagedTopicStats, GroupStats, PageInfo, StoreStats, TopicStats};
+pub use rocks::topic::MAX_NAME_LEN;
 pub use store::{Environment, Store, bench_support};
-pub use topic::MAX_NAME_LEN;
 
 /// A message id: per topic, from 1, strictly increasing and contiguous.
 pub type MessageId = u64;

@@ -19,10 +19,10 @@ use rocksdb::{BoundColumnFamily, DB, WriteBatch};
 
 use crate::MessageId;
 use crate::error::{ProduceError, StorageError};
-use crate::record::{self, PageRecord, Payload, PayloadRef, TopicState};
-use crate::segment::{SegmentWriter, goes_external};
+use crate::rocks::format::{self, PageRecord, Payload, PayloadRef, TopicState};
+use crate::rocks::segment::{SegmentWriter, goes_external};
+use crate::rocks::topic::{Topic, Writer};
 use crate::store::{Store, meta_cf};
-use crate::topic::{Topic, Writer};
 
 /// The largest encoding buffer a topic keeps between produce calls.
 const SCRATCH_KEEP_BYTES: usize = 1 << 20;
@@ -152,9 +152,9 @@ impl Store {
                 });
             }
             encoded += 8 + if goes_external(message.payload.len(), batch_bytes) {
-                record::message_value_len(&message.properties, &[]) + record::PAYLOAD_REF_LEN
+                format::message_value_len(&message.properties, &[]) + format::PAYLOAD_REF_LEN
             } else {
-                record::message_value_len(&message.properties, &message.payload)
+                format::message_value_len(&message.properties, &message.payload)
             };
         }
 
@@ -231,7 +231,7 @@ impl Store {
             if let Some(page) = inner.pages.append(&mut state.open_page, id, size, now_ns) {
                 batch.put_cf(
                     &meta_cf(db),
-                    record::page_key(topic.id, page.first_id),
+                    format::page_key(topic.id, page.first_id),
                     page.encode(),
                 );
                 closed.push(page);
@@ -258,14 +258,14 @@ impl Store {
             } else {
                 Payload::Inline(&message.payload)
             };
-            record::encode_message(
+            format::encode_message(
                 &mut writer.scratch,
                 now_ns,
                 state.produced_bytes,
                 &message.properties,
                 payload,
             );
-            batch.put_cf(cf, record::message_key(id), &writer.scratch);
+            batch.put_cf(cf, format::message_key(id), &writer.scratch);
             state.next_id += 1;
             state.produced_bytes += size;
         }

@@ -22,20 +22,20 @@ use rocksdb::{
 
 use rustc_hash::FxHashMap;
 
-use crate::background::{self, Background};
 use crate::clock::{Clock, SystemClock, to_nanos};
 use crate::config::Config;
-use crate::durability::sync_segments;
 use crate::error::{OpenError, StorageError, TopicError};
-use crate::failpoint;
 use crate::fs::{FileSystem, StdFileSystem};
-use crate::page::PageRules;
-use crate::read::ReadError;
-use crate::record::{self, GroupRecord, META_CF, TOPIC_CF_PREFIX, TopicRecord, TopicState};
-pub(crate) use crate::recovery::meta_cf;
-use crate::recovery::{DamagedTopic, clean_segments, recover};
-use crate::segment::Segments;
-use crate::topic::{Group, Topic, check_name};
+use crate::rocks::background::{self, Background};
+use crate::rocks::durability::sync_segments;
+use crate::rocks::failpoint;
+use crate::rocks::format::{self, GroupRecord, META_CF, TOPIC_CF_PREFIX, TopicRecord, TopicState};
+use crate::rocks::page::PageRules;
+use crate::rocks::read::ReadError;
+pub(crate) use crate::rocks::recovery::meta_cf;
+use crate::rocks::recovery::{DamagedTopic, clean_segments, recover};
+use crate::rocks::segment::Segments;
+use crate::rocks::topic::{Group, Topic, check_name};
 use crate::{MessageId, StoredMessage};
 
 /// The block cache is `lrucacheratio` of the machine's memory, within these bounds (Milvus's).
@@ -267,7 +267,7 @@ impl Store {
             background: Mutex::new(None),
             background_status: Arc::default(),
         };
-        let legacy = check_format(&db, &path)? == record::FORMAT_V1;
+        let legacy = check_format(&db, &path)? == format::FORMAT_V1;
         let recovered = recover(&db, &existing, &inner.segments, legacy).map_err(|source| {
             OpenError::Storage {
                 path: path.clone(),
@@ -376,7 +376,7 @@ impl Store {
                 &error,
             ))
         };
-        let cf_name = record::topic_cf(name, topic_id);
+        let cf_name = format::topic_cf(name, topic_id);
         db.create_cf(&cf_name, &inner.topic_options)
             .map_err(rocks)?;
         let created_ns = inner.now_ns();
@@ -385,18 +385,18 @@ impl Store {
         let mut batch = WriteBatch::default();
         batch.put_cf(
             &meta,
-            record::topic_key(name),
+            format::topic_key(name),
             TopicRecord {
                 topic_id,
                 created_ns,
             }
             .encode(),
         );
-        batch.put_cf(&meta, record::state_key(topic_id), state.encode());
+        batch.put_cf(&meta, format::state_key(topic_id), state.encode());
         batch.put_cf(
             &meta,
-            record::KEY_NEXT_TOPIC_ID,
-            record::encode_u32(*next_topic_id),
+            format::KEY_NEXT_TOPIC_ID,
+            format::encode_u32(*next_topic_id),
         );
         let written = failpoint::check("create_topic::batch", name)
             .map_err(|error| failed(&error))
@@ -467,8 +467,8 @@ impl Store {
             // Empties the memtable, so that the flush below is instant.
             batch.delete_range_cf(
                 cf,
-                record::message_key(0),
-                record::message_key(MessageId::MAX),
+                format::message_key(0),
+                format::message_key(MessageId::MAX),
             );
         }
         let failed = |error: &dyn std::fmt::Display| {
@@ -723,7 +723,7 @@ impl Inner {
         let meta = meta_cf(db);
         db.put_cf_opt(
             &meta,
-            record::group_key(topic.id, &group.name),
+            format::group_key(topic.id, &group.name),
             record.encode(),
             &self.write_options,
         )
@@ -769,7 +769,7 @@ impl Inner {
         let mut batch = WriteBatch::default();
         match damage.id {
             Some(id) => delete_topic_records(&mut batch, &meta_cf(db), name, id),
-            None => batch.delete_cf(&meta_cf(db), record::topic_key(name)),
+            None => batch.delete_cf(&meta_cf(db), format::topic_key(name)),
         }
         db.write_opt(batch, &self.write_options).map_err(|error| {
             TopicError::from(StorageError::rocksdb(
@@ -803,12 +803,12 @@ fn delete_topic_records(
     name: &str,
     id: u32,
 ) {
-    batch.delete_cf(meta, record::topic_key(name));
-    batch.delete_cf(meta, record::state_key(id));
-    batch.delete_cf(meta, record::sync_mark_key(id));
-    let (start, end) = record::page_key_range(id);
+    batch.delete_cf(meta, format::topic_key(name));
+    batch.delete_cf(meta, format::state_key(id));
+    batch.delete_cf(meta, format::sync_mark_key(id));
+    let (start, end) = format::page_key_range(id);
     batch.delete_range_cf(meta, start, end);
-    let (start, end) = record::group_key_range(id);
+    let (start, end) = format::group_key_range(id);
     batch.delete_range_cf(meta, start, end);
 }
 
@@ -831,30 +831,30 @@ fn check_format(db: &DB, path: &Path) -> Result<u16, OpenError> {
         .cf_handle(META_CF)
         .expect("the metadata column family was just opened");
     let stored = db
-        .get_cf(&meta, record::KEY_FORMAT)
+        .get_cf(&meta, format::KEY_FORMAT)
         .map_err(|e| fail(StorageError::rocksdb("reading the format record", &e)))?;
     let Some(value) = stored else {
-        db.put_cf(&meta, record::KEY_FORMAT, record::encode_format())
+        db.put_cf(&meta, format::KEY_FORMAT, format::encode_format())
             .map_err(|e| fail(StorageError::rocksdb("writing the format record", &e)))?;
-        return Ok(record::FORMAT_VERSION);
+        return Ok(format::FORMAT_VERSION);
     };
-    let found = record::decode_format(&value)
+    let found = format::decode_format(&value)
         .map_err(|e| fail(StorageError::corrupt("reading the format record", e.0)))?;
-    if found == record::FORMAT_V1 {
+    if found == format::FORMAT_V1 {
         // Version 2 reads everything version 1 wrote; from now on the store
         // holds version 2 records, which rocksmq 0.1 must refuse.
         tracing::info!(path = %path.display(), "upgrading the store from format 1 to 2");
-        db.put_cf(&meta, record::KEY_FORMAT, record::encode_format())
+        db.put_cf(&meta, format::KEY_FORMAT, format::encode_format())
             .map_err(|e| fail(StorageError::rocksdb("writing the format record", &e)))?;
         return Ok(found);
     }
-    if found == record::FORMAT_VERSION {
+    if found == format::FORMAT_VERSION {
         Ok(found)
     } else {
         Err(OpenError::UnsupportedFormat {
             path: path.to_path_buf(),
             found,
-            supported: record::FORMAT_VERSION,
+            supported: format::FORMAT_VERSION,
         })
     }
 }

@@ -20,9 +20,9 @@ use std::time::{Duration, Instant, SystemTime};
 use parking_lot::{Condvar, Mutex};
 use serde::Serialize;
 
-use crate::durability::{SYNC_INTERVAL, sync_segments};
-use crate::failpoint;
-use crate::retention::{compact, run_retention};
+use crate::rocks::durability::{SYNC_INTERVAL, sync_segments};
+use crate::rocks::failpoint;
+use crate::rocks::retention::{compact, run_retention};
 use crate::store::Inner;
 
 /// What the background task did since the store opened.
@@ -38,7 +38,7 @@ pub struct BackgroundStats {
     /// The last failure's message, if any.
     pub last_error: Option<String>,
     /// When it happened (RFC 3339 in JSON).
-    #[serde(serialize_with = "crate::stats::serialize_time")]
+    #[serde(serialize_with = "crate::rocks::stats::serialize_time")]
     pub last_error_time: Option<SystemTime>,
 }
 

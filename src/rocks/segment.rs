@@ -31,7 +31,7 @@ use rustc_hash::FxHashMap;
 
 use crate::MessageId;
 use crate::fs::{FileSystem, SegmentFile};
-use crate::record::PayloadRef;
+use crate::rocks::format::PayloadRef;
 
 /// Payloads of this many bytes or more go to segment files.
 pub(crate) const EXTERNAL_MIN_BYTES: usize = 16 << 10;

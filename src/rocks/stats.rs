@@ -10,12 +10,12 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::MessageId;
-use crate::background::BackgroundStats;
 use crate::clock::from_nanos;
 use crate::error::{StorageError, TopicError};
-use crate::record::{self, PageRecord};
+use crate::rocks::background::BackgroundStats;
+use crate::rocks::format::{self, PageRecord};
+use crate::rocks::topic::Topic;
 use crate::store::{Inner, Store};
-use crate::topic::Topic;
 
 /// The statistics of a whole store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -250,9 +250,9 @@ fn topic_stats(inner: &Inner, topic: &Arc<Topic>) -> Result<TopicStats, TopicErr
             (0, 0)
         } else {
             let offset = db
-                .get_pinned_cf(&cf, record::message_key(from))
+                .get_pinned_cf(&cf, format::message_key(from))
                 .map_err(|error| StorageError::rocksdb("reading a message offset", &error))?
-                .map(|value| record::message_offset(&value))
+                .map(|value| format::message_offset(&value))
                 .transpose()
                 .map_err(|error| StorageError::corrupt("reading a message offset", error.0))?;
             // A message retention deleted meanwhile: every retained byte lags.

@@ -28,11 +28,11 @@ use serde::Serialize;
 use crate::MessageId;
 use crate::config::RetentionPolicy;
 use crate::error::{StorageError, TopicError};
-use crate::failpoint;
-use crate::record::{self, GroupRecord};
-use crate::stats::dir_size;
+use crate::rocks::failpoint;
+use crate::rocks::format::{self, GroupRecord};
+use crate::rocks::stats::dir_size;
+use crate::rocks::topic::{Group, Topic, Writer};
 use crate::store::{Inner, Store, meta_cf};
-use crate::topic::{Group, Topic, Writer};
 
 /// What one retention pass deleted.
 ///
@@ -53,7 +53,7 @@ pub struct RetentionReport {
     /// Bytes of the store directory's files after the pass.
     pub disk_bytes_after: u64,
     /// How long the pass took.
-    #[serde(serialize_with = "crate::stats::serialize_duration")]
+    #[serde(serialize_with = "crate::rocks::stats::serialize_duration")]
     pub duration: Duration,
 }
 
@@ -117,7 +117,7 @@ pub struct CompactionReport {
     /// Bytes of the store directory's files after.
     pub disk_bytes_after: u64,
     /// How long it took.
-    #[serde(serialize_with = "crate::stats::serialize_duration")]
+    #[serde(serialize_with = "crate::rocks::stats::serialize_duration")]
     pub duration: Duration,
 }
 
@@ -265,7 +265,7 @@ fn delete_pages(inner: &Inner, topic: &Arc<Topic>) -> Result<Option<TopicRetenti
     let mut moved = Vec::new();
     if plan.pages > 0 {
         for page in writer.closed_pages.iter().take(plan.pages) {
-            batch.delete_cf(&meta, record::page_key(topic.id, page.first_id));
+            batch.delete_cf(&meta, format::page_key(topic.id, page.first_id));
         }
         if plan.pages > writer.closed_pages.len() {
             state.open_page = None;
@@ -278,8 +278,8 @@ fn delete_pages(inner: &Inner, topic: &Arc<Topic>) -> Result<Option<TopicRetenti
         // pass's file deletion may have uncovered.
         batch.delete_range_cf(
             &cf,
-            record::message_key(0),
-            record::message_key(plan.first_id),
+            format::message_key(0),
+            format::message_key(plan.first_id),
         );
         // Under `limits`, groups inside the deleted pages move past them.
         for (index, (group, record)) in records.iter().enumerate() {
@@ -291,14 +291,14 @@ fn delete_pages(inner: &Inner, topic: &Arc<Topic>) -> Result<Option<TopicRetenti
                 };
                 batch.put_cf(
                     &meta,
-                    record::group_key(topic.id, &group.name),
+                    format::group_key(topic.id, &group.name),
                     lagging.encode(),
                 );
                 moved.push((index, lagging));
             }
         }
     }
-    batch.put_cf(&meta, record::state_key(topic.id), state.encode());
+    batch.put_cf(&meta, format::state_key(topic.id), state.encode());
     let context = || format!("deleting pages of topic `{}`", topic.name);
     failpoint::check("retention::delete_pages", &topic.name)
         .map_err(|error| StorageError::io(context(), &error))?;
@@ -436,13 +436,13 @@ fn reclaim(inner: &Inner, topic: &Topic, first_id: MessageId) -> Result<(), Topi
             &error,
         ))
     };
-    let (start, end) = (record::message_key(0), record::message_key(first_id));
+    let (start, end) = (format::message_key(0), format::message_key(first_id));
     db.flush_cf_opt(cf, &FlushOptions::default())
         .map_err(rocks)?;
     // DeleteFilesInRange includes the end of its range: a file whose last
     // key is the first message kept would go. The last deleted id bounds it.
     if let Some(last_deleted) = first_id.checked_sub(1) {
-        db.delete_file_in_range_cf(cf, start, record::message_key(last_deleted))
+        db.delete_file_in_range_cf(cf, start, format::message_key(last_deleted))
             .map_err(rocks)?;
     }
     db.compact_range_cf_opt(cf, Some(start), Some(end), &compact_options());
@@ -478,7 +478,7 @@ pub(crate) fn compact(
     let disk_bytes_before = dir_size(&inner.path);
     let options = compact_options();
     let mut column_families = 0;
-    let mut names = vec![record::META_CF.to_owned()];
+    let mut names = vec![format::META_CF.to_owned()];
     names.extend(inner.all_topics().iter().map(|topic| topic.cf_name.clone()));
     for name in names {
         if stop() {

@@ -20,11 +20,11 @@ use rocksdb::{BoundColumnFamily, DB, ReadOptions, WriteBatch};
 
 use crate::MessageId;
 use crate::error::StorageError;
-use crate::record::{
+use crate::rocks::format::{
     self, GroupRecord, META_CF, PageRecord, StoredPayload, TOPIC_CF_PREFIX, TopicRecord, TopicState,
 };
-use crate::segment::{PayloadError, SegmentReaders, Segments};
-use crate::topic::{Group, Topic};
+use crate::rocks::segment::{PayloadError, SegmentReaders, Segments};
+use crate::rocks::topic::{Group, Topic};
 
 /// A topic that could not be recovered.
 #[derive(Debug, Clone)]
@@ -57,19 +57,19 @@ pub(crate) fn recover(
     let rocks = |what: &str, error: rocksdb::Error| StorageError::rocksdb(what, &error);
     let meta = meta_cf(db);
     let next_topic_id = match db
-        .get_cf(&meta, record::KEY_NEXT_TOPIC_ID)
+        .get_cf(&meta, format::KEY_NEXT_TOPIC_ID)
         .map_err(|e| rocks("reading the topic counter", e))?
     {
-        Some(value) => record::decode_u32(&value)
+        Some(value) => format::decode_u32(&value)
             .map_err(|e| StorageError::corrupt("reading the topic counter", e.0))?,
         None => 1,
     };
 
     let mut topics = Vec::new();
     let mut damaged = Vec::new();
-    let (start, end) = record::topic_key_range();
+    let (start, end) = format::topic_key_range();
     for (key, value) in scan(db, &meta, &start, &end).map_err(|e| rocks("reading topics", e))? {
-        let outcome = match record::topic_name_of_key(&key) {
+        let outcome = match format::topic_name_of_key(&key) {
             Ok(name) => recover_topic(db, column_families, segments, &name, &value, legacy),
             Err(error) => Err(DamagedTopic {
                 name: String::from_utf8_lossy(key.get(1..).unwrap_or_default()).into_owned(),
@@ -133,7 +133,7 @@ pub(crate) fn recover_one(
         reason,
     };
     let value = db
-        .get_cf(&meta_cf(db), record::topic_key(name))
+        .get_cf(&meta_cf(db), format::topic_key(name))
         .map_err(|error| damaged(format!("reading its topic record: {error}")))?
         .ok_or_else(|| damaged("its topic record is missing".to_owned()))?;
     recover_topic(db, column_families, segments, name, &value, false)
@@ -162,7 +162,7 @@ fn recover_topic(
         )
     })?;
     let id = topic.topic_id;
-    let cf_name = [record::topic_cf(name, id), record::legacy_topic_cf(name)]
+    let cf_name = [format::topic_cf(name, id), format::legacy_topic_cf(name)]
         .into_iter()
         .find(|cf_name| column_families.contains(cf_name))
         .ok_or_else(|| damaged(Some(id), None, "its column family is missing".to_owned()))?;
@@ -224,7 +224,7 @@ impl TopicRecords {
         let meta = meta_cf(db);
         let rocks = |error: rocksdb::Error| format!("reading its records: {error}");
         let state_value = db
-            .get_cf(&meta, record::state_key(id))
+            .get_cf(&meta, format::state_key(id))
             .map_err(rocks)?
             .ok_or("its state record is missing")?;
         let state = TopicState::decode(&state_value)
@@ -235,7 +235,7 @@ impl TopicRecords {
                 state.first_id, state.next_id
             ));
         }
-        let (start, end) = record::page_key_range(id);
+        let (start, end) = format::page_key_range(id);
         let mut pages = VecDeque::new();
         for (key, value) in scan(db, &meta, &start, &end).map_err(rocks)? {
             let page = PageRecord::decode(&value).map_err(|error| {
@@ -248,18 +248,18 @@ impl TopicRecords {
             check_page(&page, pages.back())?;
             pages.push_back(page);
         }
-        let (start, end) = record::group_key_range(id);
+        let (start, end) = format::group_key_range(id);
         let mut groups = BTreeMap::new();
         for (key, value) in scan(db, &meta, &start, &end).map_err(rocks)? {
-            let group = record::group_name_of_key(&key).map_err(|error| error.0)?;
+            let group = format::group_name_of_key(&key).map_err(|error| error.0)?;
             let group_record = GroupRecord::decode(&value).map_err(|error| {
                 format!("the record of group `{group}` is damaged: {}", error.0)
             })?;
             groups.insert(group, group_record);
         }
-        let sync_mark = match db.get_cf(&meta, record::sync_mark_key(id)).map_err(rocks)? {
+        let sync_mark = match db.get_cf(&meta, format::sync_mark_key(id)).map_err(rocks)? {
             // A damaged mark only means more payloads are checked.
-            Some(value) => record::decode_sync_mark(&value).ok(),
+            Some(value) => format::decode_sync_mark(&value).ok(),
             None => None,
         };
         Ok(Self {
@@ -316,15 +316,15 @@ pub(crate) fn derive_state(
         None => stored.first_id,
     };
     let mut options = ReadOptions::default();
-    options.set_iterate_lower_bound(record::message_key(open_first));
+    options.set_iterate_lower_bound(format::message_key(open_first));
     let mut iter = db.raw_iterator_cf_opt(cf, options);
     iter.seek_to_last();
     let newest = match (iter.key(), iter.value()) {
         (Some(key), Some(value)) => Some((
-            record::message_id_of_key(key)?,
-            record::message_time(value)?,
-            record::message_offset(value)?
-                .checked_add(record::message_size(value)?)
+            format::message_id_of_key(key)?,
+            format::message_time(value)?,
+            format::message_offset(value)?
+                .checked_add(format::message_size(value)?)
                 .ok_or(DeriveError::Inconsistent(
                     "the newest message ends past 2^64 bytes",
                 ))?,
@@ -343,11 +343,11 @@ pub(crate) fn derive_state(
         return Ok(state);
     };
     let first = db
-        .get_pinned_cf(cf, record::message_key(open_first))?
+        .get_pinned_cf(cf, format::message_key(open_first))?
         .ok_or(DeriveError::Missing(open_first))?;
     let (first_ns, first_offset) = (
-        record::message_time(&first)?,
-        record::message_offset(&first)?,
+        format::message_time(&first)?,
+        format::message_offset(&first)?,
     );
     let bytes = end_offset
         .checked_sub(first_offset)
@@ -375,15 +375,15 @@ pub(crate) enum DeriveError {
     #[error(transparent)]
     Rocks(#[from] rocksdb::Error),
     #[error("{}", .0.0)]
-    Decode(record::DecodeError),
+    Decode(format::DecodeError),
     #[error("message {0}, the first of the open page, is missing")]
     Missing(MessageId),
     #[error("its messages are inconsistent: {0}")]
     Inconsistent(&'static str),
 }
 
-impl From<record::DecodeError> for DeriveError {
-    fn from(error: record::DecodeError) -> Self {
+impl From<format::DecodeError> for DeriveError {
+    fn from(error: format::DecodeError) -> Self {
         Self::Decode(error)
     }
 }
@@ -414,15 +414,15 @@ fn first_lost_payload(
     }
     let readers = SegmentReaders::default();
     let mut options = ReadOptions::default();
-    options.set_iterate_upper_bound(record::message_key(state.next_id));
+    options.set_iterate_upper_bound(format::message_key(state.next_id));
     let mut iter = db.raw_iterator_cf_opt(cf, options);
-    iter.seek(record::message_key(from));
+    iter.seek(format::message_key(from));
     while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
         // A message that does not decode is damage for reads to report,
         // not a payload a crash lost.
         if let (Ok(id), Ok(message)) = (
-            record::message_id_of_key(key),
-            record::decode_message(value),
+            format::message_id_of_key(key),
+            format::decode_message(value),
         ) && let StoredPayload::External(reference) = message.payload
         {
             match readers.read(segments, topic_id, &reference) {
@@ -456,12 +456,12 @@ pub(crate) fn truncate(
     let mut batch = WriteBatch::default();
     batch.delete_range_cf(
         cf,
-        record::message_key(first_dropped),
-        record::message_key(MessageId::MAX),
+        format::message_key(first_dropped),
+        format::message_key(MessageId::MAX),
     );
-    batch.delete_cf(cf, record::message_key(MessageId::MAX));
+    batch.delete_cf(cf, format::message_key(MessageId::MAX));
     for page in records.pages.iter().filter(|page| page.last_id > last_kept) {
-        batch.delete_cf(&meta, record::page_key(topic_id, page.first_id));
+        batch.delete_cf(&meta, format::page_key(topic_id, page.first_id));
     }
     for (group, record) in &records.groups {
         if record.acked_id > last_kept {
@@ -469,7 +469,7 @@ pub(crate) fn truncate(
                 acked_id: last_kept,
                 ..*record
             };
-            batch.put_cf(&meta, record::group_key(topic_id, group), moved.encode());
+            batch.put_cf(&meta, format::group_key(topic_id, group), moved.encode());
         }
     }
     // Only read when no message is left: then it keeps the next id.
@@ -479,11 +479,11 @@ pub(crate) fn truncate(
         open_page: None,
         ..records.state
     };
-    batch.put_cf(&meta, record::state_key(topic_id), stored.encode());
+    batch.put_cf(&meta, format::state_key(topic_id), stored.encode());
     batch.put_cf(
         &meta,
-        record::sync_mark_key(topic_id),
-        record::encode_sync_mark(last_kept),
+        format::sync_mark_key(topic_id),
+        format::encode_sync_mark(last_kept),
     );
     db.write(batch)
 }

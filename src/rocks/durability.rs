@@ -19,10 +19,10 @@ use rocksdb::DB;
 
 use crate::MessageId;
 use crate::error::StorageError;
-use crate::record;
-use crate::segment::SyncJob;
+use crate::rocks::format;
+use crate::rocks::segment::SyncJob;
+use crate::rocks::topic::Topic;
 use crate::store::{Inner, meta_cf};
-use crate::topic::Topic;
 
 /// How often the background task makes new payloads durable without
 /// `syncWrites`: at most this much is lost, and checked at open, after a
@@ -83,8 +83,8 @@ fn write_mark(
 ) -> Result<(), StorageError> {
     db.put_cf_opt(
         &meta_cf(db),
-        record::sync_mark_key(topic.id),
-        record::encode_sync_mark(synced_through),
+        format::sync_mark_key(topic.id),
+        format::encode_sync_mark(synced_through),
         inner.write_options(),
     )
     .map_err(|error| {

@@ -9,8 +9,8 @@ use parking_lot::Mutex;
 
 use crate::MessageId;
 use crate::error::NameError;
-use crate::record::{GroupRecord, PageRecord, TopicState};
-use crate::segment::{SegmentReaders, SegmentWriter, Segments, SyncJob};
+use crate::rocks::format::{GroupRecord, PageRecord, TopicState};
+use crate::rocks::segment::{SegmentReaders, SegmentWriter, Segments, SyncJob};
 
 /// The longest topic or group name, in bytes.
 pub const MAX_NAME_LEN: usize = 255;

@@ -16,7 +16,7 @@
 use std::time::Duration;
 
 use crate::MessageId;
-use crate::record::PageRecord;
+use crate::rocks::format::PageRecord;
 
 /// The rules that close a page.
 #[derive(Debug, Clone, Copy)]

@@ -17,12 +17,13 @@ use std::sync::Arc;
 use rocksdb::{BoundColumnFamily, DB, ReadOptions};
 use serde::Serialize;
 
+use crate::MessageId;
 use crate::error::{StorageError, TopicError};
-use crate::record::{self, GroupRecord, PageRecord, StoredPayload, TopicState};
-use crate::recovery::{self, TopicRecords, meta_cf};
-use crate::segment::{SegmentReaders, Segments};
+use crate::rocks::failpoint;
+use crate::rocks::format::{self, GroupRecord, PageRecord, StoredPayload, TopicState};
+use crate::rocks::recovery::{self, TopicRecords, meta_cf};
+use crate::rocks::segment::{SegmentReaders, Segments};
 use crate::store::{Inner, Store};
-use crate::{MessageId, failpoint};
 
 /// At most this many damaged messages are listed per topic.
 const DAMAGE_LISTED: usize = 20;
@@ -231,7 +232,7 @@ impl Store {
 fn repair_live(
     inner: &Inner,
     db: &DB,
-    topic: &Arc<crate::topic::Topic>,
+    topic: &Arc<crate::rocks::topic::Topic>,
 ) -> Result<RepairReport, TopicError> {
     let cf = db
         .cf_handle(&topic.cf_name)
@@ -344,7 +345,7 @@ fn rebuild(
     // The messages there are, from the first one.
     let (oldest, newest) = message_bounds(db, cf).map_err(rocks)?;
     let stored = db
-        .get_cf(&meta, record::state_key(id))
+        .get_cf(&meta, format::state_key(id))
         .map_err(rocks)?
         .and_then(|value| TopicState::decode(&value).ok())
         .filter(|state| state.first_id > 0 && state.first_id <= state.next_id);
@@ -380,20 +381,20 @@ fn rebuild(
         open_page: None,
         ..stored.unwrap_or_else(TopicState::new)
     };
-    batch.put_cf(&meta, record::state_key(id), state.encode());
+    batch.put_cf(&meta, format::state_key(id), state.encode());
     if last < u64::MAX && last_kept < last {
         batch.delete_range_cf(
             cf,
-            record::message_key(last_kept + 1),
-            record::message_key(MessageId::MAX),
+            format::message_key(last_kept + 1),
+            format::message_key(MessageId::MAX),
         );
         report.dropped = Some((last_kept + 1, last));
         report.dropped_messages = last - last_kept;
     }
     batch.put_cf(
         &meta,
-        record::sync_mark_key(id),
-        record::encode_sync_mark(last_kept),
+        format::sync_mark_key(id),
+        format::encode_sync_mark(last_kept),
     );
     db.write(batch).map_err(rocks)?;
     if state.next_id > state.first_id {
@@ -414,7 +415,7 @@ fn keep_valid_pages(
     sizes: &BTreeMap<MessageId, u64>,
 ) -> Result<(), rocksdb::Error> {
     let meta = meta_cf(db);
-    let (start, end) = record::page_key_range(id);
+    let (start, end) = format::page_key_range(id);
     let mut previous: Option<PageRecord> = None;
     let mut keep = true;
     for (key, value) in recovery::scan(db, &meta, &start, &end)? {
@@ -448,9 +449,9 @@ fn move_groups_back(
     report: &mut RepairReport,
 ) -> Result<(), rocksdb::Error> {
     let meta = meta_cf(db);
-    let (start, end) = record::group_key_range(id);
+    let (start, end) = format::group_key_range(id);
     for (key, value) in recovery::scan(db, &meta, &start, &end)? {
-        let group = record::group_name_of_key(&key).unwrap_or_else(|error| error.0);
+        let group = format::group_name_of_key(&key).unwrap_or_else(|error| error.0);
         match GroupRecord::decode(&value) {
             Ok(record) if record.acked_id > last_kept => {
                 report.groups_moved.push((group, record.acked_id));
@@ -479,12 +480,12 @@ fn message_bounds(
     iter.seek_to_first();
     let oldest = iter
         .key()
-        .and_then(|key| record::message_id_of_key(key).ok());
+        .and_then(|key| format::message_id_of_key(key).ok());
     iter.status()?;
     iter.seek_to_last();
     let newest = iter
         .key()
-        .and_then(|key| record::message_id_of_key(key).ok());
+        .and_then(|key| format::message_id_of_key(key).ok());
     iter.status()?;
     Ok((oldest, newest))
 }
@@ -589,18 +590,18 @@ impl<'a> Walk<'a> {
             })
         };
         let mut options = ReadOptions::default();
-        options.set_iterate_upper_bound(record::message_key(last.saturating_add(1)));
+        options.set_iterate_upper_bound(format::message_key(last.saturating_add(1)));
         let mut iter = self.db.raw_iterator_cf_opt(self.cf, options);
-        iter.seek(record::message_key(first));
+        iter.seek(format::message_key(first));
         let mut expected = first;
         while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
-            let Ok(id) = record::message_id_of_key(key) else {
+            let Ok(id) = format::message_id_of_key(key) else {
                 return damage(expected, "its key is not a message id".to_owned());
             };
             if id != expected {
                 return damage(expected, "it is missing from the topic".to_owned());
             }
-            let message = match record::decode_message(value) {
+            let message = match format::decode_message(value) {
                 Ok(message) => message,
                 Err(error) => {
                     return damage(id, format!("its record does not decode: {}", error.0));

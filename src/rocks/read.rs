@@ -16,10 +16,10 @@ use rocksdb::{BoundColumnFamily, DB, ReadOptions};
 
 use crate::clock::from_nanos;
 use crate::error::StorageError;
-use crate::record::{self, MessageValue, PageRecord, PayloadRef, StoredPayload};
-use crate::segment::{EXTERNAL_MIN_BYTES, PayloadError, adjacent};
+use crate::rocks::format::{self, MessageValue, PageRecord, PayloadRef, StoredPayload};
+use crate::rocks::segment::{EXTERNAL_MIN_BYTES, PayloadError, adjacent};
+use crate::rocks::topic::Topic;
 use crate::store::Inner;
-use crate::topic::Topic;
 use crate::{MessageId, StoredMessage};
 
 /// Reads of at most this many messages use point reads, not an iterator.
@@ -241,14 +241,14 @@ impl Inner {
         let db = self.db().ok_or(ReadError::Closed)?;
         let cf = db.cf_handle(&topic.cf_name).ok_or(ReadError::Destroyed)?;
         let mut options = ReadOptions::default();
-        options.set_iterate_upper_bound(record::message_key(page.last_id.saturating_add(1)));
+        options.set_iterate_upper_bound(format::message_key(page.last_id.saturating_add(1)));
         let mut iter = db.raw_iterator_cf_opt(&cf, options);
-        iter.seek(record::message_key(page.first_id.max(topic.first_id())));
+        iter.seek(format::message_key(page.first_id.max(topic.first_id())));
         while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
             // A message whose time cannot be read is skipped: the search
             // lands on the next one, and reading it reports the damage.
-            if record::message_time(value).is_ok_and(|time| time >= time_ns)
-                && let Ok(id) = record::message_id_of_key(key)
+            if format::message_time(value).is_ok_and(|time| time >= time_ns)
+                && let Ok(id) = format::message_id_of_key(key)
             {
                 return Ok(Some(id));
             }
@@ -277,7 +277,7 @@ fn point_reads(
 ) -> (Vec<Value>, Option<Damage>) {
     let mut values = Vec::new();
     for id in ids {
-        let value = match db.get_pinned_cf(cf, record::message_key(id)) {
+        let value = match db.get_pinned_cf(cf, format::message_key(id)) {
             Ok(Some(value)) => value,
             Ok(None) => break,
             Err(error) => return (values, Some(Damage::rocksdb(id, &error))),
@@ -302,14 +302,14 @@ fn scan(
     max_bytes: u64,
 ) -> (Vec<Value>, Option<Damage>) {
     let mut options = ReadOptions::default();
-    options.set_iterate_upper_bound(record::message_key(ids.end));
+    options.set_iterate_upper_bound(format::message_key(ids.end));
     let mut iter = db.raw_iterator_cf_opt(cf, options);
-    iter.seek(record::message_key(ids.start));
+    iter.seek(format::message_key(ids.start));
     let mut values = Vec::new();
     let mut bytes = 0u64;
     let mut expected = ids.start;
     while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
-        let id = match record::message_id_of_key(key) {
+        let id = match format::message_id_of_key(key) {
             Ok(id) => id,
             Err(error) => return (values, Some(Damage::corrupt(expected, error.0))),
         };
@@ -355,7 +355,7 @@ fn is_retained(topic: &Topic, id: MessageId) -> bool {
 
 /// Decodes a stored message value; an external payload is read later.
 fn decode(id: MessageId, value: &[u8]) -> Result<Value, Damage> {
-    record::decode_message(value)
+    format::decode_message(value)
         .map(|value| (id, value))
         .map_err(|error| Damage::corrupt(id, format!("its record does not decode: {}", error.0)))
 }

@@ -1,0 +1,18 @@
+//! The embedded engine: RocksDB, segment files, and the background task.
+//!
+//! Nothing here imports the public facade (`crate::store::Store`): the
+//! facade calls into the engine, and the engine's background work holds the
+//! core (`Engine`) weakly.
+
+pub(crate) mod background;
+pub(crate) mod durability;
+pub(crate) mod failpoint;
+pub(crate) mod format;
+pub(crate) mod page;
+pub(crate) mod read;
+pub(crate) mod recovery;
+pub(crate) mod repair;
+pub(crate) mod retention;
+pub(crate) mod segment;
+pub(crate) mod stats;
+pub(crate) mod topic;
