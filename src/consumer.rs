@@ -21,36 +21,17 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use futures_core::Stream;
 
 use crate::cursor::{Cursor, DamagePolicy, deadline_after};
 use crate::error::ConsumerError;
+use crate::message::{MessageId, Position, StoredMessage};
 use crate::rocks::format::GroupRecord;
 use crate::rocks::read::ReadError;
 use crate::rocks::topic::{Group, Topic, check_name};
 use crate::store::{Store, meta_cf};
-use crate::{MessageId, StoredMessage};
-
-/// Where a group, consumer or reader starts, or where a seek goes.
-///
-/// Positions are clamped to what the topic holds: a position before the
-/// first retained message means the first retained message, and a position
-/// past the last message means the next message to be produced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Position {
-    /// The first retained message.
-    Earliest,
-    /// The next message produced (nothing already in the topic).
-    Latest,
-    /// Message `id` itself (inclusive).
-    Id(MessageId),
-    /// The message after `id` (exclusive).
-    After(MessageId),
-    /// The first message produced at or after this time.
-    Time(SystemTime),
-}
 
 /// How a [`Consumer`] acknowledges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

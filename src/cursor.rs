@@ -14,13 +14,13 @@ use std::time::{Duration, Instant};
 
 use event_listener::{EventListener, Listener};
 
-use crate::MessageId;
 use crate::clock::to_nanos;
 use crate::error::ConsumerError;
+use crate::message::MessageId;
+use crate::message::{Position, StoredMessage};
 use crate::rocks::read::ReadError;
 use crate::rocks::topic::{Group, Topic};
 use crate::store::Inner;
-use crate::{Position, StoredMessage};
 
 /// Read-ahead per RocksDB iterator: up to this many messages...
 const READ_AHEAD_MESSAGES: usize = 256;

@@ -4,7 +4,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use crate::MessageId;
+use crate::message::MessageId;
 
 /// A configuration could not be read, or holds a bad value.
 #[derive(Debug, thiserror::Error)]

@@ -57,6 +57,7 @@ mod consumer;
 mod cursor;
 mod error;
 pub mod fs;
+mod message;
 mod producer;
 mod reader;
 mod rocks;
@@ -64,13 +65,13 @@ mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Compression, Config, ConfigBuilder, DEFAULT_PATH, RetentionPolicy};
-pub use consumer::{AckMode, Consumer, Position};
+pub use consumer::{AckMode, Consumer};
 pub use cursor::DamagePolicy;
 pub use error::{
     ConfigError, ConsumerError, Error, NameError, OpenError, ProduceError, StorageError,
     StorageErrorKind, TopicError,
 };
-pub use producer::{Message, StoredMessage};
+pub use message::{Message, MessageId, Position, StoredMessage};
 pub use reader::Reader;
 pub use rocks::background::BackgroundStats;
 pub use rocks::repair::{CheckReport, Damage, RepairReport, TopicCheck};
@@ -78,9 +79,6 @@ pub use rocks::retention::{CompactionReport, RetentionFailure, RetentionReport, 
 pub use rocks::stats::{DamagedTopicStats, GroupStats, PageInfo, StoreStats, TopicStats};
 pub use rocks::topic::MAX_NAME_LEN;
 pub use store::{Environment, Store, bench_support};
-
-/// A message id: per topic, from 1, strictly increasing and contiguous.
-pub type MessageId = u64;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -9,16 +9,14 @@
 //! Only after the write are the new ids published to readers and waiting
 //! receivers woken, so that a reader never sees an id before its message.
 
-use std::collections::BTreeMap;
 use std::ops::Range;
-use std::time::SystemTime;
 
 use std::sync::Arc;
 
 use rocksdb::{BoundColumnFamily, DB, WriteBatch};
 
-use crate::MessageId;
 use crate::error::{ProduceError, StorageError};
+use crate::message::{Message, MessageId};
 use crate::rocks::format::{self, PageRecord, Payload, PayloadRef, TopicState};
 use crate::rocks::segment::{SegmentWriter, goes_external};
 use crate::rocks::topic::{Topic, Writer};
@@ -26,75 +24,6 @@ use crate::store::{Store, meta_cf};
 
 /// The largest encoding buffer a topic keeps between produce calls.
 const SCRATCH_KEEP_BYTES: usize = 1 << 20;
-
-/// A message to produce: a payload and its properties.
-///
-/// ```
-/// use rocksmq::Message;
-///
-/// let message = Message::new(r#"{"id": 1, "vector": [0.1, 0.2]}"#)
-///     .with_property("collection", "books");
-/// // 31 bytes of payload, 10 + 5 of property.
-/// assert_eq!(message.size(), 46);
-/// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Message {
-    /// The payload.
-    pub payload: Vec<u8>,
-    /// Properties (headers), as Milvus and Kafka carry them.
-    pub properties: BTreeMap<String, String>,
-}
-
-impl Message {
-    /// A message with `payload` and no properties.
-    #[must_use]
-    pub fn new(payload: impl Into<Vec<u8>>) -> Self {
-        Self {
-            payload: payload.into(),
-            properties: BTreeMap::new(),
-        }
-    }
-
-    /// This message with property `key` set to `value`.
-    #[must_use]
-    pub fn with_property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.properties.insert(key.into(), value.into());
-        self
-    }
-
-    /// The size that `maxMessageSize` and page accounting count: the
-    /// payload's bytes plus the bytes of every property key and value.
-    #[must_use]
-    pub fn size(&self) -> u64 {
-        message_size(&self.properties, &self.payload)
-    }
-}
-
-/// A message read from a topic.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredMessage {
-    /// Its id: per topic, from 1, strictly increasing and contiguous.
-    pub id: MessageId,
-    /// When it was produced, by the store's clock.
-    pub timestamp: SystemTime,
-    /// Its properties.
-    pub properties: BTreeMap<String, String>,
-    /// Its payload.
-    pub payload: Vec<u8>,
-}
-
-impl StoredMessage {
-    /// Its size as [`Message::size`] counts it.
-    #[must_use]
-    pub fn size(&self) -> u64 {
-        message_size(&self.properties, &self.payload)
-    }
-}
-
-fn message_size(properties: &BTreeMap<String, String>, payload: &[u8]) -> u64 {
-    let properties: usize = properties.iter().map(|(k, v)| k.len() + v.len()).sum();
-    (payload.len() + properties) as u64
-}
 
 impl Store {
     /// Appends `messages` to `topic` as one atomic write and returns their

@@ -9,8 +9,8 @@ use futures_core::Stream;
 
 use crate::cursor::{Cursor, DamagePolicy, deadline_after};
 use crate::error::ConsumerError;
+use crate::message::{MessageId, Position, StoredMessage};
 use crate::store::Store;
-use crate::{MessageId, Position, StoredMessage};
 
 impl Store {
     /// A reader of `topic` starting at `from`

@@ -26,6 +26,7 @@ use crate::clock::{Clock, SystemClock, to_nanos};
 use crate::config::Config;
 use crate::error::{OpenError, StorageError, TopicError};
 use crate::fs::{FileSystem, StdFileSystem};
+use crate::message::{MessageId, StoredMessage};
 use crate::rocks::background::{self, Background};
 use crate::rocks::durability::sync_segments;
 use crate::rocks::failpoint;
@@ -36,7 +37,6 @@ pub(crate) use crate::rocks::recovery::meta_cf;
 use crate::rocks::recovery::{DamagedTopic, clean_segments, recover};
 use crate::rocks::segment::Segments;
 use crate::rocks::topic::{Group, Topic, check_name};
-use crate::{MessageId, StoredMessage};
 
 /// The block cache is `lrucacheratio` of the machine's memory, within these bounds (Milvus's).
 const CACHE_MIN_BYTES: u64 = 512 << 20;

@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use rocksdb::DB;
 
-use crate::MessageId;
 use crate::error::StorageError;
+use crate::message::MessageId;
 use crate::rocks::format;
 use crate::rocks::segment::SyncJob;
 use crate::rocks::topic::Topic;

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::MessageId;
+use crate::message::{MessageId, size_of};
 
 /// The store format written in the metadata column family's `V` record.
 /// Version 2 names topic column families with their id and writes group
@@ -471,16 +471,11 @@ pub(crate) struct MessageValue {
 impl MessageValue {
     /// The message's size as [`crate::Message::size`] counts it.
     pub(crate) fn size(&self) -> u64 {
-        let properties: usize = self
-            .properties
-            .iter()
-            .map(|(key, value)| key.len() + value.len())
-            .sum();
-        let payload = match &self.payload {
-            StoredPayload::Inline(bytes) => bytes.len() as u64,
-            StoredPayload::External(reference) => u64::from(reference.len),
+        let payload_len = match &self.payload {
+            StoredPayload::Inline(bytes) => bytes.len(),
+            StoredPayload::External(reference) => reference.len as usize,
         };
-        properties as u64 + payload
+        size_of(&self.properties, payload_len)
     }
 }
 
@@ -562,27 +557,9 @@ pub(crate) fn message_offset(value: &[u8]) -> Decoded<u64> {
     Ok(head(value)?.offset_bytes)
 }
 
-/// The size of a message value as [`crate::Message::size`] counts it
-/// (payload plus property keys and values), without decoding it.
+/// The size of a message value as [`crate::Message::size`] counts it.
 pub(crate) fn message_size(value: &[u8]) -> Decoded<u64> {
-    let Head {
-        external,
-        property_count,
-        mut rest,
-        ..
-    } = head(value)?;
-    let mut size = 0u64;
-    for _ in 0..property_count * 2 {
-        let len = rest.u32()? as usize;
-        rest.take(len)?;
-        size += len as u64;
-    }
-    if external {
-        size += u64::from(payload_ref(&mut rest)?.len);
-    } else {
-        size += rest.rest().len() as u64;
-    }
-    Ok(size)
+    Ok(decode_message(value)?.size())
 }
 
 /// A cursor over a value being decoded.

@@ -15,7 +15,7 @@
 
 use std::time::Duration;
 
-use crate::MessageId;
+use crate::message::MessageId;
 use crate::rocks::format::PageRecord;
 
 /// The rules that close a page.

@@ -16,11 +16,11 @@ use rocksdb::{BoundColumnFamily, DB, ReadOptions};
 
 use crate::clock::from_nanos;
 use crate::error::StorageError;
+use crate::message::{MessageId, StoredMessage};
 use crate::rocks::format::{self, MessageValue, PageRecord, PayloadRef, StoredPayload};
 use crate::rocks::segment::{EXTERNAL_MIN_BYTES, PayloadError, adjacent};
 use crate::rocks::topic::Topic;
 use crate::store::Inner;
-use crate::{MessageId, StoredMessage};
 
 /// Reads of at most this many messages use point reads, not an iterator.
 const POINT_READS: u64 = 4;

@@ -18,8 +18,8 @@ use std::sync::Arc;
 
 use rocksdb::{BoundColumnFamily, DB, ReadOptions, WriteBatch};
 
-use crate::MessageId;
 use crate::error::StorageError;
+use crate::message::MessageId;
 use crate::rocks::format::{
     self, GroupRecord, META_CF, PageRecord, StoredPayload, TOPIC_CF_PREFIX, TopicRecord, TopicState,
 };

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use rocksdb::{BoundColumnFamily, DB, ReadOptions};
 use serde::Serialize;
 
-use crate::MessageId;
 use crate::error::{StorageError, TopicError};
+use crate::message::MessageId;
 use crate::rocks::failpoint;
 use crate::rocks::format::{self, GroupRecord, PageRecord, StoredPayload, TopicState};
 use crate::rocks::recovery::{self, TopicRecords, meta_cf};

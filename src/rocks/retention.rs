@@ -25,9 +25,9 @@ use parking_lot::MutexGuard;
 use rocksdb::{BottommostLevelCompaction, CompactOptions, FlushOptions, WriteBatch};
 use serde::Serialize;
 
-use crate::MessageId;
 use crate::config::RetentionPolicy;
 use crate::error::{StorageError, TopicError};
+use crate::message::MessageId;
 use crate::rocks::failpoint;
 use crate::rocks::format::{self, GroupRecord};
 use crate::rocks::stats::dir_size;

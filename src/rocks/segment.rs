@@ -29,8 +29,8 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
 
-use crate::MessageId;
 use crate::fs::{FileSystem, SegmentFile};
+use crate::message::MessageId;
 use crate::rocks::format::PayloadRef;
 
 /// Payloads of this many bytes or more go to segment files.

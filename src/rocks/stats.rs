@@ -9,9 +9,9 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::MessageId;
 use crate::clock::from_nanos;
 use crate::error::{StorageError, TopicError};
+use crate::message::MessageId;
 use crate::rocks::background::BackgroundStats;
 use crate::rocks::format::{self, PageRecord};
 use crate::rocks::topic::Topic;

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use event_listener::Event;
 use parking_lot::Mutex;
 
-use crate::MessageId;
 use crate::error::NameError;
+use crate::message::MessageId;
 use crate::rocks::format::{GroupRecord, PageRecord, TopicState};
 use crate::rocks::segment::{SegmentReaders, SegmentWriter, Segments, SyncJob};
 
