@@ -28,10 +28,10 @@ use futures_core::Stream;
 use crate::cursor::{Cursor, DamagePolicy, deadline_after};
 use crate::error::ConsumerError;
 use crate::message::{MessageId, Position, StoredMessage};
+use crate::rocks::catalog;
+use crate::rocks::engine::Engine;
 use crate::rocks::format::GroupRecord;
-use crate::rocks::read::ReadError;
-use crate::rocks::topic::{Group, Topic, check_name};
-use crate::store::{Store, meta_cf};
+use crate::rocks::topic::Group;
 
 /// How a [`Consumer`] acknowledges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -43,225 +43,6 @@ pub enum AckMode {
     /// Delivering a message acknowledges it, durably, before it is returned
     /// (at-most-once; Milvus's behaviour).
     Auto,
-}
-
-impl Store {
-    /// Creates consumer group `group` of `topic`, positioned at `from`: its
-    /// first delivery will be the message `from` designates.
-    ///
-    /// ```
-    /// # use rocksmq::{Config, Message, Position, Store};
-    /// # let dir = tempfile::tempdir()?;
-    /// # let store = Store::open(Config::builder().path(dir.path()).build())?;
-    /// store.create_topic("events")?;
-    /// store.produce("events", &[Message::new("old")])?;
-    /// store.create_group("events", "indexer", Position::Latest)?;
-    /// store.produce("events", &[Message::new("new")])?;
-    /// let mut consumer = store.consumer("events", "indexer")?;
-    /// assert_eq!(consumer.consume(10)?[0].payload, b"new");
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    ///
-    /// # Errors
-    /// [`ConsumerError::GroupExists`], [`ConsumerError::TopicNotFound`], or
-    /// [`ConsumerError::InvalidName`] for a name that is not 1 to 255 bytes
-    /// of `[A-Za-z0-9._-]`.
-    pub fn create_group(
-        &self,
-        topic: &str,
-        group: &str,
-        from: Position,
-    ) -> Result<(), ConsumerError> {
-        check_name("group", group)?;
-        let handle = self.topic_for_group(topic)?;
-        // Resolved before the group map is locked: resolving a time reads
-        // the pages under the writer lock, which comes first in the lock
-        // order (docs/design.md).
-        let next = Cursor::resolve(&self.inner, &handle, from)
-            .map_err(|error| read_error(topic, error))?;
-        let db = self.inner.db().ok_or(ConsumerError::Closed)?;
-        let mut groups = handle.groups.lock();
-        if handle.is_destroyed() {
-            return Err(ConsumerError::TopicNotFound {
-                topic: topic.to_owned(),
-            });
-        }
-        if groups.contains_key(group) {
-            return Err(ConsumerError::GroupExists {
-                topic: topic.to_owned(),
-                group: group.to_owned(),
-            });
-        }
-        // A retention pass between the two steps moved the first id on; it
-        // publishes before releasing the map, so this sees it.
-        let next = next.max(handle.first_id().min(handle.last_id() + 1));
-        let record = GroupRecord {
-            acked_id: next - 1,
-            created_ns: self.inner.now_ns(),
-            skipped: 0,
-            damaged_skipped: 0,
-        };
-        let entry = Arc::new(Group::new(group.to_owned(), record));
-        self.inner
-            .write_group(&db, &handle, &entry, &record)
-            .map_err(|error| read_error(topic, error))?;
-        groups.insert(group.to_owned(), entry);
-        Ok(())
-    }
-
-    /// Destroys consumer group `group` of `topic`. Its open consumer, if any,
-    /// fails with [`ConsumerError::GroupNotFound`] from then on.
-    ///
-    /// # Errors
-    /// [`ConsumerError::GroupNotFound`] or [`ConsumerError::TopicNotFound`].
-    pub fn destroy_group(&self, topic: &str, group: &str) -> Result<(), ConsumerError> {
-        let handle = self.topic_for_group(topic)?;
-        let db = self.inner.db().ok_or(ConsumerError::Closed)?;
-        let mut groups = handle.groups.lock();
-        let entry = groups
-            .get(group)
-            .cloned()
-            .ok_or_else(|| group_not_found(topic, group))?;
-        let _record = entry.record.lock();
-        let meta = meta_cf(&db);
-        db.delete_cf_opt(
-            &meta,
-            crate::rocks::format::group_key(handle.id, group),
-            self.inner.write_options(),
-        )
-        .map_err(|error| {
-            crate::error::StorageError::rocksdb(
-                format!("destroying group `{group}` of topic `{topic}`"),
-                &error,
-            )
-        })?;
-        entry.destroyed.store(true, Ordering::Release);
-        groups.remove(group);
-        handle.event.notify(usize::MAX);
-        Ok(())
-    }
-
-    /// Whether `topic` has a consumer group `group`.
-    ///
-    /// # Errors
-    /// [`ConsumerError::TopicNotFound`].
-    pub fn group_exists(&self, topic: &str, group: &str) -> Result<bool, ConsumerError> {
-        Ok(self
-            .topic_for_group(topic)?
-            .groups
-            .lock()
-            .contains_key(group))
-    }
-
-    /// The names of the consumer groups of `topic`, sorted.
-    ///
-    /// # Errors
-    /// [`ConsumerError::TopicNotFound`].
-    pub fn list_groups(&self, topic: &str) -> Result<Vec<String>, ConsumerError> {
-        Ok(self
-            .topic_for_group(topic)?
-            .groups
-            .lock()
-            .keys()
-            .cloned()
-            .collect())
-    }
-
-    /// Moves the acknowledged position of `group` so that its next delivery
-    /// is the message `to` designates, backwards or forwards, durably. For a
-    /// group whose consumer is open, use [`Consumer::seek`].
-    ///
-    /// # Errors
-    /// [`ConsumerError::GroupBusy`] if the group has an open consumer,
-    /// [`ConsumerError::GroupNotFound`] or [`ConsumerError::TopicNotFound`].
-    pub fn seek_group(&self, topic: &str, group: &str, to: Position) -> Result<(), ConsumerError> {
-        self.consumer(topic, group)?.seek(to)
-    }
-
-    /// Opens the consumer of `group` on `topic`, with explicit
-    /// acknowledgement; see [`Consumer::with_ack_mode`].
-    ///
-    /// ```
-    /// # use rocksmq::{Config, Message, Position, Store};
-    /// # let dir = tempfile::tempdir()?;
-    /// # let store = Store::open(Config::builder().path(dir.path()).build())?;
-    /// store.create_topic("events")?;
-    /// store.create_group("events", "indexer", Position::Earliest)?;
-    /// store.produce("events", &[Message::new("a"), Message::new("b")])?;
-    ///
-    /// let mut consumer = store.consumer("events", "indexer")?;
-    /// let batch = consumer.consume(100)?;
-    /// assert_eq!(batch.len(), 2);
-    /// consumer.ack(batch[1].id)?; // acknowledges 1 and 2
-    /// assert_eq!(consumer.acked_id(), 2);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    ///
-    /// # Errors
-    /// [`ConsumerError::GroupBusy`] if another consumer of the group is open,
-    /// [`ConsumerError::GroupNotFound`] or [`ConsumerError::TopicNotFound`].
-    pub fn consumer(&self, topic: &str, group: &str) -> Result<Consumer, ConsumerError> {
-        let handle = self.topic_for_group(topic)?;
-        let entry = handle
-            .groups
-            .lock()
-            .get(group)
-            .cloned()
-            .ok_or_else(|| group_not_found(topic, group))?;
-        if entry.attached.swap(true, Ordering::AcqRel) {
-            return Err(ConsumerError::GroupBusy {
-                topic: topic.to_owned(),
-                group: group.to_owned(),
-            });
-        }
-        let next = entry.record.lock().acked_id + 1;
-        Ok(Consumer {
-            cursor: Cursor::new(self.inner.clone(), handle, Some(Arc::clone(&entry)), next),
-            group: entry,
-            ack_mode: AckMode::Explicit,
-            terminated: false,
-            skips_saved: 0,
-        })
-    }
-
-    pub(crate) fn topic_for_group(&self, topic: &str) -> Result<Arc<Topic>, ConsumerError> {
-        if self.inner.is_closed() {
-            return Err(ConsumerError::Closed);
-        }
-        self.inner
-            .topic(topic)
-            .ok_or_else(|| match self.inner.damage(topic) {
-                Some(reason) => ConsumerError::TopicDamaged {
-                    topic: topic.to_owned(),
-                    reason,
-                },
-                None => ConsumerError::TopicNotFound {
-                    topic: topic.to_owned(),
-                },
-            })
-    }
-}
-
-fn group_not_found(topic: &str, group: &str) -> ConsumerError {
-    ConsumerError::GroupNotFound {
-        topic: topic.to_owned(),
-        group: group.to_owned(),
-    }
-}
-
-fn read_error(topic: &str, error: ReadError) -> ConsumerError {
-    match error {
-        ReadError::Closed => ConsumerError::Closed,
-        ReadError::Destroyed => ConsumerError::TopicNotFound {
-            topic: topic.to_owned(),
-        },
-        ReadError::Storage(error) => ConsumerError::Storage(error),
-        ReadError::Damaged { id, reason, .. } => ConsumerError::DamagedMessage {
-            topic: topic.to_owned(),
-            id,
-            reason,
-        },
-    }
 }
 
 /// The consumer of one consumer group: delivers the topic's messages in id
@@ -288,6 +69,35 @@ pub struct Consumer {
 }
 
 impl Consumer {
+    /// Opens the consumer of `group` on `topic`: one at a time per group.
+    pub(crate) fn open(
+        engine: &Arc<Engine>,
+        topic: &str,
+        group: &str,
+    ) -> Result<Self, ConsumerError> {
+        let handle = catalog::topic_for_group(engine, topic)?;
+        let entry = handle
+            .groups
+            .lock()
+            .get(group)
+            .cloned()
+            .ok_or_else(|| catalog::group_not_found(topic, group))?;
+        if entry.attached.swap(true, Ordering::AcqRel) {
+            return Err(ConsumerError::GroupBusy {
+                topic: topic.to_owned(),
+                group: group.to_owned(),
+            });
+        }
+        let next = entry.record.lock().acked_id + 1;
+        Ok(Self {
+            cursor: Cursor::new(Arc::clone(engine), handle, Some(Arc::clone(&entry)), next),
+            group: entry,
+            ack_mode: AckMode::Explicit,
+            terminated: false,
+            skips_saved: 0,
+        })
+    }
+
     /// This consumer acknowledging as `mode` says.
     #[must_use]
     pub fn with_ack_mode(mut self, mode: AckMode) -> Self {
@@ -470,8 +280,7 @@ impl Consumer {
     /// or a storage error.
     pub fn seek(&mut self, to: Position) -> Result<(), ConsumerError> {
         self.check_group()?;
-        let next = Cursor::resolve(&self.cursor.inner, &self.cursor.topic, to)
-            .map_err(|error| self.cursor.map_read_error(error))?;
+        let next = self.cursor.resolve(to)?;
         self.save(|record| {
             record.acked_id = next - 1;
             true
@@ -511,21 +320,19 @@ impl Consumer {
     /// Applies `change` to the group's record and writes it if it changed.
     fn save(&self, change: impl FnOnce(&mut GroupRecord) -> bool) -> Result<(), ConsumerError> {
         // The database first, then the record: the lock order.
-        let db = self.cursor.inner.db().ok_or(ConsumerError::Closed)?;
+        let db = self.cursor.engine.db()?;
         let mut record = self.group.record.lock();
         let mut updated = *record;
         if !change(&mut updated) {
             return Ok(());
         }
-        self.cursor
-            .inner
-            .write_group(&db, &self.cursor.topic, &self.group, &updated)
-            .map_err(|error| match error {
-                ReadError::Destroyed if !self.cursor.topic.is_destroyed() => {
-                    group_not_found(self.topic(), self.group())
-                }
-                other => self.cursor.map_read_error(other),
-            })?;
+        catalog::write_group(
+            &self.cursor.engine,
+            &db,
+            &self.cursor.topic,
+            &self.group,
+            &updated,
+        )?;
         *record = updated;
         Ok(())
     }

@@ -14,13 +14,11 @@ use std::time::{Duration, Instant};
 
 use event_listener::{EventListener, Listener};
 
-use crate::clock::to_nanos;
 use crate::error::ConsumerError;
-use crate::message::MessageId;
-use crate::message::{Position, StoredMessage};
-use crate::rocks::read::ReadError;
+use crate::message::{MessageId, Position, StoredMessage};
+use crate::rocks::engine::Engine;
+use crate::rocks::read::{self, ReadError};
 use crate::rocks::topic::{Group, Topic};
-use crate::store::Inner;
 
 /// Read-ahead per RocksDB iterator: up to this many messages...
 const READ_AHEAD_MESSAGES: usize = 256;
@@ -30,7 +28,7 @@ const READ_AHEAD_BYTES: u64 = 1 << 20;
 /// A position in a topic and the messages read ahead of it.
 #[derive(Debug)]
 pub(crate) struct Cursor {
-    pub(crate) inner: Arc<Inner>,
+    pub(crate) engine: Arc<Engine>,
     pub(crate) topic: Arc<Topic>,
     /// The consumer group whose position this is (`None` for a reader):
     /// destroying it stops the cursor.
@@ -74,13 +72,13 @@ struct Damage {
 
 impl Cursor {
     pub(crate) fn new(
-        inner: Arc<Inner>,
+        engine: Arc<Engine>,
         topic: Arc<Topic>,
         group: Option<Arc<Group>>,
         next: MessageId,
     ) -> Self {
         Self {
-            inner,
+            engine,
             topic,
             group,
             next,
@@ -121,25 +119,14 @@ impl Cursor {
     }
 
     pub(crate) fn map_read_error(&self, error: ReadError) -> ConsumerError {
-        match error {
-            ReadError::Closed => ConsumerError::Closed,
-            ReadError::Destroyed => ConsumerError::TopicDestroyed {
-                topic: self.topic.name.clone(),
-            },
-            ReadError::Storage(error) => ConsumerError::Storage(error),
-            ReadError::Damaged { id, reason, .. } => ConsumerError::DamagedMessage {
-                topic: self.topic.name.clone(),
-                id,
-                reason,
-            },
-        }
+        error.into_consumer_error(&self.topic.name)
     }
 
     /// Fails if the topic or the group was destroyed, or the store closed.
     pub(crate) fn check_alive(&self) -> Result<(), ConsumerError> {
         if self.topic.is_destroyed() {
             Err(self.map_read_error(ReadError::Destroyed))
-        } else if self.inner.is_closed() {
+        } else if self.engine.is_closed() {
             Err(ConsumerError::Closed)
         } else if let Some(group) = &self.group
             && group.destroyed.load(Ordering::Acquire)
@@ -162,7 +149,8 @@ impl Cursor {
                 self.at_damage(damage)?;
                 continue;
             }
-            let batch = match self.inner.read(
+            let batch = match read::read(
+                &self.engine,
                 &self.topic,
                 self.next..MessageId::MAX,
                 max_count,
@@ -315,25 +303,10 @@ impl Cursor {
     }
 
     /// The next id to deliver for `position`, clamped to what the topic
-    /// holds: never before the first retained message, never past the next
-    /// message to be produced.
-    pub(crate) fn resolve(
-        inner: &Inner,
-        topic: &Topic,
-        position: Position,
-    ) -> Result<MessageId, ReadError> {
-        let first = topic.first_id();
-        let end = topic.last_id() + 1;
-        let next = match position {
-            Position::Earliest => first,
-            Position::Latest => end,
-            Position::Id(id) => id,
-            Position::After(id) => id.saturating_add(1),
-            Position::Time(time) => inner
-                .first_id_at_or_after(topic, to_nanos(time))?
-                .unwrap_or(end),
-        };
-        Ok(next.clamp(first.min(end), end))
+    /// holds.
+    pub(crate) fn resolve(&self, position: Position) -> Result<MessageId, ConsumerError> {
+        read::resolve(&self.engine, &self.topic, position)
+            .map_err(|error| self.map_read_error(error))
     }
 }
 

@@ -385,3 +385,57 @@ pub enum Error {
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
+
+/// Why a call cannot reach a topic's data: the store was closed, or the
+/// topic's column family dropped (destroyed) meanwhile. Each public error
+/// type says it its own way, below: the one place it is mapped.
+#[derive(Debug)]
+pub(crate) enum Unavailable {
+    Closed,
+    /// The topic, by name.
+    Gone(String),
+}
+
+impl From<Unavailable> for TopicError {
+    fn from(unavailable: Unavailable) -> Self {
+        match unavailable {
+            Unavailable::Closed => Self::Closed,
+            Unavailable::Gone(topic) => Self::NotFound { topic },
+        }
+    }
+}
+
+impl From<Unavailable> for ProduceError {
+    fn from(unavailable: Unavailable) -> Self {
+        match unavailable {
+            Unavailable::Closed => Self::Closed,
+            Unavailable::Gone(topic) => Self::TopicNotFound { topic },
+        }
+    }
+}
+
+impl From<Unavailable> for ConsumerError {
+    fn from(unavailable: Unavailable) -> Self {
+        match unavailable {
+            Unavailable::Closed => Self::Closed,
+            Unavailable::Gone(topic) => Self::TopicDestroyed { topic },
+        }
+    }
+}
+
+impl From<Unavailable> for StorageError {
+    fn from(unavailable: Unavailable) -> Self {
+        match unavailable {
+            Unavailable::Closed => Self {
+                kind: StorageErrorKind::Closed,
+                io_kind: None,
+                context: "using the store".to_owned(),
+                message: "the store is closed".to_owned(),
+            },
+            Unavailable::Gone(topic) => Self::corrupt(
+                format!("using topic `{topic}`"),
+                "its column family is gone",
+            ),
+        }
+    }
+}

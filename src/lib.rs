@@ -58,7 +58,6 @@ mod cursor;
 mod error;
 pub mod fs;
 mod message;
-mod producer;
 mod reader;
 mod rocks;
 mod store;
@@ -74,11 +73,13 @@ pub use error::{
 pub use message::{Message, MessageId, Position, StoredMessage};
 pub use reader::Reader;
 pub use rocks::background::BackgroundStats;
+pub use rocks::compaction::CompactionReport;
+pub use rocks::options::bench_support;
 pub use rocks::repair::{CheckReport, Damage, RepairReport, TopicCheck};
-pub use rocks::retention::{CompactionReport, RetentionFailure, RetentionReport, TopicRetention};
+pub use rocks::retention::{RetentionFailure, RetentionReport, TopicRetention};
 pub use rocks::stats::{DamagedTopicStats, GroupStats, PageInfo, StoreStats, TopicStats};
 pub use rocks::topic::MAX_NAME_LEN;
-pub use store::{Environment, Store, bench_support};
+pub use store::{Environment, Store};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

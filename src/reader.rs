@@ -2,6 +2,7 @@
 //! acknowledgement. A reader never changes any group's position.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -10,37 +11,8 @@ use futures_core::Stream;
 use crate::cursor::{Cursor, DamagePolicy, deadline_after};
 use crate::error::ConsumerError;
 use crate::message::{MessageId, Position, StoredMessage};
-use crate::store::Store;
-
-impl Store {
-    /// A reader of `topic` starting at `from`
-    /// ([`Position::Id`] is inclusive, [`Position::After`] exclusive).
-    ///
-    /// ```
-    /// # use rocksmq::{Config, Message, Position, Store};
-    /// # let dir = tempfile::tempdir()?;
-    /// # let store = Store::open(Config::builder().path(dir.path()).build())?;
-    /// store.create_topic("events")?;
-    /// store.produce("events", &[Message::new("a"), Message::new("b"), Message::new("c")])?;
-    /// let mut reader = store.reader("events", Position::After(1))?;
-    /// let ids: Vec<_> = reader.read(10)?.iter().map(|m| m.id).collect();
-    /// assert_eq!(ids, [2, 3]);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    ///
-    /// # Errors
-    /// [`ConsumerError::TopicNotFound`].
-    pub fn reader(&self, topic: &str, from: Position) -> Result<Reader, ConsumerError> {
-        let handle = self.topic_for_group(topic)?;
-        let cursor = Cursor::new(self.inner.clone(), handle, None, 0);
-        let mut reader = Reader {
-            cursor,
-            terminated: false,
-        };
-        reader.seek(from)?;
-        Ok(reader)
-    }
-}
+use crate::rocks::catalog;
+use crate::rocks::engine::Engine;
 
 /// A groupless reader of one topic: read blocking
 /// ([`recv_timeout`](Reader::recv_timeout), [`iter`](Reader::iter)) or async
@@ -53,6 +25,21 @@ pub struct Reader {
 }
 
 impl Reader {
+    /// A reader of `topic` starting at `from`.
+    pub(crate) fn open(
+        engine: &Arc<Engine>,
+        topic: &str,
+        from: Position,
+    ) -> Result<Self, ConsumerError> {
+        let handle = catalog::topic_for_group(engine, topic)?;
+        let mut reader = Reader {
+            cursor: Cursor::new(Arc::clone(engine), handle, None, 0),
+            terminated: false,
+        };
+        reader.seek(from)?;
+        Ok(reader)
+    }
+
     /// The topic.
     #[must_use]
     pub fn topic(&self) -> &str {
@@ -91,8 +78,7 @@ impl Reader {
     /// [`ConsumerError::TopicDestroyed`] or [`ConsumerError::Closed`].
     pub fn seek(&mut self, to: Position) -> Result<(), ConsumerError> {
         self.cursor.check_alive()?;
-        let next = Cursor::resolve(&self.cursor.inner, &self.cursor.topic, to)
-            .map_err(|error| self.cursor.map_read_error(error))?;
+        let next = self.cursor.resolve(to)?;
         self.cursor.move_to(next);
         Ok(())
     }

@@ -20,10 +20,11 @@ use std::time::{Duration, Instant, SystemTime};
 use parking_lot::{Condvar, Mutex};
 use serde::Serialize;
 
+use crate::rocks::compaction::compact;
 use crate::rocks::durability::{SYNC_INTERVAL, sync_segments};
+use crate::rocks::engine::Engine;
 use crate::rocks::failpoint;
-use crate::rocks::retention::{compact, run_retention};
-use crate::store::Inner;
+use crate::rocks::retention::run_retention;
 
 /// What the background task did since the store opened.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -124,13 +125,13 @@ fn later(now: Instant, interval: Duration) -> Instant {
 }
 
 impl Background {
-    /// Starts the task for the store behind `inner`.
-    pub(crate) fn start(inner: Weak<Inner>, status: Arc<Status>) -> std::io::Result<Self> {
+    /// Starts the task for the store behind `engine`.
+    pub(crate) fn start(engine: Weak<Engine>, status: Arc<Status>) -> std::io::Result<Self> {
         let signal = Arc::new((Mutex::new(false), Condvar::new()));
         let task_signal = Arc::clone(&signal);
         let thread = thread::Builder::new()
             .name("rocksmq-background".to_owned())
-            .spawn(move || run(&inner, &task_signal, &status))?;
+            .spawn(move || run(&engine, &task_signal, &status))?;
         Ok(Self {
             signal,
             thread_id: Some(thread.thread().id()),
@@ -155,21 +156,21 @@ impl Background {
     }
 }
 
-fn run(inner: &Weak<Inner>, signal: &(Mutex<bool>, Condvar), status: &Status) {
+fn run(weak: &Weak<Engine>, signal: &(Mutex<bool>, Condvar), status: &Status) {
     let (stopped, wake) = signal;
     let is_stopped = || *stopped.lock();
     let now = Instant::now();
     let mut jobs = {
-        let Some(store) = inner.upgrade() else { return };
+        let Some(engine) = weak.upgrade() else { return };
         let mut jobs = vec![
             Job::new(Kind::SegmentSync, SYNC_INTERVAL, now),
             Job::new(
                 Kind::Retention,
-                store.config.retention_check_interval(),
+                engine.config.retention_check_interval(),
                 now,
             ),
         ];
-        if let Some(every) = store.config.compaction_interval() {
+        if let Some(every) = engine.config.compaction_interval() {
             jobs.push(Job::new(Kind::Compaction, every, now));
         }
         jobs
@@ -185,19 +186,19 @@ fn run(inner: &Weak<Inner>, signal: &(Mutex<bool>, Condvar), status: &Status) {
                 return;
             }
         }
-        let Some(store) = inner.upgrade() else { return };
+        let Some(engine) = weak.upgrade() else { return };
         for job in &mut jobs {
             if Instant::now() < job.next || is_stopped() {
                 continue;
             }
             let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-                run_job(&store, job.kind, status, &is_stopped)
+                run_job(&engine, job.kind, status, &is_stopped)
             }));
             let name = job.kind.name();
             match outcome {
                 Ok(Ok(())) => {}
                 // A job the closing store interrupted did not fail.
-                Ok(Err(_)) if store.is_closed() => {}
+                Ok(Err(_)) if engine.is_closed() => {}
                 Ok(Err(error)) => status.failed(name, &error),
                 Err(panic) => status.failed(name, &panic_message(panic.as_ref())),
             }
@@ -207,7 +208,7 @@ fn run(inner: &Weak<Inner>, signal: &(Mutex<bool>, Condvar), status: &Status) {
 }
 
 fn run_job(
-    store: &Inner,
+    engine: &Engine,
     kind: Kind,
     status: &Status,
     is_stopped: &dyn Fn() -> bool,
@@ -215,11 +216,11 @@ fn run_job(
     failpoint::check(kind.failpoint(), "").map_err(|error| error.to_string())?;
     match kind {
         Kind::SegmentSync => {
-            let db = store.db().ok_or_else(|| "the store is closed".to_owned())?;
-            sync_segments(store, &db).map_err(|error| error.to_string())
+            let db = engine.db().map_err(|_| "the store is closed".to_owned())?;
+            sync_segments(engine, &db).map_err(|error| error.to_string())
         }
         Kind::Retention => {
-            let report = run_retention(store, is_stopped).map_err(|error| error.to_string())?;
+            let report = run_retention(engine, is_stopped).map_err(|error| error.to_string())?;
             status.0.lock().retention_passes += 1;
             match report.failed.first() {
                 None => Ok(()),
@@ -232,7 +233,7 @@ fn run_job(
             }
         }
         Kind::Compaction => {
-            compact(store, is_stopped).map_err(|error| error.to_string())?;
+            compact(engine, is_stopped).map_err(|error| error.to_string())?;
             status.0.lock().compactions += 1;
             Ok(())
         }

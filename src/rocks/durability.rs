@@ -19,10 +19,11 @@ use rocksdb::DB;
 
 use crate::error::StorageError;
 use crate::message::MessageId;
+use crate::rocks::engine::Engine;
 use crate::rocks::format;
+use crate::rocks::recovery::meta_cf;
 use crate::rocks::segment::SyncJob;
 use crate::rocks::topic::Topic;
-use crate::store::{Inner, meta_cf};
 
 /// How often the background task makes new payloads durable without
 /// `syncWrites`: at most this much is lost, and checked at open, after a
@@ -31,10 +32,10 @@ pub(crate) const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Syncs what every topic appended to its segment files and moves its sync
 /// mark. Goes on past a topic that fails; returns the first error.
-pub(crate) fn sync_segments(inner: &Inner, db: &DB) -> Result<(), StorageError> {
+pub(crate) fn sync_segments(engine: &Engine, db: &DB) -> Result<(), StorageError> {
     let mut first_error = None;
-    for topic in inner.all_topics() {
-        if let Err(error) = sync_topic(inner, db, &topic) {
+    for topic in engine.all_topics() {
+        if let Err(error) = sync_topic(engine, db, &topic) {
             if topic.is_destroyed() {
                 continue;
             }
@@ -46,7 +47,7 @@ pub(crate) fn sync_segments(inner: &Inner, db: &DB) -> Result<(), StorageError> 
 }
 
 /// Syncs one topic's new segment bytes, then records its sync mark.
-fn sync_topic(inner: &Inner, db: &DB, topic: &Topic) -> Result<(), StorageError> {
+fn sync_topic(engine: &Engine, db: &DB, topic: &Topic) -> Result<(), StorageError> {
     let (jobs, last_id) = {
         let writer = topic.writer.lock();
         let last_id = topic.last_id();
@@ -58,7 +59,7 @@ fn sync_topic(inner: &Inner, db: &DB, topic: &Topic) -> Result<(), StorageError>
     };
     // Outside the lock: producers go on while the disk works. The payloads
     // of every id up to `last_id` were appended before it was published.
-    SyncJob::run_all(&jobs, &inner.segments).map_err(|error| {
+    SyncJob::run_all(&jobs, &engine.segments).map_err(|error| {
         StorageError::io(
             format!("making the payloads of topic `{}` durable", topic.name),
             &error,
@@ -67,7 +68,7 @@ fn sync_topic(inner: &Inner, db: &DB, topic: &Topic) -> Result<(), StorageError>
     let mut writer = topic.writer.lock();
     writer.synced(&jobs);
     if last_id > writer.synced_through && !topic.is_destroyed() {
-        write_mark(inner, db, topic, last_id)?;
+        write_mark(engine, db, topic, last_id)?;
         writer.synced_through = last_id;
     }
     Ok(())
@@ -76,7 +77,7 @@ fn sync_topic(inner: &Inner, db: &DB, topic: &Topic) -> Result<(), StorageError>
 /// Writes topic's sync mark; the caller holds its writer lock (so that a
 /// destroy cannot come between and leave a mark of no topic).
 fn write_mark(
-    inner: &Inner,
+    engine: &Engine,
     db: &DB,
     topic: &Topic,
     synced_through: MessageId,
@@ -85,7 +86,7 @@ fn write_mark(
         &meta_cf(db),
         format::sync_mark_key(topic.id),
         format::encode_sync_mark(synced_through),
-        inner.write_options(),
+        &engine.write_options,
     )
     .map_err(|error| {
         StorageError::rocksdb(

@@ -5,9 +5,14 @@
 //! core (`Engine`) weakly.
 
 pub(crate) mod background;
+pub(crate) mod catalog;
+pub(crate) mod compaction;
 pub(crate) mod durability;
+pub(crate) mod engine;
 pub(crate) mod failpoint;
 pub(crate) mod format;
+pub(crate) mod open;
+pub(crate) mod options;
 pub(crate) mod page;
 pub(crate) mod read;
 pub(crate) mod recovery;
@@ -16,3 +21,4 @@ pub(crate) mod retention;
 pub(crate) mod segment;
 pub(crate) mod stats;
 pub(crate) mod topic;
+pub(crate) mod write;

@@ -15,12 +15,13 @@ use std::sync::Arc;
 use rocksdb::{BoundColumnFamily, DB, ReadOptions};
 
 use crate::clock::from_nanos;
-use crate::error::StorageError;
-use crate::message::{MessageId, StoredMessage};
+use crate::clock::to_nanos;
+use crate::error::{ConsumerError, StorageError, TopicError, Unavailable};
+use crate::message::{MessageId, Position, StoredMessage};
+use crate::rocks::engine::{Engine, topic_cf};
 use crate::rocks::format::{self, MessageValue, PageRecord, PayloadRef, StoredPayload};
 use crate::rocks::segment::{EXTERNAL_MIN_BYTES, PayloadError, adjacent};
 use crate::rocks::topic::Topic;
-use crate::store::Inner;
 
 /// Reads of at most this many messages use point reads, not an iterator.
 const POINT_READS: u64 = 4;
@@ -40,6 +41,51 @@ pub(crate) enum ReadError {
         io: bool,
         before: Vec<StoredMessage>,
     },
+}
+
+impl ReadError {
+    /// As a consumer or reader says it: a destroyed topic is
+    /// [`ConsumerError::TopicDestroyed`].
+    pub(crate) fn into_consumer_error(self, topic: &str) -> ConsumerError {
+        match self {
+            Self::Closed => ConsumerError::Closed,
+            Self::Destroyed => ConsumerError::TopicDestroyed {
+                topic: topic.to_owned(),
+            },
+            Self::Storage(error) => ConsumerError::Storage(error),
+            Self::Damaged { id, reason, .. } => ConsumerError::DamagedMessage {
+                topic: topic.to_owned(),
+                id,
+                reason,
+            },
+        }
+    }
+
+    /// As the store's own reads say it: a destroyed topic is
+    /// [`TopicError::NotFound`].
+    pub(crate) fn into_topic_error(self, topic: &str) -> TopicError {
+        match self {
+            Self::Closed => TopicError::Closed,
+            Self::Destroyed => TopicError::NotFound {
+                topic: topic.to_owned(),
+            },
+            Self::Storage(error) => TopicError::Storage(error),
+            Self::Damaged { id, reason, .. } => TopicError::DamagedMessage {
+                topic: topic.to_owned(),
+                id,
+                reason,
+            },
+        }
+    }
+}
+
+impl From<Unavailable> for ReadError {
+    fn from(unavailable: Unavailable) -> Self {
+        match unavailable {
+            Unavailable::Closed => Self::Closed,
+            Unavailable::Gone(_) => Self::Destroyed,
+        }
+    }
 }
 
 /// A message that could not be read, found while reading.
@@ -79,193 +125,208 @@ impl Damage {
 /// A message's id and decoded value, its payload maybe still to read.
 type Value = (MessageId, MessageValue);
 
-impl Inner {
-    /// Reads the retained messages of `topic` with ids in `ids` that are
-    /// readable now, up to `max_count` messages and, past the first message,
-    /// `max_bytes` message bytes.
-    pub(crate) fn read(
-        &self,
-        topic: &Topic,
-        ids: Range<MessageId>,
-        max_count: usize,
-        max_bytes: u64,
-    ) -> Result<Vec<StoredMessage>, ReadError> {
-        let start = ids.start.max(topic.first_id()).max(1);
-        let end = ids.end.min(topic.last_id().saturating_add(1));
-        if start >= end || max_count == 0 {
-            return if topic.is_destroyed() {
-                Err(ReadError::Destroyed)
-            } else if self.is_closed() {
-                Err(ReadError::Closed)
-            } else {
-                Ok(Vec::new())
-            };
-        }
-        let db = self.db().ok_or(ReadError::Closed)?;
-        let cf = db.cf_handle(&topic.cf_name).ok_or(ReadError::Destroyed)?;
-        // A receiver that keeps up reads one or two new messages per wake:
-        // point reads of the ids find them in the memtable, faster than
-        // building an iterator over every level.
-        if end - start <= POINT_READS && max_count as u64 >= end - start {
-            let (values, damage) = point_reads(&db, &cf, start..end);
-            if damage.is_some() || values.len() as u64 == end - start {
-                return self.with_payloads(topic, values, damage);
-            }
-            // A message retention deleted meanwhile: the iterator skips it.
-        }
-        let (values, damage) = scan(&db, &cf, topic, start..end, max_count, max_bytes);
-        drop(cf);
-        drop(db);
-        self.with_payloads(topic, values, damage)
+/// Reads the retained messages of `topic` with ids in `ids` that are
+/// readable now, up to `max_count` messages and, past the first message,
+/// `max_bytes` message bytes.
+pub(crate) fn read(
+    engine: &Engine,
+    topic: &Topic,
+    ids: Range<MessageId>,
+    max_count: usize,
+    max_bytes: u64,
+) -> Result<Vec<StoredMessage>, ReadError> {
+    let start = ids.start.max(topic.first_id()).max(1);
+    let end = ids.end.min(topic.last_id().saturating_add(1));
+    if start >= end || max_count == 0 {
+        return if topic.is_destroyed() {
+            Err(ReadError::Destroyed)
+        } else if engine.is_closed() {
+            Err(ReadError::Closed)
+        } else {
+            Ok(Vec::new())
+        };
     }
+    let db = engine.db()?;
+    let cf = topic_cf(&db, topic)?;
+    // A receiver that keeps up reads one or two new messages per wake:
+    // point reads of the ids find them in the memtable, faster than
+    // building an iterator over every level.
+    if end - start <= POINT_READS && max_count as u64 >= end - start {
+        let (values, damage) = point_reads(&db, &cf, start..end);
+        if damage.is_some() || values.len() as u64 == end - start {
+            return with_payloads(engine, topic, values, damage);
+        }
+        // A message retention deleted meanwhile: the iterator skips it.
+    }
+    let (values, damage) = scan(&db, &cf, topic, start..end, max_count, max_bytes);
+    drop(cf);
+    drop(db);
+    with_payloads(engine, topic, values, damage)
+}
 
-    /// The messages of `values` with their payloads, reading external ones
-    /// from their segment files: small payloads that lie back to back (a
-    /// batch's) with one read per run, large ones one by one. Messages whose
-    /// segment file retention deleted meanwhile (before the first retained
-    /// id) are left out. Stops at the first payload that cannot be read,
-    /// or at `damage` after the last value.
-    fn with_payloads(
-        &self,
-        topic: &Topic,
-        values: Vec<Value>,
-        damage: Option<Damage>,
-    ) -> Result<Vec<StoredMessage>, ReadError> {
-        let mut messages = Vec::with_capacity(values.len());
-        let mut run: Vec<(MessageId, MessageValue, PayloadRef)> = Vec::new();
-        for (id, value) in values {
-            match value.payload {
-                StoredPayload::External(reference)
-                    if (reference.len as usize) < EXTERNAL_MIN_BYTES =>
+/// The messages of `values` with their payloads, reading external ones
+/// from their segment files: small payloads that lie back to back (a
+/// batch's) with one read per run, large ones one by one. Messages whose
+/// segment file retention deleted meanwhile (before the first retained
+/// id) are left out. Stops at the first payload that cannot be read,
+/// or at `damage` after the last value.
+fn with_payloads(
+    engine: &Engine,
+    topic: &Topic,
+    values: Vec<Value>,
+    damage: Option<Damage>,
+) -> Result<Vec<StoredMessage>, ReadError> {
+    let mut messages = Vec::with_capacity(values.len());
+    let mut run: Vec<(MessageId, MessageValue, PayloadRef)> = Vec::new();
+    for (id, value) in values {
+        match value.payload {
+            StoredPayload::External(reference) if (reference.len as usize) < EXTERNAL_MIN_BYTES => {
+                if run
+                    .last()
+                    .is_some_and(|(_, _, previous)| !adjacent(previous, &reference))
+                    && let Err(damage) = read_run(engine, topic, &mut run, &mut messages)
                 {
-                    if run
-                        .last()
-                        .is_some_and(|(_, _, previous)| !adjacent(previous, &reference))
-                        && let Err(damage) = self.read_run(topic, &mut run, &mut messages)
-                    {
-                        return Err(damage.into_error(messages));
-                    }
-                    run.push((id, value, reference));
+                    return Err(damage.into_error(messages));
                 }
-                payload => {
-                    if let Err(damage) = self.read_run(topic, &mut run, &mut messages) {
-                        return Err(damage.into_error(messages));
-                    }
-                    let payload = match payload {
-                        StoredPayload::Inline(bytes) => bytes,
-                        StoredPayload::External(reference) => {
-                            match topic.readers.read(&self.segments, topic.id, &reference) {
-                                Ok(bytes) => bytes,
-                                Err(error) => match payload_damage(topic, id, &reference, error) {
-                                    None => continue,
-                                    Some(damage) => return Err(damage.into_error(messages)),
-                                },
-                            }
-                        }
-                    };
-                    messages.push(stored(id, value.produce_ns, value.properties, payload));
-                }
+                run.push((id, value, reference));
             }
-        }
-        if let Err(damage) = self.read_run(topic, &mut run, &mut messages) {
-            return Err(damage.into_error(messages));
-        }
-        match damage {
-            Some(damage) => Err(damage.into_error(messages)),
-            None => Ok(messages),
-        }
-    }
-
-    /// Reads the payloads of `run` (back to back in one segment) with one
-    /// read and moves its messages to `messages`.
-    fn read_run(
-        &self,
-        topic: &Topic,
-        run: &mut Vec<(MessageId, MessageValue, PayloadRef)>,
-        messages: &mut Vec<StoredMessage>,
-    ) -> Result<(), Damage> {
-        if run.is_empty() {
-            return Ok(());
-        }
-        let references: Vec<PayloadRef> = run.iter().map(|(_, _, reference)| *reference).collect();
-        if let Ok(payloads) = topic
-            .readers
-            .read_adjacent(&self.segments, topic.id, &references)
-        {
-            for ((id, value, _), payload) in run.drain(..).zip(payloads) {
+            payload => {
+                if let Err(damage) = read_run(engine, topic, &mut run, &mut messages) {
+                    return Err(damage.into_error(messages));
+                }
+                let payload = match payload {
+                    StoredPayload::Inline(bytes) => bytes,
+                    StoredPayload::External(reference) => {
+                        match topic.readers.read(&engine.segments, topic.id, &reference) {
+                            Ok(bytes) => bytes,
+                            Err(error) => match payload_damage(topic, id, &reference, error) {
+                                None => continue,
+                                Some(damage) => return Err(damage.into_error(messages)),
+                            },
+                        }
+                    }
+                };
                 messages.push(stored(id, value.produce_ns, value.properties, payload));
             }
-            return Ok(());
         }
-        // Something is wrong with the run: read its payloads one by one, to
-        // leave out those retention deleted meanwhile and to name the
-        // message whose payload cannot be read.
-        for (id, value, reference) in run.drain(..) {
-            match topic.readers.read(&self.segments, topic.id, &reference) {
-                Ok(payload) => {
-                    messages.push(stored(id, value.produce_ns, value.properties, payload));
-                }
-                Err(error) => {
-                    if let Some(damage) = payload_damage(topic, id, &reference, error) {
-                        return Err(damage);
-                    }
-                }
-            }
-        }
-        Ok(())
     }
+    if let Err(damage) = read_run(engine, topic, &mut run, &mut messages) {
+        return Err(damage.into_error(messages));
+    }
+    match damage {
+        Some(damage) => Err(damage.into_error(messages)),
+        None => Ok(messages),
+    }
+}
 
-    /// The first retained message of `topic` produced at or after `time_ns`,
-    /// or `None`: a binary search over the pages, then a scan of one page.
-    pub(crate) fn first_id_at_or_after(
-        &self,
-        topic: &Topic,
-        time_ns: u64,
-    ) -> Result<Option<MessageId>, ReadError> {
-        let candidate_page = {
-            let writer = topic.writer.lock();
-            let pages: Vec<PageRecord> = writer
-                .closed_pages
-                .iter()
-                .chain(&writer.state.open_page)
-                .copied()
-                .collect();
-            // Produce times never decrease within a topic, so the pages are
-            // sorted by their last time.
-            let index = pages.partition_point(|page| page.last_ns < time_ns);
-            pages.get(index).copied()
-        };
-        let Some(page) = candidate_page else {
-            return Ok(None);
-        };
-        let db = self.db().ok_or(ReadError::Closed)?;
-        let cf = db.cf_handle(&topic.cf_name).ok_or(ReadError::Destroyed)?;
-        let mut options = ReadOptions::default();
-        options.set_iterate_upper_bound(format::message_key(page.last_id.saturating_add(1)));
-        let mut iter = db.raw_iterator_cf_opt(&cf, options);
-        iter.seek(format::message_key(page.first_id.max(topic.first_id())));
-        while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
-            // A message whose time cannot be read is skipped: the search
-            // lands on the next one, and reading it reports the damage.
-            if format::message_time(value).is_ok_and(|time| time >= time_ns)
-                && let Ok(id) = format::message_id_of_key(key)
-            {
-                return Ok(Some(id));
-            }
-            iter.next();
-        }
-        iter.status().map_err(|error| {
-            ReadError::Storage(StorageError::rocksdb(
-                format!("reading topic `{}`", topic.name),
-                &error,
-            ))
-        })?;
-        // Every message of the page is older: the next page starts later.
-        Ok(page
-            .last_id
-            .checked_add(1)
-            .filter(|&id| id <= topic.last_id()))
+/// Reads the payloads of `run` (back to back in one segment) with one
+/// read and moves its messages to `messages`.
+fn read_run(
+    engine: &Engine,
+    topic: &Topic,
+    run: &mut Vec<(MessageId, MessageValue, PayloadRef)>,
+    messages: &mut Vec<StoredMessage>,
+) -> Result<(), Damage> {
+    if run.is_empty() {
+        return Ok(());
     }
+    let references: Vec<PayloadRef> = run.iter().map(|(_, _, reference)| *reference).collect();
+    if let Ok(payloads) = topic
+        .readers
+        .read_adjacent(&engine.segments, topic.id, &references)
+    {
+        for ((id, value, _), payload) in run.drain(..).zip(payloads) {
+            messages.push(stored(id, value.produce_ns, value.properties, payload));
+        }
+        return Ok(());
+    }
+    // Something is wrong with the run: read its payloads one by one, to
+    // leave out those retention deleted meanwhile and to name the
+    // message whose payload cannot be read.
+    for (id, value, reference) in run.drain(..) {
+        match topic.readers.read(&engine.segments, topic.id, &reference) {
+            Ok(payload) => {
+                messages.push(stored(id, value.produce_ns, value.properties, payload));
+            }
+            Err(error) => {
+                if let Some(damage) = payload_damage(topic, id, &reference, error) {
+                    return Err(damage);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The first retained message of `topic` produced at or after `time_ns`,
+/// or `None`: a binary search over the pages, then a scan of one page.
+pub(crate) fn first_id_at_or_after(
+    engine: &Engine,
+    topic: &Topic,
+    time_ns: u64,
+) -> Result<Option<MessageId>, ReadError> {
+    let candidate_page = {
+        let writer = topic.writer.lock();
+        let pages: Vec<PageRecord> = writer
+            .closed_pages
+            .iter()
+            .chain(&writer.state.open_page)
+            .copied()
+            .collect();
+        // Produce times never decrease within a topic, so the pages are
+        // sorted by their last time.
+        let index = pages.partition_point(|page| page.last_ns < time_ns);
+        pages.get(index).copied()
+    };
+    let Some(page) = candidate_page else {
+        return Ok(None);
+    };
+    let db = engine.db()?;
+    let cf = topic_cf(&db, topic)?;
+    let mut options = ReadOptions::default();
+    options.set_iterate_upper_bound(format::message_key(page.last_id.saturating_add(1)));
+    let mut iter = db.raw_iterator_cf_opt(&cf, options);
+    iter.seek(format::message_key(page.first_id.max(topic.first_id())));
+    while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
+        // A message whose time cannot be read is skipped: the search
+        // lands on the next one, and reading it reports the damage.
+        if format::message_time(value).is_ok_and(|time| time >= time_ns)
+            && let Ok(id) = format::message_id_of_key(key)
+        {
+            return Ok(Some(id));
+        }
+        iter.next();
+    }
+    iter.status().map_err(|error| {
+        ReadError::Storage(StorageError::rocksdb(
+            format!("reading topic `{}`", topic.name),
+            &error,
+        ))
+    })?;
+    // Every message of the page is older: the next page starts later.
+    Ok(page
+        .last_id
+        .checked_add(1)
+        .filter(|&id| id <= topic.last_id()))
+}
+/// The next id to deliver for `position`, clamped to what the topic holds:
+/// never before the first retained message, never past the next message to
+/// be produced.
+pub(crate) fn resolve(
+    engine: &Engine,
+    topic: &Topic,
+    position: Position,
+) -> Result<MessageId, ReadError> {
+    let first = topic.first_id();
+    let end = topic.last_id() + 1;
+    let next = match position {
+        Position::Earliest => first,
+        Position::Latest => end,
+        Position::Id(id) => id,
+        Position::After(id) => id.saturating_add(1),
+        Position::Time(time) => first_id_at_or_after(engine, topic, to_nanos(time))?.unwrap_or(end),
+    };
+    Ok(next.clamp(first.min(end), end))
 }
 
 /// Point reads of `ids`, stopping at the first missing one (retention may

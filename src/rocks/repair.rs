@@ -19,11 +19,12 @@ use serde::Serialize;
 
 use crate::error::{StorageError, TopicError};
 use crate::message::MessageId;
+use crate::rocks::catalog;
+use crate::rocks::engine::Engine;
 use crate::rocks::failpoint;
 use crate::rocks::format::{self, GroupRecord, PageRecord, StoredPayload, TopicState};
 use crate::rocks::recovery::{self, TopicRecords, meta_cf};
 use crate::rocks::segment::{SegmentReaders, Segments};
-use crate::store::{Inner, Store};
 
 /// At most this many damaged messages are listed per topic.
 const DAMAGE_LISTED: usize = 20;
@@ -89,148 +90,111 @@ pub struct RepairReport {
     pub groups_dropped: Vec<String>,
 }
 
-impl Store {
-    /// Reads every retained message of every topic and reports what is
-    /// damaged; the store keeps working meanwhile. `rocksmq check` runs
-    /// it.
-    ///
-    /// ```
-    /// # use rocksmq::{Config, Message, Store};
-    /// # let dir = tempfile::tempdir()?;
-    /// # let store = Store::open(Config::builder().path(dir.path()).build())?;
-    /// store.create_topic("events")?;
-    /// store.produce("events", &[Message::new("a")])?;
-    /// let report = store.check()?;
-    /// assert!(report.is_clean());
-    /// assert_eq!(report.topics[0].messages, 1);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    ///
-    /// # Errors
-    /// [`TopicError::Closed`], or a storage error that is not damage.
-    pub fn check(&self) -> Result<CheckReport, TopicError> {
-        self.check_with_progress(|_, _| {})
+/// Reads every retained message of every topic and reports what is
+/// damaged; `progress` hears the topic and the messages checked in it
+/// every ten thousand messages.
+pub(crate) fn check(
+    engine: &Engine,
+    mut progress: impl FnMut(&str, u64),
+) -> Result<CheckReport, TopicError> {
+    let mut topics = Vec::new();
+    for (name, reason) in catalog::damaged_topics(engine)? {
+        topics.push(TopicCheck {
+            name,
+            messages: 0,
+            damage: vec![Damage { id: None, reason }],
+        });
     }
-
-    /// As [`Store::check`], calling `progress` with the topic and the
-    /// messages checked in it every ten thousand messages.
-    ///
-    /// # Errors
-    /// As [`Store::check`].
-    pub fn check_with_progress(
-        &self,
-        mut progress: impl FnMut(&str, u64),
-    ) -> Result<CheckReport, TopicError> {
-        let inner = &self.inner;
-        let mut topics = Vec::new();
-        for (name, reason) in self.damaged_topics()? {
-            topics.push(TopicCheck {
-                name,
-                messages: 0,
-                damage: vec![Damage { id: None, reason }],
-            });
-        }
-        for topic in inner.all_topics() {
-            let db = inner.db().ok_or(TopicError::Closed)?;
-            let Some(cf) = db.cf_handle(&topic.cf_name) else {
-                continue; // destroyed meanwhile
-            };
-            let (pages, first_id, last_id) = {
-                let writer = topic.writer.lock();
-                let pages: Vec<PageRecord> = writer
-                    .closed_pages
-                    .iter()
-                    .chain(&writer.state.open_page)
-                    .copied()
-                    .collect();
-                (pages, writer.state.first_id, writer.state.next_id - 1)
-            };
-            let mut walk = Walk::new(&db, &cf, &inner.segments, topic.id, &topic.readers);
-            let mut sizes = BTreeMap::new();
-            let mut damage = walk.all(first_id, last_id, &mut sizes, &mut |count| {
-                progress(&topic.name, count);
-            });
-            damage.extend(check_pages(&pages, first_id, &sizes));
-            for group in topic.groups.lock().values() {
-                let acked = group.record.lock().acked_id;
-                if acked > last_id {
-                    damage.push(Damage {
-                        id: None,
-                        reason: format!(
-                            "group `{}` is acknowledged up to {acked}, past the last message {last_id}",
-                            group.name
-                        ),
-                    });
-                }
+    for topic in engine.all_topics() {
+        let db = engine.db()?;
+        let Some(cf) = db.cf_handle(&topic.cf_name) else {
+            continue; // destroyed meanwhile
+        };
+        let (pages, first_id, last_id) = {
+            let writer = topic.writer.lock();
+            let pages: Vec<PageRecord> = writer
+                .closed_pages
+                .iter()
+                .chain(&writer.state.open_page)
+                .copied()
+                .collect();
+            (pages, writer.state.first_id, writer.state.next_id - 1)
+        };
+        let mut walk = Walk::new(&db, &cf, &engine.segments, topic.id, &topic.readers);
+        let mut sizes = BTreeMap::new();
+        let mut damage = walk.all(first_id, last_id, &mut sizes, &mut |count| {
+            progress(&topic.name, count);
+        });
+        damage.extend(check_pages(&pages, first_id, &sizes));
+        for group in topic.groups.lock().values() {
+            let acked = group.record.lock().acked_id;
+            if acked > last_id {
+                damage.push(Damage {
+                    id: None,
+                    reason: format!(
+                        "group `{}` is acknowledged up to {acked}, past the last message {last_id}",
+                        group.name
+                    ),
+                });
             }
-            topics.push(TopicCheck {
-                name: topic.name.clone(),
-                messages: walk.intact,
-                damage,
-            });
         }
-        topics.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(CheckReport { topics })
+        topics.push(TopicCheck {
+            name: topic.name.clone(),
+            messages: walk.intact,
+            damage,
+        });
     }
+    topics.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(CheckReport { topics })
+}
 
-    /// Cuts topic `name` back to its last intact message and rebuilds its
-    /// damaged records, in one batch: messages from the first damaged or
-    /// missing one on are dropped, groups acknowledged past the last kept
-    /// message move back to it, damaged group records are dropped. A
-    /// damaged topic opens again. Ids after the last kept message are used
-    /// again by the next produce. Consumers and readers of the topic should
-    /// be reopened afterwards. `rocksmq repair TOPIC` runs it.
-    ///
-    /// # Errors
-    /// [`TopicError::NotFound`]; [`TopicError::Damaged`] if nothing can be
-    /// repaired from (its topic record or column family is gone: destroy
-    /// it); a storage error.
-    pub fn repair_topic(&self, name: &str) -> Result<RepairReport, TopicError> {
-        let inner = &self.inner;
-        let db = inner.db().ok_or(TopicError::Closed)?;
-        let _catalog = inner.catalog.lock();
-        if let Some(topic) = inner.topic(name) {
-            return repair_live(inner, &db, &topic);
-        }
-        let Some(damage) = inner.damaged.read().get(name).cloned() else {
-            return Err(TopicError::NotFound {
-                topic: name.to_owned(),
-            });
-        };
-        let unrepairable = |why: &str| TopicError::Damaged {
+/// Cuts topic `name` back to its last intact message and rebuilds its
+/// damaged records, in one batch; a damaged topic opens again.
+pub(crate) fn repair_topic(engine: &Engine, name: &str) -> Result<RepairReport, TopicError> {
+    let db = engine.db()?;
+    let _catalog = engine.catalog.lock();
+    if let Some(topic) = engine.topic(name) {
+        return repair_live(engine, &db, &topic);
+    }
+    let Some(damage) = engine.damaged.read().get(name).cloned() else {
+        return Err(TopicError::NotFound {
             topic: name.to_owned(),
-            reason: format!("{}; {why}: destroy it", damage.reason),
-        };
-        let (Some(id), Some(cf_name)) = (damage.id, damage.cf_name.as_ref()) else {
-            return Err(unrepairable("nothing to repair it from"));
-        };
-        let cf = db
-            .cf_handle(cf_name)
-            .ok_or_else(|| unrepairable("its column family is gone"))?;
-        let mut report = rebuild(inner, &db, &cf, name, id)?;
-        report.reasons.insert(0, damage.reason.clone());
-        let column_families = [cf_name.clone()];
-        let topic = recovery::recover_one(&db, &column_families, &inner.segments, name).map_err(
-            |damage| TopicError::Damaged {
+        });
+    };
+    let unrepairable = |why: &str| TopicError::Damaged {
+        topic: name.to_owned(),
+        reason: format!("{}; {why}: destroy it", damage.reason),
+    };
+    let (Some(id), Some(cf_name)) = (damage.id, damage.cf_name.as_ref()) else {
+        return Err(unrepairable("nothing to repair it from"));
+    };
+    let cf = db
+        .cf_handle(cf_name)
+        .ok_or_else(|| unrepairable("its column family is gone"))?;
+    let mut report = rebuild(engine, &db, &cf, name, id)?;
+    report.reasons.insert(0, damage.reason.clone());
+    let column_families = [cf_name.clone()];
+    let topic =
+        recovery::recover_one(&db, &column_families, &engine.segments, name).map_err(|damage| {
+            TopicError::Damaged {
                 topic: name.to_owned(),
                 reason: damage.reason,
-            },
-        )?;
-        inner.damaged.write().remove(name);
-        inner
-            .topics
-            .write()
-            .insert(name.to_owned(), Arc::new(topic));
-        tracing::warn!(topic = name, ?report, "repaired a damaged topic");
-        Ok(report)
-    }
+            }
+        })?;
+    engine.damaged.write().remove(name);
+    engine
+        .topics
+        .write()
+        .insert(name.to_owned(), Arc::new(topic));
+    tracing::warn!(topic = name, ?report, "repaired a damaged topic");
+    Ok(report)
 }
 
 /// Repairs a topic the store has open: the first damaged message is found
 /// without locks, then the topic is cut back under all its locks and its
 /// state read back.
 fn repair_live(
-    inner: &Inner,
+    engine: &Engine,
     db: &DB,
     topic: &Arc<crate::rocks::topic::Topic>,
 ) -> Result<RepairReport, TopicError> {
@@ -240,7 +204,7 @@ fn repair_live(
             topic: topic.name.clone(),
         })?;
     let (first_id, last_id) = (topic.first_id(), topic.last_id());
-    let mut walk = Walk::new(db, &cf, &inner.segments, topic.id, &topic.readers);
+    let mut walk = Walk::new(db, &cf, &engine.segments, topic.id, &topic.readers);
     let first_damage = walk.first(first_id, last_id, &mut BTreeMap::new(), &mut |_| {});
     let mut writer = topic.writer.lock();
     let groups = topic.groups.lock();
@@ -320,7 +284,7 @@ fn repair_live(
 /// first inconsistent one, the groups whose records decode; then cuts the
 /// messages back to the last intact one. One batch.
 fn rebuild(
-    inner: &Inner,
+    engine: &Engine,
     db: &DB,
     cf: &Arc<BoundColumnFamily<'_>>,
     name: &str,
@@ -361,7 +325,7 @@ fn rebuild(
         (None, None) => 1,
     };
     let readers = SegmentReaders::default();
-    let mut walk = Walk::new(db, cf, &inner.segments, id, &readers);
+    let mut walk = Walk::new(db, cf, &engine.segments, id, &readers);
     let mut sizes = BTreeMap::new();
     let last = newest.unwrap_or(first_id.saturating_sub(1));
     let damage = walk.first(first_id, last, &mut sizes, &mut |_| {});

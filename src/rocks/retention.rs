@@ -22,17 +22,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::MutexGuard;
-use rocksdb::{BottommostLevelCompaction, CompactOptions, FlushOptions, WriteBatch};
+use rocksdb::{FlushOptions, WriteBatch};
 use serde::Serialize;
 
 use crate::config::RetentionPolicy;
 use crate::error::{StorageError, TopicError};
 use crate::message::MessageId;
+use crate::rocks::engine::Engine;
 use crate::rocks::failpoint;
 use crate::rocks::format::{self, GroupRecord};
+use crate::rocks::recovery::meta_cf;
 use crate::rocks::stats::dir_size;
 use crate::rocks::topic::{Group, Topic, Writer};
-use crate::store::{Inner, Store, meta_cf};
 
 /// What one retention pass deleted.
 ///
@@ -106,83 +107,28 @@ pub struct TopicRetention {
     pub skipped: u64,
 }
 
-/// What a full compaction did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct CompactionReport {
-    /// Column families compacted: every topic and the metadata.
-    pub column_families: usize,
-    /// Bytes of the store directory's files before.
-    pub disk_bytes_before: u64,
-    /// Bytes of the store directory's files after.
-    pub disk_bytes_after: u64,
-    /// How long it took.
-    #[serde(serialize_with = "crate::rocks::stats::serialize_duration")]
-    pub duration: Duration,
-}
-
-impl Store {
-    /// Runs a retention pass over every topic now, as the background task
-    /// does every `retentionCheckInterval`, and returns what it deleted.
-    ///
-    /// ```
-    /// # use rocksmq::{Config, Message, Store};
-    /// # let dir = tempfile::tempdir()?;
-    /// let config = Config::builder()
-    ///     .path(dir.path())
-    ///     .page_size_bytes(1 << 20)
-    ///     .retention_size_mb(1)
-    ///     .build();
-    /// let store = Store::open(config)?;
-    /// store.create_topic("events")?;
-    /// for _ in 0..4 {
-    ///     store.produce("events", &[Message::new(vec![0; 1 << 20])])?;
-    /// }
-    /// let report = store.run_retention()?;
-    /// assert_eq!(report.pages(), 3, "the oldest pages go until 1 MiB is left");
-    /// assert_eq!(store.topic_stats("events")?.first_id, 4);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    ///
-    /// # Errors
-    /// [`TopicError::Closed`] or a storage error.
-    pub fn run_retention(&self) -> Result<RetentionReport, TopicError> {
-        run_retention(&self.inner, || false)
-    }
-
-    /// Compacts every column family now, as the background task does every
-    /// `compactionInterval`: deleted data is dropped and every level gets
-    /// its `compressionTypes` compression.
-    ///
-    /// # Errors
-    /// [`TopicError::Closed`] or a storage error.
-    pub fn compact(&self) -> Result<CompactionReport, TopicError> {
-        compact(&self.inner, || false)
-    }
-}
-
 /// A retention pass; `stop` is polled between topics.
 pub(crate) fn run_retention(
-    inner: &Inner,
+    engine: &Engine,
     stop: impl Fn() -> bool,
 ) -> Result<RetentionReport, TopicError> {
-    inner.check_open()?;
+    engine.check_open()?;
     let started = Instant::now();
     // The store directory is walked before the first deletion and after
     // the pass; a pass that deletes nothing walks it once.
     let mut disk_bytes_before = None;
     let mut topics = Vec::new();
     let mut failed = Vec::new();
-    for topic in inner.all_topics() {
+    for topic in engine.all_topics() {
         if stop() {
             break;
         }
-        if disk_bytes_before.is_none() && is_due(inner, &topic) {
-            disk_bytes_before = Some(dir_size(&inner.path));
+        if disk_bytes_before.is_none() && is_due(engine, &topic) {
+            disk_bytes_before = Some(dir_size(&engine.path));
         }
-        match delete_pages(inner, &topic) {
+        match delete_pages(engine, &topic) {
             Ok(Some(deleted)) => {
-                if let Err(error) = reclaim(inner, &topic, deleted.first_id)
+                if let Err(error) = reclaim(engine, &topic, deleted.first_id)
                     && !topic.is_destroyed()
                 {
                     tracing::error!(topic = %topic.name, %error, "reclaiming the disk of deleted pages failed");
@@ -211,11 +157,11 @@ pub(crate) fn run_retention(
         // The metadata column family holds the log's oldest part too; once
         // it and the topics are flushed, the log files of the deleted
         // messages are deleted.
-        let db = inner.db().ok_or(TopicError::Closed)?;
+        let db = engine.db()?;
         db.flush_cf_opt(&meta_cf(&db), &FlushOptions::default())
             .map_err(|error| StorageError::rocksdb("flushing the metadata", &error))?;
     }
-    let disk_bytes_after = dir_size(&inner.path);
+    let disk_bytes_after = dir_size(&engine.path);
     let report = RetentionReport {
         topics,
         failed,
@@ -238,8 +184,8 @@ pub(crate) fn run_retention(
 
 /// Deletes the pages the limits allow from one topic, in one batch;
 /// `None` if nothing was due.
-fn delete_pages(inner: &Inner, topic: &Arc<Topic>) -> Result<Option<TopicRetention>, TopicError> {
-    let db = inner.db().ok_or(TopicError::Closed)?;
+fn delete_pages(engine: &Engine, topic: &Arc<Topic>) -> Result<Option<TopicRetention>, TopicError> {
+    let db = engine.db()?;
     let gone = || TopicError::NotFound {
         topic: topic.name.clone(),
     };
@@ -250,14 +196,15 @@ fn delete_pages(inner: &Inner, topic: &Arc<Topic>) -> Result<Option<TopicRetenti
     if topic.is_destroyed() {
         return Err(gone());
     }
-    let now_ns = inner.now_ns();
+    let now_ns = engine.now_ns();
     let groups = topic.groups.lock();
     let mut records: Vec<_> = groups
         .values()
         .map(|group| (group, group.record.lock()))
         .collect();
-    let deletable_up_to = deletable_up_to(inner, records.iter().map(|(_, record)| record.acked_id));
-    let plan = plan(inner, &writer, deletable_up_to, now_ns);
+    let deletable_up_to =
+        deletable_up_to(engine, records.iter().map(|(_, record)| record.acked_id));
+    let plan = plan(engine, &writer, deletable_up_to, now_ns);
 
     let mut state = writer.state;
     state.last_retention_ns = now_ns;
@@ -302,7 +249,7 @@ fn delete_pages(inner: &Inner, topic: &Arc<Topic>) -> Result<Option<TopicRetenti
     let context = || format!("deleting pages of topic `{}`", topic.name);
     failpoint::check("retention::delete_pages", &topic.name)
         .map_err(|error| StorageError::io(context(), &error))?;
-    db.write_opt(batch, inner.write_options())
+    db.write_opt(batch, &engine.write_options)
         .map_err(|error| StorageError::rocksdb(context(), &error))?;
 
     let skipped = apply_moves(&topic.name, &mut records, moved);
@@ -332,20 +279,20 @@ fn delete_pages(inner: &Inner, topic: &Arc<Topic>) -> Result<Option<TopicRetenti
 }
 
 /// Whether a pass would delete pages of `topic` now.
-fn is_due(inner: &Inner, topic: &Topic) -> bool {
+fn is_due(engine: &Engine, topic: &Topic) -> bool {
     let writer = topic.writer.lock();
     let groups = topic.groups.lock();
     let deletable_up_to = deletable_up_to(
-        inner,
+        engine,
         groups.values().map(|group| group.record.lock().acked_id),
     );
-    plan(inner, &writer, deletable_up_to, inner.now_ns()).pages > 0
+    plan(engine, &writer, deletable_up_to, engine.now_ns()).pages > 0
 }
 
 /// The last id a pass may delete, given the groups' acknowledged ids: under
 /// `acked`, no page past the slowest group's position may go.
-fn deletable_up_to(inner: &Inner, acked_ids: impl Iterator<Item = MessageId>) -> MessageId {
-    match inner.config.retention_policy {
+fn deletable_up_to(engine: &Engine, acked_ids: impl Iterator<Item = MessageId>) -> MessageId {
+    match engine.config.retention_policy {
         RetentionPolicy::Limits => MessageId::MAX,
         RetentionPolicy::Acked => acked_ids.min().unwrap_or(MessageId::MAX),
     }
@@ -387,16 +334,16 @@ struct Plan {
 
 /// Which of the closed pages, oldest first, the limits delete, stopping at
 /// the first page that is within them or past `deletable_up_to`.
-fn plan(inner: &Inner, writer: &Writer, deletable_up_to: MessageId, now_ns: u64) -> Plan {
-    let time_limit = inner
+fn plan(engine: &Engine, writer: &Writer, deletable_up_to: MessageId, now_ns: u64) -> Plan {
+    let time_limit = engine
         .config
         .retention_time()
         .map(|limit| u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX));
-    let size_limit = inner.config.retention_size_limit_bytes();
+    let size_limit = engine.config.retention_size_limit_bytes();
     let open_closed = writer
         .state
         .open_page
-        .filter(|page| inner.pages.is_closed(page, now_ns));
+        .filter(|page| engine.pages.is_closed(page, now_ns));
     let (_, mut retained_bytes) = writer.retained();
     let mut plan = Plan {
         pages: 0,
@@ -422,8 +369,8 @@ fn plan(inner: &Inner, writer: &Writer, deletable_up_to: MessageId, now_ns: u64)
 /// Gives the disk of the messages below `first_id` back now rather than at
 /// the next compaction: flush, delete whole files, compact the range, and
 /// delete the segment files of the deleted pages.
-fn reclaim(inner: &Inner, topic: &Topic, first_id: MessageId) -> Result<(), TopicError> {
-    let db = inner.db().ok_or(TopicError::Closed)?;
+fn reclaim(engine: &Engine, topic: &Topic, first_id: MessageId) -> Result<(), TopicError> {
+    let db = engine.db()?;
     let cf = db
         .cf_handle(&topic.cf_name)
         .ok_or_else(|| TopicError::NotFound {
@@ -445,9 +392,14 @@ fn reclaim(inner: &Inner, topic: &Topic, first_id: MessageId) -> Result<(), Topi
         db.delete_file_in_range_cf(cf, start, format::message_key(last_deleted))
             .map_err(rocks)?;
     }
-    db.compact_range_cf_opt(cf, Some(start), Some(end), &compact_options());
+    db.compact_range_cf_opt(
+        cf,
+        Some(start),
+        Some(end),
+        &crate::rocks::compaction::compact_options(),
+    );
     topic.readers.forget_before(first_id);
-    inner
+    engine
         .segments
         .delete_before(topic.id, first_id)
         .map_err(|error| {
@@ -456,52 +408,4 @@ fn reclaim(inner: &Inner, topic: &Topic, first_id: MessageId) -> Result<(), Topi
                 &error,
             ))
         })
-}
-
-/// Manual compactions rewrite the bottommost level too (where the deleted
-/// messages usually are), and do not hold off flushes and automatic
-/// compactions meanwhile: producers and topic destruction go on.
-fn compact_options() -> CompactOptions {
-    let mut options = CompactOptions::default();
-    options.set_bottommost_level_compaction(BottommostLevelCompaction::ForceOptimized);
-    options.set_exclusive_manual_compaction(false);
-    options
-}
-
-/// Compacts the metadata and every topic; `stop` is polled between them.
-pub(crate) fn compact(
-    inner: &Inner,
-    stop: impl Fn() -> bool,
-) -> Result<CompactionReport, TopicError> {
-    inner.check_open()?;
-    let started = Instant::now();
-    let disk_bytes_before = dir_size(&inner.path);
-    let options = compact_options();
-    let mut column_families = 0;
-    let mut names = vec![format::META_CF.to_owned()];
-    names.extend(inner.all_topics().iter().map(|topic| topic.cf_name.clone()));
-    for name in names {
-        if stop() {
-            break;
-        }
-        let db = inner.db().ok_or(TopicError::Closed)?;
-        // A topic destroyed meanwhile has no column family left to compact.
-        if let Some(cf) = db.cf_handle(&name) {
-            db.compact_range_cf_opt(&cf, None::<&[u8]>, None::<&[u8]>, &options);
-            column_families += 1;
-        }
-    }
-    let report = CompactionReport {
-        column_families,
-        disk_bytes_before,
-        disk_bytes_after: dir_size(&inner.path),
-        duration: started.elapsed(),
-    };
-    tracing::info!(
-        column_families,
-        disk_bytes_before,
-        disk_bytes_after = report.disk_bytes_after,
-        "compacted the store"
-    );
-    Ok(report)
 }

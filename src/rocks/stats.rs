@@ -13,9 +13,10 @@ use crate::clock::from_nanos;
 use crate::error::{StorageError, TopicError};
 use crate::message::MessageId;
 use crate::rocks::background::BackgroundStats;
+use crate::rocks::catalog;
+use crate::rocks::engine::Engine;
 use crate::rocks::format::{self, PageRecord};
 use crate::rocks::topic::Topic;
-use crate::store::{Inner, Store};
 
 /// The statistics of a whole store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -120,101 +121,63 @@ pub struct PageInfo {
     pub closed: bool,
 }
 
-impl Store {
-    /// The retained pages of `topic`, oldest first.
-    ///
-    /// ```
-    /// # use rocksmq::{Config, Message, Store};
-    /// # let dir = tempfile::tempdir()?;
-    /// let config = Config::builder().path(dir.path()).page_size_bytes(1024).build();
-    /// let store = Store::open(config)?;
-    /// store.create_topic("events")?;
-    /// let half = Message::new(vec![0; 512]);
-    /// store.produce("events", &[half.clone(), half, Message::new("x")])?;
-    /// let pages = store.pages("events")?;
-    /// assert_eq!((pages[0].first_id, pages[0].last_id, pages[0].closed), (1, 2, true));
-    /// assert_eq!((pages[1].first_id, pages[1].last_id, pages[1].closed), (3, 3, false));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    ///
-    /// # Errors
-    /// [`TopicError::NotFound`] or [`TopicError::Closed`].
-    pub fn pages(&self, topic: &str) -> Result<Vec<PageInfo>, TopicError> {
-        let topic = self.inner.existing_topic(topic)?;
-        let now_ns = self.inner.now_ns();
-        let writer = topic.writer.lock();
-        let info = |page: &PageRecord, closed: bool| PageInfo {
-            first_id: page.first_id,
-            last_id: page.last_id,
-            count: page.count,
-            bytes: page.bytes,
-            first_time: from_nanos(page.first_ns),
-            last_time: from_nanos(page.last_ns),
-            closed,
-        };
-        let mut pages: Vec<PageInfo> = writer
-            .closed_pages
-            .iter()
-            .map(|page| info(page, true))
-            .collect();
-        if let Some(open) = &writer.state.open_page {
-            pages.push(info(open, self.inner.pages.is_closed(open, now_ns)));
-        }
-        Ok(pages)
+/// The retained pages of `topic`, oldest first.
+pub(crate) fn pages(engine: &Engine, topic: &str) -> Result<Vec<PageInfo>, TopicError> {
+    let topic = engine.existing_topic(topic)?;
+    let now_ns = engine.now_ns();
+    let writer = topic.writer.lock();
+    let info = |page: &PageRecord, closed: bool| PageInfo {
+        first_id: page.first_id,
+        last_id: page.last_id,
+        count: page.count,
+        bytes: page.bytes,
+        first_time: from_nanos(page.first_ns),
+        last_time: from_nanos(page.last_ns),
+        closed,
+    };
+    let mut pages: Vec<PageInfo> = writer
+        .closed_pages
+        .iter()
+        .map(|page| info(page, true))
+        .collect();
+    if let Some(open) = &writer.state.open_page {
+        pages.push(info(open, engine.pages.is_closed(open, now_ns)));
     }
-
-    /// The statistics of every topic.
-    ///
-    /// ```
-    /// # use rocksmq::{Config, Message, Store};
-    /// # let dir = tempfile::tempdir()?;
-    /// # let store = Store::open(Config::builder().path(dir.path()).build())?;
-    /// store.create_topic("events")?;
-    /// store.produce("events", &[Message::new("hello")])?;
-    /// let stats = store.stats()?;
-    /// assert_eq!(stats.topics[0].messages, 1);
-    /// assert_eq!(stats.topics[0].bytes, 5);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    ///
-    /// # Errors
-    /// [`TopicError::Closed`] or a storage error.
-    pub fn stats(&self) -> Result<StoreStats, TopicError> {
-        self.inner.check_open()?;
-        let topics = self
-            .inner
-            .all_topics()
-            .iter()
-            .filter_map(|topic| match topic_stats(&self.inner, topic) {
-                // Destroyed while the statistics were gathered.
-                Err(TopicError::NotFound { .. }) => None,
-                other => Some(other),
-            })
-            .collect::<Result<_, _>>()?;
-        let damaged_topics = self
-            .damaged_topics()?
-            .into_iter()
-            .map(|(name, reason)| DamagedTopicStats { name, reason })
-            .collect();
-        Ok(StoreStats {
-            topics,
-            disk_bytes: dir_size(&self.inner.path),
-            damaged_topics,
-            background: self.inner.background_status.snapshot(),
-        })
-    }
-
-    /// The statistics of one topic.
-    ///
-    /// # Errors
-    /// [`TopicError::NotFound`], [`TopicError::Closed`] or a storage error.
-    pub fn topic_stats(&self, topic: &str) -> Result<TopicStats, TopicError> {
-        let topic = self.inner.existing_topic(topic)?;
-        topic_stats(&self.inner, &topic)
-    }
+    Ok(pages)
 }
 
-fn topic_stats(inner: &Inner, topic: &Arc<Topic>) -> Result<TopicStats, TopicError> {
+/// The statistics of every topic.
+pub(crate) fn stats(engine: &Engine) -> Result<StoreStats, TopicError> {
+    engine.check_open()?;
+    let topics = engine
+        .all_topics()
+        .iter()
+        .filter_map(|topic| match stats_of(engine, topic) {
+            // Destroyed while the statistics were gathered.
+            Err(TopicError::NotFound { .. }) => None,
+            other => Some(other),
+        })
+        .collect::<Result<_, _>>()?;
+    let damaged_topics = catalog::damaged_topics(engine)?
+        .into_iter()
+        .map(|(name, reason)| DamagedTopicStats { name, reason })
+        .collect();
+    Ok(StoreStats {
+        topics,
+        disk_bytes: dir_size(&engine.path),
+        damaged_topics,
+        background: engine.background_status.snapshot(),
+    })
+}
+
+/// The statistics of topic `topic`.
+pub(crate) fn topic_stats(engine: &Engine, topic: &str) -> Result<TopicStats, TopicError> {
+    let topic = engine.existing_topic(topic)?;
+    stats_of(engine, &topic)
+}
+
+/// The statistics of one topic.
+fn stats_of(engine: &Engine, topic: &Arc<Topic>) -> Result<TopicStats, TopicError> {
     let (messages, bytes, pages, state) = {
         let writer = topic.writer.lock();
         let (messages, bytes) = writer.retained();
@@ -222,7 +185,7 @@ fn topic_stats(inner: &Inner, topic: &Arc<Topic>) -> Result<TopicStats, TopicErr
     };
     let last_id = state.next_id - 1;
     let first_id = if messages > 0 { state.first_id } else { 0 };
-    let db = inner.db().ok_or(TopicError::Closed)?;
+    let db = engine.db()?;
     let not_found = || TopicError::NotFound {
         topic: topic.name.clone(),
     };
@@ -233,7 +196,7 @@ fn topic_stats(inner: &Inner, topic: &Arc<Topic>) -> Result<TopicStats, TopicErr
             .map_err(|error| StorageError::rocksdb(format!("reading {name}"), &error))
     };
     let disk_bytes =
-        property("rocksdb.live-sst-files-size")? + inner.segments.topic_bytes(topic.id);
+        property("rocksdb.live-sst-files-size")? + engine.segments.topic_bytes(topic.id);
     let memtable_bytes = property("rocksdb.cur-size-all-mem-tables")?;
     let groups: Vec<_> = topic
         .groups

@@ -1,0 +1,420 @@
+//! The catalog: topics and consumer groups created, destroyed and looked up,
+//! and their records written.
+//!
+//! Creating a topic creates its column family (named with a fresh id) and
+//! then writes its records in one batch; destroying one deletes its records
+//! in one batch, then gives its disk back. A group is one record, written
+//! with one `Put` by creation, acknowledgement and seek.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use rocksdb::{DB, WriteBatch};
+
+use crate::error::{ConsumerError, StorageError, TopicError};
+use crate::message::{MessageId, Position};
+use crate::rocks::engine::Engine;
+use crate::rocks::failpoint;
+use crate::rocks::format::{self, GroupRecord, TopicRecord, TopicState};
+use crate::rocks::read;
+use crate::rocks::recovery::{DamagedTopic, meta_cf};
+use crate::rocks::topic::{Group, Topic, check_name};
+
+/// Creates topic `name`; `false` if it exists (damaged or not). The topic
+/// exists from the batch of its records on; a failure before leaves at most
+/// an empty column family of a fresh id, which the next open drops.
+pub(crate) fn create_topic(engine: &Engine, name: &str) -> Result<bool, TopicError> {
+    check_name("topic", name)?;
+    let db = engine.db()?;
+    let mut next_topic_id = engine.catalog.lock();
+    if engine.topics.read().contains_key(name) || engine.damaged.read().contains_key(name) {
+        return Ok(false);
+    }
+    // Never handed out again, even if this creation fails: a column
+    // family left by a failure cannot collide with the next attempt's.
+    let topic_id = *next_topic_id;
+    *next_topic_id = topic_id.checked_add(1).ok_or_else(|| {
+        StorageError::corrupt(
+            format!("creating topic `{name}`"),
+            "topic ids are exhausted",
+        )
+    })?;
+    let failed = |error: &dyn std::fmt::Display| {
+        TopicError::from(StorageError::corrupt(
+            format!("creating topic `{name}`"),
+            error.to_string(),
+        ))
+    };
+    let rocks = |error: rocksdb::Error| {
+        TopicError::from(StorageError::rocksdb(
+            format!("creating topic `{name}`"),
+            &error,
+        ))
+    };
+    let cf_name = format::topic_cf(name, topic_id);
+    db.create_cf(&cf_name, &engine.topic_options)
+        .map_err(rocks)?;
+    let created_ns = engine.now_ns();
+    let state = TopicState::new();
+    let meta = meta_cf(&db);
+    let mut batch = WriteBatch::default();
+    batch.put_cf(
+        &meta,
+        format::topic_key(name),
+        TopicRecord {
+            topic_id,
+            created_ns,
+        }
+        .encode(),
+    );
+    batch.put_cf(&meta, format::state_key(topic_id), state.encode());
+    batch.put_cf(
+        &meta,
+        format::KEY_NEXT_TOPIC_ID,
+        format::encode_u32(*next_topic_id),
+    );
+    let written = failpoint::check("create_topic::batch", name)
+        .map_err(|error| failed(&error))
+        .and_then(|()| db.write_opt(batch, &engine.write_options).map_err(rocks));
+    if let Err(error) = written {
+        // The column family has no topic record, so it is not a topic;
+        // the next open removes it if this drop fails too.
+        if let Err(drop_error) = db.drop_cf(&cf_name) {
+            tracing::warn!(column_family = %cf_name, error = %drop_error, "could not drop the column family of a failed topic creation; the next open drops it");
+        }
+        return Err(error);
+    }
+    let topic = Topic::new(
+        name.to_owned(),
+        topic_id,
+        cf_name,
+        created_ns,
+        state,
+        VecDeque::new(),
+        BTreeMap::new(),
+        0,
+    );
+    engine
+        .topics
+        .write()
+        .insert(name.to_owned(), Arc::new(topic));
+    tracing::debug!(topic = name, topic_id, "created topic");
+    Ok(true)
+}
+
+/// Destroys topic `name`: one batch deletes its records (from then on it
+/// is gone and the name free), then its column family is dropped and its
+/// segment files deleted; a failure there is logged and finished by the
+/// next open.
+pub(crate) fn destroy_topic(engine: &Engine, name: &str) -> Result<(), TopicError> {
+    let db = engine.db()?;
+    let _catalog = engine.catalog.lock();
+    let Some(topic) = engine.topic(name) else {
+        let damaged = engine.damaged.read().get(name).cloned();
+        return match damaged {
+            Some(damage) => destroy_damaged(engine, &db, &damage),
+            None => Err(TopicError::NotFound {
+                topic: name.to_owned(),
+            }),
+        };
+    };
+    // Every lock that guards a write of this topic's metadata, so that
+    // no produce, acknowledgement or group creation writes after the batch.
+    let mut writer = topic.writer.lock();
+    let groups = topic.groups.lock();
+    let records: Vec<_> = groups.values().map(|group| group.record.lock()).collect();
+    let cf = db.cf_handle(&topic.cf_name);
+    let mut batch = WriteBatch::default();
+    delete_topic_records(&mut batch, &meta_cf(&db), name, topic.id);
+    if let Some(cf) = &cf {
+        // Empties the memtable, so that the flush below is instant.
+        batch.delete_range_cf(
+            cf,
+            format::message_key(0),
+            format::message_key(MessageId::MAX),
+        );
+    }
+    let failed = |error: &dyn std::fmt::Display| {
+        TopicError::from(StorageError::corrupt(
+            format!("destroying topic `{name}`"),
+            error.to_string(),
+        ))
+    };
+    failpoint::check("destroy_topic::batch", name).map_err(|error| failed(&error))?;
+    db.write_opt(batch, &engine.write_options)
+        .map_err(|error| {
+            TopicError::from(StorageError::rocksdb(
+                format!("destroying topic `{name}`"),
+                &error,
+            ))
+        })?;
+    // From here the topic is gone: what follows gives its disk back, and
+    // the next open finishes it if it fails (a column family or segment
+    // directory of no topic is deleted there).
+    engine.topics.write().remove(name);
+    for group in groups.values() {
+        group.destroyed.store(true, Ordering::Release);
+    }
+    topic.mark_destroyed();
+    // Consumers and readers may keep the topic alive: its files must not.
+    writer.forget_segments_before(MessageId::MAX);
+    topic.readers.close_all();
+    drop(records);
+    drop(groups);
+    // A flush still running when the column family is dropped would
+    // leave its file behind until the next open: wait for it first.
+    let dropped = cf
+        .map_or(Ok(()), |cf| db.flush_cf(&cf))
+        .map_err(|error| error.to_string())
+        .and_then(|()| {
+            failpoint::check("destroy_topic::drop_cf", name).map_err(|error| error.to_string())
+        })
+        .and_then(|()| {
+            db.drop_cf(&topic.cf_name)
+                .map_err(|error| error.to_string())
+        });
+    if let Err(error) = dropped {
+        tracing::warn!(topic = name, %error, "could not drop the column family of a destroyed topic; the next open drops it");
+    }
+    let deleted = failpoint::check("destroy_topic::segments", name)
+        .and_then(|()| engine.segments.delete_topic(topic.id));
+    if let Err(error) = deleted {
+        tracing::warn!(topic = name, %error, "could not delete the segment files of a destroyed topic; the next open deletes them");
+    }
+    // The write-ahead log still holds the topic's messages until every
+    // column family with data in it is flushed.
+    if let Err(error) = engine.flush_memtables(&db) {
+        tracing::warn!(%error, "flushing after destroying a topic");
+    }
+    tracing::debug!(topic = name, "destroyed topic");
+    Ok(())
+}
+
+/// Destroys a damaged topic: whatever of its records, column family and
+/// segment files can be found.
+fn destroy_damaged(engine: &Engine, db: &DB, damage: &DamagedTopic) -> Result<(), TopicError> {
+    let name = &damage.name;
+    let mut batch = WriteBatch::default();
+    match damage.id {
+        Some(id) => delete_topic_records(&mut batch, &meta_cf(db), name, id),
+        None => batch.delete_cf(&meta_cf(db), format::topic_key(name)),
+    }
+    db.write_opt(batch, &engine.write_options)
+        .map_err(|error| {
+            TopicError::from(StorageError::rocksdb(
+                format!("destroying damaged topic `{name}`"),
+                &error,
+            ))
+        })?;
+    engine.damaged.write().remove(name);
+    // A column family not found is dropped by the next open, as one of
+    // no topic.
+    if let Some(cf_name) = &damage.cf_name
+        && let Err(error) = db.drop_cf(cf_name)
+    {
+        tracing::warn!(topic = %name, %error, "could not drop the column family of a destroyed topic; the next open drops it");
+    }
+    if let Some(id) = damage.id
+        && let Err(error) = engine.segments.delete_topic(id)
+    {
+        tracing::warn!(topic = %name, %error, "could not delete the segment files of a destroyed topic; the next open deletes them");
+    }
+    tracing::info!(topic = %name, "destroyed damaged topic");
+    Ok(())
+}
+
+/// Puts into `batch` the deletion of every metadata record of topic `name`
+/// of id `id`.
+fn delete_topic_records(
+    batch: &mut WriteBatch,
+    meta: &Arc<rocksdb::BoundColumnFamily<'_>>,
+    name: &str,
+    id: u32,
+) {
+    batch.delete_cf(meta, format::topic_key(name));
+    batch.delete_cf(meta, format::state_key(id));
+    batch.delete_cf(meta, format::sync_mark_key(id));
+    let (start, end) = format::page_key_range(id);
+    batch.delete_range_cf(meta, start, end);
+    let (start, end) = format::group_key_range(id);
+    batch.delete_range_cf(meta, start, end);
+}
+
+/// Writes a group's record; the caller holds the group's record lock.
+pub(crate) fn write_group(
+    engine: &Engine,
+    db: &DB,
+    topic: &Topic,
+    group: &Group,
+    record: &GroupRecord,
+) -> Result<(), ConsumerError> {
+    if topic.is_destroyed() {
+        return Err(ConsumerError::TopicDestroyed {
+            topic: topic.name.clone(),
+        });
+    }
+    if group.destroyed.load(Ordering::Acquire) {
+        return Err(group_not_found(&topic.name, &group.name));
+    }
+    let context = || format!("saving group `{}` of topic `{}`", group.name, topic.name);
+    failpoint::check("group::write", &group.name)
+        .map_err(|error| StorageError::io(context(), &error))?;
+    db.put_cf_opt(
+        &meta_cf(db),
+        format::group_key(topic.id, &group.name),
+        record.encode(),
+        &engine.write_options,
+    )
+    .map_err(|error| StorageError::rocksdb(context(), &error).into())
+}
+
+/// Creates group `group` of `topic`, its first delivery the message `from`
+/// designates.
+pub(crate) fn create_group(
+    engine: &Engine,
+    topic: &str,
+    group: &str,
+    from: Position,
+) -> Result<(), ConsumerError> {
+    check_name("group", group)?;
+    let handle = topic_for_group(engine, topic)?;
+    // Resolved before the group map is locked: resolving a time reads
+    // the pages under the writer lock, which comes first in the lock
+    // order (docs/design.md).
+    let next =
+        read::resolve(engine, &handle, from).map_err(|error| error.into_consumer_error(topic))?;
+    let db = engine.db()?;
+    let mut groups = handle.groups.lock();
+    if handle.is_destroyed() {
+        return Err(ConsumerError::TopicNotFound {
+            topic: topic.to_owned(),
+        });
+    }
+    if groups.contains_key(group) {
+        return Err(ConsumerError::GroupExists {
+            topic: topic.to_owned(),
+            group: group.to_owned(),
+        });
+    }
+    // A retention pass between the two steps moved the first id on; it
+    // publishes before releasing the map, so this sees it.
+    let next = next.max(handle.first_id().min(handle.last_id() + 1));
+    let record = GroupRecord {
+        acked_id: next - 1,
+        created_ns: engine.now_ns(),
+        skipped: 0,
+        damaged_skipped: 0,
+    };
+    let entry = Arc::new(Group::new(group.to_owned(), record));
+    write_group(engine, &db, &handle, &entry, &record)?;
+    groups.insert(group.to_owned(), entry);
+    Ok(())
+}
+
+/// Destroys group `group` of `topic`; its consumer stops.
+pub(crate) fn destroy_group(
+    engine: &Engine,
+    topic: &str,
+    group: &str,
+) -> Result<(), ConsumerError> {
+    let handle = topic_for_group(engine, topic)?;
+    let db = engine.db()?;
+    let mut groups = handle.groups.lock();
+    let entry = groups
+        .get(group)
+        .cloned()
+        .ok_or_else(|| group_not_found(topic, group))?;
+    let _record = entry.record.lock();
+    let meta = meta_cf(&db);
+    db.delete_cf_opt(
+        &meta,
+        format::group_key(handle.id, group),
+        &engine.write_options,
+    )
+    .map_err(|error| {
+        StorageError::rocksdb(
+            format!("destroying group `{group}` of topic `{topic}`"),
+            &error,
+        )
+    })?;
+    entry.destroyed.store(true, Ordering::Release);
+    groups.remove(group);
+    handle.event.notify(usize::MAX);
+    Ok(())
+}
+
+/// Whether `topic` has group `group`.
+pub(crate) fn group_exists(
+    engine: &Engine,
+    topic: &str,
+    group: &str,
+) -> Result<bool, ConsumerError> {
+    Ok(topic_for_group(engine, topic)?
+        .groups
+        .lock()
+        .contains_key(group))
+}
+
+/// The groups of `topic`, sorted.
+pub(crate) fn list_groups(engine: &Engine, topic: &str) -> Result<Vec<String>, ConsumerError> {
+    Ok(topic_for_group(engine, topic)?
+        .groups
+        .lock()
+        .keys()
+        .cloned()
+        .collect())
+}
+
+/// Topic `topic`, or why there is none, as consumers say it.
+pub(crate) fn topic_for_group(engine: &Engine, topic: &str) -> Result<Arc<Topic>, ConsumerError> {
+    if engine.is_closed() {
+        return Err(ConsumerError::Closed);
+    }
+    engine
+        .topic(topic)
+        .ok_or_else(|| match engine.damage(topic) {
+            Some(reason) => ConsumerError::TopicDamaged {
+                topic: topic.to_owned(),
+                reason,
+            },
+            None => ConsumerError::TopicNotFound {
+                topic: topic.to_owned(),
+            },
+        })
+}
+
+pub(crate) fn group_not_found(topic: &str, group: &str) -> ConsumerError {
+    ConsumerError::GroupNotFound {
+        topic: topic.to_owned(),
+        group: group.to_owned(),
+    }
+}
+
+/// Whether topic `name` exists, damaged or not.
+pub(crate) fn topic_exists(engine: &Engine, name: &str) -> Result<bool, TopicError> {
+    engine.check_open()?;
+    Ok(engine.topic(name).is_some() || engine.damage(name).is_some())
+}
+
+/// Every topic's name, damaged ones included, sorted.
+pub(crate) fn list_topics(engine: &Engine) -> Result<Vec<String>, TopicError> {
+    engine.check_open()?;
+    let mut names: Vec<String> = engine.topics.read().keys().cloned().collect();
+    names.extend(engine.damaged.read().keys().cloned());
+    names.sort_unstable();
+    Ok(names)
+}
+
+/// The damaged topics, each with what is wrong, sorted by name.
+pub(crate) fn damaged_topics(engine: &Engine) -> Result<Vec<(String, String)>, TopicError> {
+    engine.check_open()?;
+    let mut damaged: Vec<(String, String)> = engine
+        .damaged
+        .read()
+        .values()
+        .map(|damage| (damage.name.clone(), damage.reason.clone()))
+        .collect();
+    damaged.sort_unstable();
+    Ok(damaged)
+}

@@ -1,0 +1,258 @@
+//! The engine's core: what every handle of one store shares.
+//!
+//! [`Engine`] is its parts, as raft-engine's and fjall's cores are: the
+//! RocksDB handle, the configuration, the clock, the page rules, the segment
+//! files, the topics (and the damaged ones), the catalog lock, and the
+//! background task. The write and read paths, the catalog, retention,
+//! recovery and repair are free functions in their own files that take the
+//! core; the background task holds it weakly. Nothing here knows the public
+//! facade.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::{
+    MappedRecursiveRwLockReadGuard, Mutex, RecursiveRwLock, RecursiveRwLockReadGuard, RwLock,
+};
+use rocksdb::{BoundColumnFamily, DB, Options, WriteOptions};
+use rustc_hash::FxHashMap;
+
+use crate::clock::{Clock, to_nanos};
+use crate::config::Config;
+use crate::error::{StorageError, TopicError, Unavailable};
+use crate::rocks::background::{self, Background};
+use crate::rocks::durability::sync_segments;
+use crate::rocks::format::META_CF;
+use crate::rocks::page::PageRules;
+use crate::rocks::recovery::DamagedTopic;
+use crate::rocks::segment::Segments;
+use crate::rocks::topic::Topic;
+
+/// The RocksDB handle, read-locked for as long as a call uses it.
+pub(crate) type Db<'a> = MappedRecursiveRwLockReadGuard<'a, DB>;
+
+/// What all handles of one store share.
+pub(crate) struct Engine {
+    /// `None` once closed. Recursive, so that a thread holding it may take
+    /// it again while `close` waits for the write lock.
+    db: RecursiveRwLock<Option<DB>>,
+    pub(crate) path: PathBuf,
+    pub(crate) config: Config,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) pages: PageRules,
+    pub(crate) segments: Segments,
+    pub(crate) write_options: WriteOptions,
+    pub(crate) topic_options: Options,
+    pub(crate) topics: RwLock<FxHashMap<String, Arc<Topic>>>,
+    /// Topics the store opened without: their name, and why.
+    pub(crate) damaged: RwLock<FxHashMap<String, DamagedTopic>>,
+    /// Serialises topic creation, destruction and repair; holds the next
+    /// topic id.
+    pub(crate) catalog: Mutex<u32>,
+    closed: AtomicBool,
+    /// Set by `simulate_crash`: closing syncs nothing.
+    crashed: AtomicBool,
+    background: Mutex<Option<Background>>,
+    pub(crate) background_status: Arc<background::Status>,
+}
+
+/// The parts an engine is built from, by `open`.
+pub(crate) struct Parts {
+    pub(crate) db: DB,
+    pub(crate) path: PathBuf,
+    pub(crate) config: Config,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) segments: Segments,
+    pub(crate) topic_options: Options,
+    pub(crate) next_topic_id: u32,
+    pub(crate) topics: Vec<Topic>,
+    pub(crate) damaged: Vec<DamagedTopic>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .field("closed", &self.closed.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// The engine of `parts`, with its background task running.
+    pub(crate) fn start(parts: Parts) -> std::io::Result<Arc<Self>> {
+        let mut write_options = WriteOptions::default();
+        write_options.set_sync(parts.config.sync_writes);
+        let engine = Arc::new(Self {
+            db: RecursiveRwLock::new(Some(parts.db)),
+            pages: PageRules::new(parts.config.page_size_bytes, parts.config.page_max_age()),
+            segments: parts.segments,
+            path: parts.path,
+            config: parts.config,
+            clock: parts.clock,
+            write_options,
+            topic_options: parts.topic_options,
+            topics: RwLock::new(
+                parts
+                    .topics
+                    .into_iter()
+                    .map(|topic| (topic.name.clone(), Arc::new(topic)))
+                    .collect(),
+            ),
+            damaged: RwLock::new(
+                parts
+                    .damaged
+                    .into_iter()
+                    .map(|damage| (damage.name.clone(), damage))
+                    .collect(),
+            ),
+            catalog: Mutex::new(parts.next_topic_id),
+            closed: AtomicBool::new(false),
+            crashed: AtomicBool::new(false),
+            background: Mutex::new(None),
+            background_status: Arc::default(),
+        });
+        let background = Background::start(
+            Arc::downgrade(&engine),
+            Arc::clone(&engine.background_status),
+        )?;
+        *engine.background.lock() = Some(background);
+        Ok(engine)
+    }
+
+    /// The database, unless the store is closed or closing.
+    pub(crate) fn db(&self) -> Result<Db<'_>, Unavailable> {
+        if self.is_closed() {
+            return Err(Unavailable::Closed);
+        }
+        RecursiveRwLockReadGuard::try_map(self.db.read(), Option::as_ref)
+            .map_err(|_| Unavailable::Closed)
+    }
+
+    pub(crate) fn check_open(&self) -> Result<(), TopicError> {
+        if self.is_closed() {
+            Err(TopicError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn now_ns(&self) -> u64 {
+        to_nanos(self.clock.now())
+    }
+
+    /// Flushes every column family whose memtable holds data, so that no
+    /// write-ahead log file is needed any more and all of them are deleted.
+    pub(crate) fn flush_memtables(&self, db: &DB) -> Result<(), rocksdb::Error> {
+        let mut names = vec![META_CF.to_owned()];
+        names.extend(
+            self.topics
+                .read()
+                .values()
+                .map(|topic| topic.cf_name.clone()),
+        );
+        for name in names {
+            let Some(cf) = db.cf_handle(&name) else {
+                continue;
+            };
+            if db.property_int_value_cf(&cf, "rocksdb.num-entries-active-mem-table")? > Some(0) {
+                db.flush_cf(&cf)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.topics.read().get(name).cloned()
+    }
+
+    /// Topic `name`, or why there is none to use: closed, damaged, missing.
+    pub(crate) fn existing_topic(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
+        self.check_open()?;
+        self.topic(name).ok_or_else(|| match self.damage(name) {
+            Some(reason) => TopicError::Damaged {
+                topic: name.to_owned(),
+                reason,
+            },
+            None => TopicError::NotFound {
+                topic: name.to_owned(),
+            },
+        })
+    }
+
+    /// Why topic `name` is damaged, if it is.
+    pub(crate) fn damage(&self, name: &str) -> Option<String> {
+        self.damaged
+            .read()
+            .get(name)
+            .map(|damage| damage.reason.clone())
+    }
+
+    /// Every topic, sorted by name.
+    pub(crate) fn all_topics(&self) -> Vec<Arc<Topic>> {
+        let mut topics: Vec<Arc<Topic>> = self.topics.read().values().cloned().collect();
+        topics.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        topics
+    }
+
+    /// Closes the store: wakes every receiver, stops the background task,
+    /// waits for running calls, syncs the segment files and the log.
+    pub(crate) fn close(&self) -> Result<(), StorageError> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        for topic in self.topics.read().values() {
+            topic.event.notify(usize::MAX);
+        }
+        if let Some(db) = self.db.read().as_ref() {
+            // Makes a running compaction give up, so that closing is prompt.
+            db.cancel_all_background_work(false);
+        }
+        let background = self.background.lock().take();
+        if let Some(background) = background {
+            background.stop();
+        }
+        // Every running call has finished once the write lock is held.
+        let db = self.db.write().take();
+        let result = match &db {
+            Some(_) if self.crashed.load(Ordering::Acquire) => Ok(()),
+            Some(db) => sync_segments(self, db).and(
+                db.flush_wal(true)
+                    .map_err(|error| StorageError::rocksdb("syncing the write-ahead log", &error)),
+            ),
+            None => Ok(()),
+        };
+        drop(db);
+        tracing::info!(path = %self.path.display(), "closed rocksmq store");
+        result
+    }
+
+    /// Closes as a crash of the process would: nothing is synced.
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn simulate_crash(&self) {
+        self.crashed.store(true, Ordering::Release);
+        let _ = self.close();
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Err(error) = self.close() {
+            tracing::warn!(%error, "closing the store on drop");
+        }
+    }
+}
+
+/// Topic `topic`'s column family, or [`Unavailable::Gone`] once it is dropped.
+pub(crate) fn topic_cf<'a>(
+    db: &'a DB,
+    topic: &Topic,
+) -> Result<Arc<BoundColumnFamily<'a>>, Unavailable> {
+    db.cf_handle(&topic.cf_name)
+        .ok_or_else(|| Unavailable::Gone(topic.name.clone()))
+}

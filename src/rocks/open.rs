@@ -1,0 +1,164 @@
+//! Opening a store: the configuration checked, RocksDB opened with every
+//! column family it has, the format checked (or a format 1 store upgraded),
+//! the topics recovered, and the engine started.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rocksdb::{Cache, ColumnFamilyDescriptor, DB, Options};
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::error::{OpenError, StorageError};
+use crate::fs::FileSystem;
+use crate::rocks::compaction::fit_levels;
+use crate::rocks::engine::{Engine, Parts};
+use crate::rocks::format::{self, META_CF, TOPIC_CF_PREFIX};
+use crate::rocks::options::{cache_bytes, db_options, meta_options, topic_options};
+use crate::rocks::recovery::{clean_segments, recover};
+use crate::rocks::segment::Segments;
+
+/// Opens (creating if needed) the store at `config.path`.
+pub(crate) fn open(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    file_system: Arc<dyn FileSystem>,
+) -> Result<Arc<Engine>, OpenError> {
+    config.validate()?;
+    let path = config.path.clone();
+    std::fs::create_dir_all(&path).map_err(|source| OpenError::CreateDir {
+        path: path.clone(),
+        source,
+    })?;
+    let cache = Cache::new_lru_cache(cache_bytes(config.lru_cache_ratio));
+    let topic_options = topic_options(&config, &cache);
+    let (db, column_families) = open_rocksdb(&config, &cache, &topic_options)?;
+    let legacy = check_format(&db, &path)? == format::FORMAT_V1;
+    let segments = Segments::new(file_system, &path);
+    let recovered =
+        recover(&db, &column_families, &segments, legacy).map_err(|source| OpenError::Storage {
+            path: path.clone(),
+            source,
+        })?;
+    if let Err(error) = clean_segments(&segments, &recovered.topics, &recovered.damaged) {
+        tracing::warn!(%error, "could not delete segment files that belong to no page; the next open tries again");
+    }
+    tracing::info!(
+        path = %path.display(),
+        topics = recovered.topics.len(),
+        damaged = recovered.damaged.len(),
+        "opened rocksmq store"
+    );
+    Engine::start(Parts {
+        db,
+        path: path.clone(),
+        config,
+        clock,
+        segments,
+        topic_options,
+        next_topic_id: recovered.next_topic_id,
+        topics: recovered.topics,
+        damaged: recovered.damaged,
+    })
+    .map_err(|error| OpenError::Storage {
+        path,
+        source: StorageError::io("starting the background thread", &error),
+    })
+}
+
+/// Opens RocksDB with the metadata and every topic column family it has;
+/// returns it and the names of its column families. A shortened
+/// `compressionTypes` is handled by moving the topics' tables first.
+fn open_rocksdb(
+    config: &Config,
+    cache: &Cache,
+    topic_options: &Options,
+) -> Result<(DB, Vec<String>), OpenError> {
+    let path = &config.path;
+    let storage = |context: &str, error: &rocksdb::Error| OpenError::Storage {
+        path: path.clone(),
+        source: StorageError::rocksdb(context, error),
+    };
+    let db_options = db_options();
+    let meta_options = meta_options(cache);
+    let existing = if path.join("CURRENT").exists() {
+        DB::list_cf(&db_options, path)
+            .map_err(|error| storage("listing column families", &error))?
+    } else {
+        Vec::new()
+    };
+    let open_db = |topic_options: &Options| {
+        let mut descriptors = vec![ColumnFamilyDescriptor::new(META_CF, meta_options.clone())];
+        for name in &existing {
+            if name.starts_with(TOPIC_CF_PREFIX) {
+                descriptors.push(ColumnFamilyDescriptor::new(name, topic_options.clone()));
+            }
+        }
+        DB::open_cf_descriptors(&db_options, path, descriptors)
+    };
+    let opened = match open_db(topic_options) {
+        Err(error) if is_too_many_levels(&error) => {
+            fit_levels(config, cache, open_db).and_then(|()| open_db(topic_options))
+        }
+        other => other,
+    };
+    let db = opened.map_err(|error| {
+        if is_lock_error(&error) {
+            OpenError::Locked { path: path.clone() }
+        } else {
+            storage("opening RocksDB", &error)
+        }
+    })?;
+    Ok((db, existing))
+}
+
+/// Writes the format record of a new store; upgrades a store of format 1;
+/// refuses a store of another format. Returns the format found.
+fn check_format(db: &DB, path: &Path) -> Result<u16, OpenError> {
+    let fail = |source: StorageError| OpenError::Storage {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = db
+        .cf_handle(META_CF)
+        .expect("the metadata column family was just opened");
+    let stored = db
+        .get_cf(&meta, format::KEY_FORMAT)
+        .map_err(|e| fail(StorageError::rocksdb("reading the format record", &e)))?;
+    let Some(value) = stored else {
+        db.put_cf(&meta, format::KEY_FORMAT, format::encode_format())
+            .map_err(|e| fail(StorageError::rocksdb("writing the format record", &e)))?;
+        return Ok(format::FORMAT_VERSION);
+    };
+    let found = format::decode_format(&value)
+        .map_err(|e| fail(StorageError::corrupt("reading the format record", e.0)))?;
+    if found == format::FORMAT_V1 {
+        // Version 2 reads everything version 1 wrote; from now on the store
+        // holds version 2 records, which rocksmq 0.1 must refuse.
+        tracing::info!(path = %path.display(), "upgrading the store from format 1 to 2");
+        db.put_cf(&meta, format::KEY_FORMAT, format::encode_format())
+            .map_err(|e| fail(StorageError::rocksdb("writing the format record", &e)))?;
+        return Ok(found);
+    }
+    if found == format::FORMAT_VERSION {
+        Ok(found)
+    } else {
+        Err(OpenError::UnsupportedFormat {
+            path: path.to_path_buf(),
+            found,
+            supported: format::FORMAT_VERSION,
+        })
+    }
+}
+
+/// Whether opening failed because the topics' tables use more LSM levels
+/// than `compressionTypes` now lists.
+fn is_too_many_levels(error: &rocksdb::Error) -> bool {
+    error
+        .to_string()
+        .contains("more levels than options.num_levels")
+}
+
+fn is_lock_error(error: &rocksdb::Error) -> bool {
+    error.kind() == rocksdb::ErrorKind::IOError && error.to_string().contains("LOCK")
+}

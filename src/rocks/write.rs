@@ -1,0 +1,259 @@
+//! The write path: a batch of messages becomes one atomic RocksDB write.
+//!
+//! For each batch, under the topic's lock: the messages get the next ids, the
+//! page accounting is updated (closing pages as needed), large payloads go
+//! to their page's segment file, and the messages and the records of the
+//! pages that closed go into ONE write batch. A crash leaves all or nothing
+//! of it. The next id and the open page are not written: they follow from
+//! the messages (their keys, times and byte offsets), and opening the store
+//! derives them, so they always agree. Only after the write are the new ids
+//! published to readers and waiting receivers woken, so that a reader never
+//! sees an id before its message.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use rocksdb::{BoundColumnFamily, WriteBatch};
+
+use crate::error::{ProduceError, StorageError};
+use crate::message::{Message, MessageId};
+use crate::rocks::engine::{Engine, topic_cf};
+use crate::rocks::format::{self, PageRecord, Payload, PayloadRef, TopicState};
+use crate::rocks::recovery::meta_cf;
+use crate::rocks::segment::{SegmentWriter, goes_external};
+use crate::rocks::topic::{Topic, Writer};
+
+/// The largest encoding buffer a topic keeps between produce calls.
+const SCRATCH_KEEP_BYTES: usize = 1 << 20;
+
+/// Appends `messages` to `topic` as one atomic write; returns their ids.
+pub(crate) fn produce(
+    engine: &Engine,
+    topic: &str,
+    messages: &[Message],
+) -> Result<Range<MessageId>, ProduceError> {
+    let db = engine.db()?;
+    let handle = engine
+        .topic(topic)
+        .ok_or_else(|| not_found(engine, topic))?;
+    let families = Families {
+        messages: topic_cf(&db, &handle)?,
+        meta: meta_cf(&db),
+    };
+    let shape = Shape::of(engine, topic, messages)?;
+
+    let mut writer = handle.writer.lock();
+    if handle.is_destroyed() {
+        return Err(not_found(engine, topic));
+    }
+    let writer = &mut *writer;
+    let first = writer.state.next_id;
+    if messages.is_empty() {
+        return Ok(first..first);
+    }
+    let mut batch = WriteBatch::with_capacity_bytes(shape.encoded_bytes + 256);
+    let mut state = writer.state;
+    let closed = fill_batch(
+        engine, &families, &mut batch, &handle, writer, &mut state, messages, &shape,
+    )?;
+    db.write_opt(batch, &engine.write_options)
+        .map_err(|error| StorageError::rocksdb(format!("producing to topic `{topic}`"), &error))?;
+    commit(&handle, writer, state, closed);
+    Ok(first..state.next_id)
+}
+
+/// Why there is no topic `topic` to produce to.
+fn not_found(engine: &Engine, topic: &str) -> ProduceError {
+    match engine.damage(topic) {
+        Some(reason) => ProduceError::TopicDamaged {
+            topic: topic.to_owned(),
+            reason,
+        },
+        None => ProduceError::TopicNotFound {
+            topic: topic.to_owned(),
+        },
+    }
+}
+
+/// The column families a produce writes to.
+struct Families<'a> {
+    messages: Arc<BoundColumnFamily<'a>>,
+    meta: Arc<BoundColumnFamily<'a>>,
+}
+
+/// What a batch is, checked before anything is written: every message
+/// within `maxMessageSize`, and the sizes the encoding needs.
+struct Shape {
+    /// The payloads' bytes together: large batches send more to segments.
+    payload_bytes: usize,
+    /// The bytes of the batch's encoded keys and values.
+    encoded_bytes: usize,
+}
+
+impl Shape {
+    fn of(engine: &Engine, topic: &str, messages: &[Message]) -> Result<Self, ProduceError> {
+        let max = engine.config.max_message_size_bytes;
+        let payload_bytes: usize = messages.iter().map(|message| message.payload.len()).sum();
+        let mut encoded_bytes = 0;
+        for (index, message) in messages.iter().enumerate() {
+            let size = message.size();
+            if size > max {
+                return Err(ProduceError::MessageTooLarge {
+                    topic: topic.to_owned(),
+                    index,
+                    size,
+                    max,
+                });
+            }
+            encoded_bytes += 8 + if goes_external(message.payload.len(), payload_bytes) {
+                format::message_value_len(&message.properties, &[]) + format::PAYLOAD_REF_LEN
+            } else {
+                format::message_value_len(&message.properties, &message.payload)
+            };
+        }
+        Ok(Self {
+            payload_bytes,
+            encoded_bytes,
+        })
+    }
+}
+
+/// Puts `messages` and the records of the pages they close into `batch`,
+/// advancing `state`; appends their external payloads to segment files
+/// first (and syncs them with `syncWrites`). Returns the pages that closed.
+#[expect(clippy::too_many_arguments, reason = "the parts of one produce call")]
+fn fill_batch(
+    engine: &Engine,
+    families: &Families<'_>,
+    batch: &mut WriteBatch,
+    topic: &Topic,
+    writer: &mut Writer,
+    state: &mut TopicState,
+    messages: &[Message],
+    shape: &Shape,
+) -> Result<Vec<PageRecord>, ProduceError> {
+    let written = |error: std::io::Error| {
+        ProduceError::from(StorageError::io(
+            format!(
+                "writing payloads of topic `{}` to its segment file",
+                topic.name
+            ),
+            &error,
+        ))
+    };
+    // Produce times never go backwards within a topic.
+    let now_ns = engine.now_ns().max(writer.last_ns);
+    let mut closed = Vec::new();
+    let mut pending = Pending::default();
+    for message in messages {
+        let id = state.next_id;
+        let size = message.size();
+        if let Some(page) = engine.pages.append(&mut state.open_page, id, size, now_ns) {
+            batch.put_cf(
+                &families.meta,
+                format::page_key(topic.id, page.first_id),
+                page.encode(),
+            );
+            closed.push(page);
+        }
+        let payload = if goes_external(message.payload.len(), shape.payload_bytes) {
+            let page = state.open_page.map_or(id, |page| page.first_id);
+            let segment =
+                segment_for(engine, topic, writer, &mut pending, page).map_err(written)?;
+            Payload::External(pending.add(segment, &message.payload))
+        } else {
+            Payload::Inline(&message.payload)
+        };
+        format::encode_message(
+            &mut writer.scratch,
+            now_ns,
+            state.produced_bytes,
+            &message.properties,
+            payload,
+        );
+        batch.put_cf(&families.messages, format::message_key(id), &writer.scratch);
+        state.next_id += 1;
+        state.produced_bytes += size;
+    }
+    if let Some(open) = &mut writer.segment {
+        pending.write(open).map_err(written)?;
+    }
+    // A reference is never more durable than its payload: with
+    // `syncWrites` the batch is synced, so the payloads are first.
+    if engine.config.sync_writes {
+        writer.sync(&engine.segments).map_err(written)?;
+    }
+    Ok(closed)
+}
+
+/// The segment file of page `page`: the open one, or a new one after the
+/// payloads queued for the one before are written to it.
+fn segment_for<'w>(
+    engine: &Engine,
+    topic: &Topic,
+    writer: &'w mut Writer,
+    pending: &mut Pending<'_>,
+    page: MessageId,
+) -> std::io::Result<&'w SegmentWriter> {
+    if writer
+        .segment
+        .as_ref()
+        .is_none_or(|open| open.segment != page)
+    {
+        if let Some(previous) = &mut writer.segment {
+            pending.write(previous)?;
+        }
+        writer.switch_segment(&engine.segments, topic.id, page)?;
+    }
+    Ok(writer
+        .segment
+        .as_ref()
+        .expect("switched to the page's segment"))
+}
+
+/// After the batch is written: the writer takes the new state, and readers
+/// and waiting receivers see the new ids.
+fn commit(topic: &Topic, writer: &mut Writer, state: TopicState, closed: Vec<PageRecord>) {
+    writer.state = state;
+    writer.last_ns = state.open_page.map_or(writer.last_ns, |page| page.last_ns);
+    writer.closed_pages.extend(closed);
+    // A batch of huge messages should not pin its buffer forever.
+    if writer.scratch.capacity() > SCRATCH_KEEP_BYTES {
+        writer.scratch = Vec::new();
+    }
+    topic.publish(&state);
+    topic.event.notify(usize::MAX);
+}
+
+/// Payloads of one batch waiting to be appended to a segment file.
+#[derive(Default)]
+struct Pending<'a> {
+    payloads: Vec<&'a [u8]>,
+    bytes: u64,
+}
+
+impl<'a> Pending<'a> {
+    /// Queues `payload` for `segment`; returns the reference to it.
+    fn add(&mut self, segment: &SegmentWriter, payload: &'a [u8]) -> PayloadRef {
+        let reference = PayloadRef {
+            segment: segment.segment,
+            offset: segment.offset_after(self.bytes),
+            len: u32::try_from(payload.len()).expect("maxMessageSize is at most 1 GiB"),
+            crc: crc32fast::hash(payload),
+        };
+        self.payloads.push(payload);
+        self.bytes += payload.len() as u64;
+        reference
+    }
+
+    /// Appends what is queued to `segment`.
+    fn write(&mut self, segment: &mut SegmentWriter) -> std::io::Result<()> {
+        if self.payloads.is_empty() {
+            return Ok(());
+        }
+        segment.append(&self.payloads)?;
+        self.payloads.clear();
+        self.bytes = 0;
+        Ok(())
+    }
+}
