@@ -56,6 +56,8 @@ mod config;
 mod consumer;
 mod cursor;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod page;
 mod producer;
 mod reader;

@@ -375,6 +375,21 @@ impl PayloadRef {
         input.end()?;
         Ok(reference)
     }
+
+    /// The [`PAYLOAD_REF_LEN`] bytes a message value ends with.
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(PAYLOAD_REF_LEN);
+        self.write(&mut out);
+        out
+    }
+
+    /// A reference alone, as [`PayloadRef::encode`] writes it.
+    pub(crate) fn decode(bytes: &[u8]) -> Decoded<Self> {
+        Self::read(&mut Input {
+            bytes,
+            what: "payload reference",
+        })
+    }
 }
 
 /// A payload as a message value holds it.

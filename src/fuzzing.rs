@@ -1,0 +1,406 @@
+//! Entry points to every decoder, for the fuzz targets in `fuzz/` and the
+//! property tests in `tests/decoders.rs`.
+//!
+//! **Not API.** This module exists only for fuzzing: it is hidden from the
+//! documentation, follows no semver, and may change in any release.
+//!
+//! Each decoder takes the bytes as they would be found on disk (a RocksDB
+//! key or value, a segment file, a YAML file) and returns what it decoded as
+//! plain public data, or its error as text. The rule every one of them is
+//! held to: whatever the bytes, no panic, and no allocation larger than the
+//! input justifies. Every format here is canonical, so each decoded value
+//! re-encodes (with the `encode` functions beside it) to exactly the bytes
+//! it came from; the fuzz targets check that too.
+
+#![allow(clippy::must_use_candidate, clippy::missing_panics_doc)]
+
+use std::collections::BTreeMap;
+
+use crate::Config;
+use crate::record::{self, DecodeError};
+
+fn text(error: DecodeError) -> String {
+    error.0
+}
+
+/// Where a payload stored in a segment file lives (24 bytes on disk).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PayloadRef {
+    /// The segment file: the first id of its page.
+    pub segment: u64,
+    /// The payload's first byte in the file.
+    pub offset: u64,
+    /// The payload's length in bytes.
+    pub len: u32,
+    /// The payload's CRC-32.
+    pub crc: u32,
+}
+
+impl From<record::PayloadRef> for PayloadRef {
+    fn from(reference: record::PayloadRef) -> Self {
+        Self {
+            segment: reference.segment,
+            offset: reference.offset,
+            len: reference.len,
+            crc: reference.crc,
+        }
+    }
+}
+
+impl From<PayloadRef> for record::PayloadRef {
+    fn from(reference: PayloadRef) -> Self {
+        Self {
+            segment: reference.segment,
+            offset: reference.offset,
+            len: reference.len,
+            crc: reference.crc,
+        }
+    }
+}
+
+impl PayloadRef {
+    /// The 24 bytes a message value with an external payload ends with.
+    pub fn encode(&self) -> Vec<u8> {
+        record::PayloadRef::from(*self).encode()
+    }
+}
+
+/// A message's payload as its value holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Payload {
+    /// The payload bytes, at the end of the value.
+    Inline(Vec<u8>),
+    /// A reference to the bytes in a segment file.
+    External(PayloadRef),
+}
+
+/// A decoded message value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Produce time, nanoseconds since the Unix epoch.
+    pub produce_ns: u64,
+    /// The topic's message bytes before this message.
+    pub offset_bytes: u64,
+    /// The message's properties.
+    pub properties: BTreeMap<String, String>,
+    /// The payload or its reference.
+    pub payload: Payload,
+}
+
+impl Message {
+    /// The message value the store writes for this message.
+    pub fn encode(&self) -> Vec<u8> {
+        let payload = match &self.payload {
+            Payload::Inline(bytes) => record::Payload::Inline(bytes),
+            Payload::External(reference) => record::Payload::External((*reference).into()),
+        };
+        let mut out = Vec::new();
+        record::encode_message(
+            &mut out,
+            self.produce_ns,
+            self.offset_bytes,
+            &self.properties,
+            payload,
+        );
+        out
+    }
+}
+
+/// Decodes a whole message value (and its byte offset, read apart).
+pub fn message_value(value: &[u8]) -> Result<Message, String> {
+    let decoded = record::decode_message(value).map_err(text)?;
+    Ok(Message {
+        produce_ns: decoded.produce_ns,
+        offset_bytes: record::message_offset(value).map_err(text)?,
+        properties: decoded.properties,
+        payload: match decoded.payload {
+            record::StoredPayload::Inline(bytes) => Payload::Inline(bytes),
+            record::StoredPayload::External(reference) => Payload::External(reference.into()),
+        },
+    })
+}
+
+/// The size of a wholly decoded message value, as `Message::size` counts it.
+pub fn message_value_size(value: &[u8]) -> Result<u64, String> {
+    Ok(record::decode_message(value).map_err(text)?.size())
+}
+
+/// The produce time of a message value, read without decoding the rest.
+pub fn message_time(value: &[u8]) -> Result<u64, String> {
+    record::message_time(value).map_err(text)
+}
+
+/// The byte offset of a message value, read without decoding the rest.
+pub fn message_offset(value: &[u8]) -> Result<u64, String> {
+    record::message_offset(value).map_err(text)
+}
+
+/// The size of a message value, counted without decoding its strings.
+pub fn message_size(value: &[u8]) -> Result<u64, String> {
+    record::message_size(value).map_err(text)
+}
+
+/// Decodes a payload reference on its own (exactly 24 bytes).
+pub fn payload_ref(bytes: &[u8]) -> Result<PayloadRef, String> {
+    record::PayloadRef::decode(bytes)
+        .map(PayloadRef::from)
+        .map_err(text)
+}
+
+/// Reads the payload that the encoded `reference` points to from a segment
+/// file whose whole content is `segment_file_bytes`, and checks its CRC.
+///
+/// The span is checked against the file's length, with checked arithmetic,
+/// before anything is allocated, so a corrupt length cannot ask for more
+/// memory than the file holds.
+pub fn read_segment_payload(
+    segment_file_bytes: &[u8],
+    reference: &[u8],
+) -> Result<Vec<u8>, String> {
+    let reference = record::PayloadRef::decode(reference).map_err(text)?;
+    let span = usize::try_from(reference.offset)
+        .ok()
+        .and_then(|start| Some(start..start.checked_add(reference.len as usize)?))
+        .and_then(|span| segment_file_bytes.get(span))
+        .ok_or_else(|| {
+            format!(
+                "segment {} ends before byte {}",
+                reference.segment,
+                u128::from(reference.offset) + u128::from(reference.len)
+            )
+        })?;
+    if crc32fast::hash(span) != reference.crc {
+        return Err(format!(
+            "the payload at byte {} of segment {} fails its CRC",
+            reference.offset, reference.segment
+        ));
+    }
+    Ok(span.to_vec())
+}
+
+/// The accounting of one closed page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRecord {
+    /// The page's first message id.
+    pub first_id: u64,
+    /// The page's last message id.
+    pub last_id: u64,
+    /// Messages in the page.
+    pub count: u64,
+    /// Message bytes in the page.
+    pub bytes: u64,
+    /// Produce time of the first message, in nanoseconds.
+    pub first_ns: u64,
+    /// Produce time of the last message, in nanoseconds.
+    pub last_ns: u64,
+}
+
+impl PageRecord {
+    /// The value of the page's `P` record.
+    pub fn encode(&self) -> Vec<u8> {
+        record::PageRecord {
+            first_id: self.first_id,
+            last_id: self.last_id,
+            count: self.count,
+            bytes: self.bytes,
+            first_ns: self.first_ns,
+            last_ns: self.last_ns,
+        }
+        .encode()
+    }
+}
+
+/// Decodes a page record.
+pub fn page_record(value: &[u8]) -> Result<PageRecord, String> {
+    let page = record::PageRecord::decode(value).map_err(text)?;
+    Ok(PageRecord {
+        first_id: page.first_id,
+        last_id: page.last_id,
+        count: page.count,
+        bytes: page.bytes,
+        first_ns: page.first_ns,
+        last_ns: page.last_ns,
+    })
+}
+
+/// A consumer group's durable position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupRecord {
+    /// Every id up to this one is acknowledged (0: none).
+    pub acked_id: u64,
+    /// Creation time, in nanoseconds.
+    pub created_ns: u64,
+    /// Unacknowledged messages retention deleted.
+    pub skipped: u64,
+}
+
+impl GroupRecord {
+    /// The value of the group's `G` record.
+    pub fn encode(&self) -> Vec<u8> {
+        record::GroupRecord {
+            acked_id: self.acked_id,
+            created_ns: self.created_ns,
+            skipped: self.skipped,
+        }
+        .encode()
+    }
+}
+
+/// Decodes a group record.
+pub fn group_record(value: &[u8]) -> Result<GroupRecord, String> {
+    let group = record::GroupRecord::decode(value).map_err(text)?;
+    Ok(GroupRecord {
+        acked_id: group.acked_id,
+        created_ns: group.created_ns,
+        skipped: group.skipped,
+    })
+}
+
+/// A topic's identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicRecord {
+    /// The numeric id its metadata keys use.
+    pub topic_id: u32,
+    /// Creation time, in nanoseconds.
+    pub created_ns: u64,
+}
+
+impl TopicRecord {
+    /// The value of the topic's `T` record.
+    pub fn encode(&self) -> Vec<u8> {
+        record::TopicRecord {
+            topic_id: self.topic_id,
+            created_ns: self.created_ns,
+        }
+        .encode()
+    }
+}
+
+/// Decodes a topic record.
+pub fn topic_record(value: &[u8]) -> Result<TopicRecord, String> {
+    let topic = record::TopicRecord::decode(value).map_err(text)?;
+    Ok(TopicRecord {
+        topic_id: topic.topic_id,
+        created_ns: topic.created_ns,
+    })
+}
+
+/// A topic's stored counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicState {
+    /// The id the next message will get.
+    pub next_id: u64,
+    /// The first retained id.
+    pub first_id: u64,
+    /// Message bytes ever produced.
+    pub produced_bytes: u64,
+    /// Pages retention deleted.
+    pub deleted_pages: u64,
+    /// Messages retention deleted.
+    pub deleted_messages: u64,
+    /// Message bytes retention deleted.
+    pub deleted_bytes: u64,
+    /// When retention last ran over the topic, in nanoseconds (0: never).
+    pub last_retention_ns: u64,
+}
+
+impl TopicState {
+    /// The value of the topic's `S` record.
+    pub fn encode(&self) -> Vec<u8> {
+        record::TopicState {
+            next_id: self.next_id,
+            first_id: self.first_id,
+            produced_bytes: self.produced_bytes,
+            deleted_pages: self.deleted_pages,
+            deleted_messages: self.deleted_messages,
+            deleted_bytes: self.deleted_bytes,
+            last_retention_ns: self.last_retention_ns,
+            open_page: None,
+        }
+        .encode()
+    }
+}
+
+/// Decodes a topic state record.
+pub fn topic_state(value: &[u8]) -> Result<TopicState, String> {
+    let state = record::TopicState::decode(value).map_err(text)?;
+    Ok(TopicState {
+        next_id: state.next_id,
+        first_id: state.first_id,
+        produced_bytes: state.produced_bytes,
+        deleted_pages: state.deleted_pages,
+        deleted_messages: state.deleted_messages,
+        deleted_bytes: state.deleted_bytes,
+        last_retention_ns: state.last_retention_ns,
+    })
+}
+
+/// The value of the format record `V`.
+pub fn encode_format() -> Vec<u8> {
+    record::encode_format()
+}
+
+/// Decodes the format record: the format version.
+pub fn format_record(value: &[u8]) -> Result<u16, String> {
+    record::decode_format(value).map_err(text)
+}
+
+/// The value of a counter record (the next topic id, `I`).
+pub fn encode_counter(counter: u32) -> Vec<u8> {
+    record::encode_u32(counter).to_vec()
+}
+
+/// Decodes a counter record.
+pub fn counter(value: &[u8]) -> Result<u32, String> {
+    record::decode_u32(value).map_err(text)
+}
+
+/// The key of message `id` in its topic's column family.
+pub fn encode_message_key(id: u64) -> Vec<u8> {
+    record::message_key(id).to_vec()
+}
+
+/// Decodes a message key: the message id.
+pub fn message_key(key: &[u8]) -> Result<u64, String> {
+    record::message_id_of_key(key).map_err(text)
+}
+
+/// The `T` key of topic `name`.
+pub fn encode_topic_key(name: &str) -> Vec<u8> {
+    record::topic_key(name)
+}
+
+/// Decodes a `T` key: the topic name.
+pub fn topic_key(key: &[u8]) -> Result<String, String> {
+    record::topic_name_of_key(key).map_err(text)
+}
+
+/// The `G` key of group `name` of topic `topic_id`.
+pub fn encode_group_key(topic_id: u32, name: &str) -> Vec<u8> {
+    record::group_key(topic_id, name)
+}
+
+/// Decodes a `G` key: the group name.
+pub fn group_key(key: &[u8]) -> Result<String, String> {
+    record::group_name_of_key(key).map_err(text)
+}
+
+/// Loads a `milvus.yaml` (or Helm file) from its bytes as
+/// [`Config::from_yaml_str`] does, validates it as `Store::open` does, and
+/// computes every derived setting.
+pub fn milvus_yaml(bytes: &[u8]) -> Result<Config, String> {
+    let yaml = std::str::from_utf8(bytes).map_err(|error| error.to_string())?;
+    let config = Config::from_yaml_str(yaml).map_err(|error| error.to_string())?;
+    config.validate().map_err(|error| error.to_string())?;
+    std::hint::black_box((
+        config.retention_time(),
+        config.retention_size_limit_bytes(),
+        config.page_max_age(),
+        config.compaction_interval(),
+        config.retention_check_interval(),
+    ));
+    for compression in &config.compression_types {
+        std::hint::black_box(compression.to_rocksdb());
+    }
+    Ok(config)
+}
