@@ -57,6 +57,8 @@ mod consumer;
 mod cursor;
 mod error;
 pub mod fs;
+#[doc(hidden)]
+pub mod fuzzing;
 mod message;
 mod reader;
 mod rocks;

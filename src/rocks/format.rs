@@ -66,7 +66,10 @@ pub(crate) fn topic_key_range() -> (Vec<u8>, Vec<u8>) {
 
 /// The topic name of a `T` key.
 pub(crate) fn topic_name_of_key(key: &[u8]) -> Decoded<String> {
-    String::from_utf8(key[1..].to_vec()).map_err(|_| DecodeError("topic key is not UTF-8".into()))
+    match key {
+        [TAG_TOPIC, name @ ..] => utf8(name, "topic key"),
+        _ => Err(DecodeError(format!("{key:02x?} is not a topic key"))),
+    }
 }
 
 /// `S` + topic id → [`TopicState`].
@@ -102,7 +105,14 @@ pub(crate) fn group_key_range(topic_id: u32) -> ([u8; 5], [u8; 5]) {
 
 /// The group name of a `G` key.
 pub(crate) fn group_name_of_key(key: &[u8]) -> Decoded<String> {
-    String::from_utf8(key[5..].to_vec()).map_err(|_| DecodeError("group key is not UTF-8".into()))
+    match key {
+        [TAG_GROUP, _, _, _, _, name @ ..] => utf8(name, "group key"),
+        _ => Err(DecodeError(format!("{key:02x?} is not a group key"))),
+    }
+}
+
+fn utf8(bytes: &[u8], what: &str) -> Decoded<String> {
+    String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError(format!("{what} is not UTF-8")))
 }
 
 /// `Y` + topic id → sync mark: the id up to which every external payload
@@ -120,7 +130,7 @@ pub(crate) fn encode_sync_mark(synced_through: MessageId) -> [u8; 9] {
 }
 
 pub(crate) fn decode_sync_mark(value: &[u8]) -> Decoded<MessageId> {
-    let mut input = Input::versioned(value, "sync mark")?;
+    let mut input = Input::v1(value, "sync mark")?;
     let id = input.u64()?;
     input.end()?;
     Ok(id)
@@ -195,7 +205,7 @@ impl TopicRecord {
     }
 
     pub(crate) fn decode(value: &[u8]) -> Decoded<Self> {
-        let mut input = Input::versioned(value, "topic record")?;
+        let mut input = Input::v1(value, "topic record")?;
         let record = Self {
             topic_id: input.u32()?,
             created_ns: input.u64()?,
@@ -252,7 +262,7 @@ impl PageRecord {
     }
 
     pub(crate) fn decode(value: &[u8]) -> Decoded<Self> {
-        let mut input = Input::versioned(value, "page record")?;
+        let mut input = Input::v1(value, "page record")?;
         let page = Self::read(&mut input)?;
         input.end()?;
         Ok(page)
@@ -310,7 +320,7 @@ impl TopicState {
 
     /// The stored counters; `open_page` is `None` until derived.
     pub(crate) fn decode(value: &[u8]) -> Decoded<Self> {
-        let mut input = Input::versioned(value, "topic state")?;
+        let mut input = Input::v1(value, "topic state")?;
         let state = Self {
             next_id: input.u64()?,
             first_id: input.u64()?,
@@ -358,27 +368,18 @@ impl GroupRecord {
 
     /// Reads version 1 (rocksmq 0.1, without the damaged count) and 2.
     pub(crate) fn decode(value: &[u8]) -> Decoded<Self> {
-        let (version, rest) = value
-            .split_first()
-            .ok_or_else(|| DecodeError("group record: empty".into()))?;
-        let mut input = Input {
-            bytes: rest,
-            what: "group record",
-        };
+        let (version, mut input) = Input::versioned(value, "group record")?;
+        if !matches!(version, RECORD_V1 | GROUP_V2) {
+            return Err(input.unknown_version(version));
+        }
         let mut record = Self {
             acked_id: input.u64()?,
             created_ns: input.u64()?,
             skipped: input.u64()?,
             damaged_skipped: 0,
         };
-        match *version {
-            RECORD_V1 => {}
-            GROUP_V2 => record.damaged_skipped = input.u64()?,
-            other => {
-                return Err(DecodeError(format!(
-                    "group record: unknown record version {other}"
-                )));
-            }
+        if version == GROUP_V2 {
+            record.damaged_skipped = input.u64()?;
         }
         input.end()?;
         Ok(record)
@@ -402,6 +403,42 @@ pub(crate) struct PayloadRef {
     pub(crate) offset: u64,
     pub(crate) len: u32,
     pub(crate) crc: u32,
+}
+
+impl PayloadRef {
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.segment.to_le_bytes());
+        out.extend_from_slice(&self.offset.to_le_bytes());
+        out.extend_from_slice(&self.len.to_le_bytes());
+        out.extend_from_slice(&self.crc.to_le_bytes());
+    }
+
+    /// Reads a reference that ends the input.
+    fn read(input: &mut Input<'_>) -> Decoded<Self> {
+        let reference = Self {
+            segment: input.u64()?,
+            offset: input.u64()?,
+            len: input.u32()?,
+            crc: input.u32()?,
+        };
+        input.end()?;
+        Ok(reference)
+    }
+
+    /// The [`PAYLOAD_REF_LEN`] bytes a message value ends with.
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(PAYLOAD_REF_LEN);
+        self.write(&mut out);
+        out
+    }
+
+    /// A reference alone, as [`PayloadRef::encode`] writes it.
+    pub(crate) fn decode(bytes: &[u8]) -> Decoded<Self> {
+        Self::read(&mut Input {
+            bytes,
+            what: "payload reference",
+        })
+    }
 }
 
 /// A payload as a message value holds it.
@@ -441,12 +478,7 @@ pub(crate) fn encode_message(
     }
     match payload {
         Payload::Inline(bytes) => out.extend_from_slice(bytes),
-        Payload::External(reference) => {
-            out.extend_from_slice(&reference.segment.to_le_bytes());
-            out.extend_from_slice(&reference.offset.to_le_bytes());
-            out.extend_from_slice(&reference.len.to_le_bytes());
-            out.extend_from_slice(&reference.crc.to_le_bytes());
-        }
+        Payload::External(reference) => reference.write(out),
     }
 }
 
@@ -496,7 +528,7 @@ struct Head<'a> {
 }
 
 fn head(value: &[u8]) -> Decoded<Head<'_>> {
-    let mut input = Input::versioned(value, "message")?;
+    let mut input = Input::v1(value, "message")?;
     let flags = input.u8()?;
     if flags & !FLAG_EXTERNAL != 0 {
         return Err(DecodeError(format!("message: unknown flags {flags:#04x}")));
@@ -508,17 +540,6 @@ fn head(value: &[u8]) -> Decoded<Head<'_>> {
         property_count: input.u32()?,
         rest: input,
     })
-}
-
-fn payload_ref(input: &mut Input<'_>) -> Decoded<PayloadRef> {
-    let reference = PayloadRef {
-        segment: input.u64()?,
-        offset: input.u64()?,
-        len: input.u32()?,
-        crc: input.u32()?,
-    };
-    input.end()?;
-    Ok(reference)
 }
 
 pub(crate) fn decode_message(value: &[u8]) -> Decoded<MessageValue> {
@@ -533,10 +554,20 @@ pub(crate) fn decode_message(value: &[u8]) -> Decoded<MessageValue> {
     for _ in 0..property_count {
         let key = rest.string()?;
         let value = rest.string()?;
+        // The encoder writes a map in key order; anything else would decode
+        // to fewer properties than `message_size` counts.
+        if properties
+            .last_key_value()
+            .is_some_and(|(last, _): (&String, _)| *last >= key)
+        {
+            return Err(DecodeError(format!(
+                "message: property {key:?} is out of order or repeated"
+            )));
+        }
         properties.insert(key, value);
     }
     let payload = if external {
-        StoredPayload::External(payload_ref(&mut rest)?)
+        StoredPayload::External(PayloadRef::read(&mut rest)?)
     } else {
         StoredPayload::Inline(rest.rest().to_vec())
     };
@@ -569,39 +600,56 @@ struct Input<'a> {
 }
 
 impl<'a> Input<'a> {
-    fn versioned(bytes: &'a [u8], what: &'static str) -> Decoded<Self> {
+    /// The version byte a value starts with, and a cursor after it.
+    fn versioned(bytes: &'a [u8], what: &'static str) -> Decoded<(u8, Self)> {
         let mut input = Self { bytes, what };
-        match input.u8()? {
-            RECORD_V1 => Ok(input),
-            other => Err(DecodeError(format!(
-                "{what}: unknown record version {other}"
-            ))),
+        Ok((input.u8()?, input))
+    }
+
+    /// A cursor after the version byte of a record that has only version 1.
+    fn v1(bytes: &'a [u8], what: &'static str) -> Decoded<Self> {
+        match Self::versioned(bytes, what)? {
+            (RECORD_V1, input) => Ok(input),
+            (other, input) => Err(input.unknown_version(other)),
         }
     }
 
+    fn unknown_version(&self, version: u8) -> DecodeError {
+        DecodeError(format!("{}: unknown record version {version}", self.what))
+    }
+
+    fn truncated(&self) -> DecodeError {
+        DecodeError(format!("{}: truncated", self.what))
+    }
+
     fn take(&mut self, len: usize) -> Decoded<&'a [u8]> {
-        if self.bytes.len() < len {
-            return Err(DecodeError(format!("{}: truncated", self.what)));
-        }
-        let (head, tail) = self.bytes.split_at(len);
+        let (head, tail) = self
+            .bytes
+            .split_at_checked(len)
+            .ok_or_else(|| self.truncated())?;
         self.bytes = tail;
         Ok(head)
     }
 
+    fn array<const N: usize>(&mut self) -> Decoded<[u8; N]> {
+        let (head, tail) = self
+            .bytes
+            .split_first_chunk::<N>()
+            .ok_or_else(|| self.truncated())?;
+        self.bytes = tail;
+        Ok(*head)
+    }
+
     fn u8(&mut self) -> Decoded<u8> {
-        Ok(self.take(1)?[0])
+        Ok(u8::from_le_bytes(self.array()?))
     }
 
     fn u32(&mut self) -> Decoded<u32> {
-        Ok(u32::from_le_bytes(
-            self.take(4)?.try_into().expect("4 bytes"),
-        ))
+        Ok(u32::from_le_bytes(self.array()?))
     }
 
     fn u64(&mut self) -> Decoded<u64> {
-        Ok(u64::from_le_bytes(
-            self.take(8)?.try_into().expect("8 bytes"),
-        ))
+        Ok(u64::from_le_bytes(self.array()?))
     }
 
     fn string(&mut self) -> Decoded<String> {
@@ -693,6 +741,50 @@ mod tests {
                 open_page: None,
             };
             prop_assert_eq!(TopicState::decode(&state.encode()).unwrap(), state);
+        }
+    }
+
+    /// A message value with no property and no payload whose header
+    /// claims `property_count` properties.
+    fn header_claiming(property_count: u32) -> Vec<u8> {
+        let mut value = vec![RECORD_V1, 0];
+        value.extend_from_slice(&1u64.to_le_bytes());
+        value.extend_from_slice(&2u64.to_le_bytes());
+        value.extend_from_slice(&property_count.to_le_bytes());
+        value
+    }
+
+    #[test]
+    fn short_topic_and_group_keys_are_refused_not_sliced() {
+        for len in 0..5 {
+            assert!(group_name_of_key(&b"G\0\0\0\x07"[..len]).is_err());
+        }
+        assert!(topic_name_of_key(b"").is_err());
+        assert_eq!(topic_name_of_key(&topic_key("t")).unwrap(), "t");
+        assert_eq!(group_name_of_key(&group_key(7, "g")).unwrap(), "g");
+        assert_eq!(group_name_of_key(&group_key(7, "")).unwrap(), "");
+    }
+
+    #[test]
+    fn a_property_count_past_half_of_u32_is_refused_not_wrapped() {
+        for count in [1 << 31, (1 << 31) + 1, u32::MAX] {
+            let value = header_claiming(count);
+            assert!(message_size(&value).is_err(), "count {count}");
+            assert!(decode_message(&value).is_err(), "count {count}");
+        }
+    }
+
+    #[test]
+    fn properties_out_of_order_or_repeated_are_refused() {
+        for keys in [["b", "a"], ["a", "a"]] {
+            let mut value = header_claiming(2);
+            for key in keys {
+                for text in [key, "v"] {
+                    value.extend_from_slice(&1u32.to_le_bytes());
+                    value.extend_from_slice(text.as_bytes());
+                }
+            }
+            assert!(decode_message(&value).is_err(), "keys {keys:?}");
         }
     }
 

@@ -349,7 +349,7 @@ impl SegmentReaders {
         topic_id: u32,
         references: &[PayloadRef],
     ) -> Result<Vec<Vec<u8>>, PayloadError> {
-        let (Some(first), Some(last)) = (references.first(), references.last()) else {
+        let Some(first) = references.first() else {
             return Ok(Vec::new());
         };
         if let Some(pair) = references
@@ -362,54 +362,7 @@ impl SegmentReaders {
             )));
         }
         let file = self.file(segments, topic_id, first.segment)?;
-        let end = last
-            .offset
-            .checked_add(u64::from(last.len))
-            .ok_or_else(|| {
-                PayloadError::Damaged(format!(
-                    "a payload reference ends past 2^64 bytes ({last:?})"
-                ))
-            })?;
-        let file_len = file.size().map_err(PayloadError::Io)?;
-        if end > file_len {
-            return Err(PayloadError::Damaged(format!(
-                "segment {} ends before byte {end} (it has {file_len} bytes)",
-                first.segment
-            )));
-        }
-        let mut payloads: Vec<Vec<u8>> = references
-            .iter()
-            .map(|reference| vec![0; reference.len as usize])
-            .collect();
-        let mut offset = first.offset;
-        for chunk in payloads.chunks_mut(MAX_SLICES) {
-            let mut slices: Vec<IoSliceMut<'_>> = chunk
-                .iter_mut()
-                .filter(|payload| !payload.is_empty())
-                .map(|payload| IoSliceMut::new(payload))
-                .collect();
-            let mut slices = &mut slices[..];
-            while !slices.is_empty() {
-                match file.read_at(slices, offset) {
-                    Ok(0) => {
-                        return Err(PayloadError::Damaged(format!(
-                            "segment {} ends before byte {end}",
-                            first.segment
-                        )));
-                    }
-                    Ok(read) => {
-                        offset += read as u64;
-                        IoSliceMut::advance_slices(&mut slices, read);
-                    }
-                    Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                    Err(error) => return Err(PayloadError::Io(error)),
-                }
-            }
-        }
-        for (payload, reference) in payloads.iter().zip(references) {
-            check(payload, reference)?;
-        }
-        Ok(payloads)
+        read_checked(&*file, references)
     }
 
     fn file(
@@ -455,6 +408,67 @@ impl SegmentReaders {
     pub(crate) fn close_all(&self) {
         self.forget_before(MessageId::MAX);
     }
+}
+
+/// Reads and checks payloads that lie back to back in `file`, in one
+/// `preadv` straight into their buffers, after checking (with checked
+/// arithmetic) that the file holds every byte: nothing is allocated for a
+/// reference the file cannot satisfy.
+pub(crate) fn read_checked(
+    file: &dyn SegmentFile,
+    references: &[PayloadRef],
+) -> Result<Vec<Vec<u8>>, PayloadError> {
+    let (Some(first), Some(last)) = (references.first(), references.last()) else {
+        return Ok(Vec::new());
+    };
+    let end = last
+        .offset
+        .checked_add(u64::from(last.len))
+        .ok_or_else(|| {
+            PayloadError::Damaged(format!(
+                "a payload reference ends past 2^64 bytes ({last:?})"
+            ))
+        })?;
+    let file_len = file.size().map_err(PayloadError::Io)?;
+    if end > file_len {
+        return Err(PayloadError::Damaged(format!(
+            "segment {} ends before byte {end} (it has {file_len} bytes)",
+            first.segment
+        )));
+    }
+    let mut payloads: Vec<Vec<u8>> = references
+        .iter()
+        .map(|reference| vec![0; reference.len as usize])
+        .collect();
+    let mut offset = first.offset;
+    for chunk in payloads.chunks_mut(MAX_SLICES) {
+        let mut slices: Vec<IoSliceMut<'_>> = chunk
+            .iter_mut()
+            .filter(|payload| !payload.is_empty())
+            .map(|payload| IoSliceMut::new(payload))
+            .collect();
+        let mut slices = &mut slices[..];
+        while !slices.is_empty() {
+            match file.read_at(slices, offset) {
+                Ok(0) => {
+                    return Err(PayloadError::Damaged(format!(
+                        "segment {} ends before byte {end}",
+                        first.segment
+                    )));
+                }
+                Ok(read) => {
+                    offset += read as u64;
+                    IoSliceMut::advance_slices(&mut slices, read);
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(PayloadError::Io(error)),
+            }
+        }
+    }
+    for (payload, reference) in payloads.iter().zip(references) {
+        check(payload, reference)?;
+    }
+    Ok(payloads)
 }
 
 /// Whether `next` starts in the segment of `previous`, right where it ends.

@@ -1,0 +1,9 @@
+//! A `milvus.yaml` (or Helm file): loaded and validated, never a panic.
+//!
+//! The checks live in `rocksmq::fuzzing::targets`, which `tests/decoders.rs`
+//! also runs over the committed corpus. See `fuzz/README.md`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    rocksmq::fuzzing::targets::milvus_yaml(data);
+});
