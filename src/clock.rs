@@ -95,3 +95,43 @@ pub(crate) fn to_nanos(time: SystemTime) -> u64 {
 pub(crate) fn from_nanos(nanos: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_nanos(nanos)
 }
+
+/// A time as RFC 3339 in UTC, to the nanosecond.
+pub(crate) fn rfc3339(time: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(time).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+pub(crate) fn serialize_time<S: serde::Serializer>(
+    time: &impl MaybeTime,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match time.time() {
+        Some(time) => serializer.serialize_str(&rfc3339(time)),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// A time, or an optional one, for [`serialize_time`].
+pub(crate) trait MaybeTime {
+    fn time(&self) -> Option<SystemTime>;
+}
+
+impl MaybeTime for SystemTime {
+    fn time(&self) -> Option<SystemTime> {
+        Some(*self)
+    }
+}
+
+impl MaybeTime for Option<SystemTime> {
+    fn time(&self) -> Option<SystemTime> {
+        *self
+    }
+}
+
+/// A duration as seconds, in JSON.
+pub(crate) fn serialize_duration<S: serde::Serializer>(
+    duration: &Duration,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(duration.as_secs_f64())
+}

@@ -22,7 +22,7 @@ use crate::rocks::engine::Engine;
 use crate::rocks::repair::{self, CheckReport, RepairReport};
 use crate::rocks::retention::{self, RetentionReport};
 use crate::rocks::stats::{self, PageInfo, StoreStats, TopicStats};
-use crate::rocks::{catalog, open, read, write};
+use crate::rocks::{catalog, lifecycle, read, write};
 
 /// An open rocksmq store.
 ///
@@ -137,7 +137,7 @@ impl Store {
     pub fn open_with(config: Config, environment: Environment) -> Result<Self, OpenError> {
         let Environment { clock, file_system } = environment;
         Ok(Self {
-            engine: open::open(config, clock, file_system)?,
+            engine: lifecycle::open(config, clock, file_system)?,
         })
     }
 
@@ -150,7 +150,7 @@ impl Store {
     /// [`StorageError`] if the final sync of the log fails; the store is
     /// closed all the same.
     pub fn close(&self) -> Result<(), StorageError> {
-        self.engine.close()
+        lifecycle::close(&self.engine)
     }
 
     /// Drops the store as a crash of the process would: receivers are
@@ -160,7 +160,7 @@ impl Store {
     #[cfg(feature = "fault-injection")]
     #[doc(hidden)]
     pub fn simulate_crash(&self) {
-        self.engine.simulate_crash();
+        lifecycle::simulate_crash(&self.engine);
     }
 
     /// The store's directory.

@@ -1,30 +1,27 @@
-//! The background task: a retention pass every `retentionCheckInterval`,
-//! a full compaction every `compactionInterval`, and the segment files made
-//! durable every second (see `durability`).
+//! The background thread: runs jobs on their schedules (a retention pass
+//! every `retentionCheckInterval`, a full compaction every
+//! `compactionInterval`, the segment files made durable every second; the
+//! jobs themselves are given by `lifecycle`, which opens the store).
 //!
 //! It is a plain thread, not a tokio task: every step is a blocking RocksDB
 //! call (a compaction takes seconds), the store must work without any async
 //! runtime, and a thread that sleeps on a condition variable stops at once
-//! when the store closes. It holds the store's core weakly, so that dropping
-//! the last handle closes the store.
+//! when the store closes. Its jobs hold the store's core weakly, so that
+//! dropping the last handle closes the store.
 //!
 //! It never dies silently: a job that fails or panics is logged, counted
 //! and remembered (see [`BackgroundStats`]), and runs again at its next
 //! time.
 
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle, ThreadId};
 use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::{Condvar, Mutex};
 use serde::Serialize;
 
-use crate::rocks::compaction::compact;
-use crate::rocks::durability::{SYNC_INTERVAL, sync_segments};
-use crate::rocks::engine::Engine;
 use crate::rocks::failpoint;
-use crate::rocks::retention::run_retention;
 
 /// What the background task did since the store opened.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -39,7 +36,7 @@ pub struct BackgroundStats {
     /// The last failure's message, if any.
     pub last_error: Option<String>,
     /// When it happened (RFC 3339 in JSON).
-    #[serde(serialize_with = "crate::rocks::stats::serialize_time")]
+    #[serde(serialize_with = "crate::clock::serialize_time")]
     pub last_error_time: Option<SystemTime>,
 }
 
@@ -50,6 +47,15 @@ pub(crate) struct Status(Mutex<BackgroundStats>);
 impl Status {
     pub(crate) fn snapshot(&self) -> BackgroundStats {
         self.0.lock().clone()
+    }
+
+    fn ran(&self, kind: Kind) {
+        let mut stats = self.0.lock();
+        match kind {
+            Kind::Retention => stats.retention_passes += 1,
+            Kind::Compaction => stats.compactions += 1,
+            Kind::SegmentSync => {}
+        }
     }
 
     fn failed(&self, job: &str, error: &str) {
@@ -65,17 +71,9 @@ impl Status {
     }
 }
 
-/// The running task.
-#[derive(Debug)]
-pub(crate) struct Background {
-    signal: Arc<(Mutex<bool>, Condvar)>,
-    thread: Mutex<Option<JoinHandle<()>>>,
-    thread_id: Option<ThreadId>,
-}
-
 /// The jobs of the task.
 #[derive(Debug, Clone, Copy)]
-enum Kind {
+pub(crate) enum Kind {
     SegmentSync,
     Retention,
     Compaction,
@@ -100,20 +98,54 @@ impl Kind {
     }
 }
 
+/// What one run of a job came to.
+pub(crate) enum Outcome {
+    Done,
+    Failed(String),
+    /// The store is gone (its last handle dropped) or closed: the task ends.
+    Gone,
+}
+
+/// A job's body: given a "should I stop?" check, runs once.
+pub(crate) type Body = Box<dyn FnMut(&dyn Fn() -> bool) -> Outcome + Send>;
+
 /// One job of the task, with its schedule.
-struct Job {
+pub(crate) struct Job {
     kind: Kind,
     every: Duration,
     next: Instant,
+    body: Body,
 }
 
 impl Job {
-    fn new(kind: Kind, every: Duration, now: Instant) -> Self {
+    /// Job `kind`, run every `every`, first after `every`.
+    pub(crate) fn new(kind: Kind, every: Duration, body: Body) -> Self {
         Self {
             kind,
             every,
-            next: later(now, every),
+            next: later(Instant::now(), every),
+            body,
         }
+    }
+
+    /// Runs the job once, catching a panic; schedules its next run.
+    fn run(&mut self, status: &Status, is_stopped: &dyn Fn() -> bool) -> bool {
+        let kind = self.kind;
+        let body = &mut self.body;
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+            if let Err(error) = failpoint::check(kind.failpoint(), "") {
+                return Outcome::Failed(error.to_string());
+            }
+            body(is_stopped)
+        }));
+        self.next = later(Instant::now(), self.every);
+        match outcome {
+            Ok(Outcome::Done) => status.ran(kind),
+            Ok(Outcome::Failed(error)) => status.failed(kind.name(), &error),
+            Ok(Outcome::Gone) => return false,
+            Err(panic) => status.failed(kind.name(), &panic_message(panic.as_ref())),
+        }
+        true
     }
 }
 
@@ -124,14 +156,22 @@ fn later(now: Instant, interval: Duration) -> Instant {
         .unwrap_or(now)
 }
 
+/// The running task.
+#[derive(Debug)]
+pub(crate) struct Background {
+    signal: Arc<(Mutex<bool>, Condvar)>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    thread_id: Option<ThreadId>,
+}
+
 impl Background {
-    /// Starts the task for the store behind `engine`.
-    pub(crate) fn start(engine: Weak<Engine>, status: Arc<Status>) -> std::io::Result<Self> {
+    /// Starts the thread running `jobs`.
+    pub(crate) fn start(jobs: Vec<Job>, status: Arc<Status>) -> std::io::Result<Self> {
         let signal = Arc::new((Mutex::new(false), Condvar::new()));
         let task_signal = Arc::clone(&signal);
         let thread = thread::Builder::new()
             .name("rocksmq-background".to_owned())
-            .spawn(move || run(&engine, &task_signal, &status))?;
+            .spawn(move || run(jobs, &task_signal, &status))?;
         Ok(Self {
             signal,
             thread_id: Some(thread.thread().id()),
@@ -156,27 +196,13 @@ impl Background {
     }
 }
 
-fn run(weak: &Weak<Engine>, signal: &(Mutex<bool>, Condvar), status: &Status) {
+fn run(mut jobs: Vec<Job>, signal: &(Mutex<bool>, Condvar), status: &Status) {
     let (stopped, wake) = signal;
     let is_stopped = || *stopped.lock();
-    let now = Instant::now();
-    let mut jobs = {
-        let Some(engine) = weak.upgrade() else { return };
-        let mut jobs = vec![
-            Job::new(Kind::SegmentSync, SYNC_INTERVAL, now),
-            Job::new(
-                Kind::Retention,
-                engine.config.retention_check_interval(),
-                now,
-            ),
-        ];
-        if let Some(every) = engine.config.compaction_interval() {
-            jobs.push(Job::new(Kind::Compaction, every, now));
-        }
-        jobs
-    };
     loop {
-        let wake_at = jobs.iter().map(|job| job.next).min().unwrap_or(now);
+        let Some(wake_at) = jobs.iter().map(|job| job.next).min() else {
+            return;
+        };
         {
             let mut stop = stopped.lock();
             while !*stop && Instant::now() < wake_at {
@@ -186,56 +212,10 @@ fn run(weak: &Weak<Engine>, signal: &(Mutex<bool>, Condvar), status: &Status) {
                 return;
             }
         }
-        let Some(engine) = weak.upgrade() else { return };
         for job in &mut jobs {
-            if Instant::now() < job.next || is_stopped() {
-                continue;
+            if Instant::now() >= job.next && !is_stopped() && !job.run(status, &is_stopped) {
+                return;
             }
-            let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-                run_job(&engine, job.kind, status, &is_stopped)
-            }));
-            let name = job.kind.name();
-            match outcome {
-                Ok(Ok(())) => {}
-                // A job the closing store interrupted did not fail.
-                Ok(Err(_)) if engine.is_closed() => {}
-                Ok(Err(error)) => status.failed(name, &error),
-                Err(panic) => status.failed(name, &panic_message(panic.as_ref())),
-            }
-            job.next = later(Instant::now(), job.every);
-        }
-    }
-}
-
-fn run_job(
-    engine: &Engine,
-    kind: Kind,
-    status: &Status,
-    is_stopped: &dyn Fn() -> bool,
-) -> Result<(), String> {
-    failpoint::check(kind.failpoint(), "").map_err(|error| error.to_string())?;
-    match kind {
-        Kind::SegmentSync => {
-            let db = engine.db().map_err(|_| "the store is closed".to_owned())?;
-            sync_segments(engine, &db).map_err(|error| error.to_string())
-        }
-        Kind::Retention => {
-            let report = run_retention(engine, is_stopped).map_err(|error| error.to_string())?;
-            status.0.lock().retention_passes += 1;
-            match report.failed.first() {
-                None => Ok(()),
-                Some(failure) => Err(format!(
-                    "{} topic(s) failed, the first `{}`: {}",
-                    report.failed.len(),
-                    failure.name,
-                    failure.error
-                )),
-            }
-        }
-        Kind::Compaction => {
-            compact(engine, is_stopped).map_err(|error| error.to_string())?;
-            status.0.lock().compactions += 1;
-            Ok(())
         }
     }
 }

@@ -26,7 +26,7 @@ pub struct CompactionReport {
     /// Bytes of the store directory's files after.
     pub disk_bytes_after: u64,
     /// How long it took.
-    #[serde(serialize_with = "crate::rocks::stats::serialize_duration")]
+    #[serde(serialize_with = "crate::clock::serialize_duration")]
     pub duration: Duration,
 }
 

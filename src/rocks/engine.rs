@@ -20,9 +20,8 @@ use rustc_hash::FxHashMap;
 
 use crate::clock::{Clock, to_nanos};
 use crate::config::Config;
-use crate::error::{StorageError, TopicError, Unavailable};
-use crate::rocks::background::{self, Background};
-use crate::rocks::durability::sync_segments;
+use crate::error::{TopicError, Unavailable};
+use crate::rocks::background::{Background, Status};
 use crate::rocks::format::META_CF;
 use crate::rocks::page::PageRules;
 use crate::rocks::recovery::DamagedTopic;
@@ -54,7 +53,7 @@ pub(crate) struct Engine {
     /// Set by `simulate_crash`: closing syncs nothing.
     crashed: AtomicBool,
     background: Mutex<Option<Background>>,
-    pub(crate) background_status: Arc<background::Status>,
+    pub(crate) background_status: Arc<Status>,
 }
 
 /// The parts an engine is built from, by `open`.
@@ -80,11 +79,11 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// The engine of `parts`, with its background task running.
-    pub(crate) fn start(parts: Parts) -> std::io::Result<Arc<Self>> {
+    /// The engine of `parts`; its background task is registered after.
+    pub(crate) fn new(parts: Parts) -> Self {
         let mut write_options = WriteOptions::default();
         write_options.set_sync(parts.config.sync_writes);
-        let engine = Arc::new(Self {
+        Self {
             db: RecursiveRwLock::new(Some(parts.db)),
             pages: PageRules::new(parts.config.page_size_bytes, parts.config.page_max_age()),
             segments: parts.segments,
@@ -112,13 +111,12 @@ impl Engine {
             crashed: AtomicBool::new(false),
             background: Mutex::new(None),
             background_status: Arc::default(),
-        });
-        let background = Background::start(
-            Arc::downgrade(&engine),
-            Arc::clone(&engine.background_status),
-        )?;
-        *engine.background.lock() = Some(background);
-        Ok(engine)
+        }
+    }
+
+    /// Registers the background task, which closing stops.
+    pub(crate) fn set_background(&self, background: Background) {
+        *self.background.lock() = Some(background);
     }
 
     /// The database, unless the store is closed or closing.
@@ -200,11 +198,11 @@ impl Engine {
         topics
     }
 
-    /// Closes the store: wakes every receiver, stops the background task,
-    /// waits for running calls, syncs the segment files and the log.
-    pub(crate) fn close(&self) -> Result<(), StorageError> {
+    /// Marks the store closed and wakes every receiver; `false` if it was
+    /// closed already.
+    pub(crate) fn mark_closed(&self) -> bool {
         if self.closed.swap(true, Ordering::AcqRel) {
-            return Ok(());
+            return false;
         }
         for topic in self.topics.read().values() {
             topic.event.notify(usize::MAX);
@@ -213,38 +211,27 @@ impl Engine {
             // Makes a running compaction give up, so that closing is prompt.
             db.cancel_all_background_work(false);
         }
-        let background = self.background.lock().take();
-        if let Some(background) = background {
-            background.stop();
-        }
-        // Every running call has finished once the write lock is held.
-        let db = self.db.write().take();
-        let result = match &db {
-            Some(_) if self.crashed.load(Ordering::Acquire) => Ok(()),
-            Some(db) => sync_segments(self, db).and(
-                db.flush_wal(true)
-                    .map_err(|error| StorageError::rocksdb("syncing the write-ahead log", &error)),
-            ),
-            None => Ok(()),
-        };
-        drop(db);
-        tracing::info!(path = %self.path.display(), "closed rocksmq store");
-        result
+        true
     }
 
-    /// Closes as a crash of the process would: nothing is synced.
+    /// The background task, to stop.
+    pub(crate) fn take_background(&self) -> Option<Background> {
+        self.background.lock().take()
+    }
+
+    /// The database, once every running call has finished with it.
+    pub(crate) fn take_db(&self) -> Option<DB> {
+        self.db.write().take()
+    }
+
+    /// Closing is to sync nothing, as a crash of the process would.
     #[cfg(feature = "fault-injection")]
-    pub(crate) fn simulate_crash(&self) {
+    pub(crate) fn set_crashed(&self) {
         self.crashed.store(true, Ordering::Release);
-        let _ = self.close();
     }
-}
 
-impl Drop for Engine {
-    fn drop(&mut self) {
-        if let Err(error) = self.close() {
-            tracing::warn!(%error, "closing the store on drop");
-        }
+    pub(crate) fn is_crashed(&self) -> bool {
+        self.crashed.load(Ordering::Acquire)
     }
 }
 

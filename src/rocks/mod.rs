@@ -11,7 +11,7 @@ pub(crate) mod durability;
 pub(crate) mod engine;
 pub(crate) mod failpoint;
 pub(crate) mod format;
-pub(crate) mod open;
+pub(crate) mod lifecycle;
 pub(crate) mod options;
 pub(crate) mod page;
 pub(crate) mod read;

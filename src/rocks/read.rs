@@ -267,12 +267,7 @@ pub(crate) fn first_id_at_or_after(
 ) -> Result<Option<MessageId>, ReadError> {
     let candidate_page = {
         let writer = topic.writer.lock();
-        let pages: Vec<PageRecord> = writer
-            .closed_pages
-            .iter()
-            .chain(&writer.state.open_page)
-            .copied()
-            .collect();
+        let pages: Vec<PageRecord> = writer.pages().copied().collect();
         // Produce times never decrease within a topic, so the pages are
         // sorted by their last time.
         let index = pages.partition_point(|page| page.last_ns < time_ns);

@@ -533,12 +533,7 @@ pub(crate) fn clean_segments(
     }
     for topic in topics {
         let writer = topic.writer.lock();
-        let pages: Vec<MessageId> = writer
-            .closed_pages
-            .iter()
-            .chain(&writer.state.open_page)
-            .map(|page| page.first_id)
-            .collect();
+        let pages: Vec<MessageId> = writer.pages().map(|page| page.first_id).collect();
         for (segment, path) in segments.list(topic.id)? {
             if pages.binary_search(&segment).is_err() {
                 segments.remove(&path)?;

@@ -112,12 +112,7 @@ pub(crate) fn check(
         };
         let (pages, first_id, last_id) = {
             let writer = topic.writer.lock();
-            let pages: Vec<PageRecord> = writer
-                .closed_pages
-                .iter()
-                .chain(&writer.state.open_page)
-                .copied()
-                .collect();
+            let pages: Vec<PageRecord> = writer.pages().copied().collect();
             (pages, writer.state.first_id, writer.state.next_id - 1)
         };
         let mut walk = Walk::new(&db, &cf, &engine.segments, topic.id, &topic.readers);

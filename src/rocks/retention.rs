@@ -54,7 +54,7 @@ pub struct RetentionReport {
     /// Bytes of the store directory's files after the pass.
     pub disk_bytes_after: u64,
     /// How long the pass took.
-    #[serde(serialize_with = "crate::rocks::stats::serialize_duration")]
+    #[serde(serialize_with = "crate::clock::serialize_duration")]
     pub duration: Duration,
 }
 

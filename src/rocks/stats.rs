@@ -5,7 +5,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use serde::Serialize;
 
@@ -50,7 +50,7 @@ pub struct TopicStats {
     /// The topic's name.
     pub name: String,
     /// When the topic was created (RFC 3339 in JSON).
-    #[serde(serialize_with = "serialize_time")]
+    #[serde(serialize_with = "crate::clock::serialize_time")]
     pub created: SystemTime,
     /// Messages retained.
     pub messages: u64,
@@ -78,7 +78,7 @@ pub struct TopicStats {
     /// Message bytes retention has deleted.
     pub deleted_bytes: u64,
     /// When retention last looked at the topic (RFC 3339 in JSON; null if never).
-    #[serde(serialize_with = "serialize_time")]
+    #[serde(serialize_with = "crate::clock::serialize_time")]
     pub last_retention: Option<SystemTime>,
 }
 
@@ -263,44 +263,4 @@ pub(crate) fn dir_size(dir: &Path) -> u64 {
             Err(_) => 0,
         })
         .sum()
-}
-
-/// A time as RFC 3339 in UTC, to the nanosecond.
-fn rfc3339(time: SystemTime) -> String {
-    chrono::DateTime::<chrono::Utc>::from(time).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
-}
-
-pub(crate) fn serialize_time<S: serde::Serializer>(
-    time: &impl MaybeTime,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    match time.time() {
-        Some(time) => serializer.serialize_str(&rfc3339(time)),
-        None => serializer.serialize_none(),
-    }
-}
-
-/// A time, or an optional one, for [`serialize_time`].
-pub(crate) trait MaybeTime {
-    fn time(&self) -> Option<SystemTime>;
-}
-
-impl MaybeTime for SystemTime {
-    fn time(&self) -> Option<SystemTime> {
-        Some(*self)
-    }
-}
-
-impl MaybeTime for Option<SystemTime> {
-    fn time(&self) -> Option<SystemTime> {
-        *self
-    }
-}
-
-/// A duration as seconds, in JSON.
-pub(crate) fn serialize_duration<S: serde::Serializer>(
-    duration: &Duration,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    serializer.serialize_f64(duration.as_secs_f64())
 }

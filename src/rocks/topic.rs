@@ -83,14 +83,16 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
+    /// Every retained page, oldest first: the closed ones, then the open one.
+    pub(crate) fn pages(&self) -> impl Iterator<Item = &PageRecord> {
+        self.closed_pages.iter().chain(&self.state.open_page)
+    }
+
     /// Messages and bytes retained: every closed page and the open one.
     pub(crate) fn retained(&self) -> (u64, u64) {
-        self.closed_pages
-            .iter()
-            .chain(&self.state.open_page)
-            .fold((0, 0), |(count, bytes), page| {
-                (count + page.count, bytes + page.bytes)
-            })
+        self.pages().fold((0, 0), |(count, bytes), page| {
+            (count + page.count, bytes + page.bytes)
+        })
     }
 
     /// Moves to the segment file of page `segment`, keeping what is left

@@ -1,9 +1,11 @@
-//! Opening a store: the configuration checked, RocksDB opened with every
-//! column family it has, the format checked (or a format 1 store upgraded),
-//! the topics recovered, and the engine started.
+//! A store's life: opening (the configuration checked, RocksDB opened with
+//! every column family it has, the format checked or a format 1 store
+//! upgraded, the topics recovered, the background jobs started) and closing
+//! (receivers woken, the background stopped, running calls waited for, the
+//! segment files and the log synced).
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use rocksdb::{Cache, ColumnFamilyDescriptor, DB, Options};
 
@@ -11,11 +13,14 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{OpenError, StorageError};
 use crate::fs::FileSystem;
-use crate::rocks::compaction::fit_levels;
+use crate::rocks::background::{Background, Body, Job, Kind, Outcome};
+use crate::rocks::compaction::{compact, fit_levels};
+use crate::rocks::durability::{SYNC_INTERVAL, sync_segments};
 use crate::rocks::engine::{Engine, Parts};
 use crate::rocks::format::{self, META_CF, TOPIC_CF_PREFIX};
 use crate::rocks::options::{cache_bytes, db_options, meta_options, topic_options};
 use crate::rocks::recovery::{clean_segments, recover};
+use crate::rocks::retention::run_retention;
 use crate::rocks::segment::Segments;
 
 /// Opens (creating if needed) the store at `config.path`.
@@ -49,7 +54,7 @@ pub(crate) fn open(
         damaged = recovered.damaged.len(),
         "opened rocksmq store"
     );
-    Engine::start(Parts {
+    let engine = Arc::new(Engine::new(Parts {
         db,
         path: path.clone(),
         config,
@@ -59,11 +64,112 @@ pub(crate) fn open(
         next_topic_id: recovered.next_topic_id,
         topics: recovered.topics,
         damaged: recovered.damaged,
+    }));
+    let background = Background::start(jobs(&engine), Arc::clone(&engine.background_status))
+        .map_err(|error| OpenError::Storage {
+            path,
+            source: StorageError::io("starting the background thread", &error),
+        })?;
+    engine.set_background(background);
+    Ok(engine)
+}
+
+/// The background jobs of `engine`, each holding it weakly.
+fn jobs(engine: &Arc<Engine>) -> Vec<Job> {
+    let config = &engine.config;
+    let weak = Arc::downgrade(engine);
+    let mut jobs = vec![
+        Job::new(
+            Kind::SegmentSync,
+            SYNC_INTERVAL,
+            job(&weak, |engine, _| {
+                let db = engine.db().map_err(StorageError::from)?;
+                sync_segments(engine, &db)
+            }),
+        ),
+        Job::new(
+            Kind::Retention,
+            config.retention_check_interval(),
+            job(&weak, |engine, stop| {
+                let report = run_retention(engine, stop).map_err(|error| error.to_string())?;
+                match report.failed.first() {
+                    None => Ok(()),
+                    Some(failure) => Err(format!(
+                        "{} topic(s) failed, the first `{}`: {}",
+                        report.failed.len(),
+                        failure.name,
+                        failure.error
+                    )),
+                }
+            }),
+        ),
+    ];
+    if let Some(every) = config.compaction_interval() {
+        jobs.push(Job::new(
+            Kind::Compaction,
+            every,
+            job(&weak, |engine, stop| compact(engine, stop).map(drop)),
+        ));
+    }
+    jobs
+}
+
+/// A job body that runs `body` on the engine while it is alive and open.
+fn job<E: std::fmt::Display>(
+    weak: &Weak<Engine>,
+    mut body: impl FnMut(&Engine, &dyn Fn() -> bool) -> Result<(), E> + Send + 'static,
+) -> Body {
+    let weak = Weak::clone(weak);
+    Box::new(move |stop| {
+        let Some(engine) = weak.upgrade() else {
+            return Outcome::Gone;
+        };
+        match body(&engine, stop) {
+            Ok(()) => Outcome::Done,
+            // A job the closing store interrupted did not fail.
+            Err(_) if engine.is_closed() => Outcome::Gone,
+            Err(error) => Outcome::Failed(error.to_string()),
+        }
     })
-    .map_err(|error| OpenError::Storage {
-        path,
-        source: StorageError::io("starting the background thread", &error),
-    })
+}
+
+/// Closes the store: wakes every receiver, stops the background task,
+/// waits for running calls, syncs the segment files and the log (unless a
+/// crash is simulated). Closing twice is harmless.
+pub(crate) fn close(engine: &Engine) -> Result<(), StorageError> {
+    if !engine.mark_closed() {
+        return Ok(());
+    }
+    if let Some(background) = engine.take_background() {
+        background.stop();
+    }
+    let db = engine.take_db();
+    let result = match &db {
+        Some(_) if engine.is_crashed() => Ok(()),
+        Some(db) => sync_segments(engine, db).and(
+            db.flush_wal(true)
+                .map_err(|error| StorageError::rocksdb("syncing the write-ahead log", &error)),
+        ),
+        None => Ok(()),
+    };
+    drop(db);
+    tracing::info!(path = %engine.path.display(), "closed rocksmq store");
+    result
+}
+
+/// Closes as a crash of the process would: nothing is synced.
+#[cfg(feature = "fault-injection")]
+pub(crate) fn simulate_crash(engine: &Engine) {
+    engine.set_crashed();
+    let _ = close(engine);
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Err(error) = close(self) {
+            tracing::warn!(%error, "closing the store on drop");
+        }
+    }
 }
 
 /// Opens RocksDB with the metadata and every topic column family it has;
