@@ -31,66 +31,34 @@ pub(crate) fn create_topic(engine: &Engine, name: &str) -> Result<bool, TopicErr
     if engine.topics.read().contains_key(name) || engine.damaged.read().contains_key(name) {
         return Ok(false);
     }
+    let context = || format!("creating topic `{name}`");
     // Never handed out again, even if this creation fails: a column
     // family left by a failure cannot collide with the next attempt's.
     let topic_id = *next_topic_id;
-    *next_topic_id = topic_id.checked_add(1).ok_or_else(|| {
-        StorageError::corrupt(
-            format!("creating topic `{name}`"),
-            "topic ids are exhausted",
-        )
-    })?;
-    let failed = |error: &dyn std::fmt::Display| {
-        TopicError::from(StorageError::corrupt(
-            format!("creating topic `{name}`"),
-            error.to_string(),
-        ))
-    };
-    let rocks = |error: rocksdb::Error| {
-        TopicError::from(StorageError::rocksdb(
-            format!("creating topic `{name}`"),
-            &error,
-        ))
-    };
+    *next_topic_id = topic_id
+        .checked_add(1)
+        .ok_or_else(|| StorageError::corrupt(context(), "topic ids are exhausted"))?;
     let cf_name = format::topic_cf(name, topic_id);
     db.create_cf(&cf_name, &engine.topic_options)
-        .map_err(rocks)?;
-    let created_ns = engine.now_ns();
-    let state = TopicState::new();
-    let meta = meta_cf(&db);
-    let mut batch = WriteBatch::default();
-    batch.put_cf(
-        &meta,
-        format::topic_key(name),
-        TopicRecord {
-            topic_id,
-            created_ns,
-        }
-        .encode(),
-    );
-    batch.put_cf(&meta, format::state_key(topic_id), state.encode());
-    batch.put_cf(
-        &meta,
-        format::KEY_NEXT_TOPIC_ID,
-        format::encode_u32(*next_topic_id),
-    );
-    let written = failpoint::check("create_topic::batch", name)
-        .map_err(|error| failed(&error))
-        .and_then(|()| db.write_opt(batch, &engine.write_options).map_err(rocks));
-    if let Err(error) = written {
+        .map_err(|error| StorageError::rocksdb(context(), &error))?;
+    let record = TopicRecord {
+        topic_id,
+        created_ns: engine.now_ns(),
+    };
+    if let Err(error) = write_topic_records(engine, &db, name, &record, *next_topic_id) {
         // The column family has no topic record, so it is not a topic;
         // the next open removes it if this drop fails too.
         if let Err(drop_error) = db.drop_cf(&cf_name) {
             tracing::warn!(column_family = %cf_name, error = %drop_error, "could not drop the column family of a failed topic creation; the next open drops it");
         }
-        return Err(error);
+        return Err(error.into());
     }
     let topic = Topic::new(
         name.to_owned(),
         topic_id,
         cf_name,
-        created_ns,
-        state,
+        record.created_ns,
+        TopicState::new(),
         VecDeque::new(),
         BTreeMap::new(),
         0,
@@ -101,6 +69,35 @@ pub(crate) fn create_topic(engine: &Engine, name: &str) -> Result<bool, TopicErr
         .insert(name.to_owned(), Arc::new(topic));
     tracing::debug!(topic = name, topic_id, "created topic");
     Ok(true)
+}
+
+/// Writes a new topic's records and the next topic id, in one batch: from
+/// then on the topic exists.
+fn write_topic_records(
+    engine: &Engine,
+    db: &DB,
+    name: &str,
+    record: &TopicRecord,
+    next_topic_id: u32,
+) -> Result<(), StorageError> {
+    let context = || format!("creating topic `{name}`");
+    let meta = meta_cf(db);
+    let mut batch = WriteBatch::default();
+    batch.put_cf(&meta, format::topic_key(name), record.encode());
+    batch.put_cf(
+        &meta,
+        format::state_key(record.topic_id),
+        TopicState::new().encode(),
+    );
+    batch.put_cf(
+        &meta,
+        format::KEY_NEXT_TOPIC_ID,
+        format::encode_u32(next_topic_id),
+    );
+    failpoint::check("create_topic::batch", name)
+        .map_err(|error| StorageError::io(context(), &error))?;
+    db.write_opt(batch, &engine.write_options)
+        .map_err(|error| StorageError::rocksdb(context(), &error))
 }
 
 /// Destroys topic `name`: one batch deletes its records (from then on it
@@ -124,31 +121,7 @@ pub(crate) fn destroy_topic(engine: &Engine, name: &str) -> Result<(), TopicErro
     let mut writer = topic.writer.lock();
     let groups = topic.groups.lock();
     let records: Vec<_> = groups.values().map(|group| group.record.lock()).collect();
-    let cf = db.cf_handle(&topic.cf_name);
-    let mut batch = WriteBatch::default();
-    delete_topic_records(&mut batch, &meta_cf(&db), name, topic.id);
-    if let Some(cf) = &cf {
-        // Empties the memtable, so that the flush below is instant.
-        batch.delete_range_cf(
-            cf,
-            format::message_key(0),
-            format::message_key(MessageId::MAX),
-        );
-    }
-    let failed = |error: &dyn std::fmt::Display| {
-        TopicError::from(StorageError::corrupt(
-            format!("destroying topic `{name}`"),
-            error.to_string(),
-        ))
-    };
-    failpoint::check("destroy_topic::batch", name).map_err(|error| failed(&error))?;
-    db.write_opt(batch, &engine.write_options)
-        .map_err(|error| {
-            TopicError::from(StorageError::rocksdb(
-                format!("destroying topic `{name}`"),
-                &error,
-            ))
-        })?;
+    delete_topic(engine, &db, &topic)?;
     // From here the topic is gone: what follows gives its disk back, and
     // the next open finishes it if it fails (a column family or segment
     // directory of no topic is deleted there).
@@ -162,9 +135,38 @@ pub(crate) fn destroy_topic(engine: &Engine, name: &str) -> Result<(), TopicErro
     topic.readers.close_all();
     drop(records);
     drop(groups);
+    give_disk_back(engine, &db, &topic);
+    tracing::debug!(topic = name, "destroyed topic");
+    Ok(())
+}
+
+/// The batch that destroys a topic: its records, and its messages (which
+/// empties its memtable, so that the flush before the drop is instant).
+fn delete_topic(engine: &Engine, db: &DB, topic: &Topic) -> Result<(), StorageError> {
+    let context = || format!("destroying topic `{}`", topic.name);
+    let mut batch = WriteBatch::default();
+    delete_topic_records(&mut batch, &meta_cf(db), &topic.name, topic.id);
+    if let Some(cf) = db.cf_handle(&topic.cf_name) {
+        batch.delete_range_cf(
+            &cf,
+            format::message_key(0),
+            format::message_key(MessageId::MAX),
+        );
+    }
+    failpoint::check("destroy_topic::batch", &topic.name)
+        .map_err(|error| StorageError::io(context(), &error))?;
+    db.write_opt(batch, &engine.write_options)
+        .map_err(|error| StorageError::rocksdb(context(), &error))
+}
+
+/// Drops a destroyed topic's column family and deletes its segment files;
+/// a failure is logged, and the next open finishes the job.
+fn give_disk_back(engine: &Engine, db: &DB, topic: &Topic) {
+    let name = &topic.name;
     // A flush still running when the column family is dropped would
     // leave its file behind until the next open: wait for it first.
-    let dropped = cf
+    let dropped = db
+        .cf_handle(&topic.cf_name)
         .map_or(Ok(()), |cf| db.flush_cf(&cf))
         .map_err(|error| error.to_string())
         .and_then(|()| {
@@ -175,20 +177,18 @@ pub(crate) fn destroy_topic(engine: &Engine, name: &str) -> Result<(), TopicErro
                 .map_err(|error| error.to_string())
         });
     if let Err(error) = dropped {
-        tracing::warn!(topic = name, %error, "could not drop the column family of a destroyed topic; the next open drops it");
+        tracing::warn!(topic = %name, %error, "could not drop the column family of a destroyed topic; the next open drops it");
     }
     let deleted = failpoint::check("destroy_topic::segments", name)
         .and_then(|()| engine.segments.delete_topic(topic.id));
     if let Err(error) = deleted {
-        tracing::warn!(topic = name, %error, "could not delete the segment files of a destroyed topic; the next open deletes them");
+        tracing::warn!(topic = %name, %error, "could not delete the segment files of a destroyed topic; the next open deletes them");
     }
     // The write-ahead log still holds the topic's messages until every
     // column family with data in it is flushed.
-    if let Err(error) = engine.flush_memtables(&db) {
+    if let Err(error) = engine.flush_memtables(db) {
         tracing::warn!(%error, "flushing after destroying a topic");
     }
-    tracing::debug!(topic = name, "destroyed topic");
-    Ok(())
 }
 
 /// Destroys a damaged topic: whatever of its records, column family and

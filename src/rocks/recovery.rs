@@ -54,21 +54,14 @@ pub(crate) fn recover(
     segments: &Segments,
     legacy: bool,
 ) -> Result<Recovered, StorageError> {
-    let rocks = |what: &str, error: rocksdb::Error| StorageError::rocksdb(what, &error);
+    let counter = read_topic_counter(db)?;
     let meta = meta_cf(db);
-    let next_topic_id = match db
-        .get_cf(&meta, format::KEY_NEXT_TOPIC_ID)
-        .map_err(|e| rocks("reading the topic counter", e))?
-    {
-        Some(value) => format::decode_u32(&value)
-            .map_err(|e| StorageError::corrupt("reading the topic counter", e.0))?,
-        None => 1,
-    };
-
     let mut topics = Vec::new();
     let mut damaged = Vec::new();
     let (start, end) = format::topic_key_range();
-    for (key, value) in scan(db, &meta, &start, &end).map_err(|e| rocks("reading topics", e))? {
+    let records = scan(db, &meta, &start, &end)
+        .map_err(|error| StorageError::rocksdb("reading topics", &error))?;
+    for (key, value) in records {
         let outcome = match format::topic_name_of_key(&key) {
             Ok(name) => recover_topic(db, column_families, segments, &name, &value, legacy),
             Err(error) => Err(DamagedTopic {
@@ -86,15 +79,45 @@ pub(crate) fn recover(
             }
         }
     }
-    // A topic counter behind a topic's id (a damaged `I` record) must not
-    // hand that id out again.
+    // A counter behind a topic's id (or damaged) must not hand it out again.
     let next_topic_id = topics
         .iter()
         .map(|topic| topic.id)
         .chain(damaged.iter().filter_map(|damage| damage.id))
         .max()
-        .map_or(next_topic_id, |id| next_topic_id.max(id.saturating_add(1)));
+        .map_or(counter.unwrap_or(1), |id| {
+            counter.unwrap_or(1).max(id.saturating_add(1))
+        });
+    drop_orphan_column_families(db, column_families, &topics, &damaged);
+    Ok(Recovered {
+        next_topic_id,
+        topics,
+        damaged,
+    })
+}
 
+/// The next topic id as recorded; `None` if it is missing or damaged (the
+/// topics' own ids then say it).
+fn read_topic_counter(db: &DB) -> Result<Option<u32>, StorageError> {
+    let value = db
+        .get_cf(&meta_cf(db), format::KEY_NEXT_TOPIC_ID)
+        .map_err(|error| StorageError::rocksdb("reading the topic counter", &error))?;
+    Ok(value.and_then(|value| {
+        format::decode_u32(&value)
+            .inspect_err(|error| tracing::warn!(error = %error.0, "the topic counter is damaged; the topics' ids replace it"))
+            .ok()
+    }))
+}
+
+/// Drops the topic column families that belong to no topic: what a crash
+/// or a failure between the steps of a create or destroy leaves. Those a
+/// damaged topic may own are kept.
+fn drop_orphan_column_families(
+    db: &DB,
+    column_families: &[String],
+    topics: &[Topic],
+    damaged: &[DamagedTopic],
+) {
     for cf_name in column_families {
         let Some(rest) = cf_name.strip_prefix(TOPIC_CF_PREFIX) else {
             continue;
@@ -112,11 +135,6 @@ pub(crate) fn recover(
             }
         }
     }
-    Ok(Recovered {
-        next_topic_id,
-        topics,
-        damaged,
-    })
 }
 
 /// Reads topic `name` back after its records were rewritten (a repair).
@@ -148,52 +166,76 @@ fn recover_topic(
     value: &[u8],
     legacy: bool,
 ) -> Result<Topic, DamagedTopic> {
-    let damaged = |id, cf_name: Option<&String>, reason: String| DamagedTopic {
+    let (record, cf_name) = identify(name, value, column_families)?;
+    let id = record.topic_id;
+    let fail = |reason: String| DamagedTopic {
         name: name.to_owned(),
-        id,
-        cf_name: cf_name.cloned(),
+        id: Some(id),
+        cf_name: Some(cf_name.clone()),
         reason,
     };
-    let topic = TopicRecord::decode(value).map_err(|error| {
-        damaged(
-            None,
-            None,
-            format!("its topic record is damaged: {}", error.0),
-        )
-    })?;
-    let id = topic.topic_id;
-    let cf_name = [format::topic_cf(name, id), format::legacy_topic_cf(name)]
-        .into_iter()
-        .find(|cf_name| column_families.contains(cf_name))
-        .ok_or_else(|| damaged(Some(id), None, "its column family is missing".to_owned()))?;
-    let fail = |reason: String| damaged(Some(id), Some(&cf_name), reason);
     let cf = db
         .cf_handle(&cf_name)
         .ok_or_else(|| fail("its column family is missing".to_owned()))?;
-    // A truncation after lost payloads rewrites the records: read them again.
+    let (records, state) = read_back(db, &cf, segments, name, id, legacy).map_err(fail)?;
+    let groups = records
+        .groups
+        .into_iter()
+        .map(|(group, record)| (group.clone(), Arc::new(Group::new(group, record))))
+        .collect();
+    Ok(Topic::new(
+        name.to_owned(),
+        id,
+        cf_name,
+        record.created_ns,
+        state,
+        records.pages,
+        groups,
+        records.sync_mark.unwrap_or(0),
+    ))
+}
+
+/// A topic's record and the column family that holds its messages.
+fn identify(
+    name: &str,
+    value: &[u8],
+    column_families: &[String],
+) -> Result<(TopicRecord, String), DamagedTopic> {
+    let damaged = |id, reason: String| DamagedTopic {
+        name: name.to_owned(),
+        id,
+        cf_name: None,
+        reason,
+    };
+    let record = TopicRecord::decode(value)
+        .map_err(|error| damaged(None, format!("its topic record is damaged: {}", error.0)))?;
+    let id = record.topic_id;
+    let cf_name = [format::topic_cf(name, id), format::legacy_topic_cf(name)]
+        .into_iter()
+        .find(|cf_name| column_families.contains(cf_name))
+        .ok_or_else(|| damaged(Some(id), "its column family is missing".to_owned()))?;
+    Ok((record, cf_name))
+}
+
+/// A topic's records and its state derived from its messages, after the
+/// payloads a machine crash lost (if any) were cut off. The error says
+/// what makes the topic damaged.
+fn read_back(
+    db: &DB,
+    cf: &Arc<BoundColumnFamily<'_>>,
+    segments: &Segments,
+    name: &str,
+    id: u32,
+    legacy: bool,
+) -> Result<(TopicRecords, TopicState), String> {
+    // A cut rewrites the records: read them again.
     loop {
-        let records = TopicRecords::read(db, id).map_err(&fail)?;
-        let state = derive_state(db, &cf, records.state, records.pages.back())
-            .map_err(|error| fail(error.to_string()))?;
+        let records = TopicRecords::read(db, id)?;
+        let state = derive_state(db, cf, records.state, records.pages.back())
+            .map_err(|error| error.to_string())?;
         let mark = records.sync_mark;
-        let Some(lost) =
-            first_lost_payload(db, &cf, segments, id, &state, mark, legacy).map_err(&fail)?
-        else {
-            let groups = records
-                .groups
-                .into_iter()
-                .map(|(group, record)| (group.clone(), Arc::new(Group::new(group, record))))
-                .collect();
-            return Ok(Topic::new(
-                name.to_owned(),
-                id,
-                cf_name.clone(),
-                topic.created_ns,
-                state,
-                records.pages,
-                groups,
-                mark.unwrap_or(0),
-            ));
+        let Some(lost) = first_lost_payload(db, cf, segments, id, &state, mark, legacy)? else {
+            return Ok((records, state));
         };
         tracing::warn!(
             topic = name,
@@ -201,12 +243,8 @@ fn recover_topic(
             to = state.next_id - 1,
             "the payloads of messages written before a machine crash were lost; the topic is cut back to the message before them"
         );
-        truncate(db, &cf, id, &records, &state, lost - 1).map_err(|error| {
-            fail(format!(
-                "cutting the topic back to message {}: {error}",
-                lost - 1
-            ))
-        })?;
+        truncate(db, cf, id, &records, &state, lost - 1)
+            .map_err(|error| format!("cutting the topic back to message {}: {error}", lost - 1))?;
     }
 }
 
@@ -305,7 +343,6 @@ pub(crate) fn derive_state(
     stored: TopicState,
     last_closed: Option<&PageRecord>,
 ) -> Result<TopicState, DeriveError> {
-    let mut state = stored;
     let open_first = match last_closed {
         Some(page) => page
             .last_id
@@ -315,24 +352,7 @@ pub(crate) fn derive_state(
             ))?,
         None => stored.first_id,
     };
-    let mut options = ReadOptions::default();
-    options.set_iterate_lower_bound(format::message_key(open_first));
-    let mut iter = db.raw_iterator_cf_opt(cf, options);
-    iter.seek_to_last();
-    let newest = match (iter.key(), iter.value()) {
-        (Some(key), Some(value)) => Some((
-            format::message_id_of_key(key)?,
-            format::message_time(value)?,
-            format::message_offset(value)?
-                .checked_add(format::message_size(value)?)
-                .ok_or(DeriveError::Inconsistent(
-                    "the newest message ends past 2^64 bytes",
-                ))?,
-        )),
-        _ => None,
-    };
-    iter.status()?;
-    let Some((last_id, last_ns, end_offset)) = newest else {
+    let Some(newest) = newest_from(db, cf, open_first)? else {
         // No message after the last closed page: right only if the stored
         // state knows no later id (retention deleted everything, or nothing
         // was produced since). A closed page is written with the message
@@ -340,7 +360,7 @@ pub(crate) fn derive_state(
         if stored.next_id < open_first {
             return Err(DeriveError::Missing(open_first));
         }
-        return Ok(state);
+        return Ok(stored);
     };
     let first = db
         .get_pinned_cf(cf, format::message_key(open_first))?
@@ -349,24 +369,61 @@ pub(crate) fn derive_state(
         format::message_time(&first)?,
         format::message_offset(&first)?,
     );
-    let bytes = end_offset
+    let bytes = newest
+        .end_offset
         .checked_sub(first_offset)
         .ok_or(DeriveError::Inconsistent(
             "the byte offsets of the open page go backwards",
         ))?;
-    state.next_id = last_id.checked_add(1).ok_or(DeriveError::Inconsistent(
-        "a message has the last possible id",
-    ))?;
-    state.produced_bytes = end_offset;
-    state.open_page = Some(PageRecord {
-        first_id: open_first,
-        last_id,
-        count: last_id - open_first + 1,
-        bytes,
-        first_ns,
-        last_ns,
-    });
-    Ok(state)
+    Ok(TopicState {
+        next_id: newest.id.checked_add(1).ok_or(DeriveError::Inconsistent(
+            "a message has the last possible id",
+        ))?,
+        produced_bytes: newest.end_offset,
+        open_page: Some(PageRecord {
+            first_id: open_first,
+            last_id: newest.id,
+            count: newest.id - open_first + 1,
+            bytes,
+            first_ns,
+            last_ns: newest.produce_ns,
+        }),
+        ..stored
+    })
+}
+
+/// The newest message of a topic.
+struct Newest {
+    id: MessageId,
+    produce_ns: u64,
+    /// The topic's byte offset after it.
+    end_offset: u64,
+}
+
+/// The newest message at or after id `from`, if any.
+fn newest_from(
+    db: &DB,
+    cf: &Arc<BoundColumnFamily<'_>>,
+    from: MessageId,
+) -> Result<Option<Newest>, DeriveError> {
+    let mut options = ReadOptions::default();
+    options.set_iterate_lower_bound(format::message_key(from));
+    let mut iter = db.raw_iterator_cf_opt(cf, options);
+    iter.seek_to_last();
+    let newest = match (iter.key(), iter.value()) {
+        (Some(key), Some(value)) => Some(Newest {
+            id: format::message_id_of_key(key)?,
+            produce_ns: format::message_time(value)?,
+            end_offset: format::message_offset(value)?
+                .checked_add(format::message_size(value)?)
+                .ok_or(DeriveError::Inconsistent(
+                    "the newest message ends past 2^64 bytes",
+                ))?,
+        }),
+        _ => None,
+    };
+    iter.status()?;
+    Ok(newest)
 }
 
 /// Why the state of a topic could not be derived from its messages.

@@ -20,11 +20,12 @@ use serde::Serialize;
 use crate::error::{StorageError, TopicError};
 use crate::message::MessageId;
 use crate::rocks::catalog;
-use crate::rocks::engine::Engine;
+use crate::rocks::engine::{Engine, topic_cf};
 use crate::rocks::failpoint;
 use crate::rocks::format::{self, GroupRecord, PageRecord, StoredPayload, TopicState};
 use crate::rocks::recovery::{self, TopicRecords, meta_cf};
 use crate::rocks::segment::{SegmentReaders, Segments};
+use crate::rocks::topic::Topic;
 
 /// At most this many damaged messages are listed per topic.
 const DAMAGE_LISTED: usize = 20;
@@ -37,6 +38,26 @@ const PROGRESS_EVERY: u64 = 10_000;
 pub struct CheckReport {
     /// One entry per topic, damaged ones included, sorted by name.
     pub topics: Vec<TopicCheck>,
+}
+
+impl RepairReport {
+    fn new(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            kept: None,
+            dropped: None,
+            dropped_messages: 0,
+            reasons: Vec::new(),
+            groups_moved: Vec::new(),
+            groups_dropped: Vec::new(),
+        }
+    }
+
+    fn set_kept(&mut self, state: &TopicState) {
+        if state.next_id > state.first_id {
+            self.kept = Some((state.first_id, state.next_id - 1));
+        }
+    }
 }
 
 impl CheckReport {
@@ -188,68 +209,39 @@ pub(crate) fn repair_topic(engine: &Engine, name: &str) -> Result<RepairReport, 
 /// Repairs a topic the store has open: the first damaged message is found
 /// without locks, then the topic is cut back under all its locks and its
 /// state read back.
-fn repair_live(
-    engine: &Engine,
-    db: &DB,
-    topic: &Arc<crate::rocks::topic::Topic>,
-) -> Result<RepairReport, TopicError> {
-    let cf = db
-        .cf_handle(&topic.cf_name)
-        .ok_or_else(|| TopicError::NotFound {
-            topic: topic.name.clone(),
-        })?;
-    let (first_id, last_id) = (topic.first_id(), topic.last_id());
+fn repair_live(engine: &Engine, db: &DB, topic: &Arc<Topic>) -> Result<RepairReport, TopicError> {
+    let cf = topic_cf(db, topic)?;
+    let mut report = RepairReport::new(&topic.name);
     let mut walk = Walk::new(db, &cf, &engine.segments, topic.id, &topic.readers);
-    let first_damage = walk.first(first_id, last_id, &mut BTreeMap::new(), &mut |_| {});
+    let first_damage = walk.first(
+        topic.first_id(),
+        topic.last_id(),
+        &mut BTreeMap::new(),
+        &mut |_| {},
+    );
     let mut writer = topic.writer.lock();
     let groups = topic.groups.lock();
     let mut records: Vec<_> = groups
         .values()
         .map(|group| (group, group.record.lock()))
         .collect();
-    let mut report = RepairReport {
-        name: topic.name.clone(),
-        kept: None,
-        dropped: None,
-        dropped_messages: 0,
-        reasons: Vec::new(),
-        groups_moved: Vec::new(),
-        groups_dropped: Vec::new(),
-    };
     let last_now = writer.state.next_id - 1;
-    let last_kept = match &first_damage {
-        Some(damage) => damage.id.map_or(last_now, |id| id - 1),
-        None => last_now,
-    };
-    if let Some(damage) = first_damage {
-        report.reasons.push(damage.reason);
-    }
-    let stored = TopicRecords::read(db, topic.id).map_err(|reason| TopicError::Damaged {
-        topic: topic.name.clone(),
-        reason,
-    })?;
+    let last_kept = first_damage
+        .as_ref()
+        .and_then(|damage| damage.id)
+        .map_or(last_now, |id| id - 1);
+    report
+        .reasons
+        .extend(first_damage.map(|damage| damage.reason));
     if last_kept < last_now {
-        failpoint::check("repair::truncate", &topic.name).map_err(|error| {
-            StorageError::io(format!("repairing topic `{}`", topic.name), &error)
-        })?;
-        recovery::truncate(db, &cf, topic.id, &stored, &writer.state, last_kept).map_err(
-            |error| StorageError::rocksdb(format!("repairing topic `{}`", topic.name), &error),
-        )?;
+        cut(db, &cf, topic, &writer.state, last_kept)?;
         report.dropped = Some((last_kept + 1, last_now));
         report.dropped_messages = last_now - last_kept;
     }
     // The state as the disk now says, published to readers.
-    let reread = TopicRecords::read(db, topic.id).map_err(|reason| TopicError::Damaged {
-        topic: topic.name.clone(),
-        reason,
-    })?;
-    let state =
-        recovery::derive_state(db, &cf, reread.state, reread.pages.back()).map_err(|error| {
-            StorageError::corrupt(
-                format!("repairing topic `{}`", topic.name),
-                error.to_string(),
-            )
-        })?;
+    let reread = read_records(db, topic)?;
+    let state = recovery::derive_state(db, &cf, reread.state, reread.pages.back())
+        .map_err(|error| StorageError::corrupt(repairing(topic), error.to_string()))?;
     for (group, record) in &mut records {
         if record.acked_id > last_kept {
             report
@@ -263,15 +255,42 @@ fn repair_live(
     writer.synced_through = writer.synced_through.min(last_kept);
     writer.forget_segments_after(last_kept);
     topic.publish(&state);
-    if state.next_id > state.first_id {
-        report.kept = Some((state.first_id, state.next_id - 1));
-    }
+    report.set_kept(&state);
     drop(records);
     drop(groups);
     drop(writer);
     topic.event.notify(usize::MAX);
     tracing::warn!(topic = %topic.name, ?report, "repaired a topic");
     Ok(report)
+}
+
+/// What a repair of `topic` is doing, for errors.
+fn repairing(topic: &Topic) -> String {
+    format!("repairing topic `{}`", topic.name)
+}
+
+/// A live topic's records, or why it is damaged.
+fn read_records(db: &DB, topic: &Topic) -> Result<TopicRecords, TopicError> {
+    TopicRecords::read(db, topic.id).map_err(|reason| TopicError::Damaged {
+        topic: topic.name.clone(),
+        reason,
+    })
+}
+
+/// Cuts a live topic back to `last_kept`, in one batch.
+fn cut(
+    db: &DB,
+    cf: &Arc<BoundColumnFamily<'_>>,
+    topic: &Topic,
+    state: &TopicState,
+    last_kept: MessageId,
+) -> Result<(), TopicError> {
+    let stored = read_records(db, topic)?;
+    failpoint::check("repair::truncate", &topic.name)
+        .map_err(|error| StorageError::io(repairing(topic), &error))?;
+    recovery::truncate(db, cf, topic.id, &stored, state, last_kept)
+        .map_err(|error| StorageError::rocksdb(repairing(topic), &error))?;
+    Ok(())
 }
 
 /// Rebuilds the records of a damaged topic of id `id` from what can be
@@ -292,45 +311,29 @@ fn rebuild(
             &error,
         ))
     };
-    let mut report = RepairReport {
-        name: name.to_owned(),
-        kept: None,
-        dropped: None,
-        dropped_messages: 0,
-        reasons: Vec::new(),
-        groups_moved: Vec::new(),
-        groups_dropped: Vec::new(),
-    };
-    // The messages there are, from the first one.
-    let (oldest, newest) = message_bounds(db, cf).map_err(rocks)?;
-    let stored = db
-        .get_cf(&meta, format::state_key(id))
-        .map_err(rocks)?
-        .and_then(|value| TopicState::decode(&value).ok())
-        .filter(|state| state.first_id > 0 && state.first_id <= state.next_id);
+    let mut report = RepairReport::new(name);
+    let stored = stored_state(db, id).map_err(rocks)?;
     if stored.is_none() {
         report
             .reasons
             .push("its state record was missing or damaged".to_owned());
     }
-    let first_id = match (oldest, stored) {
-        (Some(oldest), Some(state)) => oldest.max(state.first_id),
-        (Some(oldest), None) => oldest,
-        (None, Some(state)) => state.next_id,
-        (None, None) => 1,
-    };
+    let (first_id, last) = message_span(db, cf, stored).map_err(rocks)?;
+    // The messages from the first on, up to the first damaged or missing.
     let readers = SegmentReaders::default();
-    let mut walk = Walk::new(db, cf, &engine.segments, id, &readers);
     let mut sizes = BTreeMap::new();
-    let last = newest.unwrap_or(first_id.saturating_sub(1));
-    let damage = walk.first(first_id, last, &mut sizes, &mut |_| {});
-    let last_kept = match &damage {
-        Some(damage) => damage.id.map_or(last, |id| id.saturating_sub(1)),
-        None => last,
-    };
-    if let Some(damage) = damage {
-        report.reasons.push(damage.reason);
-    }
+    let damage = Walk::new(db, cf, &engine.segments, id, &readers).first(
+        first_id,
+        last,
+        &mut sizes,
+        &mut |_| {},
+    );
+    let last_kept = damage
+        .as_ref()
+        .and_then(|damage| damage.id)
+        .map_or(last, |id| id.saturating_sub(1));
+    report.reasons.extend(damage.map(|damage| damage.reason));
+
     let mut batch = rocksdb::WriteBatch::default();
     keep_valid_pages(db, &mut batch, id, first_id, last_kept, &sizes).map_err(rocks)?;
     move_groups_back(db, &mut batch, id, last_kept, &mut report).map_err(rocks)?;
@@ -341,7 +344,7 @@ fn rebuild(
         ..stored.unwrap_or_else(TopicState::new)
     };
     batch.put_cf(&meta, format::state_key(id), state.encode());
-    if last < u64::MAX && last_kept < last {
+    if last_kept < last {
         batch.delete_range_cf(
             cf,
             format::message_key(last_kept + 1),
@@ -356,10 +359,37 @@ fn rebuild(
         format::encode_sync_mark(last_kept),
     );
     db.write(batch).map_err(rocks)?;
-    if state.next_id > state.first_id {
-        report.kept = Some((state.first_id, state.next_id - 1));
-    }
+    report.set_kept(&state);
     Ok(report)
+}
+
+/// A topic's state record, if it decodes and makes sense.
+fn stored_state(db: &DB, id: u32) -> Result<Option<TopicState>, rocksdb::Error> {
+    Ok(db
+        .get_cf(&meta_cf(db), format::state_key(id))?
+        .and_then(|value| TopicState::decode(&value).ok())
+        .filter(|state| state.first_id > 0 && state.first_id <= state.next_id))
+}
+
+/// The first retained id and the last id of a topic, from its messages and
+/// (what can be read of) its state.
+fn message_span(
+    db: &DB,
+    cf: &Arc<BoundColumnFamily<'_>>,
+    stored: Option<TopicState>,
+) -> Result<(MessageId, MessageId), rocksdb::Error> {
+    let (oldest, newest) = message_bounds(db, cf)?;
+    let first_id = match (oldest, stored) {
+        (Some(oldest), Some(state)) => oldest.max(state.first_id),
+        (Some(oldest), None) => oldest,
+        (None, Some(state)) => state.next_id,
+        (None, None) => 1,
+    };
+    // A message with the last possible id is dropped: ids must go on.
+    let last = newest
+        .unwrap_or(first_id.saturating_sub(1))
+        .min(MessageId::MAX - 1);
+    Ok((first_id, last))
 }
 
 /// Deletes the page records of topic `id` from the first that does not

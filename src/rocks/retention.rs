@@ -22,15 +22,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::MutexGuard;
-use rocksdb::{FlushOptions, WriteBatch};
+use rocksdb::{BoundColumnFamily, FlushOptions, WriteBatch};
 use serde::Serialize;
 
 use crate::config::RetentionPolicy;
-use crate::error::{StorageError, TopicError};
+use crate::error::{StorageError, TopicError, Unavailable};
 use crate::message::MessageId;
-use crate::rocks::engine::Engine;
+use crate::rocks::engine::{Engine, topic_cf};
 use crate::rocks::failpoint;
-use crate::rocks::format::{self, GroupRecord};
+use crate::rocks::format::{self, GroupRecord, TopicState};
 use crate::rocks::recovery::meta_cf;
 use crate::rocks::stats::dir_size;
 use crate::rocks::topic::{Group, Topic, Writer};
@@ -126,31 +126,10 @@ pub(crate) fn run_retention(
         if disk_bytes_before.is_none() && is_due(engine, &topic) {
             disk_bytes_before = Some(dir_size(&engine.path));
         }
-        match delete_pages(engine, &topic) {
-            Ok(Some(deleted)) => {
-                if let Err(error) = reclaim(engine, &topic, deleted.first_id)
-                    && !topic.is_destroyed()
-                {
-                    tracing::error!(topic = %topic.name, %error, "reclaiming the disk of deleted pages failed");
-                    failed.push(RetentionFailure {
-                        name: topic.name.clone(),
-                        error: error.to_string(),
-                    });
-                }
-                topics.push(deleted);
-            }
-            Ok(None) => {}
-            // Destroyed during the pass: nothing left to retain.
-            Err(_) if topic.is_destroyed() => {}
+        match retain_topic(engine, &topic, &mut failed) {
+            Ok(deleted) => topics.extend(deleted),
             Err(TopicError::Closed) => return Err(TopicError::Closed),
-            // One topic's failure must not keep retention from the others.
-            Err(error) => {
-                tracing::error!(topic = %topic.name, %error, "retention failed for a topic");
-                failed.push(RetentionFailure {
-                    name: topic.name.clone(),
-                    error: error.to_string(),
-                });
-            }
+            Err(_) => {}
         }
     }
     if !topics.is_empty() {
@@ -182,85 +161,66 @@ pub(crate) fn run_retention(
     Ok(report)
 }
 
+/// Deletes what the limits allow from one topic and gives its disk back.
+/// A failure is logged and added to `failed`, so that the pass goes on;
+/// only a closed store stops it. A topic destroyed meanwhile is skipped.
+fn retain_topic(
+    engine: &Engine,
+    topic: &Arc<Topic>,
+    failed: &mut Vec<RetentionFailure>,
+) -> Result<Option<TopicRetention>, TopicError> {
+    let mut fail = |error: &TopicError| {
+        if !topic.is_destroyed() && !matches!(error, TopicError::Closed) {
+            tracing::error!(topic = %topic.name, %error, "retention failed for a topic");
+            failed.push(RetentionFailure {
+                name: topic.name.clone(),
+                error: error.to_string(),
+            });
+        }
+    };
+    let deleted = delete_pages(engine, topic).inspect_err(&mut fail)?;
+    if let Some(deleted) = &deleted {
+        // The pages are gone either way; a later pass that deletes pages,
+        // the scheduled compaction or the next open gives their disk back.
+        let _ = reclaim(engine, topic, deleted.first_id).inspect_err(&mut fail);
+    }
+    Ok(deleted)
+}
+
 /// Deletes the pages the limits allow from one topic, in one batch;
 /// `None` if nothing was due.
 fn delete_pages(engine: &Engine, topic: &Arc<Topic>) -> Result<Option<TopicRetention>, TopicError> {
     let db = engine.db()?;
-    let gone = || TopicError::NotFound {
-        topic: topic.name.clone(),
-    };
-    let cf = db.cf_handle(&topic.cf_name).ok_or_else(gone)?;
+    let cf = topic_cf(&db, topic)?;
     let meta = meta_cf(&db);
-
     let mut writer = topic.writer.lock();
     if topic.is_destroyed() {
-        return Err(gone());
+        return Err(Unavailable::Gone(topic.name.clone()).into());
     }
-    let now_ns = engine.now_ns();
     let groups = topic.groups.lock();
     let mut records: Vec<_> = groups
         .values()
         .map(|group| (group, group.record.lock()))
         .collect();
-    let deletable_up_to =
-        deletable_up_to(engine, records.iter().map(|(_, record)| record.acked_id));
-    let plan = plan(engine, &writer, deletable_up_to, now_ns);
-
-    let mut state = writer.state;
-    state.last_retention_ns = now_ns;
-    let mut batch = WriteBatch::default();
-    let mut moved = Vec::new();
-    if plan.pages > 0 {
-        for page in writer.closed_pages.iter().take(plan.pages) {
-            batch.delete_cf(&meta, format::page_key(topic.id, page.first_id));
-        }
-        if plan.pages > writer.closed_pages.len() {
-            state.open_page = None;
-        }
-        state.first_id = plan.first_id;
-        state.deleted_pages += plan.pages as u64;
-        state.deleted_messages += plan.messages;
-        state.deleted_bytes += plan.bytes;
-        // From 0, so that the tombstone also covers anything an earlier
-        // pass's file deletion may have uncovered.
-        batch.delete_range_cf(
-            &cf,
-            format::message_key(0),
-            format::message_key(plan.first_id),
-        );
-        // Under `limits`, groups inside the deleted pages move past them.
-        for (index, (group, record)) in records.iter().enumerate() {
-            if record.acked_id + 1 < plan.first_id {
-                let lagging = GroupRecord {
-                    acked_id: plan.first_id - 1,
-                    skipped: record.skipped + (plan.first_id - 1 - record.acked_id),
-                    ..**record
-                };
-                batch.put_cf(
-                    &meta,
-                    format::group_key(topic.id, &group.name),
-                    lagging.encode(),
-                );
-                moved.push((index, lagging));
-            }
-        }
-    }
-    batch.put_cf(&meta, format::state_key(topic.id), state.encode());
+    let now_ns = engine.now_ns();
+    let acked_ids = records.iter().map(|(_, record)| record.acked_id);
+    let plan = plan(engine, &writer, deletable_up_to(engine, acked_ids), now_ns);
+    let deletion = Deletion::new(topic, &writer, &records, &plan, now_ns, &cf, &meta);
     let context = || format!("deleting pages of topic `{}`", topic.name);
     failpoint::check("retention::delete_pages", &topic.name)
         .map_err(|error| StorageError::io(context(), &error))?;
-    db.write_opt(batch, &engine.write_options)
+    db.write_opt(deletion.batch, &engine.write_options)
         .map_err(|error| StorageError::rocksdb(context(), &error))?;
 
-    let skipped = apply_moves(&topic.name, &mut records, moved);
+    let skipped = apply_moves(&topic.name, &mut records, deletion.moved);
     let closed_deleted = plan.pages.min(writer.closed_pages.len());
     writer.closed_pages.drain(..closed_deleted);
-    writer.state = state;
+    writer.state = deletion.state;
     // The segment files go with their pages: no fd may keep them.
     writer.forget_segments_before(plan.first_id);
     // Published before the group map is released: a group created next
-    // sees the new first id (see `Store::create_group`).
-    topic.publish(&state);
+    // sees the new first id (see `catalog::create_group`).
+    topic.publish(&deletion.state);
     drop(records);
     drop(groups);
     drop(writer);
@@ -276,6 +236,89 @@ fn delete_pages(engine: &Engine, topic: &Arc<Topic>) -> Result<Option<TopicReten
         first_id: plan.first_id,
         skipped,
     }))
+}
+
+/// The one batch that carries out a plan: the page records deleted, a
+/// tombstone over the deleted messages, lagging groups moved (`limits`),
+/// and the topic's new state.
+struct Deletion {
+    batch: WriteBatch,
+    state: TopicState,
+    /// The groups moved past the deleted pages, by index in the records.
+    moved: Vec<(usize, GroupRecord)>,
+}
+
+impl Deletion {
+    fn new(
+        topic: &Topic,
+        writer: &Writer,
+        records: &[(&Arc<Group>, MutexGuard<'_, GroupRecord>)],
+        plan: &Plan,
+        now_ns: u64,
+        cf: &Arc<BoundColumnFamily<'_>>,
+        meta: &Arc<BoundColumnFamily<'_>>,
+    ) -> Self {
+        let mut deletion = Self {
+            batch: WriteBatch::default(),
+            state: TopicState {
+                last_retention_ns: now_ns,
+                ..writer.state
+            },
+            moved: Vec::new(),
+        };
+        if plan.pages > 0 {
+            for page in writer.closed_pages.iter().take(plan.pages) {
+                deletion
+                    .batch
+                    .delete_cf(meta, format::page_key(topic.id, page.first_id));
+            }
+            let state = &mut deletion.state;
+            if plan.pages > writer.closed_pages.len() {
+                state.open_page = None;
+            }
+            state.first_id = plan.first_id;
+            state.deleted_pages += plan.pages as u64;
+            state.deleted_messages += plan.messages;
+            state.deleted_bytes += plan.bytes;
+            // From 0, so that the tombstone also covers anything an earlier
+            // pass's file deletion may have uncovered.
+            deletion.batch.delete_range_cf(
+                cf,
+                format::message_key(0),
+                format::message_key(plan.first_id),
+            );
+            deletion.move_lagging_groups(topic, records, plan.first_id, meta);
+        }
+        deletion
+            .batch
+            .put_cf(meta, format::state_key(topic.id), deletion.state.encode());
+        deletion
+    }
+
+    /// Under `limits`, groups inside the deleted pages move past them.
+    fn move_lagging_groups(
+        &mut self,
+        topic: &Topic,
+        records: &[(&Arc<Group>, MutexGuard<'_, GroupRecord>)],
+        first_id: MessageId,
+        meta: &Arc<BoundColumnFamily<'_>>,
+    ) {
+        for (index, (group, record)) in records.iter().enumerate() {
+            if record.acked_id + 1 < first_id {
+                let lagging = GroupRecord {
+                    acked_id: first_id - 1,
+                    skipped: record.skipped + (first_id - 1 - record.acked_id),
+                    ..**record
+                };
+                self.batch.put_cf(
+                    meta,
+                    format::group_key(topic.id, &group.name),
+                    lagging.encode(),
+                );
+                self.moved.push((index, lagging));
+            }
+        }
+    }
 }
 
 /// Whether a pass would delete pages of `topic` now.

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use rocksdb::{BoundColumnFamily, DB};
 use serde::Serialize;
 
 use crate::clock::from_nanos;
@@ -14,8 +15,8 @@ use crate::error::{StorageError, TopicError};
 use crate::message::MessageId;
 use crate::rocks::background::BackgroundStats;
 use crate::rocks::catalog;
-use crate::rocks::engine::Engine;
-use crate::rocks::format::{self, PageRecord};
+use crate::rocks::engine::{Engine, topic_cf};
+use crate::rocks::format::{self, GroupRecord, PageRecord, TopicState};
 use crate::rocks::topic::Topic;
 
 /// The statistics of a whole store.
@@ -183,13 +184,8 @@ fn stats_of(engine: &Engine, topic: &Arc<Topic>) -> Result<TopicStats, TopicErro
         let (messages, bytes) = writer.retained();
         (messages, bytes, writer.page_count(), writer.state)
     };
-    let last_id = state.next_id - 1;
-    let first_id = if messages > 0 { state.first_id } else { 0 };
     let db = engine.db()?;
-    let not_found = || TopicError::NotFound {
-        topic: topic.name.clone(),
-    };
-    let cf = db.cf_handle(&topic.cf_name).ok_or_else(not_found)?;
+    let cf = topic_cf(&db, topic)?;
     let property = |name: &str| {
         db.property_int_value_cf(&cf, name)
             .map(Option::unwrap_or_default)
@@ -198,54 +194,81 @@ fn stats_of(engine: &Engine, topic: &Arc<Topic>) -> Result<TopicStats, TopicErro
     let disk_bytes =
         property("rocksdb.live-sst-files-size")? + engine.segments.topic_bytes(topic.id);
     let memtable_bytes = property("rocksdb.cur-size-all-mem-tables")?;
+    let retained = Retained {
+        messages,
+        bytes,
+        state,
+    };
     let groups: Vec<_> = topic
         .groups
         .lock()
         .values()
         .map(|group| (group.name.clone(), *group.record.lock()))
         .collect();
-    let mut group_stats = Vec::with_capacity(groups.len());
-    for (name, group) in groups {
-        let acked_id = group.acked_id;
-        // The first unacknowledged message still retained.
-        let from = acked_id.saturating_add(1).max(state.first_id);
-        let (lag, lag_bytes) = if messages == 0 || from > last_id {
-            (0, 0)
-        } else {
-            let offset = db
-                .get_pinned_cf(&cf, format::message_key(from))
-                .map_err(|error| StorageError::rocksdb("reading a message offset", &error))?
-                .map(|value| format::message_offset(&value))
-                .transpose()
-                .map_err(|error| StorageError::corrupt("reading a message offset", error.0))?;
-            // A message retention deleted meanwhile: every retained byte lags.
-            let lag_bytes = offset.map_or(bytes, |offset| state.produced_bytes - offset);
-            (last_id + 1 - from, lag_bytes)
-        };
-        group_stats.push(GroupStats {
-            name,
-            acked_id,
-            lag,
-            lag_bytes,
-            skipped: group.skipped,
-            damaged_skipped: group.damaged_skipped,
-        });
-    }
+    let groups = groups
+        .into_iter()
+        .map(|(name, record)| group_stats(&db, &cf, &retained, name, &record))
+        .collect::<Result<_, _>>()?;
     Ok(TopicStats {
         name: topic.name.clone(),
         created: from_nanos(topic.created_ns),
         messages,
         bytes,
         pages,
-        first_id,
-        last_id,
+        first_id: if messages > 0 { state.first_id } else { 0 },
+        last_id: state.next_id - 1,
         disk_bytes,
         memtable_bytes,
-        groups: group_stats,
+        groups,
         deleted_pages: state.deleted_pages,
         deleted_messages: state.deleted_messages,
         deleted_bytes: state.deleted_bytes,
         last_retention: (state.last_retention_ns > 0).then(|| from_nanos(state.last_retention_ns)),
+    })
+}
+
+/// What a topic retains, for its groups' lag.
+struct Retained {
+    messages: u64,
+    bytes: u64,
+    state: TopicState,
+}
+
+/// A group's statistics: its lag in messages and, from the byte offset of
+/// its first unacknowledged message, in bytes.
+fn group_stats(
+    db: &DB,
+    cf: &Arc<BoundColumnFamily<'_>>,
+    retained: &Retained,
+    name: String,
+    record: &GroupRecord,
+) -> Result<GroupStats, StorageError> {
+    let state = &retained.state;
+    let last_id = state.next_id - 1;
+    // The first unacknowledged message still retained.
+    let from = record.acked_id.saturating_add(1).max(state.first_id);
+    let (lag, lag_bytes) = if retained.messages == 0 || from > last_id {
+        (0, 0)
+    } else {
+        let offset = db
+            .get_pinned_cf(cf, format::message_key(from))
+            .map_err(|error| StorageError::rocksdb("reading a message offset", &error))?
+            .map(|value| format::message_offset(&value))
+            .transpose()
+            .map_err(|error| StorageError::corrupt("reading a message offset", error.0))?;
+        // A message retention deleted meanwhile: every retained byte lags.
+        let lag_bytes = offset.map_or(retained.bytes, |offset| {
+            state.produced_bytes.saturating_sub(offset)
+        });
+        (last_id - from + 1, lag_bytes)
+    };
+    Ok(GroupStats {
+        name,
+        acked_id: record.acked_id,
+        lag,
+        lag_bytes,
+        skipped: record.skipped,
+        damaged_skipped: record.damaged_skipped,
     })
 }
 

@@ -1,0 +1,209 @@
+//! Fail points in the steps the store takes with RocksDB (tikv's `fail`
+//! crate): an acknowledgement, a retention pass, a background job, each
+//! step of a topic's creation and destruction, failing or panicking. After
+//! each: a clear error, the store goes on, nothing acknowledged is lost.
+//!
+//! Fail points are global to the process: every test here holds
+//! `fail::FailScenario`, which runs them one at a time. Needs
+//! `--features fault-injection`.
+#![cfg(feature = "fault-injection")]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rocksmq::{
+    AckMode, Config, ConsumerError, Environment, ManualClock, Message, Position, Store, TopicError,
+};
+
+/// Defect 7: under `AckMode::Auto`, a failed acknowledgement lost the
+/// delivered batch (the cursor had moved on).
+#[test]
+fn a_failed_automatic_acknowledgement_delivers_the_messages_again() {
+    let scenario = fail::FailScenario::setup();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(Config::builder().path(dir.path()).build()).unwrap();
+    store.create_topic("t").unwrap();
+    store.create_group("t", "g", Position::Earliest).unwrap();
+    store
+        .produce("t", &[Message::new("one"), Message::new("two")])
+        .unwrap();
+    let mut consumer = store
+        .consumer("t", "g")
+        .unwrap()
+        .with_ack_mode(AckMode::Auto);
+    fail::cfg("group::write", "return").unwrap();
+    let error = consumer.consume(10).unwrap_err();
+    assert!(matches!(error, ConsumerError::Storage(_)), "{error}");
+    fail::remove("group::write");
+    let again: Vec<u64> = consumer.consume(10).unwrap().iter().map(|m| m.id).collect();
+    assert_eq!(again, [1, 2], "delivered again, not lost");
+    assert_eq!(consumer.acked_id(), 2);
+    scenario.teardown();
+}
+
+/// Defect 9: a panic in the background thread killed it, and retention
+/// never ran again; now it is logged, counted, shown in stats, and the job
+/// runs at its next time.
+#[test]
+fn the_background_thread_survives_a_failing_job() {
+    let scenario = fail::FailScenario::setup();
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::default();
+    let config = Config::builder()
+        .path(dir.path())
+        .page_size_bytes(1024)
+        .retention_time_minutes(1)
+        .retention_check_interval_secs(1)
+        .build();
+    let store = Store::open_with(
+        config,
+        Environment::default().clock(Arc::new(clock.clone())),
+    )
+    .unwrap();
+    store.create_topic("t").unwrap();
+    fail::cfg("background::retention", "panic(injected)").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let stats = loop {
+        let stats = store.stats().unwrap();
+        if stats.background.failures > 0 || std::time::Instant::now() > deadline {
+            break stats;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(stats.background.failures > 0, "{:?}", stats.background);
+    let last = stats.background.last_error.unwrap();
+    assert!(
+        last.contains("retention") && last.contains("panicked"),
+        "{last}"
+    );
+    fail::remove("background::retention");
+    // Still alive: the next pass deletes what is past the retention time.
+    store.produce("t", &[Message::new(vec![1; 2000])]).unwrap();
+    store.produce("t", &[Message::new(vec![2; 2000])]).unwrap();
+    clock.advance(Duration::from_secs(600));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while store.topic_stats("t").unwrap().deleted_messages == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "retention never ran again"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    scenario.teardown();
+}
+
+/// Defect 11: one topic's retention error aborted the pass for every later
+/// topic.
+#[test]
+fn one_topics_retention_failure_does_not_stop_the_others() {
+    let scenario = fail::FailScenario::setup();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(
+        Config::builder()
+            .path(dir.path())
+            .page_size_bytes(1024)
+            .retention_size_mb(0)
+            .build(),
+    )
+    .unwrap();
+    for topic in ["a", "b", "c"] {
+        store.create_topic(topic).unwrap();
+        for _ in 0..3 {
+            store
+                .produce(topic, &[Message::new(vec![0; 2000])])
+                .unwrap();
+        }
+    }
+    fail::cfg("retention::delete_pages", "return(b)").unwrap();
+    let report = store.run_retention().unwrap();
+    let deleted: Vec<&str> = report.topics.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(deleted, ["a", "c"]);
+    assert_eq!(report.failed.len(), 1);
+    assert_eq!(report.failed[0].name, "b");
+    assert!(
+        report.failed[0].error.contains("injected"),
+        "{:?}",
+        report.failed
+    );
+    scenario.teardown();
+}
+
+fn column_families(dir: &std::path::Path) -> Vec<String> {
+    let mut names = rocksdb::DB::list_cf(&rocksdb::Options::default(), dir).unwrap_or_default();
+    names.retain(|name| name.starts_with("topic/"));
+    names.sort();
+    names
+}
+
+/// Defect 12: a destroy (or create) that failed half-way left a name that
+/// could be neither used nor created again. Each step fails in turn; the
+/// name is usable at once, and the next open finishes the cleanup.
+#[test]
+fn a_topic_destroy_or_create_failing_at_any_step_leaves_a_usable_name() {
+    let scenario = fail::FailScenario::setup();
+    for step in [
+        "destroy_topic::batch",
+        "destroy_topic::drop_cf",
+        "destroy_topic::segments",
+        "create_topic::batch",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(Config::builder().path(dir.path()).build()).unwrap();
+        store.create_topic("t").unwrap();
+        store
+            .produce("t", &[Message::new(vec![5; 30_000])])
+            .unwrap();
+        fail::cfg(step, "return").unwrap();
+        if step.starts_with("destroy") {
+            let result = store.destroy_topic("t");
+            fail::remove(step);
+            if step == "destroy_topic::batch" {
+                // Nothing happened: the topic is intact.
+                assert!(
+                    matches!(result, Err(TopicError::Storage(_))),
+                    "{step}: {result:?}"
+                );
+                assert_eq!(store.get("t", 1).unwrap().unwrap().payload, vec![5; 30_000]);
+                store.destroy_topic("t").unwrap();
+            } else {
+                // Destroyed; what is left is cleanup.
+                result.unwrap_or_else(|error| panic!("{step}: {error}"));
+            }
+        } else {
+            store.destroy_topic("t").unwrap();
+            let result = store.create_topic("t");
+            fail::remove(step);
+            assert!(result.is_err(), "{step}: creation failed");
+            assert!(!store.topic_exists("t").unwrap());
+        }
+        // The name is usable at once.
+        assert!(store.create_topic("t").unwrap(), "{step}");
+        store.produce("t", &[Message::new("new")]).unwrap();
+        assert_eq!(store.read_range("t", ..).unwrap().len(), 1, "{step}");
+        store.close().unwrap();
+
+        // The next open finishes: one column family, one segment directory
+        // at most, the new topic intact.
+        let store = Store::open(Config::builder().path(dir.path()).build()).unwrap();
+        assert_eq!(
+            store.read_range("t", ..).unwrap()[0].payload,
+            b"new",
+            "{step}"
+        );
+        store.close().unwrap();
+        assert_eq!(
+            column_families(dir.path()).len(),
+            1,
+            "{step}: {:?}",
+            column_families(dir.path())
+        );
+        let segment_dirs = std::fs::read_dir(dir.path().join("segments"))
+            .map(|entries| entries.count())
+            .unwrap_or(0);
+        assert_eq!(
+            segment_dirs, 0,
+            "{step}: the old topic's segment directory is gone"
+        );
+    }
+    scenario.teardown();
+}
