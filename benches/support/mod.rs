@@ -8,6 +8,7 @@
 //! [`retention`] times retention passes, and
 //! [`report`] and [`plot`] turn the measurements into `docs/benchmarks.md`.
 
+pub mod results;
 pub mod disk;
 pub mod memory;
 pub mod nats;

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
+use super::results::median_at as criterion_median_at;
 use super::disk::DiskSpeed;
 use super::memory::PeakMemory;
 use super::retention::RetentionTimes;
@@ -194,18 +195,6 @@ fn criterion_median(dir: &Path, workload: Workload, system: System, size: usize)
             .join(system.id())
             .join(size_id(size)),
     )
-}
-
-/// Criterion's median time per iteration of the benchmark whose output
-/// directory is `benchmark_dir`, in ns.
-pub fn criterion_median_at(benchmark_dir: &Path) -> f64 {
-    let path = benchmark_dir.join("new/estimates.json");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|error| panic!("read Criterion's {}: {error}", path.display()));
-    let estimates: serde_json::Value = serde_json::from_str(&text).expect("Criterion's JSON");
-    estimates["median"]["point_estimate"]
-        .as_f64()
-        .unwrap_or_else(|| panic!("no median in {}", path.display()))
 }
 
 /// Writes `benchmarks.md` and `benchmarks.png` into `out`.

@@ -99,9 +99,7 @@ pub fn measure(
     });
     let median = |name: &str, last: Duration| {
         criterion_dir.map_or(last, |dir| {
-            Duration::from_nanos(
-                super::report::criterion_median_at(&dir.join(GROUP).join(name)) as u64,
-            )
+            Duration::from_nanos(super::results::median_at(&dir.join(GROUP).join(name)) as u64)
         })
     };
     RetentionTimes {
