@@ -8,12 +8,12 @@
 //! [`retention`] times retention passes, and
 //! [`report`] and [`plot`] turn the measurements into `docs/benchmarks.md`.
 
-pub mod results;
 pub mod disk;
 pub mod memory;
 pub mod nats;
 pub mod plot;
 pub mod report;
+pub mod results;
 pub mod retention;
 pub mod rocks;
 

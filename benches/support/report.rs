@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use super::results::median_at as criterion_median_at;
 use super::disk::DiskSpeed;
 use super::memory::PeakMemory;
+use super::results::median_at as criterion_median_at;
 use super::retention::RetentionTimes;
 use super::{ACK_EVERY, BATCH, MEMORY_PAYLOAD, Recorded, SIZES, Scale, size_id, size_label};
 
