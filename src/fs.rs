@@ -25,7 +25,9 @@ use std::sync::Arc;
 pub trait FileSystem: Send + Sync + fmt::Debug {
     /// Creates directory `path` and its missing parents.
     fn create_dir_all(&self, path: &Path) -> io::Result<()>;
-    /// Opens file `path` for appending, creating it if it is missing.
+    /// Opens file `path` for appending and reading, creating it if it is
+    /// missing. The store keeps one open file per segment and reads through
+    /// it too.
     fn open_append(&self, path: &Path) -> io::Result<Arc<dyn SegmentFile>>;
     /// Opens file `path` for reading.
     fn open_read(&self, path: &Path) -> io::Result<Arc<dyn SegmentFile>>;
@@ -67,7 +69,11 @@ impl FileSystem for StdFileSystem {
     }
 
     fn open_append(&self, path: &Path) -> io::Result<Arc<dyn SegmentFile>> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(path)?;
         Ok(Arc::new(StdFile(file)))
     }
 

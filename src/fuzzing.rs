@@ -392,14 +392,26 @@ pub fn counter(value: &[u8]) -> Result<u32, String> {
     record::decode_u32(value).map_err(text)
 }
 
-/// The key of message `id` in its topic's column family.
-pub fn encode_message_key(id: u64) -> Vec<u8> {
-    record::message_key(id).to_vec()
+/// The key of message `id` of topic `topic_id` in the `messages` column
+/// family.
+pub fn encode_message_key(topic_id: u32, id: u64) -> Vec<u8> {
+    record::message_key(topic_id, id).to_vec()
 }
 
-/// Decodes a message key: the message id.
-pub fn message_key(key: &[u8]) -> Result<u64, String> {
-    record::message_id_of_key(key).map_err(text)
+/// Decodes a message key: the topic id and the message id.
+pub fn message_key(key: &[u8]) -> Result<(u32, u64), String> {
+    let topic_id = key
+        .first_chunk::<4>()
+        .map(|topic| u32::from_be_bytes(*topic))
+        .ok_or_else(|| format!("message key has {} bytes, not 12", key.len()))?;
+    record::message_id_of_key(topic_id, key)
+        .map(|id| (topic_id, id))
+        .map_err(text)
+}
+
+/// Decodes a message key of a format 1 topic column family: the id.
+pub fn legacy_message_key(key: &[u8]) -> Result<u64, String> {
+    record::legacy_message_id_of_key(key).map_err(text)
 }
 
 /// The `T` key of topic `name`.
@@ -452,9 +464,9 @@ pub fn milvus_yaml(bytes: &[u8]) -> Result<Config, String> {
 pub mod targets {
     use super::{
         counter, encode_counter, encode_format, encode_group_key, encode_message_key,
-        encode_sync_mark, encode_topic_key, format_record, group_key, message_key, message_offset,
-        message_size, message_time, message_value_size, read_segment_payload, sync_mark, topic_key,
-        topic_record, topic_state,
+        encode_sync_mark, encode_topic_key, format_record, group_key, legacy_message_key,
+        message_key, message_offset, message_size, message_time, message_value_size,
+        read_segment_payload, sync_mark, topic_key, topic_record, topic_state,
     };
 
     /// A message value, decoded whole and by its three fast paths.
@@ -548,8 +560,11 @@ pub mod targets {
                 }
             }
             4 => {
-                if let Ok(id) = message_key(data) {
-                    assert_eq!(encode_message_key(id), data);
+                if let Ok((topic_id, id)) = message_key(data) {
+                    assert_eq!(encode_message_key(topic_id, id), data);
+                }
+                if let Ok(id) = legacy_message_key(data) {
+                    assert_eq!(id.to_be_bytes(), data);
                 }
             }
             5 => {

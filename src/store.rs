@@ -233,7 +233,7 @@ impl Store {
     /// # Errors
     /// [`TopicError::Closed`] if the store is closed.
     pub fn damaged_topics(&self) -> Result<Vec<(String, String)>, TopicError> {
-        catalog::damaged_topics(&self.engine)
+        self.engine.damaged_topics()
     }
 
     /// The id of the last message produced to `topic`, `None` if none was.

@@ -17,9 +17,14 @@ fn raw_db(dir: &Path) -> rocksdb::DB {
     rocksdb::DB::open_cf(&rocksdb::Options::default(), dir, names).unwrap()
 }
 
-/// The column family of the first topic created in a store.
-fn first_topic_cf(name: &str) -> String {
-    format!("topic/{name}@1")
+/// The column family of every topic's messages.
+const MESSAGES_CF: &str = "messages";
+
+/// The key of message `id` of the first topic created in a store (topic id 1).
+fn first_topic_key(id: u64) -> Vec<u8> {
+    let mut key = 1u32.to_be_bytes().to_vec();
+    key.extend_from_slice(&id.to_be_bytes());
+    key
 }
 
 fn state_key(topic_id: u32) -> Vec<u8> {
@@ -156,8 +161,8 @@ fn a_damaged_record_inside_a_read_ahead_batch_hides_nothing_before_it() {
     store.close().unwrap();
     {
         let db = raw_db(dir.path());
-        let cf = db.cf_handle(&first_topic_cf("t")).unwrap();
-        db.put_cf(&cf, 200u64.to_be_bytes(), b"\x01garbage")
+        let cf = db.cf_handle(MESSAGES_CF).unwrap();
+        db.put_cf(&cf, first_topic_key(200), b"\x01garbage")
             .unwrap();
     }
     let store = Store::open(config(dir.path()).build()).unwrap();
@@ -248,8 +253,8 @@ fn a_topic_missing_a_message_is_repaired_to_the_message_before() {
     store.close().unwrap();
     {
         let db = raw_db(dir.path());
-        let cf = db.cf_handle(&first_topic_cf("a")).unwrap();
-        db.delete_cf(&cf, open_first.to_be_bytes()).unwrap();
+        let cf = db.cf_handle(MESSAGES_CF).unwrap();
+        db.delete_cf(&cf, first_topic_key(open_first)).unwrap();
     }
     let store = Store::open(config(dir.path()).page_size_bytes(1024).build()).unwrap();
     let damaged = store.damaged_topics().unwrap();

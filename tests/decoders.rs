@@ -112,7 +112,8 @@ fn topic_records() -> impl Strategy<Value = Vec<u8>> {
         any::<[u64; 7]>().prop_map(|fields| tagged(TOPIC_STATE, &state(fields).encode())),
         Just(tagged(FORMAT, &fuzzing::encode_format())),
         any::<u32>().prop_map(|value| tagged(COUNTER, &fuzzing::encode_counter(value))),
-        any::<u64>().prop_map(|id| tagged(MESSAGE_KEY, &fuzzing::encode_message_key(id))),
+        (any::<u32>(), any::<u64>())
+            .prop_map(|(topic, id)| tagged(MESSAGE_KEY, &fuzzing::encode_message_key(topic, id))),
         ".{0,12}".prop_map(|name| tagged(TOPIC_KEY, &fuzzing::encode_topic_key(&name))),
         (any::<u32>(), ".{0,12}")
             .prop_map(|(id, name)| tagged(GROUP_KEY, &fuzzing::encode_group_key(id, &name))),
@@ -441,7 +442,7 @@ fn write_seed_corpora() {
                 tagged(TOPIC_STATE, &state([101, 1, 6400, 0, 0, 0, 0]).encode()),
                 tagged(FORMAT, &fuzzing::encode_format()),
                 tagged(COUNTER, &fuzzing::encode_counter(4)),
-                tagged(MESSAGE_KEY, &fuzzing::encode_message_key(256)),
+                tagged(MESSAGE_KEY, &fuzzing::encode_message_key(3, 256)),
                 tagged(TOPIC_KEY, &fuzzing::encode_topic_key("insert-log")),
                 tagged(GROUP_KEY, &fuzzing::encode_group_key(3, "indexer")),
             ],

@@ -93,8 +93,10 @@ impl RawProduce {
     /// column family.
     pub fn new(size: usize, batch: usize) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let cf =
-            ColumnFamilyDescriptor::new(RAW_CF, bench_support::topic_options(&config(dir.path())));
+        let cf = ColumnFamilyDescriptor::new(
+            RAW_CF,
+            bench_support::messages_options(&config(dir.path())),
+        );
         let db = DB::open_cf_descriptors(&bench_support::db_options(), dir.path(), [cf])
             .expect("open RocksDB");
         let mut write_options = WriteOptions::default();

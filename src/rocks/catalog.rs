@@ -10,20 +10,21 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use rocksdb::{DB, WriteBatch};
+use rocksdb::{ColumnFamily, DB, WriteBatch};
 
 use crate::error::{ConsumerError, StorageError, TopicError};
 use crate::message::{MessageId, Position};
+use crate::rocks::compaction;
 use crate::rocks::engine::Engine;
 use crate::rocks::failpoint;
 use crate::rocks::format::{self, GroupRecord, TopicRecord, TopicState};
+use crate::rocks::options::{messages_cf, meta_cf};
 use crate::rocks::read;
-use crate::rocks::recovery::{DamagedTopic, meta_cf};
+use crate::rocks::recovery::DamagedTopic;
 use crate::rocks::topic::{Group, Topic, check_name};
 
 /// Creates topic `name`; `false` if it exists (damaged or not). The topic
-/// exists from the batch of its records on; a failure before leaves at most
-/// an empty column family of a fresh id, which the next open drops.
+/// exists from the batch of its records on; a failure leaves nothing.
 pub(crate) fn create_topic(engine: &Engine, name: &str) -> Result<bool, TopicError> {
     check_name("topic", name)?;
     let db = engine.db()?;
@@ -31,32 +32,27 @@ pub(crate) fn create_topic(engine: &Engine, name: &str) -> Result<bool, TopicErr
     if engine.topics.read().contains_key(name) || engine.damaged.read().contains_key(name) {
         return Ok(false);
     }
-    let context = || format!("creating topic `{name}`");
-    // Never handed out again, even if this creation fails: a column
-    // family left by a failure cannot collide with the next attempt's.
+    // The last id is never handed out: a topic's message keys end before
+    // the next id's.
     let topic_id = *next_topic_id;
-    *next_topic_id = topic_id
+    let next = topic_id
         .checked_add(1)
-        .ok_or_else(|| StorageError::corrupt(context(), "topic ids are exhausted"))?;
-    let cf_name = format::topic_cf(name, topic_id);
-    db.create_cf(&cf_name, &engine.topic_options)
-        .map_err(|error| StorageError::rocksdb(context(), &error))?;
+        .filter(|&next| next < u32::MAX)
+        .ok_or_else(|| {
+            StorageError::corrupt(
+                format!("creating topic `{name}`"),
+                "topic ids are exhausted",
+            )
+        })?;
     let record = TopicRecord {
         topic_id,
         created_ns: engine.now_ns(),
     };
-    if let Err(error) = write_topic_records(engine, &db, name, &record, *next_topic_id) {
-        // The column family has no topic record, so it is not a topic;
-        // the next open removes it if this drop fails too.
-        if let Err(drop_error) = db.drop_cf(&cf_name) {
-            tracing::warn!(column_family = %cf_name, error = %drop_error, "could not drop the column family of a failed topic creation; the next open drops it");
-        }
-        return Err(error.into());
-    }
+    write_topic_records(engine, &db, name, &record, next)?;
+    *next_topic_id = next;
     let topic = Topic::new(
         name.to_owned(),
         topic_id,
-        cf_name,
         record.created_ns,
         TopicState::new(),
         VecDeque::new(),
@@ -83,14 +79,14 @@ fn write_topic_records(
     let context = || format!("creating topic `{name}`");
     let meta = meta_cf(db);
     let mut batch = WriteBatch::default();
-    batch.put_cf(&meta, format::topic_key(name), record.encode());
+    batch.put_cf(meta, format::topic_key(name), record.encode());
     batch.put_cf(
-        &meta,
+        meta,
         format::state_key(record.topic_id),
         TopicState::new().encode(),
     );
     batch.put_cf(
-        &meta,
+        meta,
         format::KEY_NEXT_TOPIC_ID,
         format::encode_u32(next_topic_id),
     );
@@ -132,7 +128,7 @@ pub(crate) fn destroy_topic(engine: &Engine, name: &str) -> Result<(), TopicErro
     topic.mark_destroyed();
     // Consumers and readers may keep the topic alive: its files must not.
     writer.forget_segments_before(MessageId::MAX);
-    topic.readers.close_all();
+    engine.segments.close_topic(topic.id);
     drop(records);
     drop(groups);
     give_disk_back(engine, &db, &topic);
@@ -145,50 +141,41 @@ pub(crate) fn destroy_topic(engine: &Engine, name: &str) -> Result<(), TopicErro
 fn delete_topic(engine: &Engine, db: &DB, topic: &Topic) -> Result<(), StorageError> {
     let context = || format!("destroying topic `{}`", topic.name);
     let mut batch = WriteBatch::default();
-    delete_topic_records(&mut batch, &meta_cf(db), &topic.name, topic.id);
-    if let Some(cf) = db.cf_handle(&topic.cf_name) {
-        batch.delete_range_cf(
-            &cf,
-            format::message_key(0),
-            format::message_key(MessageId::MAX),
-        );
-    }
+    delete_topic_records(&mut batch, meta_cf(db), &topic.name, topic.id);
+    let (start, end) = format::message_key_range(topic.id);
+    batch.delete_range_cf(messages_cf(db), start, end);
     failpoint::check("destroy_topic::batch", &topic.name)
         .map_err(|error| StorageError::io(context(), &error))?;
     db.write_opt(batch, &engine.write_options)
         .map_err(|error| StorageError::rocksdb(context(), &error))
 }
 
-/// Drops a destroyed topic's column family and deletes its segment files;
-/// a failure is logged, and the next open finishes the job.
+/// Gives a destroyed topic's disk back: its segment files deleted, and the
+/// table files of its messages deleted or compacted away. A failure is
+/// logged; the space comes back at a later compaction (and the files at the
+/// next open).
 fn give_disk_back(engine: &Engine, db: &DB, topic: &Topic) {
     let name = &topic.name;
-    // A flush still running when the column family is dropped would
-    // leave its file behind until the next open: wait for it first.
-    let dropped = db
-        .cf_handle(&topic.cf_name)
-        .map_or(Ok(()), |cf| db.flush_cf(&cf))
-        .map_err(|error| error.to_string())
-        .and_then(|()| {
-            failpoint::check("destroy_topic::drop_cf", name).map_err(|error| error.to_string())
-        })
-        .and_then(|()| {
-            db.drop_cf(&topic.cf_name)
-                .map_err(|error| error.to_string())
-        });
-    if let Err(error) = dropped {
-        tracing::warn!(topic = %name, %error, "could not drop the column family of a destroyed topic; the next open drops it");
-    }
+    engine.segments.close_topic(topic.id);
     let deleted = failpoint::check("destroy_topic::segments", name)
         .and_then(|()| engine.segments.delete_topic(topic.id));
     if let Err(error) = deleted {
         tracing::warn!(topic = %name, %error, "could not delete the segment files of a destroyed topic; the next open deletes them");
     }
-    // The write-ahead log still holds the topic's messages until every
-    // column family with data in it is flushed.
-    if let Err(error) = engine.flush_memtables(db) {
-        tracing::warn!(%error, "flushing after destroying a topic");
+    let reclaimed = failpoint::check("destroy_topic::reclaim", name)
+        .map_err(|error| error.to_string())
+        .and_then(|()| {
+            compaction::reclaim(db, &[topic_range(topic.id)]).map_err(|error| error.to_string())
+        });
+    if let Err(error) = reclaimed {
+        tracing::warn!(topic = %name, %error, "could not give the disk of a destroyed topic's messages back; a later compaction does");
     }
+}
+
+/// Every message key of topic `topic_id`.
+fn topic_range(topic_id: u32) -> std::ops::Range<[u8; format::MESSAGE_KEY_LEN]> {
+    let (start, end) = format::message_key_range(topic_id);
+    start..end
 }
 
 /// Destroys a damaged topic: whatever of its records, column family and
@@ -197,8 +184,12 @@ fn destroy_damaged(engine: &Engine, db: &DB, damage: &DamagedTopic) -> Result<()
     let name = &damage.name;
     let mut batch = WriteBatch::default();
     match damage.id {
-        Some(id) => delete_topic_records(&mut batch, &meta_cf(db), name, id),
-        None => batch.delete_cf(&meta_cf(db), format::topic_key(name)),
+        Some(id) => {
+            delete_topic_records(&mut batch, meta_cf(db), name, id);
+            let (start, end) = format::message_key_range(id);
+            batch.delete_range_cf(messages_cf(db), start, end);
+        }
+        None => batch.delete_cf(meta_cf(db), format::topic_key(name)),
     }
     db.write_opt(batch, &engine.write_options)
         .map_err(|error| {
@@ -208,17 +199,14 @@ fn destroy_damaged(engine: &Engine, db: &DB, damage: &DamagedTopic) -> Result<()
             ))
         })?;
     engine.damaged.write().remove(name);
-    // A column family not found is dropped by the next open, as one of
-    // no topic.
-    if let Some(cf_name) = &damage.cf_name
-        && let Err(error) = db.drop_cf(cf_name)
-    {
-        tracing::warn!(topic = %name, %error, "could not drop the column family of a destroyed topic; the next open drops it");
-    }
-    if let Some(id) = damage.id
-        && let Err(error) = engine.segments.delete_topic(id)
-    {
-        tracing::warn!(topic = %name, %error, "could not delete the segment files of a destroyed topic; the next open deletes them");
+    if let Some(id) = damage.id {
+        engine.segments.close_topic(id);
+        if let Err(error) = engine.segments.delete_topic(id) {
+            tracing::warn!(topic = %name, %error, "could not delete the segment files of a destroyed topic; the next open deletes them");
+        }
+        if let Err(error) = compaction::reclaim(db, &[topic_range(id)]) {
+            tracing::warn!(topic = %name, %error, "could not give the disk of a destroyed topic's messages back; a later compaction does");
+        }
     }
     tracing::info!(topic = %name, "destroyed damaged topic");
     Ok(())
@@ -226,12 +214,7 @@ fn destroy_damaged(engine: &Engine, db: &DB, damage: &DamagedTopic) -> Result<()
 
 /// Puts into `batch` the deletion of every metadata record of topic `name`
 /// of id `id`.
-fn delete_topic_records(
-    batch: &mut WriteBatch,
-    meta: &Arc<rocksdb::BoundColumnFamily<'_>>,
-    name: &str,
-    id: u32,
-) {
+fn delete_topic_records(batch: &mut WriteBatch, meta: &ColumnFamily, name: &str, id: u32) {
     batch.delete_cf(meta, format::topic_key(name));
     batch.delete_cf(meta, format::state_key(id));
     batch.delete_cf(meta, format::sync_mark_key(id));
@@ -261,7 +244,7 @@ pub(crate) fn write_group(
     failpoint::check("group::write", &group.name)
         .map_err(|error| StorageError::io(context(), &error))?;
     db.put_cf_opt(
-        &meta_cf(db),
+        meta_cf(db),
         format::group_key(topic.id, &group.name),
         record.encode(),
         &engine.write_options,
@@ -328,7 +311,7 @@ pub(crate) fn destroy_group(
     let _record = entry.record.lock();
     let meta = meta_cf(&db);
     db.delete_cf_opt(
-        &meta,
+        meta,
         format::group_key(handle.id, group),
         &engine.write_options,
     )
@@ -404,17 +387,4 @@ pub(crate) fn list_topics(engine: &Engine) -> Result<Vec<String>, TopicError> {
     names.extend(engine.damaged.read().keys().cloned());
     names.sort_unstable();
     Ok(names)
-}
-
-/// The damaged topics, each with what is wrong, sorted by name.
-pub(crate) fn damaged_topics(engine: &Engine) -> Result<Vec<(String, String)>, TopicError> {
-    engine.check_open()?;
-    let mut damaged: Vec<(String, String)> = engine
-        .damaged
-        .read()
-        .values()
-        .map(|damage| (damage.name.clone(), damage.reason.clone()))
-        .collect();
-    damaged.sort_unstable();
-    Ok(damaged)
 }

@@ -3,23 +3,24 @@
 //! when `compressionTypes` is shortened, moving the topics' tables into the
 //! levels it allows before the store opens.
 
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use rocksdb::{BottommostLevelCompaction, Cache, CompactOptions, DB, Options};
+use rocksdb::{BottommostLevelCompaction, Cache, CompactOptions, DB, FlushOptions, Options};
 use serde::Serialize;
 
 use crate::config::Config;
 use crate::error::TopicError;
 use crate::rocks::engine::Engine;
-use crate::rocks::format::{self, TOPIC_CF_PREFIX};
-use crate::rocks::options::{MAX_LEVELS, topic_options};
+use crate::rocks::format::{MESSAGE_KEY_LEN, MESSAGES_CF, TOPIC_CF_PREFIX};
+use crate::rocks::options::{MAX_LEVELS, messages_cf, messages_options, meta_cf};
 use crate::rocks::stats::dir_size;
 
 /// What a full compaction did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct CompactionReport {
-    /// Column families compacted: every topic and the metadata.
+    /// Column families compacted: the metadata and the messages.
     pub column_families: usize,
     /// Bytes of the store directory's files before.
     pub disk_bytes_before: u64,
@@ -40,6 +41,65 @@ pub(crate) fn compact_options() -> CompactOptions {
     options
 }
 
+/// A deleted range that still holds more table data than this after its
+/// whole files are deleted is compacted at once; less is left to RocksDB's
+/// own compactions, instead of rewriting table files that many topics
+/// share once per topic.
+const COMPACT_ABOVE_BYTES: u64 = 1 << 20;
+
+/// Gives back now, rather than at the next compaction, the disk of the
+/// messages deleted in `ranges` (retention's deleted pages, a destroyed
+/// topic): the memtables flushed (the range tombstones drop the deleted
+/// messages from them, and the write-ahead log that held them can go), the
+/// table files wholly inside a range deleted, and a range that still holds
+/// more than [`COMPACT_ABOVE_BYTES`] compacted.
+pub(crate) fn reclaim(
+    db: &DB,
+    ranges: &[Range<[u8; MESSAGE_KEY_LEN]>],
+) -> Result<(), rocksdb::Error> {
+    let messages = messages_cf(db);
+    db.flush_cf_opt(messages, &FlushOptions::default())?;
+    // The metadata holds the log's oldest part too: once both are flushed,
+    // the log files of the deleted messages are deleted.
+    db.flush_cf_opt(meta_cf(db), &FlushOptions::default())?;
+    for range in ranges {
+        // DeleteFilesInRange includes the end of its range: a file whose
+        // last key is the first message kept would go. Stop before it.
+        if let Some(last) = key_before(&range.end) {
+            db.delete_file_in_range_cf(messages, range.start, last)?;
+        }
+    }
+    let sizes: Vec<rocksdb::Range<'_>> = ranges
+        .iter()
+        .map(|range| rocksdb::Range::new(&range.start, &range.end))
+        .collect();
+    let left = db.get_approximate_sizes_cf(messages, &sizes);
+    for (range, bytes) in ranges.iter().zip(left) {
+        if bytes > COMPACT_ABOVE_BYTES {
+            db.compact_range_cf_opt(
+                messages,
+                Some(range.start),
+                Some(range.end),
+                &compact_options(),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The greatest key below `key` of the same length, if there is one.
+fn key_before(key: &[u8; MESSAGE_KEY_LEN]) -> Option<[u8; MESSAGE_KEY_LEN]> {
+    let mut key = *key;
+    for byte in key.iter_mut().rev() {
+        if *byte > 0 {
+            *byte -= 1;
+            return Some(key);
+        }
+        *byte = u8::MAX;
+    }
+    None
+}
+
 /// Compacts the metadata and every topic; `stop` is polled between them.
 pub(crate) fn compact(
     engine: &Engine,
@@ -50,23 +110,13 @@ pub(crate) fn compact(
     let disk_bytes_before = dir_size(&engine.path);
     let options = compact_options();
     let mut column_families = 0;
-    let mut names = vec![format::META_CF.to_owned()];
-    names.extend(
-        engine
-            .all_topics()
-            .iter()
-            .map(|topic| topic.cf_name.clone()),
-    );
-    for name in names {
+    for which in [meta_cf, messages_cf] {
         if stop() {
             break;
         }
         let db = engine.db()?;
-        // A topic destroyed meanwhile has no column family left to compact.
-        if let Some(cf) = db.cf_handle(&name) {
-            db.compact_range_cf_opt(&cf, None::<&[u8]>, None::<&[u8]>, &options);
-            column_families += 1;
-        }
+        db.compact_range_cf_opt(which(&db), None::<&[u8]>, None::<&[u8]>, &options);
+        column_families += 1;
     }
     let report = CompactionReport {
         column_families,
@@ -94,7 +144,7 @@ pub(crate) fn fit_levels(
     let levels = config.compression_types.len();
     tracing::warn!(
         levels,
-        "compressionTypes lists fewer levels than the store uses: moving every topic's tables into {levels} levels"
+        "compressionTypes lists fewer levels than the store uses: moving the messages' tables into {levels} levels"
     );
     let mut widest = config.clone();
     let last = *config
@@ -102,7 +152,7 @@ pub(crate) fn fit_levels(
         .last()
         .expect("validated: 2 to 7 levels");
     widest.compression_types.resize(MAX_LEVELS, last);
-    let mut wide = topic_options(&widest, cache);
+    let mut wide = messages_options(&widest, cache);
     // An automatic compaction could move tables back down meanwhile.
     wide.set_disable_auto_compactions(true);
     let db = open_db(&wide)?;
@@ -111,10 +161,10 @@ pub(crate) fn fit_levels(
     options.set_target_level(i32::try_from(levels - 1).expect("at most 7 levels"));
     options.set_bottommost_level_compaction(BottommostLevelCompaction::Force);
     for name in DB::list_cf(&Options::default(), db.path())? {
-        if name.starts_with(TOPIC_CF_PREFIX)
+        if (name == MESSAGES_CF || name.starts_with(TOPIC_CF_PREFIX))
             && let Some(cf) = db.cf_handle(&name)
         {
-            db.compact_range_cf_opt(&cf, None::<&[u8]>, None::<&[u8]>, &options);
+            db.compact_range_cf_opt(cf, None::<&[u8]>, None::<&[u8]>, &options);
         }
     }
     Ok(())

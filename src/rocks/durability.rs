@@ -21,7 +21,7 @@ use crate::error::StorageError;
 use crate::message::MessageId;
 use crate::rocks::engine::Engine;
 use crate::rocks::format;
-use crate::rocks::recovery::meta_cf;
+use crate::rocks::options::meta_cf;
 use crate::rocks::segment::SyncJob;
 use crate::rocks::topic::Topic;
 
@@ -83,7 +83,7 @@ fn write_mark(
     synced_through: MessageId,
 ) -> Result<(), StorageError> {
     db.put_cf_opt(
-        &meta_cf(db),
+        meta_cf(db),
         format::sync_mark_key(topic.id),
         format::encode_sync_mark(synced_through),
         &engine.write_options,

@@ -15,14 +15,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use parking_lot::{
     MappedRecursiveRwLockReadGuard, Mutex, RecursiveRwLock, RecursiveRwLockReadGuard, RwLock,
 };
-use rocksdb::{BoundColumnFamily, DB, Options, WriteOptions};
+use rocksdb::{DB, WriteOptions};
 use rustc_hash::FxHashMap;
 
 use crate::clock::{Clock, to_nanos};
 use crate::config::Config;
 use crate::error::{TopicError, Unavailable};
 use crate::rocks::background::{Background, Status};
-use crate::rocks::format::META_CF;
 use crate::rocks::page::PageRules;
 use crate::rocks::recovery::DamagedTopic;
 use crate::rocks::segment::Segments;
@@ -42,7 +41,6 @@ pub(crate) struct Engine {
     pub(crate) pages: PageRules,
     pub(crate) segments: Segments,
     pub(crate) write_options: WriteOptions,
-    pub(crate) topic_options: Options,
     pub(crate) topics: RwLock<FxHashMap<String, Arc<Topic>>>,
     /// Topics the store opened without: their name, and why.
     pub(crate) damaged: RwLock<FxHashMap<String, DamagedTopic>>,
@@ -63,7 +61,6 @@ pub(crate) struct Parts {
     pub(crate) config: Config,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) segments: Segments,
-    pub(crate) topic_options: Options,
     pub(crate) next_topic_id: u32,
     pub(crate) topics: Vec<Topic>,
     pub(crate) damaged: Vec<DamagedTopic>,
@@ -91,7 +88,6 @@ impl Engine {
             config: parts.config,
             clock: parts.clock,
             write_options,
-            topic_options: parts.topic_options,
             topics: RwLock::new(
                 parts
                     .topics
@@ -144,27 +140,6 @@ impl Engine {
         to_nanos(self.clock.now())
     }
 
-    /// Flushes every column family whose memtable holds data, so that no
-    /// write-ahead log file is needed any more and all of them are deleted.
-    pub(crate) fn flush_memtables(&self, db: &DB) -> Result<(), rocksdb::Error> {
-        let mut names = vec![META_CF.to_owned()];
-        names.extend(
-            self.topics
-                .read()
-                .values()
-                .map(|topic| topic.cf_name.clone()),
-        );
-        for name in names {
-            let Some(cf) = db.cf_handle(&name) else {
-                continue;
-            };
-            if db.property_int_value_cf(&cf, "rocksdb.num-entries-active-mem-table")? > Some(0) {
-                db.flush_cf(&cf)?;
-            }
-        }
-        Ok(())
-    }
-
     pub(crate) fn topic(&self, name: &str) -> Option<Arc<Topic>> {
         self.topics.read().get(name).cloned()
     }
@@ -181,6 +156,19 @@ impl Engine {
                 topic: name.to_owned(),
             },
         })
+    }
+
+    /// The damaged topics, each with what is wrong, sorted by name.
+    pub(crate) fn damaged_topics(&self) -> Result<Vec<(String, String)>, TopicError> {
+        self.check_open()?;
+        let mut damaged: Vec<(String, String)> = self
+            .damaged
+            .read()
+            .values()
+            .map(|damage| (damage.name.clone(), damage.reason.clone()))
+            .collect();
+        damaged.sort_unstable();
+        Ok(damaged)
     }
 
     /// Why topic `name` is damaged, if it is.
@@ -233,13 +221,4 @@ impl Engine {
     pub(crate) fn is_crashed(&self) -> bool {
         self.crashed.load(Ordering::Acquire)
     }
-}
-
-/// Topic `topic`'s column family, or [`Unavailable::Gone`] once it is dropped.
-pub(crate) fn topic_cf<'a>(
-    db: &'a DB,
-    topic: &Topic,
-) -> Result<Arc<BoundColumnFamily<'a>>, Unavailable> {
-    db.cf_handle(&topic.cf_name)
-        .ok_or_else(|| Unavailable::Gone(topic.name.clone()))
 }

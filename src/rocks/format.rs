@@ -10,18 +10,24 @@ use std::collections::BTreeMap;
 use crate::message::{MessageId, size_of};
 
 /// The store format written in the metadata column family's `V` record.
-/// Version 2 names topic column families with their id and writes group
-/// records of version 2; a version 1 store is upgraded when it opens.
-pub(crate) const FORMAT_VERSION: u16 = 2;
-/// The format of rocksmq 0.1, which this build reads and upgrades.
+/// Version 3 keeps every topic's messages in one column family, keyed by
+/// topic id and message id. Versions 1 (rocksmq 0.1) and 2 (development
+/// builds that added sync marks and group records of version 2) kept one
+/// column family per topic; they are migrated when they open.
+pub(crate) const FORMAT_VERSION: u16 = 3;
+/// The format of rocksmq 0.1: a column family per topic, no sync marks.
 pub(crate) const FORMAT_V1: u16 = 1;
+/// A column family per topic, with sync marks.
+pub(crate) const FORMAT_V2: u16 = 2;
 const FORMAT_MAGIC: &[u8; 4] = b"RMQF";
 /// The version byte of every record this build writes.
 const RECORD_V1: u8 = 1;
 
 /// The metadata column family.
 pub(crate) const META_CF: &str = "meta";
-/// The prefix of a topic's column family name; the topic name follows.
+/// The column family of every topic's messages.
+pub(crate) const MESSAGES_CF: &str = "messages";
+/// The prefix of a format 1 or 2 topic's own column family; the name follows.
 pub(crate) const TOPIC_CF_PREFIX: &str = "topic/";
 
 pub(crate) const KEY_FORMAT: &[u8] = b"V";
@@ -37,19 +43,6 @@ const TAG_SYNC_MARK: u8 = b'Y';
 pub(crate) struct DecodeError(pub(crate) String);
 
 pub(crate) type Decoded<T> = Result<T, DecodeError>;
-
-/// The column family of topic `name` with id `topic_id`: the id makes it
-/// unique, so that a topic can be created again under the name of one
-/// whose column family a failed destroy left behind.
-pub(crate) fn topic_cf(name: &str, topic_id: u32) -> String {
-    format!("{TOPIC_CF_PREFIX}{name}@{topic_id}")
-}
-
-/// The column family of topic `name` in stores written by rocksmq 0.1,
-/// before topic column families were named with their id.
-pub(crate) fn legacy_topic_cf(name: &str) -> String {
-    format!("{TOPIC_CF_PREFIX}{name}")
-}
 
 /// `T` + topic name → [`TopicRecord`].
 pub(crate) fn topic_key(name: &str) -> Vec<u8> {
@@ -150,12 +143,47 @@ fn after(tag: u8, topic_id: u32) -> [u8; 5] {
     }
 }
 
-/// A message's key in its topic's column family: the id, big-endian.
-pub(crate) fn message_key(id: MessageId) -> [u8; 8] {
-    id.to_be_bytes()
+/// The length of a message key.
+pub(crate) const MESSAGE_KEY_LEN: usize = 12;
+
+/// A message's key in the `messages` column family: topic id, then
+/// message id, both big-endian, so that a topic's messages are one range
+/// in id order.
+pub(crate) fn message_key(topic_id: u32, id: MessageId) -> [u8; MESSAGE_KEY_LEN] {
+    let mut key = [0; MESSAGE_KEY_LEN];
+    key[..4].copy_from_slice(&topic_id.to_be_bytes());
+    key[4..].copy_from_slice(&id.to_be_bytes());
+    key
 }
 
-pub(crate) fn message_id_of_key(key: &[u8]) -> Decoded<MessageId> {
+/// The range of every message key of topic `topic_id` (ids are below
+/// `u32::MAX`: the catalog never hands out the last one).
+pub(crate) fn message_key_range(topic_id: u32) -> ([u8; MESSAGE_KEY_LEN], [u8; MESSAGE_KEY_LEN]) {
+    (
+        message_key(topic_id, 0),
+        message_key(topic_id.saturating_add(1), 0),
+    )
+}
+
+/// The message id of a key of topic `topic_id`.
+pub(crate) fn message_id_of_key(topic_id: u32, key: &[u8]) -> Decoded<MessageId> {
+    match key.split_first_chunk::<4>() {
+        Some((topic, id)) if u32::from_be_bytes(*topic) == topic_id => id
+            .try_into()
+            .map(u64::from_be_bytes)
+            .map_err(|_| DecodeError(format!("message key has {} bytes, not 12", key.len()))),
+        Some(_) => Err(DecodeError(format!(
+            "message key of another topic than {topic_id}"
+        ))),
+        None => Err(DecodeError(format!(
+            "message key has {} bytes, not 12",
+            key.len()
+        ))),
+    }
+}
+
+/// A message key of a format 1 or 2 topic column family: the id, big-endian.
+pub(crate) fn legacy_message_id_of_key(key: &[u8]) -> Decoded<MessageId> {
     key.try_into()
         .map(u64::from_be_bytes)
         .map_err(|_| DecodeError(format!("message key has {} bytes, not 8", key.len())))
@@ -790,7 +818,13 @@ mod tests {
 
     #[test]
     fn keys_sort_numerically() {
-        assert!(message_key(255) < message_key(256));
+        assert!(message_key(1, 255) < message_key(1, 256));
+        assert!(message_key(1, u64::MAX) < message_key(2, 0));
+        let (start, end) = message_key_range(7);
+        assert!(start <= message_key(7, 0) && message_key(7, u64::MAX) < end);
+        assert_eq!(message_id_of_key(7, &message_key(7, 42)).unwrap(), 42);
+        assert!(message_id_of_key(8, &message_key(7, 42)).is_err());
+        assert!(message_id_of_key(7, &[0; 3]).is_err());
         assert!(page_key(1, u64::MAX) < page_key(2, 0));
         let (start, end) = page_key_range(7);
         assert!(start.as_slice() <= page_key(7, 0).as_slice());

@@ -17,8 +17,11 @@ use crate::rocks::background::{Background, Body, Job, Kind, Outcome};
 use crate::rocks::compaction::{compact, fit_levels};
 use crate::rocks::durability::{SYNC_INTERVAL, sync_segments};
 use crate::rocks::engine::{Engine, Parts};
-use crate::rocks::format::{self, META_CF, TOPIC_CF_PREFIX};
-use crate::rocks::options::{cache_bytes, db_options, meta_options, topic_options};
+use crate::rocks::format::{self, MESSAGES_CF, META_CF, TOPIC_CF_PREFIX};
+use crate::rocks::migration;
+use crate::rocks::options::{
+    cache_bytes, db_options, fd_budget, messages_options, meta_cf, meta_options,
+};
 use crate::rocks::recovery::{clean_segments, recover};
 use crate::rocks::retention::run_retention;
 use crate::rocks::segment::Segments;
@@ -36,15 +39,13 @@ pub(crate) fn open(
         source,
     })?;
     let cache = Cache::new_lru_cache(cache_bytes(config.lru_cache_ratio));
-    let topic_options = topic_options(&config, &cache);
-    let (db, column_families) = open_rocksdb(&config, &cache, &topic_options)?;
-    let legacy = check_format(&db, &path)? == format::FORMAT_V1;
-    let segments = Segments::new(file_system, &path);
-    let recovered =
-        recover(&db, &column_families, &segments, legacy).map_err(|source| OpenError::Storage {
-            path: path.clone(),
-            source,
-        })?;
+    let (mut db, column_families) = open_rocksdb(&config, &cache)?;
+    check_format(&mut db, &path, &column_families)?;
+    let segments = Segments::new(file_system, &path, fd_budget().segment_files);
+    let recovered = recover(&db, &segments).map_err(|source| OpenError::Storage {
+        path: path.clone(),
+        source,
+    })?;
     if let Err(error) = clean_segments(&segments, &recovered.topics, &recovered.damaged) {
         tracing::warn!(%error, "could not delete segment files that belong to no page; the next open tries again");
     }
@@ -60,7 +61,6 @@ pub(crate) fn open(
         config,
         clock,
         segments,
-        topic_options,
         next_topic_id: recovered.next_topic_id,
         topics: recovered.topics,
         damaged: recovered.damaged,
@@ -172,14 +172,11 @@ impl Drop for Engine {
     }
 }
 
-/// Opens RocksDB with the metadata and every topic column family it has;
-/// returns it and the names of its column families. A shortened
-/// `compressionTypes` is handled by moving the topics' tables first.
-fn open_rocksdb(
-    config: &Config,
-    cache: &Cache,
-    topic_options: &Options,
-) -> Result<(DB, Vec<String>), OpenError> {
+/// Opens RocksDB with the metadata and messages column families (and the
+/// topic column families of a format 1 store, to migrate); returns it and
+/// the names of its column families. A shortened `compressionTypes` is
+/// handled by moving the tables into the allowed levels first.
+fn open_rocksdb(config: &Config, cache: &Cache) -> Result<(DB, Vec<String>), OpenError> {
     let path = &config.path;
     let storage = |context: &str, error: &rocksdb::Error| OpenError::Storage {
         path: path.clone(),
@@ -193,18 +190,22 @@ fn open_rocksdb(
     } else {
         Vec::new()
     };
-    let open_db = |topic_options: &Options| {
-        let mut descriptors = vec![ColumnFamilyDescriptor::new(META_CF, meta_options.clone())];
+    let open_db = |messages_options: &Options| {
+        let mut descriptors = vec![
+            ColumnFamilyDescriptor::new(META_CF, meta_options.clone()),
+            ColumnFamilyDescriptor::new(MESSAGES_CF, messages_options.clone()),
+        ];
         for name in &existing {
             if name.starts_with(TOPIC_CF_PREFIX) {
-                descriptors.push(ColumnFamilyDescriptor::new(name, topic_options.clone()));
+                descriptors.push(ColumnFamilyDescriptor::new(name, messages_options.clone()));
             }
         }
         DB::open_cf_descriptors(&db_options, path, descriptors)
     };
-    let opened = match open_db(topic_options) {
+    let messages_options = messages_options(config, cache);
+    let opened = match open_db(&messages_options) {
         Err(error) if is_too_many_levels(&error) => {
-            fit_levels(config, cache, open_db).and_then(|()| open_db(topic_options))
+            fit_levels(config, cache, open_db).and_then(|()| open_db(&messages_options))
         }
         other => other,
     };
@@ -218,42 +219,39 @@ fn open_rocksdb(
     Ok((db, existing))
 }
 
-/// Writes the format record of a new store; upgrades a store of format 1;
-/// refuses a store of another format. Returns the format found.
-fn check_format(db: &DB, path: &Path) -> Result<u16, OpenError> {
+/// Writes the format record of a new store; migrates a store of format 1
+/// or 2 (see `migration`); refuses a store of another format.
+fn check_format(db: &mut DB, path: &Path, column_families: &[String]) -> Result<(), OpenError> {
     let fail = |source: StorageError| OpenError::Storage {
         path: path.to_path_buf(),
         source,
     };
-    let meta = db
-        .cf_handle(META_CF)
-        .expect("the metadata column family was just opened");
+    let write_format = |db: &DB| {
+        db.put_cf(meta_cf(db), format::KEY_FORMAT, format::encode_format())
+            .map_err(|e| fail(StorageError::rocksdb("writing the format record", &e)))
+    };
     let stored = db
-        .get_cf(&meta, format::KEY_FORMAT)
+        .get_cf(meta_cf(db), format::KEY_FORMAT)
         .map_err(|e| fail(StorageError::rocksdb("reading the format record", &e)))?;
     let Some(value) = stored else {
-        db.put_cf(&meta, format::KEY_FORMAT, format::encode_format())
-            .map_err(|e| fail(StorageError::rocksdb("writing the format record", &e)))?;
-        return Ok(format::FORMAT_VERSION);
+        return write_format(db);
     };
     let found = format::decode_format(&value)
         .map_err(|e| fail(StorageError::corrupt("reading the format record", e.0)))?;
-    if found == format::FORMAT_V1 {
-        // Version 2 reads everything version 1 wrote; from now on the store
-        // holds version 2 records, which rocksmq 0.1 must refuse.
-        tracing::info!(path = %path.display(), "upgrading the store from format 1 to 2");
-        db.put_cf(&meta, format::KEY_FORMAT, format::encode_format())
-            .map_err(|e| fail(StorageError::rocksdb("writing the format record", &e)))?;
-        return Ok(found);
-    }
-    if found == format::FORMAT_VERSION {
-        Ok(found)
-    } else {
-        Err(OpenError::UnsupportedFormat {
+    match found {
+        format::FORMAT_V1 | format::FORMAT_V2 => {
+            tracing::info!(path = %path.display(), from = found, to = format::FORMAT_VERSION, "migrating the store's format");
+            let moved = migration::migrate(db, column_families).map_err(fail)?;
+            write_format(db)?;
+            tracing::info!(path = %path.display(), topics = moved, "migrated the store");
+            Ok(())
+        }
+        format::FORMAT_VERSION => Ok(()),
+        _ => Err(OpenError::UnsupportedFormat {
             path: path.to_path_buf(),
             found,
             supported: format::FORMAT_VERSION,
-        })
+        }),
     }
 }
 

@@ -12,6 +12,7 @@ pub(crate) mod engine;
 pub(crate) mod failpoint;
 pub(crate) mod format;
 pub(crate) mod lifecycle;
+pub(crate) mod migration;
 pub(crate) mod options;
 pub(crate) mod page;
 pub(crate) mod read;

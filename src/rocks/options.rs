@@ -1,17 +1,36 @@
 //! The RocksDB options of a store: one block cache for every column family,
-//! bounds on memtables, the write-ahead log, the MANIFEST and the info LOG,
-//! and each topic's levels and compression from `compressionTypes`.
+//! bounds on memtables, the write-ahead log, the MANIFEST, the info LOG and
+//! open files, and the messages' levels and compression from
+//! `compressionTypes`; and the store's budget of open files.
 
-use rocksdb::{BlockBasedOptions, Cache, Options};
+use rocksdb::{BlockBasedOptions, Cache, ColumnFamily, DB, Options};
 
 use crate::config::Config;
+use crate::rocks::format::{MESSAGES_CF, META_CF};
+
+/// The metadata column family of an open store.
+pub(crate) fn meta_cf(db: &DB) -> &ColumnFamily {
+    db.cf_handle(META_CF)
+        .expect("the metadata column family is opened with the store")
+}
+
+/// The column family of every topic's messages.
+pub(crate) fn messages_cf(db: &DB) -> &ColumnFamily {
+    db.cf_handle(MESSAGES_CF)
+        .expect("the messages column family is opened with the store")
+}
 
 /// The block cache is `lrucacheratio` of the machine's memory, within these bounds (Milvus's).
 const CACHE_MIN_BYTES: u64 = 512 << 20;
 const CACHE_MAX_BYTES: u64 = 4 << 30;
-/// Memtable memory of all column families together; the largest is flushed beyond it.
-const DB_WRITE_BUFFER_BYTES: usize = 256 << 20;
-const TOPIC_WRITE_BUFFER_BYTES: usize = 64 << 20;
+/// Memtable memory of all column families together; the largest is
+/// flushed beyond it. Every topic's messages share one column family, so
+/// this bounds the memtables whatever the number of topics.
+pub(crate) const DB_WRITE_BUFFER_BYTES: usize = 256 << 20;
+/// The messages' memtable: flushed at this size, at most this many at once
+/// (one being written, the others being flushed).
+const MESSAGES_WRITE_BUFFER_BYTES: usize = 64 << 20;
+const MESSAGES_WRITE_BUFFERS: i32 = 4;
 /// Beyond this much write-ahead log, the column families holding the oldest
 /// log are flushed, so that the log cannot grow without bound.
 const MAX_TOTAL_WAL_BYTES: u64 = 256 << 20;
@@ -65,16 +84,17 @@ pub mod bench_support {
         super::db_options()
     }
 
-    /// A topic column family's options for `config`.
+    /// The messages column family's options for `config`.
     #[must_use]
-    pub fn topic_options(config: &Config) -> Options {
+    pub fn messages_options(config: &Config) -> Options {
         let cache = Cache::new_lru_cache(super::cache_bytes(config.lru_cache_ratio));
-        super::topic_options(config, &cache)
+        super::messages_options(config, &cache)
     }
 }
 
 pub(crate) fn db_options() -> Options {
     let mut options = Options::default();
+    options.set_max_open_files(fd_budget().table_files);
     options.create_if_missing(true);
     options.create_missing_column_families(true);
     options.set_db_write_buffer_size(DB_WRITE_BUFFER_BYTES);
@@ -95,10 +115,11 @@ fn block_options(cache: &Cache) -> BlockBasedOptions {
     block
 }
 
-pub(crate) fn topic_options(config: &Config, cache: &Cache) -> Options {
+pub(crate) fn messages_options(config: &Config, cache: &Cache) -> Options {
     let mut options = db_options();
     options.set_block_based_table_factory(&block_options(cache));
-    options.set_write_buffer_size(TOPIC_WRITE_BUFFER_BYTES);
+    options.set_write_buffer_size(MESSAGES_WRITE_BUFFER_BYTES);
+    options.set_max_write_buffer_number(MESSAGES_WRITE_BUFFERS);
     let levels: Vec<_> = config
         .compression_types
         .iter()
@@ -113,4 +134,62 @@ pub(crate) fn meta_options(cache: &Cache) -> Options {
     let mut options = db_options();
     options.set_block_based_table_factory(&block_options(cache));
     options
+}
+
+/// The open files one store may use, from the process's soft limit on open
+/// files (`RLIMIT_NOFILE`, `ulimit -n`): RocksDB's table files and the
+/// segment files (written and read) each get a share, and the rest is left
+/// to the write-ahead log, the MANIFEST, the info LOG, the directories and
+/// the program around the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FdBudget {
+    /// RocksDB's `max_open_files`.
+    pub(crate) table_files: i32,
+    /// Segment files kept open at once (least recently used closed first).
+    pub(crate) segment_files: usize,
+}
+
+/// Files left out of the budget for everything else.
+const FD_RESERVE: u64 = 64;
+/// No share is larger than this, however high the limit.
+const FD_SHARE_MAX: u64 = 8192;
+/// Nor smaller than this, however low.
+const FD_SHARE_MIN: u64 = 16;
+
+/// The budget under the current soft limit.
+pub(crate) fn fd_budget() -> FdBudget {
+    budget_for(soft_open_files_limit())
+}
+
+fn budget_for(limit: u64) -> FdBudget {
+    let share = (limit.saturating_sub(FD_RESERVE) / 2).clamp(FD_SHARE_MIN, FD_SHARE_MAX);
+    FdBudget {
+        table_files: i32::try_from(share).unwrap_or(i32::MAX),
+        segment_files: usize::try_from(share).unwrap_or(usize::MAX),
+    }
+}
+
+fn soft_open_files_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct it is given.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) } == 0;
+    if ok { limit.rlim_cur } else { 1024 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fd_budget_shares_the_limit() {
+        let small = budget_for(256);
+        assert_eq!((small.table_files, small.segment_files), (96, 96));
+        let default = budget_for(1024);
+        assert_eq!((default.table_files, default.segment_files), (480, 480));
+        assert_eq!(budget_for(10).segment_files, 16);
+        assert_eq!(budget_for(u64::MAX).segment_files, 8192);
+    }
 }

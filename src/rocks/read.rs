@@ -10,16 +10,16 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::sync::Arc;
 
-use rocksdb::{BoundColumnFamily, DB, ReadOptions};
+use rocksdb::{DB, ReadOptions};
 
 use crate::clock::from_nanos;
 use crate::clock::to_nanos;
 use crate::error::{ConsumerError, StorageError, TopicError, Unavailable};
 use crate::message::{MessageId, Position, StoredMessage};
-use crate::rocks::engine::{Engine, topic_cf};
+use crate::rocks::engine::Engine;
 use crate::rocks::format::{self, MessageValue, PageRecord, PayloadRef, StoredPayload};
+use crate::rocks::options::messages_cf;
 use crate::rocks::segment::{EXTERNAL_MIN_BYTES, PayloadError, adjacent};
 use crate::rocks::topic::Topic;
 
@@ -147,19 +147,20 @@ pub(crate) fn read(
         };
     }
     let db = engine.db()?;
-    let cf = topic_cf(&db, topic)?;
+    if topic.is_destroyed() {
+        return Err(ReadError::Destroyed);
+    }
     // A receiver that keeps up reads one or two new messages per wake:
     // point reads of the ids find them in the memtable, faster than
     // building an iterator over every level.
     if end - start <= POINT_READS && max_count as u64 >= end - start {
-        let (values, damage) = point_reads(&db, &cf, start..end);
+        let (values, damage) = point_reads(&db, topic.id, start..end);
         if damage.is_some() || values.len() as u64 == end - start {
             return with_payloads(engine, topic, values, damage);
         }
         // A message retention deleted meanwhile: the iterator skips it.
     }
-    let (values, damage) = scan(&db, &cf, topic, start..end, max_count, max_bytes);
-    drop(cf);
+    let (values, damage) = scan(&db, topic, start..end, max_count, max_bytes);
     drop(db);
     with_payloads(engine, topic, values, damage)
 }
@@ -197,7 +198,7 @@ fn with_payloads(
                 let payload = match payload {
                     StoredPayload::Inline(bytes) => bytes,
                     StoredPayload::External(reference) => {
-                        match topic.readers.read(&engine.segments, topic.id, &reference) {
+                        match engine.segments.read(topic.id, &reference) {
                             Ok(bytes) => bytes,
                             Err(error) => match payload_damage(topic, id, &reference, error) {
                                 None => continue,
@@ -231,10 +232,7 @@ fn read_run(
         return Ok(());
     }
     let references: Vec<PayloadRef> = run.iter().map(|(_, _, reference)| *reference).collect();
-    if let Ok(payloads) = topic
-        .readers
-        .read_adjacent(&engine.segments, topic.id, &references)
-    {
+    if let Ok(payloads) = engine.segments.read_adjacent(topic.id, &references) {
         for ((id, value, _), payload) in run.drain(..).zip(payloads) {
             messages.push(stored(id, value.produce_ns, value.properties, payload));
         }
@@ -244,7 +242,7 @@ fn read_run(
     // leave out those retention deleted meanwhile and to name the
     // message whose payload cannot be read.
     for (id, value, reference) in run.drain(..) {
-        match topic.readers.read(&engine.segments, topic.id, &reference) {
+        match engine.segments.read(topic.id, &reference) {
             Ok(payload) => {
                 messages.push(stored(id, value.produce_ns, value.properties, payload));
             }
@@ -277,16 +275,21 @@ pub(crate) fn first_id_at_or_after(
         return Ok(None);
     };
     let db = engine.db()?;
-    let cf = topic_cf(&db, topic)?;
     let mut options = ReadOptions::default();
-    options.set_iterate_upper_bound(format::message_key(page.last_id.saturating_add(1)));
-    let mut iter = db.raw_iterator_cf_opt(&cf, options);
-    iter.seek(format::message_key(page.first_id.max(topic.first_id())));
+    options.set_iterate_upper_bound(format::message_key(
+        topic.id,
+        page.last_id.saturating_add(1),
+    ));
+    let mut iter = db.raw_iterator_cf_opt(messages_cf(&db), options);
+    iter.seek(format::message_key(
+        topic.id,
+        page.first_id.max(topic.first_id()),
+    ));
     while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
         // A message whose time cannot be read is skipped: the search
         // lands on the next one, and reading it reports the damage.
         if format::message_time(value).is_ok_and(|time| time >= time_ns)
-            && let Ok(id) = format::message_id_of_key(key)
+            && let Ok(id) = format::message_id_of_key(topic.id, key)
         {
             return Ok(Some(id));
         }
@@ -326,14 +329,11 @@ pub(crate) fn resolve(
 
 /// Point reads of `ids`, stopping at the first missing one (retention may
 /// have deleted it) or at one that cannot be read.
-fn point_reads(
-    db: &DB,
-    cf: &Arc<BoundColumnFamily<'_>>,
-    ids: Range<MessageId>,
-) -> (Vec<Value>, Option<Damage>) {
+fn point_reads(db: &DB, topic_id: u32, ids: Range<MessageId>) -> (Vec<Value>, Option<Damage>) {
+    let cf = messages_cf(db);
     let mut values = Vec::new();
     for id in ids {
-        let value = match db.get_pinned_cf(cf, format::message_key(id)) {
+        let value = match db.get_pinned_cf(cf, format::message_key(topic_id, id)) {
             Ok(Some(value)) => value,
             Ok(None) => break,
             Err(error) => return (values, Some(Damage::rocksdb(id, &error))),
@@ -351,21 +351,20 @@ fn point_reads(
 /// damage; below the first retained id, retention deleted it meanwhile.
 fn scan(
     db: &DB,
-    cf: &Arc<BoundColumnFamily<'_>>,
     topic: &Topic,
     ids: Range<MessageId>,
     max_count: usize,
     max_bytes: u64,
 ) -> (Vec<Value>, Option<Damage>) {
     let mut options = ReadOptions::default();
-    options.set_iterate_upper_bound(format::message_key(ids.end));
-    let mut iter = db.raw_iterator_cf_opt(cf, options);
-    iter.seek(format::message_key(ids.start));
+    options.set_iterate_upper_bound(format::message_key(topic.id, ids.end));
+    let mut iter = db.raw_iterator_cf_opt(messages_cf(db), options);
+    iter.seek(format::message_key(topic.id, ids.start));
     let mut values = Vec::new();
     let mut bytes = 0u64;
     let mut expected = ids.start;
     while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
-        let id = match format::message_id_of_key(key) {
+        let id = match format::message_id_of_key(topic.id, key) {
             Ok(id) => id,
             Err(error) => return (values, Some(Damage::corrupt(expected, error.0))),
         };
@@ -406,7 +405,7 @@ fn scan(
 /// its batch: taking the lock makes sure a deletion a read saw is seen here.
 fn is_retained(topic: &Topic, id: MessageId) -> bool {
     let _writer = topic.writer.lock();
-    id >= topic.first_id()
+    id >= topic.first_id() && !topic.is_destroyed()
 }
 
 /// Decodes a stored message value; an external payload is read later.

@@ -4,8 +4,8 @@
 //! next id and the open page are derived from its newest messages, and the
 //! external payloads written since its sync mark are checked (a machine
 //! crash can lose payloads whose references RocksDB kept; the topic is then
-//! cut back to the message before the first one lost). Column families and
-//! segment files that belong to no topic are deleted.
+//! cut back to the message before the first one lost). Segment files that
+//! belong to no page are deleted.
 //!
 //! A topic whose records or messages make no sense is *damaged*: the store
 //! opens without it, every call on it fails with the reason, and
@@ -16,14 +16,13 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use rocksdb::{BoundColumnFamily, DB, ReadOptions, WriteBatch};
+use rocksdb::{ColumnFamily, DB, ReadOptions, WriteBatch};
 
 use crate::error::StorageError;
 use crate::message::MessageId;
-use crate::rocks::format::{
-    self, GroupRecord, META_CF, PageRecord, StoredPayload, TOPIC_CF_PREFIX, TopicRecord, TopicState,
-};
-use crate::rocks::segment::{PayloadError, SegmentReaders, Segments};
+use crate::rocks::format::{self, GroupRecord, PageRecord, StoredPayload, TopicRecord, TopicState};
+use crate::rocks::options::{messages_cf, meta_cf};
+use crate::rocks::segment::{PayloadError, Segments};
 use crate::rocks::topic::{Group, Topic};
 
 /// A topic that could not be recovered.
@@ -32,8 +31,6 @@ pub(crate) struct DamagedTopic {
     pub(crate) name: String,
     /// Its id, when its topic record could be read.
     pub(crate) id: Option<u32>,
-    /// Its column family, when it was found.
-    pub(crate) cf_name: Option<String>,
     /// What is wrong, for every error that names the topic.
     pub(crate) reason: String,
 }
@@ -45,29 +42,22 @@ pub(crate) struct Recovered {
     pub(crate) damaged: Vec<DamagedTopic>,
 }
 
-/// Reads every topic back; drops the column families of no topic (left by
-/// a crash or a failure in the middle of a create or destroy). Fails only
-/// when the metadata itself cannot be read.
-pub(crate) fn recover(
-    db: &DB,
-    column_families: &[String],
-    segments: &Segments,
-    legacy: bool,
-) -> Result<Recovered, StorageError> {
+/// Reads every topic back. Fails only when the metadata itself cannot be
+/// read.
+pub(crate) fn recover(db: &DB, segments: &Segments) -> Result<Recovered, StorageError> {
     let counter = read_topic_counter(db)?;
     let meta = meta_cf(db);
     let mut topics = Vec::new();
     let mut damaged = Vec::new();
     let (start, end) = format::topic_key_range();
-    let records = scan(db, &meta, &start, &end)
+    let records = scan(db, meta, &start, &end)
         .map_err(|error| StorageError::rocksdb("reading topics", &error))?;
     for (key, value) in records {
         let outcome = match format::topic_name_of_key(&key) {
-            Ok(name) => recover_topic(db, column_families, segments, &name, &value, legacy),
+            Ok(name) => recover_topic(db, segments, &name, &value),
             Err(error) => Err(DamagedTopic {
                 name: String::from_utf8_lossy(key.get(1..).unwrap_or_default()).into_owned(),
                 id: None,
-                cf_name: None,
                 reason: error.0,
             }),
         };
@@ -88,7 +78,6 @@ pub(crate) fn recover(
         .map_or(counter.unwrap_or(1), |id| {
             counter.unwrap_or(1).max(id.saturating_add(1))
         });
-    drop_orphan_column_families(db, column_families, &topics, &damaged);
     Ok(Recovered {
         next_topic_id,
         topics,
@@ -100,7 +89,7 @@ pub(crate) fn recover(
 /// topics' own ids then say it).
 fn read_topic_counter(db: &DB) -> Result<Option<u32>, StorageError> {
     let value = db
-        .get_cf(&meta_cf(db), format::KEY_NEXT_TOPIC_ID)
+        .get_cf(meta_cf(db), format::KEY_NEXT_TOPIC_ID)
         .map_err(|error| StorageError::rocksdb("reading the topic counter", &error))?;
     Ok(value.and_then(|value| {
         format::decode_u32(&value)
@@ -109,75 +98,38 @@ fn read_topic_counter(db: &DB) -> Result<Option<u32>, StorageError> {
     }))
 }
 
-/// Drops the topic column families that belong to no topic: what a crash
-/// or a failure between the steps of a create or destroy leaves. Those a
-/// damaged topic may own are kept.
-fn drop_orphan_column_families(
-    db: &DB,
-    column_families: &[String],
-    topics: &[Topic],
-    damaged: &[DamagedTopic],
-) {
-    for cf_name in column_families {
-        let Some(rest) = cf_name.strip_prefix(TOPIC_CF_PREFIX) else {
-            continue;
-        };
-        let owned = topics.iter().any(|topic| &topic.cf_name == cf_name)
-            || damaged.iter().any(|damage| match &damage.cf_name {
-                Some(name) => name == cf_name,
-                // Its record is unreadable: keep whatever may be its data.
-                None => rest.split('@').next() == Some(damage.name.as_str()),
-            });
-        if !owned {
-            tracing::warn!(column_family = %cf_name, "dropping a column family that belongs to no topic");
-            if let Err(error) = db.drop_cf(cf_name) {
-                tracing::warn!(column_family = %cf_name, %error, "could not drop an orphan column family; the next open tries again");
-            }
-        }
-    }
-}
-
 /// Reads topic `name` back after its records were rewritten (a repair).
-pub(crate) fn recover_one(
-    db: &DB,
-    column_families: &[String],
-    segments: &Segments,
-    name: &str,
-) -> Result<Topic, DamagedTopic> {
+pub(crate) fn recover_one(db: &DB, segments: &Segments, name: &str) -> Result<Topic, DamagedTopic> {
     let damaged = |reason: String| DamagedTopic {
         name: name.to_owned(),
         id: None,
-        cf_name: None,
         reason,
     };
     let value = db
-        .get_cf(&meta_cf(db), format::topic_key(name))
+        .get_cf(meta_cf(db), format::topic_key(name))
         .map_err(|error| damaged(format!("reading its topic record: {error}")))?
         .ok_or_else(|| damaged("its topic record is missing".to_owned()))?;
-    recover_topic(db, column_families, segments, name, &value, false)
+    recover_topic(db, segments, name, &value)
 }
 
 /// Reads one topic back, checking what a crash may have lost.
 fn recover_topic(
     db: &DB,
-    column_families: &[String],
     segments: &Segments,
     name: &str,
     value: &[u8],
-    legacy: bool,
 ) -> Result<Topic, DamagedTopic> {
-    let (record, cf_name) = identify(name, value, column_families)?;
+    let record = TopicRecord::decode(value).map_err(|error| DamagedTopic {
+        name: name.to_owned(),
+        id: None,
+        reason: format!("its topic record is damaged: {}", error.0),
+    })?;
     let id = record.topic_id;
-    let fail = |reason: String| DamagedTopic {
+    let (records, state) = read_back(db, segments, name, id).map_err(|reason| DamagedTopic {
         name: name.to_owned(),
         id: Some(id),
-        cf_name: Some(cf_name.clone()),
         reason,
-    };
-    let cf = db
-        .cf_handle(&cf_name)
-        .ok_or_else(|| fail("its column family is missing".to_owned()))?;
-    let (records, state) = read_back(db, &cf, segments, name, id, legacy).map_err(fail)?;
+    })?;
     let groups = records
         .groups
         .into_iter()
@@ -186,7 +138,6 @@ fn recover_topic(
     Ok(Topic::new(
         name.to_owned(),
         id,
-        cf_name,
         record.created_ns,
         state,
         records.pages,
@@ -195,46 +146,22 @@ fn recover_topic(
     ))
 }
 
-/// A topic's record and the column family that holds its messages.
-fn identify(
-    name: &str,
-    value: &[u8],
-    column_families: &[String],
-) -> Result<(TopicRecord, String), DamagedTopic> {
-    let damaged = |id, reason: String| DamagedTopic {
-        name: name.to_owned(),
-        id,
-        cf_name: None,
-        reason,
-    };
-    let record = TopicRecord::decode(value)
-        .map_err(|error| damaged(None, format!("its topic record is damaged: {}", error.0)))?;
-    let id = record.topic_id;
-    let cf_name = [format::topic_cf(name, id), format::legacy_topic_cf(name)]
-        .into_iter()
-        .find(|cf_name| column_families.contains(cf_name))
-        .ok_or_else(|| damaged(Some(id), "its column family is missing".to_owned()))?;
-    Ok((record, cf_name))
-}
-
 /// A topic's records and its state derived from its messages, after the
 /// payloads a machine crash lost (if any) were cut off. The error says
 /// what makes the topic damaged.
 fn read_back(
     db: &DB,
-    cf: &Arc<BoundColumnFamily<'_>>,
     segments: &Segments,
     name: &str,
     id: u32,
-    legacy: bool,
 ) -> Result<(TopicRecords, TopicState), String> {
     // A cut rewrites the records: read them again.
     loop {
         let records = TopicRecords::read(db, id)?;
-        let state = derive_state(db, cf, records.state, records.pages.back())
+        let state = derive_state(db, id, records.state, records.pages.back())
             .map_err(|error| error.to_string())?;
         let mark = records.sync_mark;
-        let Some(lost) = first_lost_payload(db, cf, segments, id, &state, mark, legacy)? else {
+        let Some(lost) = first_lost_payload(db, segments, id, &state, mark)? else {
             return Ok((records, state));
         };
         tracing::warn!(
@@ -243,7 +170,7 @@ fn read_back(
             to = state.next_id - 1,
             "the payloads of messages written before a machine crash were lost; the topic is cut back to the message before them"
         );
-        truncate(db, cf, id, &records, &state, lost - 1)
+        truncate(db, id, &records, &state, lost - 1)
             .map_err(|error| format!("cutting the topic back to message {}: {error}", lost - 1))?;
     }
 }
@@ -262,7 +189,7 @@ impl TopicRecords {
         let meta = meta_cf(db);
         let rocks = |error: rocksdb::Error| format!("reading its records: {error}");
         let state_value = db
-            .get_cf(&meta, format::state_key(id))
+            .get_cf(meta, format::state_key(id))
             .map_err(rocks)?
             .ok_or("its state record is missing")?;
         let state = TopicState::decode(&state_value)
@@ -275,7 +202,7 @@ impl TopicRecords {
         }
         let (start, end) = format::page_key_range(id);
         let mut pages = VecDeque::new();
-        for (key, value) in scan(db, &meta, &start, &end).map_err(rocks)? {
+        for (key, value) in scan(db, meta, &start, &end).map_err(rocks)? {
             let page = PageRecord::decode(&value).map_err(|error| {
                 format!(
                     "the page record {} is damaged: {}",
@@ -288,14 +215,14 @@ impl TopicRecords {
         }
         let (start, end) = format::group_key_range(id);
         let mut groups = BTreeMap::new();
-        for (key, value) in scan(db, &meta, &start, &end).map_err(rocks)? {
+        for (key, value) in scan(db, meta, &start, &end).map_err(rocks)? {
             let group = format::group_name_of_key(&key).map_err(|error| error.0)?;
             let group_record = GroupRecord::decode(&value).map_err(|error| {
                 format!("the record of group `{group}` is damaged: {}", error.0)
             })?;
             groups.insert(group, group_record);
         }
-        let sync_mark = match db.get_cf(&meta, format::sync_mark_key(id)).map_err(rocks)? {
+        let sync_mark = match db.get_cf(meta, format::sync_mark_key(id)).map_err(rocks)? {
             // A damaged mark only means more payloads are checked.
             Some(value) => format::decode_sync_mark(&value).ok(),
             None => None,
@@ -339,7 +266,7 @@ fn check_page(page: &PageRecord, previous: Option<&PageRecord>) -> Result<(), St
 /// stored counters give the rest, and the next id when no message is left.
 pub(crate) fn derive_state(
     db: &DB,
-    cf: &Arc<BoundColumnFamily<'_>>,
+    topic_id: u32,
     stored: TopicState,
     last_closed: Option<&PageRecord>,
 ) -> Result<TopicState, DeriveError> {
@@ -352,7 +279,7 @@ pub(crate) fn derive_state(
             ))?,
         None => stored.first_id,
     };
-    let Some(newest) = newest_from(db, cf, open_first)? else {
+    let Some(newest) = newest_from(db, topic_id, open_first)? else {
         // No message after the last closed page: right only if the stored
         // state knows no later id (retention deleted everything, or nothing
         // was produced since). A closed page is written with the message
@@ -363,7 +290,7 @@ pub(crate) fn derive_state(
         return Ok(stored);
     };
     let first = db
-        .get_pinned_cf(cf, format::message_key(open_first))?
+        .get_pinned_cf(messages_cf(db), format::message_key(topic_id, open_first))?
         .ok_or(DeriveError::Missing(open_first))?;
     let (first_ns, first_offset) = (
         format::message_time(&first)?,
@@ -401,18 +328,15 @@ struct Newest {
 }
 
 /// The newest message at or after id `from`, if any.
-fn newest_from(
-    db: &DB,
-    cf: &Arc<BoundColumnFamily<'_>>,
-    from: MessageId,
-) -> Result<Option<Newest>, DeriveError> {
+fn newest_from(db: &DB, topic_id: u32, from: MessageId) -> Result<Option<Newest>, DeriveError> {
     let mut options = ReadOptions::default();
-    options.set_iterate_lower_bound(format::message_key(from));
-    let mut iter = db.raw_iterator_cf_opt(cf, options);
+    options.set_iterate_lower_bound(format::message_key(topic_id, from));
+    options.set_iterate_upper_bound(format::message_key_range(topic_id).1);
+    let mut iter = db.raw_iterator_cf_opt(messages_cf(db), options);
     iter.seek_to_last();
     let newest = match (iter.key(), iter.value()) {
         (Some(key), Some(value)) => Some(Newest {
-            id: format::message_id_of_key(key)?,
+            id: format::message_id_of_key(topic_id, key)?,
             produce_ns: format::message_time(value)?,
             end_offset: format::message_offset(value)?
                 .checked_add(format::message_size(value)?)
@@ -448,41 +372,37 @@ impl From<format::DecodeError> for DeriveError {
 /// The first message after the sync mark whose external payload is not in
 /// its segment file as written: lost by a machine crash that RocksDB's data
 /// survived. A topic without a mark has never been synced: all of it is
-/// checked; in a store written by rocksmq 0.1, which kept no marks, only
-/// its open page is.
+/// checked (a store migrated from rocksmq 0.1, which kept no marks, gets
+/// one at the end of its last closed page: its open page is checked).
 fn first_lost_payload(
     db: &DB,
-    cf: &Arc<BoundColumnFamily<'_>>,
     segments: &Segments,
     topic_id: u32,
     state: &TopicState,
     mark: Option<MessageId>,
-    legacy: bool,
 ) -> Result<Option<MessageId>, String> {
     let last = state.next_id - 1;
     let from = match mark {
         Some(mark) => mark.saturating_add(1),
-        None if legacy => state.open_page.map_or(state.next_id, |page| page.first_id),
         None => state.first_id,
     }
     .max(state.first_id);
     if from > last {
         return Ok(None);
     }
-    let readers = SegmentReaders::default();
     let mut options = ReadOptions::default();
-    options.set_iterate_upper_bound(format::message_key(state.next_id));
-    let mut iter = db.raw_iterator_cf_opt(cf, options);
-    iter.seek(format::message_key(from));
+    options.set_iterate_upper_bound(format::message_key(topic_id, state.next_id));
+    let mut iter = db.raw_iterator_cf_opt(messages_cf(db), options);
+    iter.seek(format::message_key(topic_id, from));
     while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
         // A message that does not decode is damage for reads to report,
         // not a payload a crash lost.
         if let (Ok(id), Ok(message)) = (
-            format::message_id_of_key(key),
+            format::message_id_of_key(topic_id, key),
             format::decode_message(value),
         ) && let StoredPayload::External(reference) = message.payload
         {
-            match readers.read(segments, topic_id, &reference) {
+            match segments.read(topic_id, &reference) {
                 Ok(_) => {}
                 Err(PayloadError::Gone | PayloadError::Damaged(_)) => return Ok(Some(id)),
                 Err(PayloadError::Io(error)) => {
@@ -502,7 +422,6 @@ fn first_lost_payload(
 /// it, and the state's next id follows.
 pub(crate) fn truncate(
     db: &DB,
-    cf: &Arc<BoundColumnFamily<'_>>,
     topic_id: u32,
     records: &TopicRecords,
     state: &TopicState,
@@ -512,13 +431,12 @@ pub(crate) fn truncate(
     let first_dropped = last_kept + 1;
     let mut batch = WriteBatch::default();
     batch.delete_range_cf(
-        cf,
-        format::message_key(first_dropped),
-        format::message_key(MessageId::MAX),
+        messages_cf(db),
+        format::message_key(topic_id, first_dropped),
+        format::message_key_range(topic_id).1,
     );
-    batch.delete_cf(cf, format::message_key(MessageId::MAX));
     for page in records.pages.iter().filter(|page| page.last_id > last_kept) {
-        batch.delete_cf(&meta, format::page_key(topic_id, page.first_id));
+        batch.delete_cf(meta, format::page_key(topic_id, page.first_id));
     }
     for (group, record) in &records.groups {
         if record.acked_id > last_kept {
@@ -526,7 +444,7 @@ pub(crate) fn truncate(
                 acked_id: last_kept,
                 ..*record
             };
-            batch.put_cf(&meta, format::group_key(topic_id, group), moved.encode());
+            batch.put_cf(meta, format::group_key(topic_id, group), moved.encode());
         }
     }
     // Only read when no message is left: then it keeps the next id.
@@ -536,19 +454,13 @@ pub(crate) fn truncate(
         open_page: None,
         ..records.state
     };
-    batch.put_cf(&meta, format::state_key(topic_id), stored.encode());
+    batch.put_cf(meta, format::state_key(topic_id), stored.encode());
     batch.put_cf(
-        &meta,
+        meta,
         format::sync_mark_key(topic_id),
         format::encode_sync_mark(last_kept),
     );
     db.write(batch)
-}
-
-/// The metadata column family of an open store.
-pub(crate) fn meta_cf(db: &DB) -> Arc<BoundColumnFamily<'_>> {
-    db.cf_handle(META_CF)
-        .expect("the metadata column family is opened with the store")
 }
 
 type KeyValue = (Box<[u8]>, Box<[u8]>);
@@ -556,7 +468,7 @@ type KeyValue = (Box<[u8]>, Box<[u8]>);
 /// Every key and value in `[start, end)` of a column family.
 pub(crate) fn scan(
     db: &DB,
-    cf: &Arc<BoundColumnFamily<'_>>,
+    cf: &ColumnFamily,
     start: &[u8],
     end: &[u8],
 ) -> Result<Vec<KeyValue>, rocksdb::Error> {

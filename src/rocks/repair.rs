@@ -14,17 +14,17 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use rocksdb::{BoundColumnFamily, DB, ReadOptions};
+use rocksdb::{DB, ReadOptions};
 use serde::Serialize;
 
 use crate::error::{StorageError, TopicError};
 use crate::message::MessageId;
-use crate::rocks::catalog;
-use crate::rocks::engine::{Engine, topic_cf};
+use crate::rocks::engine::Engine;
 use crate::rocks::failpoint;
 use crate::rocks::format::{self, GroupRecord, PageRecord, StoredPayload, TopicState};
-use crate::rocks::recovery::{self, TopicRecords, meta_cf};
-use crate::rocks::segment::{SegmentReaders, Segments};
+use crate::rocks::options::{messages_cf, meta_cf};
+use crate::rocks::recovery::{self, TopicRecords};
+use crate::rocks::segment::Segments;
 use crate::rocks::topic::Topic;
 
 /// At most this many damaged messages are listed per topic.
@@ -119,7 +119,7 @@ pub(crate) fn check(
     mut progress: impl FnMut(&str, u64),
 ) -> Result<CheckReport, TopicError> {
     let mut topics = Vec::new();
-    for (name, reason) in catalog::damaged_topics(engine)? {
+    for (name, reason) in engine.damaged_topics()? {
         topics.push(TopicCheck {
             name,
             messages: 0,
@@ -128,15 +128,15 @@ pub(crate) fn check(
     }
     for topic in engine.all_topics() {
         let db = engine.db()?;
-        let Some(cf) = db.cf_handle(&topic.cf_name) else {
-            continue; // destroyed meanwhile
-        };
+        if topic.is_destroyed() {
+            continue;
+        }
         let (pages, first_id, last_id) = {
             let writer = topic.writer.lock();
             let pages: Vec<PageRecord> = writer.pages().copied().collect();
             (pages, writer.state.first_id, writer.state.next_id - 1)
         };
-        let mut walk = Walk::new(&db, &cf, &engine.segments, topic.id, &topic.readers);
+        let mut walk = Walk::new(&db, &engine.segments, topic.id);
         let mut sizes = BTreeMap::new();
         let mut damage = walk.all(first_id, last_id, &mut sizes, &mut |count| {
             progress(&topic.name, count);
@@ -181,22 +181,17 @@ pub(crate) fn repair_topic(engine: &Engine, name: &str) -> Result<RepairReport, 
         topic: name.to_owned(),
         reason: format!("{}; {why}: destroy it", damage.reason),
     };
-    let (Some(id), Some(cf_name)) = (damage.id, damage.cf_name.as_ref()) else {
+    let Some(id) = damage.id else {
         return Err(unrepairable("nothing to repair it from"));
     };
-    let cf = db
-        .cf_handle(cf_name)
-        .ok_or_else(|| unrepairable("its column family is gone"))?;
-    let mut report = rebuild(engine, &db, &cf, name, id)?;
+    let mut report = rebuild(engine, &db, name, id)?;
     report.reasons.insert(0, damage.reason.clone());
-    let column_families = [cf_name.clone()];
-    let topic =
-        recovery::recover_one(&db, &column_families, &engine.segments, name).map_err(|damage| {
-            TopicError::Damaged {
-                topic: name.to_owned(),
-                reason: damage.reason,
-            }
-        })?;
+    let topic = recovery::recover_one(&db, &engine.segments, name).map_err(|damage| {
+        TopicError::Damaged {
+            topic: name.to_owned(),
+            reason: damage.reason,
+        }
+    })?;
     engine.damaged.write().remove(name);
     engine
         .topics
@@ -210,9 +205,13 @@ pub(crate) fn repair_topic(engine: &Engine, name: &str) -> Result<RepairReport, 
 /// without locks, then the topic is cut back under all its locks and its
 /// state read back.
 fn repair_live(engine: &Engine, db: &DB, topic: &Arc<Topic>) -> Result<RepairReport, TopicError> {
-    let cf = topic_cf(db, topic)?;
+    if topic.is_destroyed() {
+        return Err(TopicError::NotFound {
+            topic: topic.name.clone(),
+        });
+    }
     let mut report = RepairReport::new(&topic.name);
-    let mut walk = Walk::new(db, &cf, &engine.segments, topic.id, &topic.readers);
+    let mut walk = Walk::new(db, &engine.segments, topic.id);
     let first_damage = walk.first(
         topic.first_id(),
         topic.last_id(),
@@ -234,13 +233,14 @@ fn repair_live(engine: &Engine, db: &DB, topic: &Arc<Topic>) -> Result<RepairRep
         .reasons
         .extend(first_damage.map(|damage| damage.reason));
     if last_kept < last_now {
-        cut(db, &cf, topic, &writer.state, last_kept)?;
+        cut(db, topic, &writer.state, last_kept)?;
+        engine.segments.forget_after(topic.id, last_kept);
         report.dropped = Some((last_kept + 1, last_now));
         report.dropped_messages = last_now - last_kept;
     }
     // The state as the disk now says, published to readers.
     let reread = read_records(db, topic)?;
-    let state = recovery::derive_state(db, &cf, reread.state, reread.pages.back())
+    let state = recovery::derive_state(db, topic.id, reread.state, reread.pages.back())
         .map_err(|error| StorageError::corrupt(repairing(topic), error.to_string()))?;
     for (group, record) in &mut records {
         if record.acked_id > last_kept {
@@ -278,17 +278,11 @@ fn read_records(db: &DB, topic: &Topic) -> Result<TopicRecords, TopicError> {
 }
 
 /// Cuts a live topic back to `last_kept`, in one batch.
-fn cut(
-    db: &DB,
-    cf: &Arc<BoundColumnFamily<'_>>,
-    topic: &Topic,
-    state: &TopicState,
-    last_kept: MessageId,
-) -> Result<(), TopicError> {
+fn cut(db: &DB, topic: &Topic, state: &TopicState, last_kept: MessageId) -> Result<(), TopicError> {
     let stored = read_records(db, topic)?;
     failpoint::check("repair::truncate", &topic.name)
         .map_err(|error| StorageError::io(repairing(topic), &error))?;
-    recovery::truncate(db, cf, topic.id, &stored, state, last_kept)
+    recovery::truncate(db, topic.id, &stored, state, last_kept)
         .map_err(|error| StorageError::rocksdb(repairing(topic), &error))?;
     Ok(())
 }
@@ -297,13 +291,7 @@ fn cut(
 /// read: the state's counters if they decode, the page records up to the
 /// first inconsistent one, the groups whose records decode; then cuts the
 /// messages back to the last intact one. One batch.
-fn rebuild(
-    engine: &Engine,
-    db: &DB,
-    cf: &Arc<BoundColumnFamily<'_>>,
-    name: &str,
-    id: u32,
-) -> Result<RepairReport, TopicError> {
+fn rebuild(engine: &Engine, db: &DB, name: &str, id: u32) -> Result<RepairReport, TopicError> {
     let meta = meta_cf(db);
     let rocks = |error: rocksdb::Error| {
         TopicError::from(StorageError::rocksdb(
@@ -318,16 +306,10 @@ fn rebuild(
             .reasons
             .push("its state record was missing or damaged".to_owned());
     }
-    let (first_id, last) = message_span(db, cf, stored).map_err(rocks)?;
+    let (first_id, last) = message_span(db, id, stored).map_err(rocks)?;
     // The messages from the first on, up to the first damaged or missing.
-    let readers = SegmentReaders::default();
     let mut sizes = BTreeMap::new();
-    let damage = Walk::new(db, cf, &engine.segments, id, &readers).first(
-        first_id,
-        last,
-        &mut sizes,
-        &mut |_| {},
-    );
+    let damage = Walk::new(db, &engine.segments, id).first(first_id, last, &mut sizes, &mut |_| {});
     let last_kept = damage
         .as_ref()
         .and_then(|damage| damage.id)
@@ -343,18 +325,18 @@ fn rebuild(
         open_page: None,
         ..stored.unwrap_or_else(TopicState::new)
     };
-    batch.put_cf(&meta, format::state_key(id), state.encode());
+    batch.put_cf(meta, format::state_key(id), state.encode());
     if last_kept < last {
         batch.delete_range_cf(
-            cf,
-            format::message_key(last_kept + 1),
-            format::message_key(MessageId::MAX),
+            messages_cf(db),
+            format::message_key(id, last_kept + 1),
+            format::message_key_range(id).1,
         );
         report.dropped = Some((last_kept + 1, last));
         report.dropped_messages = last - last_kept;
     }
     batch.put_cf(
-        &meta,
+        meta,
         format::sync_mark_key(id),
         format::encode_sync_mark(last_kept),
     );
@@ -366,7 +348,7 @@ fn rebuild(
 /// A topic's state record, if it decodes and makes sense.
 fn stored_state(db: &DB, id: u32) -> Result<Option<TopicState>, rocksdb::Error> {
     Ok(db
-        .get_cf(&meta_cf(db), format::state_key(id))?
+        .get_cf(meta_cf(db), format::state_key(id))?
         .and_then(|value| TopicState::decode(&value).ok())
         .filter(|state| state.first_id > 0 && state.first_id <= state.next_id))
 }
@@ -375,10 +357,10 @@ fn stored_state(db: &DB, id: u32) -> Result<Option<TopicState>, rocksdb::Error> 
 /// (what can be read of) its state.
 fn message_span(
     db: &DB,
-    cf: &Arc<BoundColumnFamily<'_>>,
+    topic_id: u32,
     stored: Option<TopicState>,
 ) -> Result<(MessageId, MessageId), rocksdb::Error> {
-    let (oldest, newest) = message_bounds(db, cf)?;
+    let (oldest, newest) = message_bounds(db, topic_id)?;
     let first_id = match (oldest, stored) {
         (Some(oldest), Some(state)) => oldest.max(state.first_id),
         (Some(oldest), None) => oldest,
@@ -407,7 +389,7 @@ fn keep_valid_pages(
     let (start, end) = format::page_key_range(id);
     let mut previous: Option<PageRecord> = None;
     let mut keep = true;
-    for (key, value) in recovery::scan(db, &meta, &start, &end)? {
+    for (key, value) in recovery::scan(db, meta, &start, &end)? {
         let fits = PageRecord::decode(&value).ok().filter(|page| {
             let follows = previous.map_or(page.first_id == first_id, |last| {
                 last.last_id + 1 == page.first_id
@@ -421,7 +403,7 @@ fn keep_valid_pages(
             Some(page) if keep => previous = Some(page),
             _ => {
                 keep = false;
-                batch.delete_cf(&meta, key);
+                batch.delete_cf(meta, key);
             }
         }
     }
@@ -439,7 +421,7 @@ fn move_groups_back(
 ) -> Result<(), rocksdb::Error> {
     let meta = meta_cf(db);
     let (start, end) = format::group_key_range(id);
-    for (key, value) in recovery::scan(db, &meta, &start, &end)? {
+    for (key, value) in recovery::scan(db, meta, &start, &end)? {
         let group = format::group_name_of_key(&key).unwrap_or_else(|error| error.0);
         match GroupRecord::decode(&value) {
             Ok(record) if record.acked_id > last_kept => {
@@ -448,33 +430,37 @@ fn move_groups_back(
                     acked_id: last_kept,
                     ..record
                 };
-                batch.put_cf(&meta, key, moved.encode());
+                batch.put_cf(meta, key, moved.encode());
             }
             Ok(_) => {}
             Err(_) => {
                 report.groups_dropped.push(group);
-                batch.delete_cf(&meta, key);
+                batch.delete_cf(meta, key);
             }
         }
     }
     Ok(())
 }
 
-/// The ids of the oldest and newest message keys in a topic's column family.
+/// The ids of the oldest and newest messages of topic `topic_id`.
 fn message_bounds(
     db: &DB,
-    cf: &Arc<BoundColumnFamily<'_>>,
+    topic_id: u32,
 ) -> Result<(Option<MessageId>, Option<MessageId>), rocksdb::Error> {
-    let mut iter = db.raw_iterator_cf(cf);
+    let (start, end) = format::message_key_range(topic_id);
+    let mut options = ReadOptions::default();
+    options.set_iterate_lower_bound(start);
+    options.set_iterate_upper_bound(end);
+    let mut iter = db.raw_iterator_cf_opt(messages_cf(db), options);
     iter.seek_to_first();
     let oldest = iter
         .key()
-        .and_then(|key| format::message_id_of_key(key).ok());
+        .and_then(|key| format::message_id_of_key(topic_id, key).ok());
     iter.status()?;
     iter.seek_to_last();
     let newest = iter
         .key()
-        .and_then(|key| format::message_id_of_key(key).ok());
+        .and_then(|key| format::message_id_of_key(topic_id, key).ok());
     iter.status()?;
     Ok((oldest, newest))
 }
@@ -509,27 +495,17 @@ fn check_pages(
 /// would and checking it.
 struct Walk<'a> {
     db: &'a DB,
-    cf: &'a Arc<BoundColumnFamily<'a>>,
     segments: &'a Segments,
     topic_id: u32,
-    readers: &'a SegmentReaders,
     intact: u64,
 }
 
 impl<'a> Walk<'a> {
-    fn new(
-        db: &'a DB,
-        cf: &'a Arc<BoundColumnFamily<'a>>,
-        segments: &'a Segments,
-        topic_id: u32,
-        readers: &'a SegmentReaders,
-    ) -> Self {
+    fn new(db: &'a DB, segments: &'a Segments, topic_id: u32) -> Self {
         Self {
             db,
-            cf,
             segments,
             topic_id,
-            readers,
             intact: 0,
         }
     }
@@ -579,12 +555,16 @@ impl<'a> Walk<'a> {
             })
         };
         let mut options = ReadOptions::default();
-        options.set_iterate_upper_bound(format::message_key(last.saturating_add(1)));
-        let mut iter = self.db.raw_iterator_cf_opt(self.cf, options);
-        iter.seek(format::message_key(first));
+        let end = match last.checked_add(1) {
+            Some(end) => format::message_key(self.topic_id, end),
+            None => format::message_key_range(self.topic_id).1,
+        };
+        options.set_iterate_upper_bound(end);
+        let mut iter = self.db.raw_iterator_cf_opt(messages_cf(self.db), options);
+        iter.seek(format::message_key(self.topic_id, first));
         let mut expected = first;
         while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
-            let Ok(id) = format::message_id_of_key(key) else {
+            let Ok(id) = format::message_id_of_key(self.topic_id, key) else {
                 return damage(expected, "its key is not a message id".to_owned());
             };
             if id != expected {
@@ -597,7 +577,7 @@ impl<'a> Walk<'a> {
                 }
             };
             if let StoredPayload::External(reference) = &message.payload
-                && let Err(error) = self.readers.read(self.segments, self.topic_id, reference)
+                && let Err(error) = self.segments.read(self.topic_id, reference)
             {
                 return damage(id, format!("its payload cannot be read: {error}"));
             }

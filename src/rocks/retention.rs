@@ -12,26 +12,31 @@
 //! first id and counters, the lagging groups (`limits`), and a range
 //! tombstone over every message id below the new first id. From that write
 //! on the messages are gone for every reader. Then the disk is reclaimed
-//! right away: the topic's memtable is flushed (the tombstone drops the
-//! deleted messages from it, and the write-ahead log that held them can go),
-//! the SST files wholly inside the deleted range are deleted
-//! (`DeleteFilesInRange`), and the rest of the range is compacted.
+//! right away: the deleted pages' segment files (where large payloads are)
+//! are deleted; once every topic is done, the memtables are flushed (the
+//! tombstones drop the deleted messages from them, and the write-ahead log
+//! that held them can go), the table files wholly inside a deleted range
+//! are deleted (`DeleteFilesInRange`), and a range that still holds more
+//! than a megabyte of table data is compacted; smaller leftovers
+//! go with RocksDB's own compactions, instead of rewriting table files
+//! shared by many topics once per topic.
 //!
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::MutexGuard;
-use rocksdb::{BoundColumnFamily, FlushOptions, WriteBatch};
+use rocksdb::{ColumnFamily, WriteBatch};
 use serde::Serialize;
 
 use crate::config::RetentionPolicy;
 use crate::error::{StorageError, TopicError, Unavailable};
 use crate::message::MessageId;
-use crate::rocks::engine::{Engine, topic_cf};
+use crate::rocks::compaction;
+use crate::rocks::engine::Engine;
 use crate::rocks::failpoint;
 use crate::rocks::format::{self, GroupRecord, TopicState};
-use crate::rocks::recovery::meta_cf;
+use crate::rocks::options::{messages_cf, meta_cf};
 use crate::rocks::stats::dir_size;
 use crate::rocks::topic::{Group, Topic, Writer};
 
@@ -117,7 +122,8 @@ pub(crate) fn run_retention(
     // The store directory is walked before the first deletion and after
     // the pass; a pass that deletes nothing walks it once.
     let mut disk_bytes_before = None;
-    let mut topics = Vec::new();
+    let mut topics: Vec<TopicRetention> = Vec::new();
+    let mut deleted_ranges = Vec::new();
     let mut failed = Vec::new();
     for topic in engine.all_topics() {
         if stop() {
@@ -127,18 +133,25 @@ pub(crate) fn run_retention(
             disk_bytes_before = Some(dir_size(&engine.path));
         }
         match retain_topic(engine, &topic, &mut failed) {
-            Ok(deleted) => topics.extend(deleted),
+            Ok(Some(deleted)) => {
+                deleted_ranges.push(
+                    format::message_key_range(topic.id).0
+                        ..format::message_key(topic.id, deleted.first_id),
+                );
+                topics.push(deleted);
+            }
             Err(TopicError::Closed) => return Err(TopicError::Closed),
-            Err(_) => {}
+            Ok(None) | Err(_) => {}
         }
     }
-    if !topics.is_empty() {
-        // The metadata column family holds the log's oldest part too; once
-        // it and the topics are flushed, the log files of the deleted
-        // messages are deleted.
+    if !deleted_ranges.is_empty() {
         let db = engine.db()?;
-        db.flush_cf_opt(&meta_cf(&db), &FlushOptions::default())
-            .map_err(|error| StorageError::rocksdb("flushing the metadata", &error))?;
+        compaction::reclaim(&db, &deleted_ranges).map_err(|error| {
+            TopicError::from(StorageError::rocksdb(
+                "giving the disk of deleted pages back",
+                &error,
+            ))
+        })?;
     }
     let disk_bytes_after = dir_size(&engine.path);
     let report = RetentionReport {
@@ -180,9 +193,19 @@ fn retain_topic(
     };
     let deleted = delete_pages(engine, topic).inspect_err(&mut fail)?;
     if let Some(deleted) = &deleted {
-        // The pages are gone either way; a later pass that deletes pages,
-        // the scheduled compaction or the next open gives their disk back.
-        let _ = reclaim(engine, topic, deleted.first_id).inspect_err(&mut fail);
+        // The pages are gone either way; a later pass or the next open
+        // deletes files left behind.
+        engine.segments.forget_before(topic.id, deleted.first_id);
+        let _ = engine
+            .segments
+            .delete_before(topic.id, deleted.first_id)
+            .map_err(|error| {
+                TopicError::from(StorageError::io(
+                    format!("deleting segment files of topic `{}`", topic.name),
+                    &error,
+                ))
+            })
+            .inspect_err(&mut fail);
     }
     Ok(deleted)
 }
@@ -191,7 +214,7 @@ fn retain_topic(
 /// `None` if nothing was due.
 fn delete_pages(engine: &Engine, topic: &Arc<Topic>) -> Result<Option<TopicRetention>, TopicError> {
     let db = engine.db()?;
-    let cf = topic_cf(&db, topic)?;
+    let cf = messages_cf(&db);
     let meta = meta_cf(&db);
     let mut writer = topic.writer.lock();
     if topic.is_destroyed() {
@@ -205,7 +228,7 @@ fn delete_pages(engine: &Engine, topic: &Arc<Topic>) -> Result<Option<TopicReten
     let now_ns = engine.now_ns();
     let acked_ids = records.iter().map(|(_, record)| record.acked_id);
     let plan = plan(engine, &writer, deletable_up_to(engine, acked_ids), now_ns);
-    let deletion = Deletion::new(topic, &writer, &records, &plan, now_ns, &cf, &meta);
+    let deletion = Deletion::new(topic, &writer, &records, &plan, now_ns, cf, meta);
     let context = || format!("deleting pages of topic `{}`", topic.name);
     failpoint::check("retention::delete_pages", &topic.name)
         .map_err(|error| StorageError::io(context(), &error))?;
@@ -255,8 +278,8 @@ impl Deletion {
         records: &[(&Arc<Group>, MutexGuard<'_, GroupRecord>)],
         plan: &Plan,
         now_ns: u64,
-        cf: &Arc<BoundColumnFamily<'_>>,
-        meta: &Arc<BoundColumnFamily<'_>>,
+        cf: &ColumnFamily,
+        meta: &ColumnFamily,
     ) -> Self {
         let mut deletion = Self {
             batch: WriteBatch::default(),
@@ -284,8 +307,8 @@ impl Deletion {
             // pass's file deletion may have uncovered.
             deletion.batch.delete_range_cf(
                 cf,
-                format::message_key(0),
-                format::message_key(plan.first_id),
+                format::message_key(topic.id, 0),
+                format::message_key(topic.id, plan.first_id),
             );
             deletion.move_lagging_groups(topic, records, plan.first_id, meta);
         }
@@ -301,7 +324,7 @@ impl Deletion {
         topic: &Topic,
         records: &[(&Arc<Group>, MutexGuard<'_, GroupRecord>)],
         first_id: MessageId,
-        meta: &Arc<BoundColumnFamily<'_>>,
+        meta: &ColumnFamily,
     ) {
         for (index, (group, record)) in records.iter().enumerate() {
             if record.acked_id + 1 < first_id {
@@ -407,48 +430,4 @@ fn plan(engine: &Engine, writer: &Writer, deletable_up_to: MessageId, now_ns: u6
         retained_bytes -= page.bytes;
     }
     plan
-}
-
-/// Gives the disk of the messages below `first_id` back now rather than at
-/// the next compaction: flush, delete whole files, compact the range, and
-/// delete the segment files of the deleted pages.
-fn reclaim(engine: &Engine, topic: &Topic, first_id: MessageId) -> Result<(), TopicError> {
-    let db = engine.db()?;
-    let cf = db
-        .cf_handle(&topic.cf_name)
-        .ok_or_else(|| TopicError::NotFound {
-            topic: topic.name.clone(),
-        })?;
-    let cf = &cf;
-    let rocks = |error: rocksdb::Error| {
-        TopicError::from(StorageError::rocksdb(
-            format!("reclaiming the disk of topic `{}`", topic.name),
-            &error,
-        ))
-    };
-    let (start, end) = (format::message_key(0), format::message_key(first_id));
-    db.flush_cf_opt(cf, &FlushOptions::default())
-        .map_err(rocks)?;
-    // DeleteFilesInRange includes the end of its range: a file whose last
-    // key is the first message kept would go. The last deleted id bounds it.
-    if let Some(last_deleted) = first_id.checked_sub(1) {
-        db.delete_file_in_range_cf(cf, start, format::message_key(last_deleted))
-            .map_err(rocks)?;
-    }
-    db.compact_range_cf_opt(
-        cf,
-        Some(start),
-        Some(end),
-        &crate::rocks::compaction::compact_options(),
-    );
-    topic.readers.forget_before(first_id);
-    engine
-        .segments
-        .delete_before(topic.id, first_id)
-        .map_err(|error| {
-            TopicError::from(StorageError::io(
-                format!("deleting segment files of topic `{}`", topic.name),
-                &error,
-            ))
-        })
 }

@@ -21,11 +21,18 @@
 //! are harmless and go with the file. Files that belong to no page (left
 //! by a crash between a retention batch or a topic destruction and the
 //! deletion of the files) are deleted when the store opens.
+//!
+//! Open files are a budget (see `options::FdBudget`): the store keeps at
+//! most so many segment files open, for writing and reading alike, and
+//! closes the least recently used when it needs another. A writer or reader
+//! that finds its file closed opens it again.
 
 use std::io::{self, IoSlice, IoSliceMut};
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use lru::LruCache;
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
 
@@ -49,25 +56,52 @@ pub(crate) fn goes_external(len: usize, batch_bytes: usize) -> bool {
     len >= EXTERNAL_MIN_BYTES
         || (batch_bytes >= BATCH_EXTERNAL_MIN_BYTES && len >= BATCH_PAYLOAD_MIN_BYTES)
 }
-/// Open segment files kept for reading, per topic.
-const READ_FILES_KEPT: usize = 32;
 /// Slices per `writev` call (Linux's `IOV_MAX` is 1024).
 const MAX_SLICES: usize = 512;
 
-/// The segment directory of a store, on its file system.
-#[derive(Debug, Clone)]
+/// The segment directory of a store, on its file system, with the segment
+/// files it keeps open.
+#[derive(Debug)]
 pub(crate) struct Segments {
     fs: Arc<dyn FileSystem>,
     store: PathBuf,
     root: PathBuf,
+    open: Mutex<OpenFiles>,
+}
+
+/// A segment file: its topic and the first id of its page.
+type FileKey = (u32, MessageId);
+
+/// The segment files kept open, least recently used first out, and per
+/// topic the first segment still retained: a file opened by a read that
+/// raced with its deletion is not kept, so that no fd holds a deleted
+/// file's disk.
+#[derive(Debug)]
+struct OpenFiles {
+    files: LruCache<FileKey, Open>,
+    retained_from: FxHashMap<u32, MessageId>,
+}
+
+/// An open segment file, and whether it was opened for appending.
+#[derive(Debug, Clone)]
+struct Open {
+    file: Arc<dyn SegmentFile>,
+    append: bool,
 }
 
 impl Segments {
-    pub(crate) fn new(fs: Arc<dyn FileSystem>, store_path: &Path) -> Self {
+    /// The segments of the store at `store_path`, keeping at most
+    /// `open_files` files open.
+    pub(crate) fn new(fs: Arc<dyn FileSystem>, store_path: &Path, open_files: usize) -> Self {
+        let capacity = NonZeroUsize::new(open_files).unwrap_or(NonZeroUsize::MIN);
         Self {
             fs,
             store: store_path.to_path_buf(),
             root: store_path.join("segments"),
+            open: Mutex::new(OpenFiles {
+                files: LruCache::new(capacity),
+                retained_from: FxHashMap::default(),
+            }),
         }
     }
 
@@ -77,6 +111,87 @@ impl Segments {
 
     pub(crate) fn path(&self, topic_id: u32, segment: MessageId) -> PathBuf {
         self.topic_dir(topic_id).join(format!("{segment:020}.seg"))
+    }
+
+    /// Segment `segment` of topic `topic_id`, open (for appending too if
+    /// `append`, creating it then), from the open files or opened now.
+    fn file(
+        &self,
+        topic_id: u32,
+        segment: MessageId,
+        append: bool,
+    ) -> io::Result<Arc<dyn SegmentFile>> {
+        let key = (topic_id, segment);
+        let mut open = self.open.lock();
+        if let Some(found) = open.files.get(&key)
+            && (found.append || !append)
+        {
+            return Ok(Arc::clone(&found.file));
+        }
+        let path = self.path(topic_id, segment);
+        let file = if append {
+            self.fs.open_append(&path)?
+        } else {
+            self.fs.open_read(&path)?
+        };
+        let retained = open
+            .retained_from
+            .get(&topic_id)
+            .is_none_or(|&first| segment >= first);
+        if retained {
+            open.files.put(
+                key,
+                Open {
+                    file: Arc::clone(&file),
+                    append,
+                },
+            );
+        }
+        Ok(file)
+    }
+
+    /// Closes the files of topic `topic_id`'s segments before
+    /// `first_retained`, which are being deleted, and keeps none of them
+    /// open from now on.
+    pub(crate) fn forget_before(&self, topic_id: u32, first_retained: MessageId) {
+        let mut open = self.open.lock();
+        let from = open.retained_from.entry(topic_id).or_default();
+        *from = (*from).max(first_retained);
+        let gone: Vec<FileKey> = open
+            .files
+            .iter()
+            .filter(|((topic, segment), _)| *topic == topic_id && *segment < first_retained)
+            .map(|(key, _)| *key)
+            .collect();
+        for key in gone {
+            open.files.pop(&key);
+        }
+    }
+
+    /// Closes the files of topic `topic_id`'s segments after `last_kept`,
+    /// which a repair cut off.
+    pub(crate) fn forget_after(&self, topic_id: u32, last_kept: MessageId) {
+        let mut open = self.open.lock();
+        let gone: Vec<FileKey> = open
+            .files
+            .iter()
+            .filter(|((topic, segment), _)| *topic == topic_id && *segment > last_kept)
+            .map(|(key, _)| *key)
+            .collect();
+        for key in gone {
+            open.files.pop(&key);
+        }
+    }
+
+    /// Closes every file of topic `topic_id` and keeps none open from now
+    /// on: the topic is gone.
+    pub(crate) fn close_topic(&self, topic_id: u32) {
+        self.forget_before(topic_id, MessageId::MAX);
+    }
+
+    /// How many segment files are open now.
+    pub(crate) fn open_files(&self) -> usize {
+        self.open.lock().files.len()
     }
 
     /// Deletes the segment files of pages `[first, …)` that start before
@@ -144,6 +259,48 @@ impl Segments {
                 .sum()
         })
     }
+
+    /// Reads and checks the payload `reference` points to.
+    pub(crate) fn read(
+        &self,
+        topic_id: u32,
+        reference: &PayloadRef,
+    ) -> Result<Vec<u8>, PayloadError> {
+        self.read_adjacent(topic_id, std::slice::from_ref(reference))
+            .map(|mut payloads| payloads.pop().unwrap_or_default())
+    }
+
+    /// Reads and checks payloads that lie back to back in one segment
+    /// (each starts where the one before ends) with one `preadv`, straight
+    /// into the payloads' own buffers: small payloads written in one batch
+    /// are read back without a system call or a copy each. Nothing is
+    /// allocated before the file is known to hold the bytes.
+    pub(crate) fn read_adjacent(
+        &self,
+        topic_id: u32,
+        references: &[PayloadRef],
+    ) -> Result<Vec<Vec<u8>>, PayloadError> {
+        let Some(first) = references.first() else {
+            return Ok(Vec::new());
+        };
+        if let Some(pair) = references
+            .windows(2)
+            .find(|pair| !adjacent(&pair[0], &pair[1]))
+        {
+            return Err(PayloadError::Damaged(format!(
+                "payload references at bytes {} and {} of segment {} do not follow each other",
+                pair[0].offset, pair[1].offset, pair[0].segment
+            )));
+        }
+        let file = self.file(topic_id, first.segment, false).map_err(|error| {
+            if error.kind() == io::ErrorKind::NotFound {
+                PayloadError::Gone
+            } else {
+                PayloadError::Io(error)
+            }
+        })?;
+        read_checked(&*file, references)
+    }
 }
 
 /// What makes a segment file's bytes durable: syncing the file, and, for
@@ -151,8 +308,8 @@ impl Segments {
 /// theirs) live in.
 #[derive(Debug, Clone)]
 pub(crate) struct SyncJob {
+    topic_id: u32,
     pub(crate) segment: MessageId,
-    file: Arc<dyn SegmentFile>,
     /// The file's length when the job was taken: what it makes durable.
     len: u64,
     dirs: Vec<PathBuf>,
@@ -162,12 +319,15 @@ impl SyncJob {
     /// Runs `jobs`: syncs each file, then each directory once.
     pub(crate) fn run_all(jobs: &[Self], segments: &Segments) -> io::Result<()> {
         for job in jobs {
-            job.file.sync_data().map_err(|error| {
-                io::Error::new(
-                    error.kind(),
-                    format!("syncing segment {}: {error}", job.segment),
-                )
-            })?;
+            segments
+                .file(job.topic_id, job.segment, true)
+                .and_then(|file| file.sync_data())
+                .map_err(|error| {
+                    io::Error::new(
+                        error.kind(),
+                        format!("syncing segment {}: {error}", job.segment),
+                    )
+                })?;
         }
         let mut dirs: Vec<&PathBuf> = jobs.iter().flat_map(|job| &job.dirs).collect();
         dirs.sort_unstable();
@@ -188,11 +348,12 @@ impl SyncJob {
 ///
 /// It knows how much of the file is durable, so that a reference is
 /// never made more durable than the payload it points to (see
-/// `docs/durability.md`).
+/// `docs/durability.md`). It holds no file open: the store's open files
+/// do, within their budget.
 #[derive(Debug)]
 pub(crate) struct SegmentWriter {
+    topic_id: u32,
     pub(crate) segment: MessageId,
-    file: Arc<dyn SegmentFile>,
     /// The file's length: where the next payload goes.
     len: u64,
     /// How many of its bytes are durable.
@@ -227,13 +388,12 @@ impl SegmentWriter {
             }
         }
         segments.fs.create_dir_all(&dir)?;
-        let file = segments.fs.open_append(&path)?;
-        let len = file.size()?;
+        let len = segments.file(topic_id, segment, true)?.size()?;
         // Bytes already in the file may be in the page cache only (a process
         // crash keeps them): the first sync covers them too.
         Ok(Self {
+            topic_id,
             segment,
-            file,
             len,
             synced: 0,
             dirs,
@@ -246,13 +406,14 @@ impl SegmentWriter {
     }
 
     /// Appends `payloads`, in order, with as few system calls as it can.
-    pub(crate) fn append(&mut self, payloads: &[&[u8]]) -> io::Result<()> {
+    pub(crate) fn append(&mut self, segments: &Segments, payloads: &[&[u8]]) -> io::Result<()> {
+        let file = segments.file(self.topic_id, self.segment, true)?;
         for chunk in payloads.chunks(MAX_SLICES) {
             let mut slices: Vec<IoSlice<'_>> =
                 chunk.iter().map(|bytes| IoSlice::new(bytes)).collect();
             let mut slices = &mut slices[..];
             while !slices.is_empty() {
-                match self.file.append(slices) {
+                match file.append(slices) {
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                     Ok(written) => {
                         self.len += written as u64;
@@ -261,7 +422,7 @@ impl SegmentWriter {
                     Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                     Err(error) => {
                         // Whatever was written stays: the next offset must follow it.
-                        self.len = self.file.size().unwrap_or(self.len).max(self.len);
+                        self.len = file.size().unwrap_or(self.len).max(self.len);
                         return Err(error);
                     }
                 }
@@ -273,8 +434,8 @@ impl SegmentWriter {
     /// What is left to sync for every byte appended so far to be durable.
     pub(crate) fn unsynced(&self) -> Option<SyncJob> {
         (self.synced < self.len || !self.dirs.is_empty()).then(|| SyncJob {
+            topic_id: self.topic_id,
             segment: self.segment,
-            file: Arc::clone(&self.file),
             len: self.len,
             dirs: self.dirs.clone(),
         })
@@ -308,105 +469,6 @@ impl std::fmt::Display for PayloadError {
             Self::Io(error) => write!(f, "reading it: {error}"),
             Self::Damaged(what) => f.write_str(what),
         }
-    }
-}
-
-/// Open segment files of one topic, for reading.
-#[derive(Debug, Default)]
-pub(crate) struct SegmentReaders {
-    files: Mutex<OpenFiles>,
-}
-
-/// The files a topic's readers keep open, and the first segment still
-/// retained: a file opened by a read that raced with its deletion is not
-/// kept, so that no fd holds a deleted file's disk.
-#[derive(Debug, Default)]
-struct OpenFiles {
-    by_segment: FxHashMap<MessageId, Arc<dyn SegmentFile>>,
-    first_retained: MessageId,
-}
-
-impl SegmentReaders {
-    /// Reads and checks the payload `reference` points to.
-    pub(crate) fn read(
-        &self,
-        segments: &Segments,
-        topic_id: u32,
-        reference: &PayloadRef,
-    ) -> Result<Vec<u8>, PayloadError> {
-        self.read_adjacent(segments, topic_id, std::slice::from_ref(reference))
-            .map(|mut payloads| payloads.pop().unwrap_or_default())
-    }
-
-    /// Reads and checks payloads that lie back to back in one segment
-    /// (each starts where the one before ends) with one `preadv`, straight
-    /// into the payloads' own buffers: small payloads written in one batch
-    /// are read back without a system call or a copy each. Nothing is
-    /// allocated before the file is known to hold the bytes.
-    pub(crate) fn read_adjacent(
-        &self,
-        segments: &Segments,
-        topic_id: u32,
-        references: &[PayloadRef],
-    ) -> Result<Vec<Vec<u8>>, PayloadError> {
-        let Some(first) = references.first() else {
-            return Ok(Vec::new());
-        };
-        if let Some(pair) = references
-            .windows(2)
-            .find(|pair| !adjacent(&pair[0], &pair[1]))
-        {
-            return Err(PayloadError::Damaged(format!(
-                "payload references at bytes {} and {} of segment {} do not follow each other",
-                pair[0].offset, pair[1].offset, pair[0].segment
-            )));
-        }
-        let file = self.file(segments, topic_id, first.segment)?;
-        read_checked(&*file, references)
-    }
-
-    fn file(
-        &self,
-        segments: &Segments,
-        topic_id: u32,
-        segment: MessageId,
-    ) -> Result<Arc<dyn SegmentFile>, PayloadError> {
-        let mut files = self.files.lock();
-        if let Some(file) = files.by_segment.get(&segment) {
-            return Ok(Arc::clone(file));
-        }
-        let file = segments
-            .fs
-            .open_read(&segments.path(topic_id, segment))
-            .map_err(|error| {
-                if error.kind() == io::ErrorKind::NotFound {
-                    PayloadError::Gone
-                } else {
-                    PayloadError::Io(error)
-                }
-            })?;
-        if segment >= files.first_retained {
-            if files.by_segment.len() >= READ_FILES_KEPT {
-                files.by_segment.clear();
-            }
-            files.by_segment.insert(segment, Arc::clone(&file));
-        }
-        Ok(file)
-    }
-
-    /// Closes the files of segments before `first_retained`, which are
-    /// being deleted, and keeps none of them open from now on.
-    pub(crate) fn forget_before(&self, first_retained: MessageId) {
-        let mut files = self.files.lock();
-        files.first_retained = files.first_retained.max(first_retained);
-        files
-            .by_segment
-            .retain(|&segment, _| segment >= first_retained);
-    }
-
-    /// Closes every file and keeps none open from now on: the topic is gone.
-    pub(crate) fn close_all(&self) {
-        self.forget_before(MessageId::MAX);
     }
 }
 
@@ -504,7 +566,7 @@ mod tests {
     #[test]
     fn payloads_are_appended_and_read_back_checked() {
         let dir = tempfile::tempdir().unwrap();
-        let segments = Segments::new(Arc::new(crate::fs::StdFileSystem), dir.path());
+        let segments = Segments::new(Arc::new(crate::fs::StdFileSystem), dir.path(), 2);
         let mut writer = SegmentWriter::open(&segments, 7, 100).unwrap();
         let payloads: Vec<Vec<u8>> = (0..3u8).map(|i| vec![i; 20_000 + usize::from(i)]).collect();
         let mut references = Vec::new();
@@ -519,30 +581,24 @@ mod tests {
             pending += payload.len() as u64;
         }
         let slices: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
-        writer.append(&slices).unwrap();
-        let readers = SegmentReaders::default();
+        writer.append(&segments, &slices).unwrap();
         for (payload, reference) in payloads.iter().zip(&references) {
-            assert_eq!(&readers.read(&segments, 7, reference).unwrap(), payload);
+            assert_eq!(&segments.read(7, reference).unwrap(), payload);
         }
         assert!(
             references
                 .windows(2)
                 .all(|pair| adjacent(&pair[0], &pair[1]))
         );
+        assert_eq!(segments.read_adjacent(7, &references).unwrap(), payloads);
         assert_eq!(
-            readers.read_adjacent(&segments, 7, &references).unwrap(),
-            payloads
-        );
-        assert_eq!(
-            readers
-                .read_adjacent(&segments, 7, &references[1..])
-                .unwrap(),
+            segments.read_adjacent(7, &references[1..]).unwrap(),
             payloads[1..]
         );
         let mut one_damaged = references.clone();
         one_damaged[2].crc ^= 1;
         assert!(matches!(
-            readers.read_adjacent(&segments, 7, &one_damaged),
+            segments.read_adjacent(7, &one_damaged),
             Err(PayloadError::Damaged(what)) if what.contains("fails its CRC")
         ));
         // Reopening appends after what is there.
@@ -554,7 +610,7 @@ mod tests {
             ..references[1]
         };
         assert!(matches!(
-            readers.read(&segments, 7, &damaged),
+            segments.read(7, &damaged),
             Err(PayloadError::Damaged(_))
         ));
         let beyond = PayloadRef {
@@ -562,7 +618,7 @@ mod tests {
             ..references[0]
         };
         assert!(matches!(
-            readers.read(&segments, 7, &beyond),
+            segments.read(7, &beyond),
             Err(PayloadError::Damaged(_))
         ));
         let missing = PayloadRef {
@@ -570,7 +626,7 @@ mod tests {
             ..references[0]
         };
         assert!(matches!(
-            readers.read(&segments, 7, &missing),
+            segments.read(7, &missing),
             Err(PayloadError::Gone)
         ));
 
@@ -579,10 +635,18 @@ mod tests {
         let mut past_end = references.clone();
         past_end[2].len += 1;
         assert!(matches!(
-            readers.read_adjacent(&segments, 7, &past_end),
+            segments.read_adjacent(7, &past_end),
             Err(PayloadError::Damaged(what)) if what.contains("ends before byte")
         ));
-        segments.delete_before(7, 101).unwrap();
+        // At most two files open: opening more closes the oldest.
+        for segment in [200, 300, 400] {
+            SegmentWriter::open(&segments, 7, segment).unwrap();
+        }
+        assert_eq!(segments.open_files(), 2);
+        assert_eq!(segments.read(7, &references[0]).unwrap(), payloads[0]);
+        segments.forget_before(7, 1000);
+        assert_eq!(segments.open_files(), 0);
+        segments.delete_before(7, 1000).unwrap();
         assert!(segments.list(7).unwrap().is_empty());
         segments.delete_topic(7).unwrap();
         segments.delete_topic(7).unwrap();

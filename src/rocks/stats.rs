@@ -7,16 +7,16 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use rocksdb::{BoundColumnFamily, DB};
+use rocksdb::DB;
 use serde::Serialize;
 
 use crate::clock::from_nanos;
 use crate::error::{StorageError, TopicError};
 use crate::message::MessageId;
 use crate::rocks::background::BackgroundStats;
-use crate::rocks::catalog;
-use crate::rocks::engine::{Engine, topic_cf};
+use crate::rocks::engine::Engine;
 use crate::rocks::format::{self, GroupRecord, PageRecord, TopicState};
+use crate::rocks::options::{messages_cf, meta_cf};
 use crate::rocks::topic::Topic;
 
 /// The statistics of a whole store.
@@ -27,6 +27,12 @@ pub struct StoreStats {
     pub topics: Vec<TopicStats>,
     /// Bytes of every file in the store's directory, as present on disk.
     pub disk_bytes: u64,
+    /// Memory held by the memtables, which all topics share (RocksDB's
+    /// arena: allocated in blocks, so more than the messages it holds).
+    pub memtable_bytes: u64,
+    /// Segment files open now (kept open for reading and appending, up to a
+    /// bound that follows the process's file descriptor limit).
+    pub open_segment_files: u64,
     /// Topics the store opened without, with what is wrong; see
     /// [`Store::damaged_topics`].
     pub damaged_topics: Vec<DamagedTopicStats>,
@@ -63,13 +69,11 @@ pub struct TopicStats {
     pub first_id: MessageId,
     /// The last id produced; 0 when nothing was ever produced.
     pub last_id: MessageId,
-    /// The topic's bytes on disk: its column family's live table files and
-    /// its segment files. Its newest messages may be only in the memtable
-    /// and the write-ahead log (shared by all topics), which are not counted.
+    /// The topic's bytes on disk: its messages' share of the table files
+    /// (as RocksDB estimates it from their index blocks) and its segment
+    /// files. Its newest messages may be only in the memtable and the
+    /// write-ahead log (shared by all topics), which are not counted.
     pub disk_bytes: u64,
-    /// Memory held by the topic's memtables (RocksDB's arena: allocated in
-    /// blocks, so more than the messages it holds).
-    pub memtable_bytes: u64,
     /// The topic's consumer groups, sorted by name.
     pub groups: Vec<GroupStats>,
     /// Pages retention has deleted since the topic was created.
@@ -159,13 +163,24 @@ pub(crate) fn stats(engine: &Engine) -> Result<StoreStats, TopicError> {
             other => Some(other),
         })
         .collect::<Result<_, _>>()?;
-    let damaged_topics = catalog::damaged_topics(engine)?
+    let damaged_topics = engine
+        .damaged_topics()?
         .into_iter()
         .map(|(name, reason)| DamagedTopicStats { name, reason })
         .collect();
+    let db = engine.db()?;
+    let mut memtable_bytes = 0;
+    for cf in [meta_cf(&db), messages_cf(&db)] {
+        memtable_bytes += db
+            .property_int_value_cf(cf, "rocksdb.cur-size-all-mem-tables")
+            .map_err(|error| StorageError::rocksdb("reading the memtable size", &error))?
+            .unwrap_or_default();
+    }
     Ok(StoreStats {
         topics,
         disk_bytes: dir_size(&engine.path),
+        memtable_bytes,
+        open_segment_files: engine.segments.open_files() as u64,
         damaged_topics,
         background: engine.background_status.snapshot(),
     })
@@ -185,15 +200,18 @@ fn stats_of(engine: &Engine, topic: &Arc<Topic>) -> Result<TopicStats, TopicErro
         (messages, bytes, writer.page_count(), writer.state)
     };
     let db = engine.db()?;
-    let cf = topic_cf(&db, topic)?;
-    let property = |name: &str| {
-        db.property_int_value_cf(&cf, name)
-            .map(Option::unwrap_or_default)
-            .map_err(|error| StorageError::rocksdb(format!("reading {name}"), &error))
-    };
-    let disk_bytes =
-        property("rocksdb.live-sst-files-size")? + engine.segments.topic_bytes(topic.id);
-    let memtable_bytes = property("rocksdb.cur-size-all-mem-tables")?;
+    if topic.is_destroyed() {
+        return Err(TopicError::NotFound {
+            topic: topic.name.clone(),
+        });
+    }
+    let (start, end) = format::message_key_range(topic.id);
+    let table_bytes = db
+        .get_approximate_sizes_cf(messages_cf(&db), &[rocksdb::Range::new(&start, &end)])
+        .first()
+        .copied()
+        .unwrap_or_default();
+    let disk_bytes = table_bytes + engine.segments.topic_bytes(topic.id);
     let retained = Retained {
         messages,
         bytes,
@@ -207,7 +225,7 @@ fn stats_of(engine: &Engine, topic: &Arc<Topic>) -> Result<TopicStats, TopicErro
         .collect();
     let groups = groups
         .into_iter()
-        .map(|(name, record)| group_stats(&db, &cf, &retained, name, &record))
+        .map(|(name, record)| group_stats(&db, topic.id, &retained, name, &record))
         .collect::<Result<_, _>>()?;
     Ok(TopicStats {
         name: topic.name.clone(),
@@ -218,7 +236,6 @@ fn stats_of(engine: &Engine, topic: &Arc<Topic>) -> Result<TopicStats, TopicErro
         first_id: if messages > 0 { state.first_id } else { 0 },
         last_id: state.next_id - 1,
         disk_bytes,
-        memtable_bytes,
         groups,
         deleted_pages: state.deleted_pages,
         deleted_messages: state.deleted_messages,
@@ -238,7 +255,7 @@ struct Retained {
 /// its first unacknowledged message, in bytes.
 fn group_stats(
     db: &DB,
-    cf: &Arc<BoundColumnFamily<'_>>,
+    topic_id: u32,
     retained: &Retained,
     name: String,
     record: &GroupRecord,
@@ -251,7 +268,7 @@ fn group_stats(
         (0, 0)
     } else {
         let offset = db
-            .get_pinned_cf(cf, format::message_key(from))
+            .get_pinned_cf(messages_cf(db), format::message_key(topic_id, from))
             .map_err(|error| StorageError::rocksdb("reading a message offset", &error))?
             .map(|value| format::message_offset(&value))
             .transpose()

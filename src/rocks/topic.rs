@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 use crate::error::NameError;
 use crate::message::MessageId;
 use crate::rocks::format::{GroupRecord, PageRecord, TopicState};
-use crate::rocks::segment::{SegmentReaders, SegmentWriter, Segments, SyncJob};
+use crate::rocks::segment::{SegmentWriter, Segments, SyncJob};
 
 /// The longest topic or group name, in bytes.
 pub const MAX_NAME_LEN: usize = 255;
@@ -48,7 +48,6 @@ pub(crate) fn check_name(kind: &'static str, name: &str) -> Result<(), NameError
 pub(crate) struct Topic {
     pub(crate) name: String,
     pub(crate) id: u32,
-    pub(crate) cf_name: String,
     pub(crate) created_ns: u64,
     pub(crate) writer: Mutex<Writer>,
     /// The last id readable (0: none yet).
@@ -59,8 +58,6 @@ pub(crate) struct Topic {
     /// Notified after every produce, and when the topic is destroyed.
     pub(crate) event: Event,
     pub(crate) groups: Mutex<BTreeMap<String, Arc<Group>>>,
-    /// Open segment files, for reading external payloads.
-    pub(crate) readers: SegmentReaders,
 }
 
 /// What producers (and retention) change under the topic's lock.
@@ -167,11 +164,9 @@ impl Writer {
 }
 
 impl Topic {
-    #[expect(clippy::too_many_arguments, reason = "a topic is all of these")]
     pub(crate) fn new(
         name: String,
         id: u32,
-        cf_name: String,
         created_ns: u64,
         state: TopicState,
         closed_pages: VecDeque<PageRecord>,
@@ -179,7 +174,6 @@ impl Topic {
         synced_through: MessageId,
     ) -> Self {
         Self {
-            cf_name,
             name,
             id,
             created_ns,
@@ -201,7 +195,6 @@ impl Topic {
             destroyed: AtomicBool::new(false),
             event: Event::new(),
             groups: Mutex::new(groups),
-            readers: SegmentReaders::default(),
         }
     }
 

@@ -11,16 +11,15 @@
 //! sees an id before its message.
 
 use std::ops::Range;
-use std::sync::Arc;
 
-use rocksdb::{BoundColumnFamily, WriteBatch};
+use rocksdb::{ColumnFamily, WriteBatch};
 
 use crate::error::{ProduceError, StorageError};
 use crate::message::{Message, MessageId};
-use crate::rocks::engine::{Engine, topic_cf};
+use crate::rocks::engine::Engine;
 use crate::rocks::format::{self, PageRecord, Payload, PayloadRef, TopicState};
-use crate::rocks::recovery::meta_cf;
-use crate::rocks::segment::{SegmentWriter, goes_external};
+use crate::rocks::options::{messages_cf, meta_cf};
+use crate::rocks::segment::{SegmentWriter, Segments, goes_external};
 use crate::rocks::topic::{Topic, Writer};
 
 /// The largest encoding buffer a topic keeps between produce calls.
@@ -37,7 +36,7 @@ pub(crate) fn produce(
         .topic(topic)
         .ok_or_else(|| not_found(engine, topic))?;
     let families = Families {
-        messages: topic_cf(&db, &handle)?,
+        messages: messages_cf(&db),
         meta: meta_cf(&db),
     };
     let shape = Shape::of(engine, topic, messages)?;
@@ -77,8 +76,8 @@ fn not_found(engine: &Engine, topic: &str) -> ProduceError {
 
 /// The column families a produce writes to.
 struct Families<'a> {
-    messages: Arc<BoundColumnFamily<'a>>,
-    meta: Arc<BoundColumnFamily<'a>>,
+    messages: &'a ColumnFamily,
+    meta: &'a ColumnFamily,
 }
 
 /// What a batch is, checked before anything is written: every message
@@ -150,7 +149,7 @@ fn fill_batch(
         let size = message.size();
         if let Some(page) = engine.pages.append(&mut state.open_page, id, size, now_ns) {
             batch.put_cf(
-                &families.meta,
+                families.meta,
                 format::page_key(topic.id, page.first_id),
                 page.encode(),
             );
@@ -171,12 +170,16 @@ fn fill_batch(
             &message.properties,
             payload,
         );
-        batch.put_cf(&families.messages, format::message_key(id), &writer.scratch);
+        batch.put_cf(
+            families.messages,
+            format::message_key(topic.id, id),
+            &writer.scratch,
+        );
         state.next_id += 1;
         state.produced_bytes += size;
     }
     if let Some(open) = &mut writer.segment {
-        pending.write(open).map_err(written)?;
+        pending.write(&engine.segments, open).map_err(written)?;
     }
     // A reference is never more durable than its payload: with
     // `syncWrites` the batch is synced, so the payloads are first.
@@ -201,7 +204,7 @@ fn segment_for<'w>(
         .is_none_or(|open| open.segment != page)
     {
         if let Some(previous) = &mut writer.segment {
-            pending.write(previous)?;
+            pending.write(&engine.segments, previous)?;
         }
         writer.switch_segment(&engine.segments, topic.id, page)?;
     }
@@ -247,11 +250,11 @@ impl<'a> Pending<'a> {
     }
 
     /// Appends what is queued to `segment`.
-    fn write(&mut self, segment: &mut SegmentWriter) -> std::io::Result<()> {
+    fn write(&mut self, segments: &Segments, segment: &mut SegmentWriter) -> std::io::Result<()> {
         if self.payloads.is_empty() {
             return Ok(());
         }
-        segment.append(&self.payloads)?;
+        segment.append(segments, &self.payloads)?;
         self.payloads.clear();
         self.bytes = 0;
         Ok(())
