@@ -29,8 +29,8 @@ use crate::cursor::{Cursor, DamagePolicy, deadline_after};
 use crate::error::ConsumerError;
 use crate::message::{MessageId, Position, StoredMessage};
 use crate::rocks::catalog;
-use crate::rocks::engine::Engine;
 use crate::rocks::format::GroupRecord;
+use crate::rocks::lifecycle::Handle;
 use crate::rocks::topic::Group;
 
 /// How a [`Consumer`] acknowledges.
@@ -71,7 +71,7 @@ pub struct Consumer {
 impl Consumer {
     /// Opens the consumer of `group` on `topic`: one at a time per group.
     pub(crate) fn open(
-        engine: &Arc<Engine>,
+        engine: &Arc<Handle>,
         topic: &str,
         group: &str,
     ) -> Result<Self, ConsumerError> {

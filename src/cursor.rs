@@ -16,7 +16,7 @@ use event_listener::{EventListener, Listener};
 
 use crate::error::ConsumerError;
 use crate::message::{MessageId, Position, StoredMessage};
-use crate::rocks::engine::Engine;
+use crate::rocks::lifecycle::Handle;
 use crate::rocks::read::{self, ReadError};
 use crate::rocks::topic::{Group, Topic};
 
@@ -28,7 +28,7 @@ const READ_AHEAD_BYTES: u64 = 1 << 20;
 /// A position in a topic and the messages read ahead of it.
 #[derive(Debug)]
 pub(crate) struct Cursor {
-    pub(crate) engine: Arc<Engine>,
+    pub(crate) engine: Arc<Handle>,
     pub(crate) topic: Arc<Topic>,
     /// The consumer group whose position this is (`None` for a reader):
     /// destroying it stops the cursor.
@@ -72,7 +72,7 @@ struct Damage {
 
 impl Cursor {
     pub(crate) fn new(
-        engine: Arc<Engine>,
+        engine: Arc<Handle>,
         topic: Arc<Topic>,
         group: Option<Arc<Group>>,
         next: MessageId,

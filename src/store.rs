@@ -18,7 +18,7 @@ use crate::fs::{FileSystem, StdFileSystem};
 use crate::message::{Message, MessageId, Position, StoredMessage};
 use crate::reader::Reader;
 use crate::rocks::compaction::{self, CompactionReport};
-use crate::rocks::engine::Engine;
+use crate::rocks::lifecycle::Handle;
 use crate::rocks::repair::{self, CheckReport, RepairReport};
 use crate::rocks::retention::{self, RetentionReport};
 use crate::rocks::stats::{self, PageInfo, StoreStats, TopicStats};
@@ -45,7 +45,7 @@ use crate::rocks::{catalog, lifecycle, read, write};
 /// ```
 #[derive(Debug, Clone)]
 pub struct Store {
-    engine: Arc<Engine>,
+    engine: Arc<Handle>,
 }
 
 /// What a store takes from its surroundings besides its configuration:

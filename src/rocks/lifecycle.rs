@@ -26,12 +26,36 @@ use crate::rocks::recovery::{clean_segments, recover};
 use crate::rocks::retention::run_retention;
 use crate::rocks::segment::Segments;
 
+/// The store as its users hold it (`Store`, `Consumer`, `Reader`): the
+/// store closes when the last of these is dropped, whatever the background
+/// task holds at that moment. The task holds the core only weakly, but a
+/// running job holds it strongly until it ends; closing from here releases
+/// the directory when the user lets go, not when a job happens to end.
+#[derive(Debug)]
+pub(crate) struct Handle(Arc<Engine>);
+
+impl std::ops::Deref for Handle {
+    type Target = Engine;
+
+    fn deref(&self) -> &Engine {
+        &self.0
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        if let Err(error) = close(&self.0) {
+            tracing::warn!(%error, "closing the store when its last handle was dropped");
+        }
+    }
+}
+
 /// Opens (creating if needed) the store at `config.path`.
 pub(crate) fn open(
     config: Config,
     clock: Arc<dyn Clock>,
     file_system: Arc<dyn FileSystem>,
-) -> Result<Arc<Engine>, OpenError> {
+) -> Result<Arc<Handle>, OpenError> {
     config.validate()?;
     let path = config.path.clone();
     std::fs::create_dir_all(&path).map_err(|source| OpenError::CreateDir {
@@ -71,7 +95,7 @@ pub(crate) fn open(
             source: StorageError::io("starting the background thread", &error),
         })?;
     engine.set_background(background);
-    Ok(engine)
+    Ok(Arc::new(Handle(engine)))
 }
 
 /// The background jobs of `engine`, each holding it weakly.
