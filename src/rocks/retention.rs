@@ -37,7 +37,7 @@ use crate::rocks::engine::Engine;
 use crate::rocks::failpoint;
 use crate::rocks::format::{self, GroupRecord, TopicState};
 use crate::rocks::options::{messages_cf, meta_cf};
-use crate::rocks::stats::dir_size;
+use crate::rocks::stats::disk_bytes;
 use crate::rocks::topic::{Group, Topic, Writer};
 
 /// What one retention pass deleted.
@@ -130,7 +130,7 @@ pub(crate) fn run_retention(
             break;
         }
         if disk_bytes_before.is_none() && is_due(engine, &topic) {
-            disk_bytes_before = Some(dir_size(&engine.path));
+            disk_bytes_before = Some(disk_bytes(engine));
         }
         match retain_topic(engine, &topic, &mut failed) {
             Ok(Some(deleted)) => {
@@ -153,7 +153,7 @@ pub(crate) fn run_retention(
             ))
         })?;
     }
-    let disk_bytes_after = dir_size(&engine.path);
+    let disk_bytes_after = disk_bytes(engine);
     let report = RetentionReport {
         topics,
         failed,

@@ -178,7 +178,7 @@ pub(crate) fn stats(engine: &Engine) -> Result<StoreStats, TopicError> {
     }
     Ok(StoreStats {
         topics,
-        disk_bytes: dir_size(&engine.path),
+        disk_bytes: disk_bytes(engine),
         memtable_bytes,
         open_segment_files: engine.segments.open_files() as u64,
         damaged_topics,
@@ -289,16 +289,25 @@ fn group_stats(
     })
 }
 
-/// The bytes of every file under `dir` (0 for what cannot be read: files
-/// come and go while RocksDB works).
-pub(crate) fn dir_size(dir: &Path) -> u64 {
+/// The bytes of every file in the store's directory: RocksDB's files, as
+/// they are on disk now, and the segment files, as the store counts them
+/// (walking the directories of thousands of topics would take longer than
+/// the retention pass that reports it).
+pub(crate) fn disk_bytes(engine: &Engine) -> u64 {
+    dir_size(&engine.path, Some(engine.segments.root())) + engine.segments.total_bytes()
+}
+
+/// The bytes of every file under `dir` but under `skip` (0 for what cannot
+/// be read: files come and go while RocksDB works).
+fn dir_size(dir: &Path, skip: Option<&Path>) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };
     entries
         .flatten()
         .map(|entry| match entry.metadata() {
-            Ok(meta) if meta.is_dir() => dir_size(&entry.path()),
+            Ok(_) if skip == Some(entry.path().as_path()) => 0,
+            Ok(meta) if meta.is_dir() => dir_size(&entry.path(), skip),
             Ok(meta) => meta.len(),
             Err(_) => 0,
         })
