@@ -18,6 +18,7 @@ use crate::error::ConsumerError;
 use crate::message::{MessageId, Position, StoredMessage};
 use crate::rocks::lifecycle::Handle;
 use crate::rocks::read::{self, ReadError};
+use crate::rocks::telemetry::Deliveries;
 use crate::rocks::topic::{Group, Topic};
 
 /// Read-ahead per RocksDB iterator: up to this many messages...
@@ -37,6 +38,8 @@ pub(crate) struct Cursor {
     next: MessageId,
     buffer: VecDeque<StoredMessage>,
     listener: Option<EventListener>,
+    /// What it delivered, counted for the metrics.
+    deliveries: Deliveries,
     /// Messages between deliveries that retention deleted before they were read.
     skipped: u64,
     /// A message the last read could not read, just after the buffer.
@@ -78,6 +81,10 @@ impl Cursor {
         next: MessageId,
     ) -> Self {
         Self {
+            deliveries: Deliveries::new(
+                &topic.name,
+                group.as_deref().map(|group| group.name.as_str()),
+            ),
             engine,
             topic,
             group,
@@ -222,6 +229,7 @@ impl Cursor {
         let message = self.buffer.pop_front();
         if let Some(message) = &message {
             self.next = message.id + 1;
+            self.deliveries.delivered_one(message);
         }
         Ok(message)
     }
@@ -246,6 +254,7 @@ impl Cursor {
                 self.next = last.id + 1;
             }
         }
+        self.deliveries.delivered(&out);
         Ok(out)
     }
 

@@ -483,6 +483,33 @@ impl Store {
         stats::pages(&self.engine, topic)
     }
 
+    /// Sets the store's gauges in the installed [`metrics`] recorder now:
+    /// retained messages and bytes per topic, lag per group, disk, segment,
+    /// memtable and block cache bytes, open files. The background task
+    /// does this every 10 seconds; counters and histograms (produced,
+    /// consumed, latencies, retention and compaction runs, background
+    /// errors) are recorded as things happen. docs/metrics.md lists every
+    /// metric. Install the recorder before opening the store: the handles
+    /// of the produce and read paths are registered when a topic is created
+    /// or the store opens, and without a recorder they record nothing.
+    ///
+    /// ```
+    /// # use rocksmq::{Config, Message, Store};
+    /// # let dir = tempfile::tempdir()?;
+    /// // E.g. metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+    /// let store = Store::open(Config::builder().path(dir.path()).build())?;
+    /// store.create_topic("events")?;
+    /// store.produce("events", &[Message::new("hello")])?;
+    /// store.record_metrics()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`TopicError::Closed`] or a storage error.
+    pub fn record_metrics(&self) -> Result<(), TopicError> {
+        stats::record_metrics(&self.engine)
+    }
+
     /// The statistics of every topic.
     ///
     /// ```

@@ -15,6 +15,7 @@ use crate::rocks::engine::Engine;
 use crate::rocks::format::{MESSAGE_KEY_LEN, MESSAGES_CF, TOPIC_CF_PREFIX};
 use crate::rocks::options::{MAX_LEVELS, messages_cf, messages_options, meta_cf};
 use crate::rocks::stats::disk_bytes;
+use crate::rocks::telemetry;
 
 /// What a full compaction did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -124,6 +125,10 @@ pub(crate) fn compact(
         disk_bytes_after: disk_bytes(engine),
         duration: started.elapsed(),
     };
+    telemetry::compaction_ran(
+        disk_bytes_before.saturating_sub(report.disk_bytes_after),
+        report.duration,
+    );
     tracing::info!(
         column_families,
         disk_bytes_before,

@@ -25,6 +25,8 @@ use crate::rocks::options::{
 use crate::rocks::recovery::{clean_segments, recover};
 use crate::rocks::retention::run_retention;
 use crate::rocks::segment::Segments;
+use crate::rocks::stats::record_metrics;
+use crate::rocks::telemetry;
 
 /// The store as its users hold it (`Store`, `Consumer`, `Reader`): the
 /// store closes when the last of these is dropped, whatever the background
@@ -57,6 +59,7 @@ pub(crate) fn open(
     file_system: Arc<dyn FileSystem>,
 ) -> Result<Arc<Handle>, OpenError> {
     config.validate()?;
+    telemetry::describe();
     let path = config.path.clone();
     std::fs::create_dir_all(&path).map_err(|source| OpenError::CreateDir {
         path: path.clone(),
@@ -126,6 +129,11 @@ fn jobs(engine: &Arc<Engine>) -> Vec<Job> {
                     )),
                 }
             }),
+        ),
+        Job::new(
+            Kind::Metrics,
+            telemetry::REFRESH_INTERVAL,
+            job(&weak, |engine, _| record_metrics(engine)),
         ),
     ];
     if let Some(every) = config.compaction_interval() {

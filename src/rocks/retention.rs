@@ -38,6 +38,7 @@ use crate::rocks::failpoint;
 use crate::rocks::format::{self, GroupRecord, TopicState};
 use crate::rocks::options::{messages_cf, meta_cf};
 use crate::rocks::stats::disk_bytes;
+use crate::rocks::telemetry;
 use crate::rocks::topic::{Group, Topic, Writer};
 
 /// What one retention pass deleted.
@@ -161,6 +162,13 @@ pub(crate) fn run_retention(
         disk_bytes_after,
         duration: started.elapsed(),
     };
+    telemetry::retention_ran(
+        report.pages(),
+        report.messages(),
+        report.bytes(),
+        report.failed.len() as u64,
+        report.duration,
+    );
     if !report.topics.is_empty() {
         tracing::info!(
             pages = report.pages(),

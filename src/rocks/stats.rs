@@ -17,7 +17,8 @@ use crate::rocks::background::BackgroundStats;
 use crate::rocks::engine::Engine;
 use crate::rocks::format::{self, GroupRecord, PageRecord, TopicState};
 use crate::rocks::options::{messages_cf, meta_cf};
-use crate::rocks::topic::Topic;
+use crate::rocks::telemetry::{self, StoreGauges};
+use crate::rocks::topic::{Group, Topic};
 
 /// The statistics of a whole store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -312,4 +313,47 @@ fn dir_size(dir: &Path, skip: Option<&Path>) -> u64 {
             Err(_) => 0,
         })
         .sum()
+}
+
+/// Sets the metrics' gauges from the store's state now (see `telemetry`).
+pub(crate) fn record_metrics(engine: &Engine) -> Result<(), TopicError> {
+    let topics = engine.all_topics();
+    for topic in &topics {
+        let (messages, bytes, last_id) = {
+            let writer = topic.writer.lock();
+            let (messages, bytes) = writer.retained();
+            (messages, bytes, writer.state.next_id - 1)
+        };
+        telemetry::topic_gauges(
+            &topic.name,
+            messages,
+            bytes,
+            engine.segments.topic_bytes(topic.id),
+        );
+        let groups: Vec<Arc<Group>> = topic.groups.lock().values().cloned().collect();
+        for group in groups {
+            let acked = group.record.lock().acked_id;
+            telemetry::group_lag(&topic.name, &group.name, last_id.saturating_sub(acked));
+        }
+    }
+    let db = engine.db()?;
+    let property = |cf, name: &str| {
+        db.property_int_value_cf(cf, name)
+            .map(Option::unwrap_or_default)
+            .map_err(|error| StorageError::rocksdb(format!("reading {name}"), &error))
+    };
+    let memtable_bytes = property(meta_cf(&db), "rocksdb.cur-size-all-mem-tables")?
+        + property(messages_cf(&db), "rocksdb.cur-size-all-mem-tables")?;
+    telemetry::store_gauges(&StoreGauges {
+        topics: topics.len() as u64,
+        damaged_topics: engine.damaged.read().len() as u64,
+        disk_bytes: disk_bytes(engine),
+        segment_bytes: engine.segments.total_bytes(),
+        memtable_bytes,
+        // One cache serves both column families.
+        block_cache_bytes: property(messages_cf(&db), "rocksdb.block-cache-usage")?,
+        block_cache_capacity: property(messages_cf(&db), "rocksdb.block-cache-capacity")?,
+        open_segment_files: engine.segments.open_files() as u64,
+    });
+    Ok(())
 }

@@ -11,6 +11,7 @@ use crate::error::NameError;
 use crate::message::MessageId;
 use crate::rocks::format::{GroupRecord, PageRecord, TopicState};
 use crate::rocks::segment::{SegmentWriter, Segments, SyncJob};
+use crate::rocks::telemetry::TopicMetrics;
 
 /// The longest topic or group name, in bytes.
 pub const MAX_NAME_LEN: usize = 255;
@@ -58,6 +59,8 @@ pub(crate) struct Topic {
     /// Notified after every produce, and when the topic is destroyed.
     pub(crate) event: Event,
     pub(crate) groups: Mutex<BTreeMap<String, Arc<Group>>>,
+    /// Its produce counters.
+    pub(crate) metrics: TopicMetrics,
 }
 
 /// What producers (and retention) change under the topic's lock.
@@ -174,6 +177,7 @@ impl Topic {
         synced_through: MessageId,
     ) -> Self {
         Self {
+            metrics: TopicMetrics::new(&name, &state),
             name,
             id,
             created_ns,

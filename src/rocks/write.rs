@@ -11,6 +11,7 @@
 //! sees an id before its message.
 
 use std::ops::Range;
+use std::time::Instant;
 
 use rocksdb::{ColumnFamily, WriteBatch};
 
@@ -31,6 +32,7 @@ pub(crate) fn produce(
     topic: &str,
     messages: &[Message],
 ) -> Result<Range<MessageId>, ProduceError> {
+    let started = Instant::now();
     let db = engine.db()?;
     let handle = engine
         .topic(topic)
@@ -57,7 +59,15 @@ pub(crate) fn produce(
     )?;
     db.write_opt(batch, &engine.write_options)
         .map_err(|error| StorageError::rocksdb(format!("producing to topic `{topic}`"), &error))?;
+    let produced_bytes = state.produced_bytes - writer.state.produced_bytes;
     commit(&handle, writer, state, closed);
+    handle
+        .metrics
+        .produced(state.next_id - first, produced_bytes);
+    engine
+        .metrics
+        .produce_duration
+        .record(started.elapsed().as_secs_f64());
     Ok(first..state.next_id)
 }
 
