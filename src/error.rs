@@ -387,7 +387,7 @@ pub enum Error {
 }
 
 /// Why a call cannot reach a topic's data: the store was closed, or the
-/// topic's column family dropped (destroyed) meanwhile. Each public error
+/// topic destroyed meanwhile. Each public error
 /// type says it its own way, below: the one place it is mapped.
 #[derive(Debug)]
 pub(crate) enum Unavailable {
@@ -434,7 +434,7 @@ impl From<Unavailable> for StorageError {
             },
             Unavailable::Gone(topic) => Self::corrupt(
                 format!("using topic `{topic}`"),
-                "its column family is gone",
+                "it was destroyed",
             ),
         }
     }
