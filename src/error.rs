@@ -432,10 +432,9 @@ impl From<Unavailable> for StorageError {
                 context: "using the store".to_owned(),
                 message: "the store is closed".to_owned(),
             },
-            Unavailable::Gone(topic) => Self::corrupt(
-                format!("using topic `{topic}`"),
-                "it was destroyed",
-            ),
+            Unavailable::Gone(topic) => {
+                Self::corrupt(format!("using topic `{topic}`"), "it was destroyed")
+            }
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod results;
 pub mod retention;
 pub mod rocks;
 pub mod scaling;
+pub mod text;
 pub mod topics;
 
 use std::sync::OnceLock;

@@ -11,8 +11,8 @@ use std::time::Duration;
 use super::concurrency::{self, PRODUCERS, Topics};
 use super::fanout::{self, GROUPS};
 use super::metrics_cost::MetricsCost;
-use super::report::{duration, rate, thousands};
 use super::results::median_at;
+use super::text::{bytes_label, duration, rate, thousands};
 use super::topics::ManyTopics;
 use super::{Recorded, Samples, size_id, size_label};
 
@@ -421,7 +421,7 @@ impl Finished {
             duration(many.create),
             duration(many.produce),
             duration(many.idle_retention_pass),
-            super::report::bytes_label(many.memtable_bytes),
+            bytes_label(many.memtable_bytes),
             many.table_files_before_close,
             many.table_files_after_reopen,
             duration(many.reopen),

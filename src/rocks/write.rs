@@ -156,8 +156,10 @@ fn fill_batch(
     let mut pending = Pending::default();
     for message in messages {
         let id = state.next_id;
-        let size = message.size();
-        if let Some(page) = engine.pages.append(&mut state.open_page, id, size, now_ns) {
+        if let Some(page) = engine
+            .pages
+            .append(&mut state.open_page, id, message.size(), now_ns)
+        {
             batch.put_cf(
                 families.meta,
                 format::page_key(topic.id, page.first_id),
@@ -173,20 +175,9 @@ fn fill_batch(
         } else {
             Payload::Inline(&message.payload)
         };
-        format::encode_message(
-            &mut writer.scratch,
-            now_ns,
-            state.produced_bytes,
-            &message.properties,
-            payload,
+        put_message(
+            families, batch, topic, writer, state, now_ns, message, payload,
         );
-        batch.put_cf(
-            families.messages,
-            format::message_key(topic.id, id),
-            &writer.scratch,
-        );
-        state.next_id += 1;
-        state.produced_bytes += size;
     }
     if let Some(open) = &mut writer.segment {
         pending.write(&engine.segments, open).map_err(written)?;
@@ -197,6 +188,35 @@ fn fill_batch(
         writer.sync(&engine.segments).map_err(written)?;
     }
     Ok(closed)
+}
+
+/// Puts message `message`, of the next id, into `batch`, its payload
+/// inline or by reference, and counts it in `state`.
+#[expect(clippy::too_many_arguments, reason = "the parts of one produce call")]
+fn put_message(
+    families: &Families<'_>,
+    batch: &mut WriteBatch,
+    topic: &Topic,
+    writer: &mut Writer,
+    state: &mut TopicState,
+    now_ns: u64,
+    message: &Message,
+    payload: Payload<'_>,
+) {
+    format::encode_message(
+        &mut writer.scratch,
+        now_ns,
+        state.produced_bytes,
+        &message.properties,
+        payload,
+    );
+    batch.put_cf(
+        families.messages,
+        format::message_key(topic.id, state.next_id),
+        &writer.scratch,
+    );
+    state.next_id += 1;
+    state.produced_bytes += message.size();
 }
 
 /// The segment file of page `page`: the open one, or a new one after the
