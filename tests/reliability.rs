@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, SystemTime};
 
 use common::{config, dir_size, open_manual};
-use rocksmq::{Compression, ConsumerError, Message, Position, Store};
+use rocksmq::{Compression, ConsumerError, ManualClock, Message, Position, Store};
 
 const MIB: u64 = 1 << 20;
 
@@ -260,6 +260,35 @@ fn produce_times_never_go_backwards() {
     assert!(third >= second, "{third:?} before {second:?}");
     let reader = store.reader("t", Position::Time(first)).unwrap();
     assert_eq!(reader.next_id(), 1);
+}
+
+/// Found by the model test: once retention had deleted every message of a
+/// topic, reopening the store forgot the topic's newest produce time, and
+/// with the clock set back the next message was older than the ones before.
+#[test]
+fn produce_times_never_go_backwards_after_retention_emptied_the_topic() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || {
+        config(dir.path())
+            .retention_time_minutes(60)
+            .retention_size_mb(-1)
+            .build()
+    };
+    let (store, clock) = open_manual(config());
+    store.create_topic("t").unwrap();
+    store.produce("t", &[Message::new("first")]).unwrap();
+    let first = store.get("t", 1).unwrap().unwrap().timestamp;
+    clock.advance(Duration::from_secs(2 * 3600));
+    assert_eq!(store.run_retention().unwrap().messages(), 1);
+    store.close().unwrap();
+
+    let behind = ManualClock::new(first - Duration::from_secs(3600));
+    let store = Store::open_with_clock(config(), Arc::new(behind)).unwrap();
+    store.produce("t", &[Message::new("second")]).unwrap();
+    let second = store.get("t", 2).unwrap().unwrap().timestamp;
+    assert!(second >= first, "{second:?} before {first:?}");
+    let reader = store.reader("t", Position::Time(first)).unwrap();
+    assert_eq!(reader.next_id(), 2, "seek by the first message's time");
 }
 
 /// Defect 15: a topic's `disk_bytes` counted its memtables (memory), so a

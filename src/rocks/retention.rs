@@ -330,6 +330,8 @@ impl Deletion {
             batch: WriteBatch::default(),
             state: TopicState {
                 last_retention_ns: now_ns,
+                // Kept for when no message is left to derive it from.
+                last_produce_ns: writer.last_ns,
                 ..writer.state
             },
             moved: Vec::new(),

@@ -184,11 +184,13 @@ impl Topic {
             last_id: AtomicU64::new(state.next_id - 1),
             first_id: AtomicU64::new(state.first_id),
             writer: Mutex::new(Writer {
+                // The stored time counts when retention left no message.
                 last_ns: state
                     .open_page
                     .as_ref()
                     .or(closed_pages.back())
-                    .map_or(0, |page| page.last_ns),
+                    .map_or(0, |page| page.last_ns)
+                    .max(state.last_produce_ns),
                 state,
                 closed_pages,
                 scratch: Vec::new(),
