@@ -105,6 +105,11 @@ pub(crate) fn db_options() -> Options {
     options.set_keep_log_file_num(KEEP_INFO_LOGS);
     options.set_bytes_per_sync(1 << 20);
     options.set_wal_bytes_per_sync(1 << 20);
+    // Producers of different topics write at once: with the log and the
+    // memtables in two queues, the next group's log write overlaps this
+    // group's memtable inserts (measured: 2 threads on their own topics
+    // 1.15-1.2x one thread's rate, against 0.6-1.0x without).
+    options.set_enable_pipelined_write(true);
     options
 }
 

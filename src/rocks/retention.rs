@@ -175,6 +175,10 @@ impl Pass {
         }
         let db = engine.db()?;
         if let Err(error) = compaction::reclaim(&db, &self.ranges) {
+            // Closing the store stops RocksDB's work: the pass did not fail.
+            if engine.is_closed() {
+                return Err(TopicError::Closed);
+            }
             let error = StorageError::rocksdb("giving the disk of deleted pages back", &error);
             tracing::error!(%error, "retention deleted pages but could not give their disk back yet");
             for topic in &self.topics {

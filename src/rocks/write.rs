@@ -43,7 +43,7 @@ pub(crate) fn produce(
     };
     let shape = Shape::of(engine, topic, messages)?;
 
-    let mut writer = handle.writer.lock();
+    let mut writer = lock_writer(&handle);
     if handle.is_destroyed() {
         return Err(not_found(engine, topic));
     }
@@ -69,6 +69,32 @@ pub(crate) fn produce(
         .produce_duration
         .record(started.elapsed().as_secs_f64());
     Ok(first..state.next_id)
+}
+
+/// Spins before sleeping on a contended topic lock…
+const LOCK_SPINS: u32 = 4_000;
+/// …then yields this many times.
+const LOCK_YIELDS: u32 = 64;
+
+/// The topic's lock. Producers of one topic hold it for one write (a few
+/// microseconds); a waiter that slept would cost the holder a wake-up and
+/// itself a reschedule, more than the write (measured: two producers of one
+/// topic spent a quarter of their time in futex calls, and together fell
+/// below one producer's rate). So a waiter spins, then yields, then sleeps.
+fn lock_writer(topic: &Topic) -> parking_lot::MutexGuard<'_, Writer> {
+    for _ in 0..LOCK_SPINS {
+        if let Some(writer) = topic.writer.try_lock() {
+            return writer;
+        }
+        std::hint::spin_loop();
+    }
+    for _ in 0..LOCK_YIELDS {
+        if let Some(writer) = topic.writer.try_lock() {
+            return writer;
+        }
+        std::thread::yield_now();
+    }
+    topic.writer.lock()
 }
 
 /// Why there is no topic `topic` to produce to.
