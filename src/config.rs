@@ -111,6 +111,14 @@ pub struct Config {
     /// delete. Default [`RetentionPolicy::Acked`] (Milvus's semantics).
     #[serde(rename = "retentionPolicy")]
     pub retention_policy: RetentionPolicy,
+    /// Extension `shards`: how many RocksDB instances, each with its own
+    /// write-ahead log, the topics are spread over; producers of topics in
+    /// different shards write in parallel. 1 to 64; `None` (the key absent)
+    /// means one per CPU core, at most 8 (see [`Config::shards`]). A topic
+    /// stays in the shard it was created in: a smaller value later only
+    /// changes where new topics go.
+    #[serde(rename = "shards")]
+    pub shards: Option<u64>,
 }
 
 /// Which pages the retention limits may delete (extension `retentionPolicy`).
@@ -247,6 +255,8 @@ const INTERVAL_LIMIT: &str = "must be at most 315576000 (10 years)";
 /// The largest `maxMessageSize`: RocksDB values stay well inside their
 /// 32-bit length limit.
 const MAX_MESSAGE_SIZE_LIMIT: u64 = 1 << 30;
+/// The most shards a store may have.
+const MAX_SHARDS: u64 = 64;
 
 /// The longest interval (`compactionInterval`, `retentionCheckInterval`):
 /// 10 years of 365.25 days, in seconds. Far beyond any useful schedule, and
@@ -279,6 +289,7 @@ impl Default for Config {
             page_max_age_minutes: None,
             retention_check_interval_secs: 60.0,
             retention_policy: RetentionPolicy::Acked,
+            shards: None,
         }
     }
 }
@@ -411,6 +422,7 @@ impl Config {
                 Key::RetentionCheckInterval => {
                     config.retention_check_interval_secs = seconds(key, value)?;
                 }
+                Key::Shards => config.shards = Some(unsigned(key, value)?),
                 Key::RetentionPolicy => {
                     let policy = read(key, value, text, "a string")?;
                     config.retention_policy = RetentionPolicy::parse(&policy).ok_or_else(|| {
@@ -475,6 +487,15 @@ impl Config {
         }
         if self.page_max_age_minutes == Some(0) {
             return bad("pageMaxAgeInMinutes", "0".to_owned(), "must be at least 1");
+        }
+        if let Some(shards) = self.shards
+            && !(1..=MAX_SHARDS).contains(&shards)
+        {
+            return bad(
+                "shards",
+                shards.to_string(),
+                &format!("must be between 1 and {MAX_SHARDS}"),
+            );
         }
         self.validate_durations()
     }
@@ -577,6 +598,16 @@ impl Config {
         u64::try_from(self.retention_size_mb)
             .ok()
             .map(|mib| mib.saturating_mul(1 << 20))
+    }
+
+    /// How many shards new topics are spread over: `shards`, or by default
+    /// one per CPU core the process may use, at most 8.
+    #[must_use]
+    pub fn shards(&self) -> usize {
+        match self.shards {
+            Some(shards) => shards.clamp(1, MAX_SHARDS) as usize,
+            None => std::thread::available_parallelism().map_or(1, |cores| cores.get().min(8)),
+        }
     }
 
     /// How long a page may stay open: `pageMaxAgeInMinutes`, or by default a
@@ -724,6 +755,12 @@ impl ConfigBuilder {
         self
     }
 
+    /// Extension `shards`: RocksDB instances new topics are spread over.
+    pub fn shards(mut self, shards: u64) -> Self {
+        self.config.shards = Some(shards);
+        self
+    }
+
     /// The configuration.
     #[must_use]
     pub fn build(self) -> Config {
@@ -797,6 +834,7 @@ enum Key {
     PageMaxAge,
     RetentionCheckInterval,
     RetentionPolicy,
+    Shards,
 }
 
 impl Key {
@@ -817,6 +855,7 @@ impl Key {
             // Milvus's `TickerTimeInSeconds`, read from `rocksmq.timtickerInterval`.
             "retentioncheckinterval" | "timtickerinterval" => Self::RetentionCheckInterval,
             "retentionpolicy" => Self::RetentionPolicy,
+            "shards" => Self::Shards,
             _ => return None,
         })
     }

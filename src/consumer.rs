@@ -328,7 +328,7 @@ impl Consumer {
         }
         catalog::write_group(
             &self.cursor.engine,
-            &db,
+            db.of(&self.cursor.topic),
             &self.cursor.topic,
             &self.group,
             &updated,

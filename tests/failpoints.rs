@@ -131,13 +131,26 @@ fn one_topics_retention_failure_does_not_stop_the_others() {
 }
 
 /// The messages RocksDB holds in the store at `dir` (closed), of every
-/// topic.
+/// topic, in every shard (the store's directory, and `shard-<k>/`).
 fn stored_messages(dir: &std::path::Path) -> usize {
-    let names = rocksdb::DB::list_cf(&rocksdb::Options::default(), dir).unwrap();
-    let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), dir, names).unwrap();
-    let messages = db.cf_handle("messages").unwrap();
-    db.iterator_cf(&messages, rocksdb::IteratorMode::Start)
-        .count()
+    let mut shards = vec![dir.to_path_buf()];
+    shards.extend(
+        std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .filter(|entry| entry.file_name().to_string_lossy().starts_with("shard-"))
+            .map(|entry| entry.path()),
+    );
+    shards
+        .iter()
+        .map(|shard| {
+            let names = rocksdb::DB::list_cf(&rocksdb::Options::default(), shard).unwrap();
+            let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), shard, names).unwrap();
+            let messages = db.cf_handle("messages").unwrap();
+            db.iterator_cf(&messages, rocksdb::IteratorMode::Start)
+                .count()
+        })
+        .sum()
 }
 
 /// Defect 12: a destroy (or create) that failed half-way left a name that

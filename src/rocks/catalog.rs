@@ -20,7 +20,7 @@ use crate::rocks::failpoint;
 use crate::rocks::format::{self, GroupRecord, TopicRecord, TopicState};
 use crate::rocks::options::{messages_cf, meta_cf};
 use crate::rocks::read;
-use crate::rocks::recovery::DamagedTopic;
+use crate::rocks::recovery::{self, DamagedTopic};
 use crate::rocks::topic::{Group, Topic, check_name};
 
 /// Creates topic `name`; `false` if it exists (damaged or not). The topic
@@ -48,7 +48,8 @@ pub(crate) fn create_topic(engine: &Engine, name: &str) -> Result<bool, TopicErr
         topic_id,
         created_ns: engine.now_ns(),
     };
-    write_topic_records(engine, &db, name, &record, next)?;
+    let shard = engine.shard_for_new(topic_id);
+    write_topic_records(engine, db.get(shard), name, &record, next)?;
     *next_topic_id = next;
     let topic = Topic::new(
         name.to_owned(),
@@ -58,7 +59,8 @@ pub(crate) fn create_topic(engine: &Engine, name: &str) -> Result<bool, TopicErr
         VecDeque::new(),
         BTreeMap::new(),
         0,
-    );
+    )
+    .in_shard(shard);
     engine
         .topics
         .write()
@@ -106,7 +108,7 @@ pub(crate) fn destroy_topic(engine: &Engine, name: &str) -> Result<(), TopicErro
     let Some(topic) = engine.topic(name) else {
         let damaged = engine.damaged.read().get(name).cloned();
         return match damaged {
-            Some(damage) => destroy_damaged(engine, &db, &damage),
+            Some(damage) => destroy_damaged(engine, db.get(damage.shard), &damage),
             None => Err(TopicError::NotFound {
                 topic: name.to_owned(),
             }),
@@ -117,7 +119,8 @@ pub(crate) fn destroy_topic(engine: &Engine, name: &str) -> Result<(), TopicErro
     let mut writer = topic.writer.lock();
     let groups = topic.groups.lock();
     let records: Vec<_> = groups.values().map(|group| group.record.lock()).collect();
-    delete_topic(engine, &db, &topic)?;
+    let db = db.of(&topic);
+    delete_topic(engine, db, &topic)?;
     // From here the topic is gone: what follows gives its disk back, and
     // the next open finishes it if it fails (a column family or segment
     // directory of no topic is deleted there).
@@ -131,7 +134,7 @@ pub(crate) fn destroy_topic(engine: &Engine, name: &str) -> Result<(), TopicErro
     engine.segments.close_topic(topic.id);
     drop(records);
     drop(groups);
-    give_disk_back(engine, &db, &topic);
+    give_disk_back(engine, db, &topic);
     tracing::debug!(topic = name, "destroyed topic");
     Ok(())
 }
@@ -141,9 +144,7 @@ pub(crate) fn destroy_topic(engine: &Engine, name: &str) -> Result<(), TopicErro
 fn delete_topic(engine: &Engine, db: &DB, topic: &Topic) -> Result<(), StorageError> {
     let context = || format!("destroying topic `{}`", topic.name);
     let mut batch = WriteBatch::default();
-    delete_topic_records(&mut batch, meta_cf(db), &topic.name, topic.id);
-    let (start, end) = format::message_key_range(topic.id);
-    batch.delete_range_cf(messages_cf(db), start, end);
+    recovery::delete_topic(&mut batch, db, &topic.name, topic.id);
     failpoint::check("destroy_topic::batch", &topic.name)
         .map_err(|error| StorageError::io(context(), &error))?;
     db.write_opt(batch, &engine.write_options)
@@ -184,11 +185,7 @@ fn destroy_damaged(engine: &Engine, db: &DB, damage: &DamagedTopic) -> Result<()
     let name = &damage.name;
     let mut batch = WriteBatch::default();
     match damage.id {
-        Some(id) => {
-            delete_topic_records(&mut batch, meta_cf(db), name, id);
-            let (start, end) = format::message_key_range(id);
-            batch.delete_range_cf(messages_cf(db), start, end);
-        }
+        Some(id) => recovery::delete_topic(&mut batch, db, name, id),
         None => batch.delete_cf(meta_cf(db), format::topic_key(name)),
     }
     db.write_opt(batch, &engine.write_options)
@@ -210,18 +207,6 @@ fn destroy_damaged(engine: &Engine, db: &DB, damage: &DamagedTopic) -> Result<()
     }
     tracing::info!(topic = %name, "destroyed damaged topic");
     Ok(())
-}
-
-/// Puts into `batch` the deletion of every metadata record of topic `name`
-/// of id `id`.
-fn delete_topic_records(batch: &mut WriteBatch, meta: &ColumnFamily, name: &str, id: u32) {
-    batch.delete_cf(meta, format::topic_key(name));
-    batch.delete_cf(meta, format::state_key(id));
-    batch.delete_cf(meta, format::sync_mark_key(id));
-    let (start, end) = format::page_key_range(id);
-    batch.delete_range_cf(meta, start, end);
-    let (start, end) = format::group_key_range(id);
-    batch.delete_range_cf(meta, start, end);
 }
 
 /// Writes a group's record; the caller holds the group's record lock.
@@ -290,7 +275,7 @@ pub(crate) fn create_group(
         damaged_skipped: 0,
     };
     let entry = Arc::new(Group::new(group.to_owned(), record));
-    write_group(engine, &db, &handle, &entry, &record)?;
+    write_group(engine, db.of(&handle), &handle, &entry, &record)?;
     groups.insert(group.to_owned(), entry);
     Ok(())
 }
@@ -309,7 +294,8 @@ pub(crate) fn destroy_group(
         .cloned()
         .ok_or_else(|| group_not_found(topic, group))?;
     let _record = entry.record.lock();
-    let meta = meta_cf(&db);
+    let db = db.of(&handle);
+    let meta = meta_cf(db);
     db.delete_cf_opt(
         meta,
         format::group_key(handle.id, group),

@@ -111,13 +111,17 @@ pub(crate) fn compact(
     let disk_bytes_before = disk_bytes(engine);
     let options = compact_options();
     let mut column_families = 0;
-    for which in [meta_cf, messages_cf] {
-        if stop() {
-            break;
+    let shards = engine.db()?.all().len();
+    'shards: for shard in 0..shards {
+        for which in [meta_cf, messages_cf] {
+            if stop() {
+                break 'shards;
+            }
+            let db = engine.db()?;
+            let db = db.get(shard);
+            db.compact_range_cf_opt(which(db), None::<&[u8]>, None::<&[u8]>, &options);
+            column_families += 1;
         }
-        let db = engine.db()?;
-        db.compact_range_cf_opt(which(&db), None::<&[u8]>, None::<&[u8]>, &options);
-        column_families += 1;
     }
     let report = CompactionReport {
         column_families,

@@ -19,7 +19,7 @@ use rocksdb::DB;
 
 use crate::error::StorageError;
 use crate::message::MessageId;
-use crate::rocks::engine::Engine;
+use crate::rocks::engine::{Engine, Shards};
 use crate::rocks::format;
 use crate::rocks::options::meta_cf;
 use crate::rocks::segment::SyncJob;
@@ -32,10 +32,10 @@ pub(crate) const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Syncs what every topic appended to its segment files and moves its sync
 /// mark. Goes on past a topic that fails; returns the first error.
-pub(crate) fn sync_segments(engine: &Engine, db: &DB) -> Result<(), StorageError> {
+pub(crate) fn sync_segments(engine: &Engine, db: &Shards) -> Result<(), StorageError> {
     let mut first_error = None;
     for topic in engine.all_topics() {
-        if let Err(error) = sync_topic(engine, db, &topic) {
+        if let Err(error) = sync_topic(engine, db.of(&topic), &topic) {
             if topic.is_destroyed() {
                 continue;
             }

@@ -28,14 +28,43 @@ use crate::rocks::segment::Segments;
 use crate::rocks::telemetry::StoreMetrics;
 use crate::rocks::topic::Topic;
 
-/// The RocksDB handle, read-locked for as long as a call uses it.
-pub(crate) type Db<'a> = MappedRecursiveRwLockReadGuard<'a, DB>;
+/// The store's RocksDB instances, read-locked for as long as a call uses them.
+pub(crate) type Db<'a> = MappedRecursiveRwLockReadGuard<'a, Shards>;
+
+/// The store's RocksDB instances (*shards*), each with its own write-ahead
+/// log, so that producers of topics in different shards write in parallel.
+/// A topic lives in one shard, all of it: its records, its pages, its
+/// groups and its messages, so that every batch stays in one instance.
+/// Shard 0 is in the store's directory, shard *k* in `shard-<k>/`.
+pub(crate) struct Shards(Vec<DB>);
+
+impl Shards {
+    pub(crate) fn new(dbs: Vec<DB>) -> Self {
+        debug_assert!(!dbs.is_empty(), "shard 0 is always opened");
+        Self(dbs)
+    }
+
+    /// The instance of shard `shard`.
+    pub(crate) fn get(&self, shard: usize) -> &DB {
+        &self.0[shard]
+    }
+
+    /// The instance topic `topic` lives in.
+    pub(crate) fn of(&self, topic: &Topic) -> &DB {
+        self.get(topic.shard)
+    }
+
+    /// Every instance, shard 0 first.
+    pub(crate) fn all(&self) -> &[DB] {
+        &self.0
+    }
+}
 
 /// What all handles of one store share.
 pub(crate) struct Engine {
     /// `None` once closed. Recursive, so that a thread holding it may take
     /// it again while `close` waits for the write lock.
-    db: RecursiveRwLock<Option<DB>>,
+    db: RecursiveRwLock<Option<Shards>>,
     pub(crate) path: PathBuf,
     pub(crate) config: Config,
     pub(crate) clock: Arc<dyn Clock>,
@@ -59,7 +88,7 @@ pub(crate) struct Engine {
 
 /// The parts an engine is built from, by `open`.
 pub(crate) struct Parts {
-    pub(crate) db: DB,
+    pub(crate) db: Shards,
     pub(crate) path: PathBuf,
     pub(crate) config: Config,
     pub(crate) clock: Arc<dyn Clock>,
@@ -199,9 +228,11 @@ impl Engine {
         for topic in self.topics.read().values() {
             topic.event.notify(usize::MAX);
         }
-        if let Some(db) = self.db.read().as_ref() {
+        if let Some(shards) = self.db.read().as_ref() {
             // Makes a running compaction give up, so that closing is prompt.
-            db.cancel_all_background_work(false);
+            for db in shards.all() {
+                db.cancel_all_background_work(false);
+            }
         }
         true
     }
@@ -211,8 +242,14 @@ impl Engine {
         self.background.lock().take()
     }
 
-    /// The database, once every running call has finished with it.
-    pub(crate) fn take_db(&self) -> Option<DB> {
+    /// The shard a topic of id `topic_id` is created in: topics take the
+    /// configured shards in turn.
+    pub(crate) fn shard_for_new(&self, topic_id: u32) -> usize {
+        (topic_id.saturating_sub(1) as usize) % self.config.shards()
+    }
+
+    /// The instances, once every running call has finished with them.
+    pub(crate) fn take_db(&self) -> Option<Shards> {
         self.db.write().take()
     }
 

@@ -4,7 +4,7 @@
 //! (receivers woken, the background stopped, running calls waited for, the
 //! segment files and the log synced).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 
 use rocksdb::{Cache, ColumnFamilyDescriptor, DB, Options};
@@ -16,11 +16,12 @@ use crate::fs::FileSystem;
 use crate::rocks::background::{Background, Body, Job, Kind, Outcome};
 use crate::rocks::compaction::{compact, fit_levels};
 use crate::rocks::durability::{SYNC_INTERVAL, sync_segments};
-use crate::rocks::engine::{Engine, Parts};
+use crate::rocks::engine::{Engine, Parts, Shards};
 use crate::rocks::format::{self, MESSAGES_CF, META_CF, TOPIC_CF_PREFIX};
 use crate::rocks::migration;
 use crate::rocks::options::{
     cache_bytes, db_options, fd_budget, messages_options, meta_cf, meta_options,
+    write_buffer_manager,
 };
 use crate::rocks::recovery::{clean_segments, recover};
 use crate::rocks::retention::run_retention;
@@ -65,11 +66,9 @@ pub(crate) fn open(
         path: path.clone(),
         source,
     })?;
-    let cache = Cache::new_lru_cache(cache_bytes(config.lru_cache_ratio));
-    let (mut db, column_families) = open_rocksdb(&config, &cache)?;
-    check_format(&mut db, &path, &column_families)?;
-    let segments = Segments::new(file_system, &path, fd_budget().segment_files);
-    let recovered = recover(&db, &segments).map_err(|source| OpenError::Storage {
+    let dbs = open_shards(&config)?;
+    let segments = Segments::new(file_system, &path, fd_budget(dbs.len()).segment_files);
+    let recovered = recover(&dbs, &segments).map_err(|source| OpenError::Storage {
         path: path.clone(),
         source,
     })?;
@@ -80,10 +79,11 @@ pub(crate) fn open(
         path = %path.display(),
         topics = recovered.topics.len(),
         damaged = recovered.damaged.len(),
+        shards = dbs.len(),
         "opened rocksmq store"
     );
     let engine = Arc::new(Engine::new(Parts {
-        db,
+        db: Shards::new(dbs),
         path: path.clone(),
         config,
         clock,
@@ -178,10 +178,12 @@ pub(crate) fn close(engine: &Engine) -> Result<(), StorageError> {
     let db = engine.take_db();
     let result = match &db {
         Some(_) if engine.is_crashed() => Ok(()),
-        Some(db) => sync_segments(engine, db).and(
-            db.flush_wal(true)
-                .map_err(|error| StorageError::rocksdb("syncing the write-ahead log", &error)),
-        ),
+        Some(shards) => sync_segments(engine, shards).and_then(|()| {
+            shards.all().iter().try_for_each(|db| {
+                db.flush_wal(true)
+                    .map_err(|error| StorageError::rocksdb("syncing the write-ahead log", &error))
+            })
+        }),
         None => Ok(()),
     };
     drop(db);
@@ -204,20 +206,77 @@ impl Drop for Engine {
     }
 }
 
-/// Opens RocksDB with the metadata and messages column families (and the
-/// topic column families of a format 1 store, to migrate); returns it and
-/// the names of its column families. A shortened `compressionTypes` is
-/// handled by moving the tables into the allowed levels first.
-fn open_rocksdb(config: &Config, cache: &Cache) -> Result<(DB, Vec<String>), OpenError> {
+/// The directory of shard `shard` of the store at `path`: the store's own
+/// for shard 0.
+fn shard_dir(path: &Path, shard: usize) -> PathBuf {
+    if shard == 0 {
+        path.to_path_buf()
+    } else {
+        path.join(format!("shard-{shard}"))
+    }
+}
+
+/// How many shards the store at `path` has already: one more than the
+/// highest `shard-<k>` directory that holds a database (shard 0 always).
+fn existing_shards(path: &Path) -> usize {
+    let highest = std::fs::read_dir(path)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            let shard: usize = name.strip_prefix("shard-")?.parse().ok()?;
+            entry.path().join("CURRENT").exists().then_some(shard)
+        })
+        .max();
+    highest.map_or(1, |shard| shard + 1)
+}
+
+/// Opens every shard: those the store has, and as many more as `shards`
+/// asks for. They share one block cache, one memtable budget and the
+/// store's budget of open files. Shard 0 may be of format 1 or 2, which it
+/// is migrated from; the others are created by this format.
+fn open_shards(config: &Config) -> Result<Vec<DB>, OpenError> {
     let path = &config.path;
+    let count = existing_shards(path).max(config.shards());
+    let cache = Cache::new_lru_cache(cache_bytes(config.lru_cache_ratio));
+    let memtables = write_buffer_manager();
+    let table_files = fd_budget(count).table_files;
+    let mut dbs = Vec::with_capacity(count);
+    for shard in 0..count {
+        let dir = shard_dir(path, shard);
+        if shard > 0 {
+            std::fs::create_dir_all(&dir).map_err(|source| OpenError::CreateDir {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        let options = db_options(table_files, &memtables);
+        let (mut db, column_families) = open_rocksdb(config, &dir, &options, &cache)?;
+        check_format(&mut db, &dir, &column_families)?;
+        dbs.push(db);
+    }
+    Ok(dbs)
+}
+
+/// Opens the RocksDB of directory `path` with the metadata and messages
+/// column families (and the topic column families of a format 1 or 2 store,
+/// to migrate); returns it and the names of its column families. A
+/// shortened `compressionTypes` is handled by moving the tables into the
+/// allowed levels first.
+fn open_rocksdb(
+    config: &Config,
+    path: &Path,
+    db_options: &Options,
+    cache: &Cache,
+) -> Result<(DB, Vec<String>), OpenError> {
     let storage = |context: &str, error: &rocksdb::Error| OpenError::Storage {
-        path: path.clone(),
+        path: path.to_path_buf(),
         source: StorageError::rocksdb(context, error),
     };
-    let db_options = db_options();
     let meta_options = meta_options(cache);
     let existing = if path.join("CURRENT").exists() {
-        DB::list_cf(&db_options, path)
+        DB::list_cf(db_options, path)
             .map_err(|error| storage("listing column families", &error))?
     } else {
         Vec::new()
@@ -232,7 +291,7 @@ fn open_rocksdb(config: &Config, cache: &Cache) -> Result<(DB, Vec<String>), Ope
                 descriptors.push(ColumnFamilyDescriptor::new(name, messages_options.clone()));
             }
         }
-        DB::open_cf_descriptors(&db_options, path, descriptors)
+        DB::open_cf_descriptors(db_options, path, descriptors)
     };
     let messages_options = messages_options(config, cache);
     let opened = match open_db(&messages_options) {
@@ -243,7 +302,9 @@ fn open_rocksdb(config: &Config, cache: &Cache) -> Result<(DB, Vec<String>), Ope
     };
     let db = opened.map_err(|error| {
         if is_lock_error(&error) {
-            OpenError::Locked { path: path.clone() }
+            OpenError::Locked {
+                path: config.path.clone(),
+            }
         } else {
             storage("opening RocksDB", &error)
         }

@@ -3,7 +3,7 @@
 //! open files, and the messages' levels and compression from
 //! `compressionTypes`; and the store's budget of open files.
 
-use rocksdb::{BlockBasedOptions, Cache, ColumnFamily, DB, Options};
+use rocksdb::{BlockBasedOptions, Cache, ColumnFamily, DB, Options, WriteBufferManager};
 
 use crate::config::Config;
 use crate::rocks::format::{MESSAGES_CF, META_CF};
@@ -23,9 +23,10 @@ pub(crate) fn messages_cf(db: &DB) -> &ColumnFamily {
 /// The block cache is `lrucacheratio` of the machine's memory, within these bounds (Milvus's).
 const CACHE_MIN_BYTES: u64 = 512 << 20;
 const CACHE_MAX_BYTES: u64 = 4 << 30;
-/// Memtable memory of all column families together; the largest is
-/// flushed beyond it. Every topic's messages share one column family, so
-/// this bounds the memtables whatever the number of topics.
+/// Memtable memory of every column family of every shard together (one
+/// write buffer manager); the largest is flushed beyond it. Every topic's
+/// messages share one column family per shard, so this bounds the
+/// memtables whatever the number of topics.
 pub(crate) const DB_WRITE_BUFFER_BYTES: usize = 256 << 20;
 /// The messages' memtable: flushed at this size, at most this many at once
 /// (one being written, the others being flushed).
@@ -78,10 +79,11 @@ pub mod bench_support {
 
     use crate::config::Config;
 
-    /// The database-wide options.
+    /// The database-wide options of a store of one shard.
     #[must_use]
     pub fn db_options() -> Options {
-        super::db_options()
+        let budget = super::fd_budget(1);
+        super::db_options(budget.table_files, &super::write_buffer_manager())
     }
 
     /// The messages column family's options for `config`.
@@ -92,12 +94,19 @@ pub mod bench_support {
     }
 }
 
-pub(crate) fn db_options() -> Options {
+/// The memtable budget every shard of a store shares.
+pub(crate) fn write_buffer_manager() -> WriteBufferManager {
+    WriteBufferManager::new_write_buffer_manager(DB_WRITE_BUFFER_BYTES, false)
+}
+
+/// The options of one shard's database: at most `table_files` table files
+/// open, memtables within the store's `memtables` budget.
+pub(crate) fn db_options(table_files: i32, memtables: &WriteBufferManager) -> Options {
     let mut options = Options::default();
-    options.set_max_open_files(fd_budget().table_files);
+    options.set_max_open_files(table_files);
     options.create_if_missing(true);
     options.create_missing_column_families(true);
-    options.set_db_write_buffer_size(DB_WRITE_BUFFER_BYTES);
+    options.set_write_buffer_manager(memtables);
     options.set_max_total_wal_size(MAX_TOTAL_WAL_BYTES);
     options.set_max_manifest_file_size(MAX_MANIFEST_BYTES);
     options.set_log_level(rocksdb::LogLevel::Warn);
@@ -161,15 +170,21 @@ const FD_SHARE_MAX: u64 = 8192;
 /// Nor smaller than this, however low.
 const FD_SHARE_MIN: u64 = 16;
 
-/// The budget under the current soft limit.
-pub(crate) fn fd_budget() -> FdBudget {
-    budget_for(soft_open_files_limit())
+/// Files each shard keeps open besides its table files: its write-ahead
+/// log, MANIFEST, info LOG, LOCK and directory.
+const FD_PER_SHARD: u64 = 8;
+
+/// The budget of a store of `shards` shards under the current soft limit.
+pub(crate) fn fd_budget(shards: usize) -> FdBudget {
+    budget_for(soft_open_files_limit(), shards)
 }
 
-fn budget_for(limit: u64) -> FdBudget {
-    let share = (limit.saturating_sub(FD_RESERVE) / 2).clamp(FD_SHARE_MIN, FD_SHARE_MAX);
+fn budget_for(limit: u64, shards: usize) -> FdBudget {
+    let shards = shards.max(1) as u64;
+    let reserve = FD_RESERVE + FD_PER_SHARD * shards;
+    let share = (limit.saturating_sub(reserve) / 2).clamp(FD_SHARE_MIN, FD_SHARE_MAX);
     FdBudget {
-        table_files: i32::try_from(share).unwrap_or(i32::MAX),
+        table_files: i32::try_from((share / shards).max(1)).unwrap_or(i32::MAX),
         segment_files: usize::try_from(share).unwrap_or(usize::MAX),
     }
 }
@@ -190,11 +205,14 @@ mod tests {
 
     #[test]
     fn the_fd_budget_shares_the_limit() {
-        let small = budget_for(256);
-        assert_eq!((small.table_files, small.segment_files), (96, 96));
-        let default = budget_for(1024);
-        assert_eq!((default.table_files, default.segment_files), (480, 480));
-        assert_eq!(budget_for(10).segment_files, 16);
-        assert_eq!(budget_for(u64::MAX).segment_files, 8192);
+        let small = budget_for(256, 1);
+        assert_eq!((small.table_files, small.segment_files), (92, 92));
+        let default = budget_for(1024, 1);
+        assert_eq!((default.table_files, default.segment_files), (476, 476));
+        // Table files are each shard's share.
+        let two = budget_for(1024, 2);
+        assert_eq!((two.table_files, two.segment_files), (236, 472));
+        assert_eq!(budget_for(10, 1).segment_files, 16);
+        assert_eq!(budget_for(u64::MAX, 1).segment_files, 8192);
     }
 }

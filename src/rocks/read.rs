@@ -164,7 +164,8 @@ fn read_stored(
     max_count: usize,
     max_bytes: u64,
 ) -> Result<Vec<StoredMessage>, ReadError> {
-    let db = engine.db()?;
+    let shards = engine.db()?;
+    let db = shards.of(topic);
     if topic.is_destroyed() {
         return Err(ReadError::Destroyed);
     }
@@ -172,14 +173,14 @@ fn read_stored(
     // point reads of the ids find them in the memtable, faster than
     // building an iterator over every level.
     if end - start <= POINT_READS && max_count as u64 >= end - start {
-        let (values, damage) = point_reads(&db, topic.id, start..end);
+        let (values, damage) = point_reads(db, topic.id, start..end);
         if damage.is_some() || values.len() as u64 == end - start {
             return with_payloads(engine, topic, values, damage);
         }
         // A message retention deleted meanwhile: the iterator skips it.
     }
-    let (values, damage) = scan(&db, topic, start..end, max_count, max_bytes);
-    drop(db);
+    let (values, damage) = scan(db, topic, start..end, max_count, max_bytes);
+    drop(shards);
     with_payloads(engine, topic, values, damage)
 }
 
@@ -292,13 +293,14 @@ pub(crate) fn first_id_at_or_after(
     let Some(page) = candidate_page else {
         return Ok(None);
     };
-    let db = engine.db()?;
+    let shards = engine.db()?;
+    let db = shards.of(topic);
     let mut options = ReadOptions::default();
     options.set_iterate_upper_bound(format::message_key(
         topic.id,
         page.last_id.saturating_add(1),
     ));
-    let mut iter = db.raw_iterator_cf_opt(messages_cf(&db), options);
+    let mut iter = db.raw_iterator_cf_opt(messages_cf(db), options);
     iter.seek(format::message_key(
         topic.id,
         page.first_id.max(topic.first_id()),

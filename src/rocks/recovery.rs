@@ -31,6 +31,8 @@ pub(crate) struct DamagedTopic {
     pub(crate) name: String,
     /// Its id, when its topic record could be read.
     pub(crate) id: Option<u32>,
+    /// The shard its records are in.
+    pub(crate) shard: usize,
     /// What is wrong, for every error that names the topic.
     pub(crate) reason: String,
 }
@@ -42,33 +44,39 @@ pub(crate) struct Recovered {
     pub(crate) damaged: Vec<DamagedTopic>,
 }
 
-/// Reads every topic back. Fails only when the metadata itself cannot be
-/// read.
-pub(crate) fn recover(db: &DB, segments: &Segments) -> Result<Recovered, StorageError> {
-    let counter = read_topic_counter(db)?;
-    let meta = meta_cf(db);
+/// Reads every topic of every shard back. Fails only when the metadata
+/// itself cannot be read.
+pub(crate) fn recover(shards: &[DB], segments: &Segments) -> Result<Recovered, StorageError> {
+    let mut counter = None;
     let mut topics = Vec::new();
     let mut damaged = Vec::new();
-    let (start, end) = format::topic_key_range();
-    let records = scan(db, meta, &start, &end)
-        .map_err(|error| StorageError::rocksdb("reading topics", &error))?;
-    for (key, value) in records {
-        let outcome = match format::topic_name_of_key(&key) {
-            Ok(name) => recover_topic(db, segments, &name, &value),
-            Err(error) => Err(DamagedTopic {
-                name: String::from_utf8_lossy(key.get(1..).unwrap_or_default()).into_owned(),
-                id: None,
-                reason: error.0,
-            }),
-        };
-        match outcome {
-            Ok(topic) => topics.push(topic),
-            Err(damage) => {
-                tracing::error!(topic = %damage.name, reason = %damage.reason, "topic is damaged; the store opens without it");
-                damaged.push(damage);
+    for (shard, db) in shards.iter().enumerate() {
+        // Each topic creation writes the counter into its own shard: the
+        // highest is the newest.
+        counter = counter.max(read_topic_counter(db)?);
+        let (start, end) = format::topic_key_range();
+        let records = scan(db, meta_cf(db), &start, &end)
+            .map_err(|error| StorageError::rocksdb("reading topics", &error))?;
+        for (key, value) in records {
+            let outcome = match format::topic_name_of_key(&key) {
+                Ok(name) => recover_topic(db, segments, &name, &value),
+                Err(error) => Err(DamagedTopic {
+                    name: String::from_utf8_lossy(key.get(1..).unwrap_or_default()).into_owned(),
+                    id: None,
+                    shard,
+                    reason: error.0,
+                }),
+            };
+            match outcome {
+                Ok(topic) => topics.push(topic.in_shard(shard)),
+                Err(damage) => {
+                    tracing::error!(topic = %damage.name, reason = %damage.reason, "topic is damaged; the store opens without it");
+                    damaged.push(DamagedTopic { shard, ..damage });
+                }
             }
         }
     }
+    drop_superseded(shards, &mut topics, &mut damaged)?;
     // A counter behind a topic's id (or damaged) must not hand it out again.
     let next_topic_id = topics
         .iter()
@@ -83,6 +91,75 @@ pub(crate) fn recover(db: &DB, segments: &Segments) -> Result<Recovered, Storage
         topics,
         damaged,
     })
+}
+
+/// A name held by topics of two shards: a topic destroyed in one shard and
+/// created again in another, where a machine crash kept the second batch and
+/// lost the first (shards sync their logs apart; without `syncWrites`
+/// neither is synced). The newest (highest id) is the topic; the older one's
+/// records and messages are deleted.
+fn drop_superseded(
+    shards: &[DB],
+    topics: &mut Vec<Topic>,
+    damaged: &mut Vec<DamagedTopic>,
+) -> Result<(), StorageError> {
+    let mut newest: BTreeMap<String, u32> = BTreeMap::new();
+    for (name, id) in topics
+        .iter()
+        .map(|topic| (&topic.name, topic.id))
+        .chain(damaged.iter().map(|damage| (&damage.name, damage.id.unwrap_or(0))))
+    {
+        let entry = newest.entry(name.clone()).or_insert(id);
+        *entry = (*entry).max(id);
+    }
+    let mut superseded = Vec::new();
+    topics.retain(|topic| {
+        let keep = newest[&topic.name] == topic.id;
+        if !keep {
+            superseded.push((topic.shard, topic.name.clone(), Some(topic.id)));
+        }
+        keep
+    });
+    let mut seen = std::collections::BTreeSet::new();
+    damaged.retain(|damage| {
+        let id = damage.id.unwrap_or(0);
+        // Of two damaged records of one name, the first of the newest stays.
+        let keep = newest[&damage.name] == id
+            && !topics.iter().any(|topic| topic.name == damage.name)
+            && seen.insert(damage.name.clone());
+        if !keep {
+            superseded.push((damage.shard, damage.name.clone(), damage.id));
+        }
+        keep
+    });
+    for (shard, name, id) in superseded {
+        tracing::warn!(topic = %name, shard, ?id, "a newer topic of the same name is in another shard: deleting this one");
+        let db = &shards[shard];
+        let mut batch = WriteBatch::default();
+        match id {
+            Some(id) => delete_topic(&mut batch, db, &name, id),
+            None => batch.delete_cf(meta_cf(db), format::topic_key(&name)),
+        }
+        db.write(batch).map_err(|error| {
+            StorageError::rocksdb(format!("deleting the older topic `{name}`"), &error)
+        })?;
+    }
+    Ok(())
+}
+
+/// Puts into `batch` the deletion of topic `name` of id `id` in `db`: its
+/// records and its messages.
+pub(crate) fn delete_topic(batch: &mut WriteBatch, db: &DB, name: &str, id: u32) {
+    let meta = meta_cf(db);
+    batch.delete_cf(meta, format::topic_key(name));
+    batch.delete_cf(meta, format::state_key(id));
+    batch.delete_cf(meta, format::sync_mark_key(id));
+    let (start, end) = format::page_key_range(id);
+    batch.delete_range_cf(meta, start, end);
+    let (start, end) = format::group_key_range(id);
+    batch.delete_range_cf(meta, start, end);
+    let (start, end) = format::message_key_range(id);
+    batch.delete_range_cf(messages_cf(db), start, end);
 }
 
 /// The next topic id as recorded; `None` if it is missing or damaged (the
@@ -103,6 +180,7 @@ pub(crate) fn recover_one(db: &DB, segments: &Segments, name: &str) -> Result<To
     let damaged = |reason: String| DamagedTopic {
         name: name.to_owned(),
         id: None,
+        shard: 0,
         reason,
     };
     let value = db
@@ -122,12 +200,14 @@ fn recover_topic(
     let record = TopicRecord::decode(value).map_err(|error| DamagedTopic {
         name: name.to_owned(),
         id: None,
+        shard: 0,
         reason: format!("its topic record is damaged: {}", error.0),
     })?;
     let id = record.topic_id;
     let (records, state) = read_back(db, segments, name, id).map_err(|reason| DamagedTopic {
         name: name.to_owned(),
         id: Some(id),
+        shard: 0,
         reason,
     })?;
     let groups = records

@@ -136,7 +136,7 @@ pub(crate) fn check(
             let pages: Vec<PageRecord> = writer.pages().copied().collect();
             (pages, writer.state.first_id, writer.state.next_id - 1)
         };
-        let mut walk = Walk::new(&db, &engine.segments, topic.id);
+        let mut walk = Walk::new(db.of(&topic), &engine.segments, topic.id);
         let mut sizes = BTreeMap::new();
         let mut damage = walk.all(first_id, last_id, &mut sizes, &mut |count| {
             progress(&topic.name, count);
@@ -170,7 +170,7 @@ pub(crate) fn repair_topic(engine: &Engine, name: &str) -> Result<RepairReport, 
     let db = engine.db()?;
     let _catalog = engine.catalog.lock();
     if let Some(topic) = engine.topic(name) {
-        return repair_live(engine, &db, &topic);
+        return repair_live(engine, db.of(&topic), &topic);
     }
     let Some(damage) = engine.damaged.read().get(name).cloned() else {
         return Err(TopicError::NotFound {
@@ -184,14 +184,15 @@ pub(crate) fn repair_topic(engine: &Engine, name: &str) -> Result<RepairReport, 
     let Some(id) = damage.id else {
         return Err(unrepairable("nothing to repair it from"));
     };
-    let mut report = rebuild(engine, &db, name, id)?;
+    let db = db.get(damage.shard);
+    let mut report = rebuild(engine, db, name, id)?;
     report.reasons.insert(0, damage.reason.clone());
-    let topic = recovery::recover_one(&db, &engine.segments, name).map_err(|damage| {
-        TopicError::Damaged {
+    let topic = recovery::recover_one(db, &engine.segments, name)
+        .map_err(|damage| TopicError::Damaged {
             topic: name.to_owned(),
             reason: damage.reason,
-        }
-    })?;
+        })?
+        .in_shard(damage.shard);
     engine.damaged.write().remove(name);
     engine
         .topics

@@ -133,8 +133,8 @@ pub(crate) fn run_retention(
 struct Pass {
     topics: Vec<TopicRetention>,
     failed: Vec<RetentionFailure>,
-    /// The message keys deleted, one range per topic.
-    ranges: Vec<Range<[u8; MESSAGE_KEY_LEN]>>,
+    /// The message keys deleted, one range per topic, with its shard.
+    ranges: Vec<(usize, Range<[u8; MESSAGE_KEY_LEN]>)>,
     /// The store's disk before the first deletion; `None` if nothing was due.
     disk_bytes_before: Option<u64>,
 }
@@ -152,10 +152,11 @@ fn delete_due_pages(engine: &Engine, stop: &impl Fn() -> bool) -> Result<Pass, T
         }
         match retain_topic(engine, &topic, &mut pass.failed) {
             Ok(Some(deleted)) => {
-                pass.ranges.push(
+                pass.ranges.push((
+                    topic.shard,
                     format::message_key_range(topic.id).0
                         ..format::message_key(topic.id, deleted.first_id),
-                );
+                ));
                 pass.topics.push(deleted);
             }
             Err(TopicError::Closed) => return Err(TopicError::Closed),
@@ -174,7 +175,19 @@ impl Pass {
             return Ok(());
         }
         let db = engine.db()?;
-        if let Err(error) = compaction::reclaim(&db, &self.ranges) {
+        let mut result = Ok(());
+        for (shard, db) in db.all().iter().enumerate() {
+            let ranges: Vec<Range<[u8; MESSAGE_KEY_LEN]>> = self
+                .ranges
+                .iter()
+                .filter(|(of, _)| *of == shard)
+                .map(|(_, range)| range.clone())
+                .collect();
+            if !ranges.is_empty() {
+                result = result.and(compaction::reclaim(db, &ranges));
+            }
+        }
+        if let Err(error) = result {
             // Closing the store stops RocksDB's work: the pass did not fail.
             if engine.is_closed() {
                 return Err(TopicError::Closed);
@@ -262,9 +275,10 @@ fn retain_topic(
 /// Deletes the pages the limits allow from one topic, in one batch;
 /// `None` if nothing was due.
 fn delete_pages(engine: &Engine, topic: &Arc<Topic>) -> Result<Option<TopicRetention>, TopicError> {
-    let db = engine.db()?;
-    let cf = messages_cf(&db);
-    let meta = meta_cf(&db);
+    let shards = engine.db()?;
+    let db = shards.of(topic);
+    let cf = messages_cf(db);
+    let meta = meta_cf(db);
     let mut writer = topic.writer.lock();
     if topic.is_destroyed() {
         return Err(Unavailable::Gone(topic.name.clone()).into());

@@ -14,7 +14,7 @@ use crate::clock::from_nanos;
 use crate::error::{StorageError, TopicError};
 use crate::message::MessageId;
 use crate::rocks::background::BackgroundStats;
-use crate::rocks::engine::Engine;
+use crate::rocks::engine::{Engine, Shards};
 use crate::rocks::format::{self, GroupRecord, PageRecord, TopicState};
 use crate::rocks::options::{messages_cf, meta_cf};
 use crate::rocks::telemetry::{self, StoreGauges};
@@ -169,14 +169,7 @@ pub(crate) fn stats(engine: &Engine) -> Result<StoreStats, TopicError> {
         .into_iter()
         .map(|(name, reason)| DamagedTopicStats { name, reason })
         .collect();
-    let db = engine.db()?;
-    let mut memtable_bytes = 0;
-    for cf in [meta_cf(&db), messages_cf(&db)] {
-        memtable_bytes += db
-            .property_int_value_cf(cf, "rocksdb.cur-size-all-mem-tables")
-            .map_err(|error| StorageError::rocksdb("reading the memtable size", &error))?
-            .unwrap_or_default();
-    }
+    let memtable_bytes = memtable_bytes(&engine.db()?)?;
     Ok(StoreStats {
         topics,
         disk_bytes: disk_bytes(engine),
@@ -200,7 +193,8 @@ fn stats_of(engine: &Engine, topic: &Arc<Topic>) -> Result<TopicStats, TopicErro
         let (messages, bytes) = writer.retained();
         (messages, bytes, writer.page_count(), writer.state)
     };
-    let db = engine.db()?;
+    let shards = engine.db()?;
+    let db = shards.of(topic);
     if topic.is_destroyed() {
         return Err(TopicError::NotFound {
             topic: topic.name.clone(),
@@ -208,7 +202,7 @@ fn stats_of(engine: &Engine, topic: &Arc<Topic>) -> Result<TopicStats, TopicErro
     }
     let (start, end) = format::message_key_range(topic.id);
     let table_bytes = db
-        .get_approximate_sizes_cf(messages_cf(&db), &[rocksdb::Range::new(&start, &end)])
+        .get_approximate_sizes_cf(messages_cf(db), &[rocksdb::Range::new(&start, &end)])
         .first()
         .copied()
         .unwrap_or_default();
@@ -226,7 +220,7 @@ fn stats_of(engine: &Engine, topic: &Arc<Topic>) -> Result<TopicStats, TopicErro
         .collect();
     let groups = groups
         .into_iter()
-        .map(|(name, record)| group_stats(&db, topic.id, &retained, name, &record))
+        .map(|(name, record)| group_stats(db, topic.id, &retained, name, &record))
         .collect::<Result<_, _>>()?;
     Ok(TopicStats {
         name: topic.name.clone(),
@@ -337,23 +331,37 @@ pub(crate) fn record_metrics(engine: &Engine) -> Result<(), TopicError> {
         }
     }
     let db = engine.db()?;
-    let property = |cf, name: &str| {
-        db.property_int_value_cf(cf, name)
+    let memtable_bytes = memtable_bytes(&db)?;
+    // One cache serves every column family of every shard.
+    let cache = |name: &str| {
+        db.get(0)
+            .property_int_value_cf(messages_cf(db.get(0)), name)
             .map(Option::unwrap_or_default)
             .map_err(|error| StorageError::rocksdb(format!("reading {name}"), &error))
     };
-    let memtable_bytes = property(meta_cf(&db), "rocksdb.cur-size-all-mem-tables")?
-        + property(messages_cf(&db), "rocksdb.cur-size-all-mem-tables")?;
     telemetry::store_gauges(&StoreGauges {
         topics: topics.len() as u64,
         damaged_topics: engine.damaged.read().len() as u64,
         disk_bytes: disk_bytes(engine),
         segment_bytes: engine.segments.total_bytes(),
         memtable_bytes,
-        // One cache serves both column families.
-        block_cache_bytes: property(messages_cf(&db), "rocksdb.block-cache-usage")?,
-        block_cache_capacity: property(messages_cf(&db), "rocksdb.block-cache-capacity")?,
+        block_cache_bytes: cache("rocksdb.block-cache-usage")?,
+        block_cache_capacity: cache("rocksdb.block-cache-capacity")?,
         open_segment_files: engine.segments.open_files() as u64,
     });
     Ok(())
+}
+
+/// The memory of every shard's memtables.
+fn memtable_bytes(shards: &Shards) -> Result<u64, StorageError> {
+    let mut bytes = 0;
+    for db in shards.all() {
+        for cf in [meta_cf(db), messages_cf(db)] {
+            bytes += db
+                .property_int_value_cf(cf, "rocksdb.cur-size-all-mem-tables")
+                .map_err(|error| StorageError::rocksdb("reading the memtable size", &error))?
+                .unwrap_or_default();
+        }
+    }
+    Ok(bytes)
 }

@@ -49,6 +49,8 @@ pub(crate) fn check_name(kind: &'static str, name: &str) -> Result<(), NameError
 pub(crate) struct Topic {
     pub(crate) name: String,
     pub(crate) id: u32,
+    /// The shard (RocksDB instance) that holds it.
+    pub(crate) shard: usize,
     pub(crate) created_ns: u64,
     pub(crate) writer: Mutex<Writer>,
     /// The last id readable (0: none yet).
@@ -180,6 +182,7 @@ impl Topic {
             metrics: TopicMetrics::new(&name, &state),
             name,
             id,
+            shard: 0,
             created_ns,
             last_id: AtomicU64::new(state.next_id - 1),
             first_id: AtomicU64::new(state.first_id),
@@ -202,6 +205,12 @@ impl Topic {
             event: Event::new(),
             groups: Mutex::new(groups),
         }
+    }
+
+    /// The topic, held by shard `shard`.
+    pub(crate) fn in_shard(mut self, shard: usize) -> Self {
+        self.shard = shard;
+        self
     }
 
     /// The last readable id, 0 if none was ever produced.

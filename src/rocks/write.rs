@@ -33,13 +33,14 @@ pub(crate) fn produce(
     messages: &[Message],
 ) -> Result<Range<MessageId>, ProduceError> {
     let started = Instant::now();
-    let db = engine.db()?;
+    let shards = engine.db()?;
     let handle = engine
         .topic(topic)
         .ok_or_else(|| not_found(engine, topic))?;
+    let db = shards.of(&handle);
     let families = Families {
-        messages: messages_cf(&db),
-        meta: meta_cf(&db),
+        messages: messages_cf(db),
+        meta: meta_cf(db),
     };
     let shape = Shape::of(engine, topic, messages)?;
 
