@@ -27,23 +27,11 @@ use futures_core::Stream;
 
 use crate::cursor::{Cursor, DamagePolicy, deadline_after};
 use crate::error::ConsumerError;
-use crate::message::{MessageId, Position, StoredMessage};
+use crate::message::{AckMode, MessageId, Position, StoredMessage};
 use crate::rocks::catalog;
 use crate::rocks::engine::Engine;
 use crate::rocks::format::GroupRecord;
 use crate::rocks::topic::Group;
-
-/// How a [`Consumer`] acknowledges.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum AckMode {
-    /// The application calls [`Consumer::ack`]; unacknowledged messages are
-    /// delivered again after a restart (at-least-once).
-    #[default]
-    Explicit,
-    /// Delivering a message acknowledges it, durably, before it is returned
-    /// (at-most-once; Milvus's behaviour).
-    Auto,
-}
 
 /// The consumer of one consumer group: delivers the topic's messages in id
 /// order from just after the group's acknowledged position.

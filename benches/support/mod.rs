@@ -11,6 +11,7 @@
 pub mod disk;
 pub mod memory;
 pub mod nats;
+pub mod nats_server;
 pub mod plot;
 pub mod report;
 pub mod results;
