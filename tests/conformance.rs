@@ -23,6 +23,7 @@ use rocksmq::{
 struct Place {
     kind: Kind,
     dir: tempfile::TempDir,
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     prefix: String,
 }
 

@@ -146,7 +146,10 @@ mod tests {
         let mut given = BTreeMap::new();
         given.insert("collection".to_owned(), "books".to_owned());
         let headers = to_headers(&given, Some("id-1"));
-        assert_eq!(headers.get(MSG_ID).map(|v| v.as_str()), Some("id-1"));
+        assert_eq!(
+            headers.get(MSG_ID).map(async_nats::HeaderValue::as_str),
+            Some("id-1")
+        );
         assert_eq!(properties(Some(&headers), "s", 1), given);
         assert!(properties(None, "s", 1).is_empty());
     }

@@ -391,38 +391,35 @@ async fn resolve(
     };
     if later_maybe_stored(outcomes) {
         // Learn whether it is stored without storing it now.
-        match retry(js, stream, subject, message, true).await? {
-            Some(id) => return Ok(id),
-            None => {
-                // Not stored. Storing it now is only in order if no later
-                // message of the window is stored: find out about each.
-                for later in offset + 1..outcomes.len() {
-                    if let Outcome::Unknown(_) = outcomes[later] {
-                        outcomes[later] =
-                            match retry(js, stream, subject, &outgoing[start + later], true).await?
-                            {
-                                Some(id) => Outcome::Stored(id),
-                                None => Outcome::NotStored("not stored".to_owned()),
-                            };
-                    }
-                }
-                let stored: Vec<MessageId> = outcomes[offset + 1..]
-                    .iter()
-                    .filter_map(|outcome| match outcome {
-                        Outcome::Stored(id) => Some(*id),
-                        _ => None,
-                    })
-                    .collect();
-                if !stored.is_empty() {
-                    return Err((
-                        format!(
-                            "it was not stored, and messages after it in the batch were (ids {stored:?}); \
-                             storing it now would put it after them"
-                        ),
-                        false,
-                    ));
-                }
+        if let Some(id) = retry(js, stream, subject, message, true).await? {
+            return Ok(id);
+        }
+        // Not stored. Storing it now is only in order if no later message
+        // of the window is stored: find out about each.
+        for later in offset + 1..outcomes.len() {
+            if let Outcome::Unknown(_) = outcomes[later] {
+                outcomes[later] =
+                    match retry(js, stream, subject, &outgoing[start + later], true).await? {
+                        Some(id) => Outcome::Stored(id),
+                        None => Outcome::NotStored("not stored".to_owned()),
+                    };
             }
+        }
+        let stored: Vec<MessageId> = outcomes[offset + 1..]
+            .iter()
+            .filter_map(|outcome| match outcome {
+                Outcome::Stored(id) => Some(*id),
+                _ => None,
+            })
+            .collect();
+        if !stored.is_empty() {
+            return Err((
+                format!(
+                    "it was not stored, and messages after it in the batch were (ids {stored:?}); \
+                     storing it now would put it after them"
+                ),
+                false,
+            ));
         }
     }
     retry(js, stream, subject, message, false)

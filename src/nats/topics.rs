@@ -171,15 +171,19 @@ pub(crate) fn get(
         let stream = js
             .get_stream_no_info(&name)
             .await
-            .map_err(|error| ApiError::Unavailable(error.to_string()))?;
-        stream.direct_get(id).await.map(Some).or_else(|error| {
-            use async_nats::jetstream::stream::DirectGetErrorKind as Kind;
-            match error.kind() {
-                Kind::NotFound => Ok(None),
-                Kind::TimedOut => Err(ApiError::Unavailable(error.to_string())),
-                _ => Err(ApiError::Unavailable(error.to_string())),
+            .map_err(|error| error.to_string())?;
+        match stream.direct_get(id).await {
+            Ok(message) => Ok(Some(message)),
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    async_nats::jetstream::stream::DirectGetErrorKind::NotFound
+                ) =>
+            {
+                Ok(None)
             }
-        })
+            Err(error) => Err(error.to_string()),
+        }
     });
     match result {
         Ok(Some(message)) => Ok(Some(StoredMessage {
@@ -193,6 +197,13 @@ pub(crate) fn get(
             info(engine, topic)?;
             Ok(None)
         }
-        Err(error) => Err(topic_error(topic, "reading", error)),
+        Err(error) => {
+            // No stream answers a direct get of a topic that is gone.
+            info(engine, topic)?;
+            Err(TopicError::Storage(
+                ApiError::Unavailable(error)
+                    .into_storage(format!("reading message {id} of topic `{topic}`")),
+            ))
+        }
     }
 }
