@@ -236,7 +236,10 @@ fn the_engines_keep_to_their_layers() {
             );
         }
         if module != "lib" {
-            assert!(!edges.contains("backend"), "{module} imports crate::backend");
+            assert!(
+                !edges.contains("backend"),
+                "{module} imports crate::backend"
+            );
         }
     }
 }
