@@ -499,7 +499,6 @@ async fn acknowledge(
                     group,
                     "acknowledging in",
                     crate::nats::engine::ApiError::Api {
-                        status: 404,
                         code: crate::nats::engine::code::CONSUMER_NOT_FOUND,
                         description: "consumer not found".to_owned(),
                     },

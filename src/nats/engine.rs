@@ -38,18 +38,24 @@ pub(crate) mod code {
     pub(crate) const STREAM_NOT_FOUND: u64 = 10059;
     pub(crate) const CONSUMER_NOT_FOUND: u64 = 10014;
     pub(crate) const STREAM_NAME_IN_USE: u64 = 10058;
+    /// "Not now": the system or the stream has no leader, or the peers to
+    /// place it on are away (10008 temporarily unavailable, 10009 not the
+    /// leader, 10005 no peers, 10118 and 10119 stream and consumer
+    /// offline). Other errors, many with status 503 too (a store failure,
+    /// a limit reached), stay as they are if retried.
+    pub(crate) const TRANSIENT: [u64; 5] = [10008, 10009, 10005, 10118, 10119];
 }
 
 /// Why a JetStream request failed.
 #[derive(Debug, Clone)]
 pub(crate) enum ApiError {
-    /// No answer: not connected, timed out, or nothing serves the subject
-    /// now (a stream without a leader). Worth retrying.
+    /// No answer: not connected, or timed out. Worth retrying.
     Unavailable(String),
+    /// Nothing serves the API's subject: the server has no JetStream, or
+    /// (in a cluster, briefly) none is ready.
+    NoResponders,
     /// The server answered with an error.
     Api {
-        /// The HTTP-like status (`404`, `503`, ...).
-        status: usize,
         /// JetStream's error code (`10059`: stream not found, ...).
         code: u64,
         /// The server's words.
@@ -64,11 +70,11 @@ impl ApiError {
     }
 
     /// Whether retrying may help: no answer, or the server's "not now"
-    /// (503: no leader, cluster not available).
+    /// ([`code::TRANSIENT`]).
     pub(crate) fn is_transient(&self) -> bool {
         match self {
-            Self::Unavailable(_) => true,
-            Self::Api { status, .. } => *status == 503,
+            Self::Unavailable(_) | Self::NoResponders => true,
+            Self::Api { code, .. } => code::TRANSIENT.contains(code),
         }
     }
 
@@ -76,6 +82,9 @@ impl ApiError {
     pub(crate) fn into_storage(self, context: impl Into<String>) -> StorageError {
         match self {
             Self::Unavailable(message) => StorageError::unavailable(context, message),
+            Self::NoResponders => {
+                StorageError::unavailable(context, "no JetStream server answered")
+            }
             Self::Api {
                 code, description, ..
             } => StorageError::server(context, format!("{description} (JetStream error {code})")),
@@ -87,6 +96,7 @@ impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Unavailable(message) => write!(f, "the NATS server did not answer: {message}"),
+            Self::NoResponders => f.write_str("no JetStream server answered"),
             Self::Api {
                 code, description, ..
             } => write!(f, "{description} (JetStream error {code})"),
@@ -146,44 +156,13 @@ impl Engine {
         }
         let runtime = Runtime::new()
             .map_err(|error| connect_error(format!("cannot start the tokio runtime: {error}")))?;
-        let credentials = nats.credentials_file.clone();
-        let client = runtime.block_on(async move {
-            let mut options = ConnectOptions::new()
-                .name("rocksmq")
-                .connection_timeout(REQUEST_TIMEOUT)
-                .request_timeout(Some(REQUEST_TIMEOUT))
-                .max_reconnects(None);
-            if let Some(path) = credentials {
-                options = options.credentials_file(&path).await.map_err(|error| {
-                    format!(
-                        "cannot read natsmq.credentialsFile {}: {error}",
-                        path.display()
-                    )
-                })?;
-            }
-            options
-                .connect(addresses)
-                .await
-                .map_err(|error| error.to_string())
-        });
-        let client = client.map_err(connect_error)?;
+        let client = runtime
+            .block_on(open_connection(addresses, nats.credentials_file.clone()))
+            .map_err(&connect_error)?;
         let info = client.server_info();
-        let prefix = nats.stream_prefix.clone();
-        let probe_client = client.clone();
-        let probed = runtime.block_on(async move {
-            // The context spawns a task: it is built on the runtime.
-            let js = jetstream::context::ContextBuilder::new()
-                .timeout(REQUEST_TIMEOUT)
-                .build(probe_client.clone());
-            Engine::api::<serde_json::Value>(&js, "INFO".to_owned(), &serde_json::json!({}))
-                .await
-                .map_err(|error| {
-                    format!("JetStream is not available on the server ({error}); start nats-server with -js")
-                })?;
-            let atomic = probe_atomic(&js, &probe_client, &prefix).await;
-            Ok::<_, String>((js, atomic))
-        });
-        let (js, atomic) = probed.map_err(connect_error)?;
+        let (js, atomic) = runtime
+            .block_on(ready(client.clone(), nats.stream_prefix.clone()))
+            .map_err(&connect_error)?;
         let capabilities = Capabilities {
             atomic_batch: atomic,
             max_atomic_batch: atomic.then_some(MAX_ATOMIC_BATCH),
@@ -361,10 +340,15 @@ impl Engine {
         match js.request::<_, _, Response<T>>(subject, body).await {
             Ok(Response::Ok(answer)) => Ok(answer),
             Ok(Response::Err { error }) => Err(ApiError::Api {
-                status: error.code(),
                 code: error.error_code().0,
                 description: error.to_string(),
             }),
+            Err(error)
+                if error.kind()
+                    == async_nats::jetstream::context::RequestErrorKind::NoResponders =>
+            {
+                Err(ApiError::NoResponders)
+            }
             Err(error) => Err(ApiError::Unavailable(error.to_string())),
         }
     }
@@ -498,6 +482,55 @@ impl Engine {
             }
         }
     }
+}
+
+/// Opens the connection, with the credentials file if there is one.
+async fn open_connection(
+    addresses: Vec<ServerAddr>,
+    credentials: Option<std::path::PathBuf>,
+) -> Result<Client, String> {
+    let mut options = ConnectOptions::new()
+        .name("rocksmq")
+        .connection_timeout(REQUEST_TIMEOUT)
+        .request_timeout(Some(REQUEST_TIMEOUT))
+        .max_reconnects(None);
+    if let Some(path) = credentials {
+        options = options.credentials_file(&path).await.map_err(|error| {
+            format!(
+                "cannot read natsmq.credentialsFile {}: {error}",
+                path.display()
+            )
+        })?;
+    }
+    options
+        .connect(addresses)
+        .await
+        .map_err(|error| error.to_string())
+}
+
+/// Waits until JetStream answers (a cluster that is starting does once it
+/// has a leader), and learns whether it stores atomic batches.
+async fn ready(client: Client, prefix: String) -> Result<(jetstream::Context, bool), String> {
+    // The context spawns a task: it is built on the runtime.
+    let js = jetstream::context::ContextBuilder::new()
+        .timeout(REQUEST_TIMEOUT)
+        .build(client.clone());
+    let deadline = tokio::time::Instant::now() + RETRY_FOR;
+    loop {
+        match Engine::api::<serde_json::Value>(&js, "INFO".to_owned(), &serde_json::json!({})).await
+        {
+            Ok(_) => break,
+            Err(ApiError::NoResponders) => {
+                return Err("the server has no JetStream (start nats-server with -js)".to_owned());
+            }
+            Err(error) if error.is_transient() && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(error) => return Err(format!("JetStream is not available: {error}")),
+        }
+    }
+    let atomic = probe_atomic(&js, &client, &prefix).await;
+    Ok((js, atomic))
 }
 
 /// The most messages JetStream takes in one atomic batch (2.12's limit).

@@ -206,8 +206,10 @@ fn outcome_of(error: &PublishError) -> Outcome {
             let api = std::error::Error::source(error)
                 .and_then(|source| source.downcast_ref::<async_nats::jetstream::Error>());
             match api {
-                // "JetStream system temporarily unavailable", no leader.
-                Some(api) if api.code() == 503 => Outcome::NotStored(text),
+                // No leader, "JetStream system temporarily unavailable".
+                Some(api) if code::TRANSIENT.contains(&api.error_code().0) => {
+                    Outcome::NotStored(text)
+                }
                 Some(_) => Outcome::Refused(text),
                 None => Outcome::Unknown(text),
             }
