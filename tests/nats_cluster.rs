@@ -244,10 +244,7 @@ fn killing_the_stream_leader_loses_and_repeats_nothing() {
     }
     producer.join().expect("the producer");
 
-    let produced = Arc::try_unwrap(produced)
-        .ok()
-        .expect("one owner")
-        .into_inner();
+    let produced = std::mem::take(&mut *produced.lock());
     let last_acknowledged = produced.acknowledged.values().copied().max().unwrap_or(0);
     let deadline = Instant::now() + Duration::from_secs(60);
     while read
@@ -267,7 +264,7 @@ fn killing_the_stream_leader_loses_and_repeats_nothing() {
     consumer.join().expect("the consumer");
     let sessions = reopened.load(Ordering::Acquire);
     let mut last_session = mq.consumer(TOPIC, GROUP).unwrap();
-    let read = Arc::try_unwrap(read).ok().expect("one owner").into_inner();
+    let read = std::mem::take(&mut *read.lock());
     let last_read = read.last().map_or(0, |&(id, _)| id);
     assert_eq!(
         last_session.acked_id(),
