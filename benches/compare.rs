@@ -20,7 +20,7 @@ use criterion::{BenchmarkGroup, Criterion, SamplingMode};
 use support::nats::{NatsClient, NatsConsume, NatsEndToEnd, NatsProduce, NatsServer};
 use support::report::{self, CriterionSettings, NatsSettings, Results, System, Workload};
 use support::rocks::{RawProduce, RocksmqConsume, RocksmqEndToEnd, RocksmqProduce};
-use support::{BATCH, Run, SIZES, Scale, disk, memory, retention};
+use support::{BATCH, Run, SIZES, Scale, backends, disk, memory, retention};
 
 /// Few samples and short times keep the whole run under ten minutes on two
 /// cores; medians of 10 flat samples are stable enough for ratios, and 5 s
@@ -71,6 +71,24 @@ fn main() {
     );
     consume(&mut criterion, &mut results, nats.as_ref(), scale);
     end_to_end(&mut criterion, &mut results, nats.as_ref());
+    let seam = backends::measure(
+        &mut criterion,
+        backends::Settings {
+            sample_size: CRITERION.sample_size,
+            warm_up: CRITERION.warm_up,
+            measurement: CRITERION.measurement,
+        },
+        scale,
+        nats.as_ref()
+            .zip(server.as_ref())
+            .map(|(client, server)| (client, server.url.as_str())),
+        run.bench.then_some(criterion_dir.as_path()),
+    );
+    if !seam.nats.is_empty() || !seam.embedded.is_empty() {
+        let mut text = String::new();
+        backends::section(&mut text, Some(&seam));
+        eprintln!("{text}");
+    }
     let retention = run.selects(retention::GROUP).then(|| {
         let mut group = criterion.benchmark_group(retention::GROUP);
         group
@@ -99,6 +117,7 @@ fn main() {
         nats: server.as_ref().zip(nats.as_ref()).map(nats_settings),
         memory: peak_memory,
         retention,
+        backends: Some(seam),
         disk,
         data_dir: std::env::temp_dir(),
     };
