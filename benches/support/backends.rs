@@ -13,7 +13,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use criterion::Criterion;
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion};
 use rocksmq::{Backend, Config, Message, MqConfig, Position, RetentionPolicy};
 
 use super::nats::{NatsClient, NatsConsume, NatsProduce};
@@ -185,6 +186,9 @@ fn nats_config(url: &str, prefix: &str) -> MqConfig {
     )
 }
 
+/// One side of a comparison: benchmarks itself in the group it is given.
+type Bench<'a> = dyn FnMut(&mut BenchmarkGroup<'_, WallTime>) -> Recorded + 'a;
+
 /// Criterion's settings for the groups of this module.
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
@@ -225,18 +229,8 @@ pub fn measure(
                     workload: &'static str,
                     size: usize,
                     messages: usize,
-                    reference: (
-        &str,
-        &mut dyn FnMut(
-            &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
-        ) -> Recorded,
-    ),
-                    ours: (
-        &str,
-        &mut dyn FnMut(
-            &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
-        ) -> Recorded,
-    )|
+                    reference: (&str, &mut Bench<'_>),
+                    ours: (&str, &mut Bench<'_>)|
      -> Option<Row> {
         let mut group = criterion.benchmark_group(group_name);
         group
