@@ -219,3 +219,57 @@ fn a_delivery_lost_on_the_way_is_delivered_again_in_order() {
     assert_eq!(consumer.acked_id(), 5);
     assert!(consumer.consume(10).unwrap().is_empty());
 }
+
+#[test]
+fn a_move_of_a_group_that_stopped_half_way_is_finished() {
+    let prefix = common::nats::unique_prefix("moved");
+    let store = connect(&prefix);
+    store.create_topic("log").unwrap();
+    store.create_group("log", "g", Position::Earliest).unwrap();
+    store
+        .produce(
+            "log",
+            &(1..6)
+                .map(|i| Message::new(format!("m{i}")))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+    let stream = store.stream_name("log").unwrap();
+    // What a crash leaves in the middle of moving the group to id 2: the
+    // marker at 2 created, the group's consumer deleted, not yet created
+    // again.
+    let (runtime, js) = raw();
+    runtime.block_on(async {
+        let stream = js.get_stream(&stream).await.unwrap();
+        stream
+            .create_consumer(consumer::pull::Config {
+                durable_name: Some("g~reset".to_owned()),
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: 2 },
+                ack_policy: consumer::AckPolicy::All,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        stream.delete_consumer("g").await.unwrap();
+    });
+    assert_eq!(
+        store.list_groups("log").unwrap(),
+        ["g"],
+        "the group is still there"
+    );
+    let stats = store.topic_stats("log").unwrap();
+    assert_eq!((stats.groups.len(), stats.groups[0].acked_id), (1, 1));
+    assert!(
+        store.group_exists("log", "g").unwrap(),
+        "finishing the move"
+    );
+    let mut consumer = store.consumer("log", "g").unwrap();
+    assert_eq!(consumer.acked_id(), 1);
+    let ids: Vec<u64> = consumer.consume(10).unwrap().iter().map(|m| m.id).collect();
+    assert_eq!(ids, [2, 3, 4, 5], "from where it was moved to");
+    let left = runtime.block_on(async {
+        let stream = js.get_stream(&stream).await.unwrap();
+        stream.consumer_info("g~reset").await.is_ok()
+    });
+    assert!(!left, "the marker is gone");
+}

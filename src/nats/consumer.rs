@@ -23,8 +23,10 @@ use futures_core::Stream;
 use crate::error::ConsumerError;
 use crate::message::{AckMode, MessageId, Position, StoredMessage};
 use crate::nats::engine::{Engine, REQUEST_TIMEOUT, RETRY_FOR};
-use crate::nats::groups::{self, acked_id, group_error, names_of, resolve};
-use crate::nats::pump::{Inbox, Pump, Source, Stop, reset_consumer};
+use crate::nats::groups::{
+    self, acked_id, group_error, group_info, names_of, reset_consumer, resolve,
+};
+use crate::nats::pump::{Inbox, Pump, Source, Stop};
 
 type AckFuture = Pin<Box<dyn Future<Output = Result<(), ConsumerError>> + Send>>;
 
@@ -71,7 +73,7 @@ impl NatsConsumer {
         let core = Arc::clone(engine);
         let (stream_name, consumer_name) = (stream.clone(), consumer.clone());
         let opened = engine.runtime.block_on(async move {
-            let info = Engine::consumer_info(&core.js, &stream_name, &consumer_name).await?;
+            let info = group_info(&core, &stream_name, &consumer_name).await?;
             let acked = acked_id(&info);
             if info.num_ack_pending > 0 {
                 // Delivered and not acknowledged: deliver it again, in order.

@@ -10,6 +10,15 @@
 //! server (an ephemeral consumer that starts at that time, whose first
 //! sequence is read and which is deleted at once), from the times the
 //! server stamped the messages with.
+//!
+//! Moving a group (a seek; a consumer that opens with messages delivered
+//! and not acknowledged; deliveries lost on the way) needs a consumer
+//! reset, which JetStream has only from 2.14. Before, the consumer is
+//! deleted and created again at its new start. So that no crash or
+//! failure in between loses the group, a *marker*, a durable consumer
+//! named `<consumer>~reset` at the new start, is created first and
+//! deleted last: whoever finds the marker without the group's consumer
+//! (the next consumer, a lookup, the statistics) finishes the move.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +28,6 @@ use async_nats::jetstream::consumer;
 use crate::error::ConsumerError;
 use crate::message::{MessageId, Position};
 use crate::nats::engine::{ApiError, Engine, code};
-use crate::nats::pump::reset_consumer;
 use crate::nats::{names, topics};
 
 /// A group's stream and consumer names, checked.
@@ -59,6 +67,67 @@ pub(crate) fn group_error(
     } else {
         topics::consumer_error(topic, context, error)
     }
+}
+
+/// The name of the marker of a group's move (see the module's
+/// documentation); `~` is in no escaped name.
+pub(crate) fn marker_name(consumer: &str) -> String {
+    format!("{consumer}~reset")
+}
+
+/// The group whose move `marker` marks, if it is a marker.
+pub(crate) fn group_of_marker(marker: &str) -> Option<String> {
+    names::group_of_consumer(marker.strip_suffix("~reset")?)
+}
+
+/// The information of a group's consumer, finishing a move that stopped
+/// half way: if only the marker is there, the consumer is created where
+/// the marker stands, and the marker deleted.
+pub(crate) async fn group_info(
+    engine: &Engine,
+    stream: &str,
+    consumer: &str,
+) -> Result<consumer::Info, ApiError> {
+    let missing = match Engine::consumer_info(&engine.js, stream, consumer).await {
+        Err(error) if error.is(code::CONSUMER_NOT_FOUND) => error,
+        other => return other,
+    };
+    let marker = marker_name(consumer);
+    let Ok(marker_info) = Engine::consumer_info(&engine.js, stream, &marker).await else {
+        return Err(missing);
+    };
+    let start = acked_id(&marker_info) + 1;
+    tracing::warn!(%stream, %consumer, start, "finishing a move of a group that stopped half way");
+    let info =
+        Engine::create_consumer(&engine.js, stream, &engine.group_config(consumer, start)).await?;
+    Engine::delete_consumer(&engine.js, stream, &marker).await?;
+    Ok(info)
+}
+
+/// Moves a group's consumer so that its next delivery is `start`: the
+/// marker at `start`, then the consumer deleted and created at `start`,
+/// then the marker deleted. A failure part way leaves the marker, which
+/// [`group_info`] finds.
+pub(crate) async fn reset_consumer(
+    engine: &Engine,
+    stream: &str,
+    consumer: &str,
+    start: MessageId,
+) -> Result<consumer::Info, ApiError> {
+    let marker = marker_name(consumer);
+    // A marker left by a move that failed after the consumer was created
+    // again: its consumer is there, so the marker is stale.
+    Engine::delete_consumer(&engine.js, stream, &marker).await?;
+    Engine::create_consumer(&engine.js, stream, &engine.group_config(&marker, start)).await?;
+    Engine::delete_consumer(&engine.js, stream, consumer).await?;
+    let info =
+        Engine::create_consumer(&engine.js, stream, &engine.group_config(consumer, start)).await?;
+    if let Err(error) = Engine::delete_consumer(&engine.js, stream, &marker).await {
+        // Harmless: the next lookup sees the consumer and the next move
+        // deletes the marker.
+        tracing::warn!(%stream, %marker, %error, "cannot delete the marker of a group's move");
+    }
+    Ok(info)
 }
 
 /// The acknowledged id of a group's consumer: every id up to it is
@@ -138,7 +207,7 @@ pub(crate) fn create_group(
     let (stream, consumer) = names_of(engine, topic, group)?;
     let core = Arc::clone(engine);
     let result = engine.runtime.block_on(async move {
-        match Engine::consumer_info(&core.js, &stream, &consumer).await {
+        match group_info(&core, &stream, &consumer).await {
             Ok(_) => return Ok(false),
             Err(error) if error.is(code::CONSUMER_NOT_FOUND) => {}
             Err(error) => return Err(error),
@@ -167,7 +236,8 @@ pub(crate) fn destroy_group(
     let (stream, consumer) = names_of(engine, topic, group)?;
     let js = engine.js.clone();
     let result = engine.runtime.block_on(async move {
-        if Engine::delete_consumer(&js, &stream, &consumer).await? {
+        let marked = Engine::delete_consumer(&js, &stream, &marker_name(&consumer)).await?;
+        if Engine::delete_consumer(&js, &stream, &consumer).await? || marked {
             return Ok(true);
         }
         // No such consumer: is there the stream?
@@ -204,12 +274,12 @@ pub(crate) fn group_exists(
             .map(|_| false)
             .map_err(|error| topics::consumer_error(topic, "reading", error));
     };
-    let js = engine.js.clone();
+    let core = Arc::clone(engine);
     let result = engine.runtime.block_on(async move {
-        match Engine::consumer_info(&js, &stream, &consumer).await {
+        match group_info(&core, &stream, &consumer).await {
             Ok(_) => Ok(true),
             Err(error) if error.is(code::CONSUMER_NOT_FOUND) => {
-                Engine::stream_info(&js, &stream).await.map(|_| false)
+                Engine::stream_info(&core.js, &stream).await.map(|_| false)
             }
             Err(error) => Err(error),
         }
@@ -230,11 +300,13 @@ pub(crate) fn list_groups(engine: &Arc<Engine>, topic: &str) -> Result<Vec<Strin
         .runtime
         .block_on(async move { Engine::consumer_names(&js, &stream).await })
         .map_err(|error| topics::consumer_error(topic, "listing the groups of", error))?;
+    // A group whose move stopped half way has only its marker.
     let mut groups: Vec<String> = consumers
         .iter()
-        .filter_map(|name| names::group_of_consumer(name))
+        .filter_map(|name| names::group_of_consumer(name).or_else(|| group_of_marker(name)))
         .collect();
     groups.sort();
+    groups.dedup();
     Ok(groups)
 }
 
@@ -256,7 +328,7 @@ pub(crate) fn seek_group(
     };
     let core = Arc::clone(engine);
     let result = engine.runtime.block_on(async move {
-        Engine::consumer_info(&core.js, &stream, &consumer).await?;
+        group_info(&core, &stream, &consumer).await?;
         let start = resolve(&core, &stream, to).await?;
         reset_consumer(&core, &stream, &consumer, start)
             .await

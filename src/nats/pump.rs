@@ -25,6 +25,7 @@ use parking_lot::Mutex;
 
 use crate::message::{MessageId, StoredMessage};
 use crate::nats::engine::{ApiError, Engine, code};
+use crate::nats::groups::{group_info, reset_consumer};
 use crate::nats::headers;
 
 /// Messages an inbox holds ahead of its receiver at most...
@@ -275,7 +276,7 @@ impl Pump {
         let Source::Group(name) = &self.source else {
             return None;
         };
-        match Engine::consumer_info(&self.engine.js, &self.stream, name).await {
+        match group_info(&self.engine, &self.stream, name).await {
             Err(error) if error.is(code::CONSUMER_NOT_FOUND) => Some(Stop::GroupDestroyed),
             _ => None,
         }
@@ -314,9 +315,18 @@ impl Pump {
         Ok(())
     }
 
+    /// The information of the consumer the pump pulls from: a group's
+    /// (finishing a reset that stopped half way), or a reader's.
+    async fn consumer_info(&self, name: &str) -> Result<consumer::Info, ApiError> {
+        match self.source {
+            Source::Group(_) => group_info(&self.engine, &self.stream, name).await,
+            Source::Reader(_) => Engine::consumer_info(&self.engine.js, &self.stream, name).await,
+        }
+    }
+
     /// Pulls from the consumer until it fails or deliveries are lost.
     async fn pull(&self, name: &str, delivered: &mut u64) -> Pulled {
-        let info = match Engine::consumer_info(&self.engine.js, &self.stream, name).await {
+        let info = match self.consumer_info(name).await {
             Ok(info) => info,
             Err(error) => {
                 if self.stop_if_gone(&error).await {
@@ -437,17 +447,4 @@ enum Pulled {
     Lost,
     /// The pull failed; retry.
     Broken(String),
-}
-
-/// Recreates a group's consumer so that its next delivery is `start`:
-/// JetStream before 2.14 cannot move a consumer, so it is deleted and
-/// created again with the same configuration but its start.
-pub(crate) async fn reset_consumer(
-    engine: &Engine,
-    stream: &str,
-    name: &str,
-    start: MessageId,
-) -> Result<consumer::Info, ApiError> {
-    Engine::delete_consumer(&engine.js, stream, name).await?;
-    Engine::create_consumer(&engine.js, stream, &engine.group_config(name, start)).await
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::error::TopicError;
 use crate::message::MessageId;
 use crate::nats::engine::{ApiError, Engine};
-use crate::nats::groups::acked_id;
+use crate::nats::groups::{self, acked_id};
 use crate::nats::{names, topics};
 
 /// The statistics of every topic of the NATS engine.
@@ -105,10 +105,19 @@ fn from_info(topic: &str, info: &stream::Info, consumers: &[consumer::Info]) -> 
     } else {
         state.first_sequence
     };
+    let names: std::collections::BTreeSet<&str> = consumers
+        .iter()
+        .map(|consumer| consumer.name.as_str())
+        .collect();
     let mut groups: Vec<NatsGroupStats> = consumers
         .iter()
         .filter_map(|consumer| {
-            let name = names::group_of_consumer(&consumer.name)?;
+            // A group whose move stopped half way stands where its marker is.
+            let name = names::group_of_consumer(&consumer.name).or_else(|| {
+                let group = groups::group_of_marker(&consumer.name)?;
+                let own = consumer.name.strip_suffix("~reset")?;
+                (!names.contains(own)).then_some(group)
+            })?;
             let acked = acked_id(consumer);
             Some(NatsGroupStats {
                 name,
