@@ -37,6 +37,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! [`Backend`] opens the engine a configuration's `mq.type` names: this
+//! embedded store, or the same API over NATS JetStream (`natsmq`, feature
+//! `nats`, module `nats`); `docs/backends.md` sets them side by side.
+//!
 //! The design, on-disk format and configuration are documented in `docs/`.
 
 #![deny(missing_docs, unsafe_op_in_unsafe_fn)]
@@ -97,6 +101,11 @@ pub use store::{Environment, Store};
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+/// The examples of `docs/backends.md`, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/backends.md")]
+struct BackendsDoctests;
 
 /// The examples of `docs/consumers.md`, compiled and run as doctests.
 #[cfg(doctest)]
