@@ -273,3 +273,26 @@ fn a_move_of_a_group_that_stopped_half_way_is_finished() {
     });
     assert!(!left, "the marker is gone");
 }
+
+#[test]
+fn the_blocking_api_works_inside_another_runtime_and_drops_there() {
+    let prefix = common::nats::unique_prefix("inside");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        // tokio's own block_on would panic here; the engine's bridge not.
+        let store = connect(&prefix);
+        store.create_topic("log").unwrap();
+        store.create_group("log", "g", Position::Earliest).unwrap();
+        let mut consumer = store.consumer("log", "g").unwrap();
+        store.produce("log", &[Message::new("a")]).unwrap();
+        let message = consumer.recv().await.unwrap();
+        assert_eq!(message.payload, b"a");
+        consumer.ack(message.id).unwrap();
+        // The last handles go here, on a thread of this runtime.
+        drop(store);
+        drop(consumer);
+    });
+}

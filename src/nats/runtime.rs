@@ -69,7 +69,19 @@ impl Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        if let Some(tokio) = self.tokio.take() {
+        let Some(tokio) = self.tokio.take() else {
+            return;
+        };
+        if Handle::try_current().is_ok() {
+            // On a thread of a runtime (its own, when its last task held
+            // the engine): shut it down from a thread of no runtime.
+            let spawned = std::thread::Builder::new()
+                .name("rocksmq-nats-shutdown".to_owned())
+                .spawn(move || tokio.shutdown_background());
+            if let Err(error) = spawned {
+                tracing::warn!(%error, "cannot start a thread to shut the NATS engine's runtime down");
+            }
+        } else {
             tokio.shutdown_background();
         }
     }
