@@ -26,7 +26,7 @@ use crate::nats::engine::{Engine, REQUEST_TIMEOUT, RETRY_FOR};
 use crate::nats::groups::{
     self, acked_id, group_error, group_info, names_of, reset_consumer, resolve,
 };
-use crate::nats::pump::{Inbox, Pump, Source, Stop};
+use crate::nats::pump::{Inbox, Pump, PumpTask, Source, Stop};
 
 type AckFuture = Pin<Box<dyn Future<Output = Result<(), ConsumerError>> + Send>>;
 
@@ -37,7 +37,7 @@ pub struct NatsConsumer {
     topic: String,
     group: String,
     pump: Pump,
-    task: Option<tokio::task::JoinHandle<()>>,
+    task: Option<PumpTask>,
     ack_mode: AckMode,
     terminated: bool,
     listener: Option<EventListener>,
@@ -160,7 +160,7 @@ impl NatsConsumer {
         if self.engine.is_closed() {
             return Err(ConsumerError::Closed);
         }
-        match self.pump.inbox.state.lock().stop {
+        match &self.pump.inbox.state.lock().stop {
             None => Ok(()),
             Some(Stop::TopicDestroyed) => Err(ConsumerError::TopicDestroyed {
                 topic: self.topic.clone(),
@@ -169,6 +169,15 @@ impl NatsConsumer {
                 topic: self.topic.clone(),
                 group: self.group.clone(),
             }),
+            Some(Stop::Failed(reason)) => {
+                Err(ConsumerError::Storage(crate::error::StorageError::server(
+                    format!(
+                        "delivering topic `{}` to group `{}`",
+                        self.topic, self.group
+                    ),
+                    format!("the delivery task failed: {reason}"),
+                )))
+            }
         }
     }
 
@@ -382,8 +391,7 @@ impl NatsConsumer {
             // The pump stops before anything moves: no delivery of the old
             // position comes after the new one.
             if let Some(task) = task {
-                task.abort();
-                let _ = task.await;
+                task.stop().await;
             }
             let _control = pump.control.lock().await;
             let Source::Group(name) = &pump.source else {

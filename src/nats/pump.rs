@@ -47,6 +47,30 @@ pub(crate) enum Stop {
     TopicDestroyed,
     /// The group's consumer was deleted.
     GroupDestroyed,
+    /// The pump's task failed (panicked), with what it said.
+    Failed(String),
+}
+
+/// A running pump: its task, and the task that watches it, so that a
+/// pump that panics stops its inbox with the reason instead of leaving
+/// its receiver waiting.
+#[derive(Debug)]
+pub(crate) struct PumpTask {
+    pump: tokio::task::AbortHandle,
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+impl PumpTask {
+    /// Stops the pump (at its next await).
+    pub(crate) fn abort(&self) {
+        self.pump.abort();
+    }
+
+    /// Stops the pump and waits until it has.
+    pub(crate) async fn stop(self) {
+        self.pump.abort();
+        let _ = self.watcher.await;
+    }
 }
 
 /// Where an inbox's messages come from.
@@ -169,12 +193,29 @@ pub(crate) struct Pump {
 impl Pump {
     /// Starts the pump; `delivered` is the consumer sequence of the last
     /// delivery of the group's consumer (0 for a new consumer).
-    pub(crate) fn spawn(self, delivered: u64) -> tokio::task::JoinHandle<()> {
+    pub(crate) fn spawn(self, delivered: u64) -> PumpTask {
         let engine = Arc::clone(&self.engine);
-        let event = Arc::clone(&self.inbox.event);
+        let inbox = Arc::clone(&self.inbox);
+        let stream = self.stream.clone();
         let task = engine.runtime.spawn(self.run(delivered));
-        engine.register(&event, Some(task.abort_handle()));
-        task
+        let pump = task.abort_handle();
+        engine.register(&inbox.event, Some(pump.clone()));
+        let watcher = engine.runtime.spawn(async move {
+            let Err(error) = task.await else { return };
+            if error.is_cancelled() {
+                return;
+            }
+            let reason = match error.into_panic().downcast::<String>() {
+                Ok(text) => *text,
+                Err(panic) => panic
+                    .downcast::<&str>()
+                    .map_or_else(|_| "a panic".to_owned(), |text| (*text).to_owned()),
+            };
+            tracing::error!(%stream, %reason, "the delivery task failed");
+            inbox.state.lock().stop = Some(Stop::Failed(reason));
+            inbox.event.notify(usize::MAX);
+        });
+        PumpTask { pump, watcher }
     }
 
     async fn run(self, mut delivered: u64) {

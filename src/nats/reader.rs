@@ -15,7 +15,7 @@ use crate::error::ConsumerError;
 use crate::message::{MessageId, Position, StoredMessage};
 use crate::nats::engine::{Engine, REQUEST_TIMEOUT};
 use crate::nats::groups::{self, resolve};
-use crate::nats::pump::{Inbox, Pump, Source, Stop};
+use crate::nats::pump::{Inbox, Pump, PumpTask, Source, Stop};
 use crate::nats::topics;
 
 /// A groupless reader of one topic on NATS JetStream; see
@@ -24,7 +24,7 @@ pub struct NatsReader {
     engine: Arc<Engine>,
     topic: String,
     pump: Pump,
-    task: Option<tokio::task::JoinHandle<()>>,
+    task: Option<PumpTask>,
     terminated: bool,
     listener: Option<EventListener>,
 }
@@ -103,8 +103,7 @@ impl NatsReader {
         let stream = self.pump.stream.clone();
         let start = self.engine.runtime.block_on(async move {
             if let Some(task) = task {
-                task.abort();
-                let _ = task.await;
+                task.stop().await;
             }
             resolve(&engine, &stream, to).await
         });
@@ -137,12 +136,18 @@ impl NatsReader {
         if self.engine.is_closed() {
             return Err(ConsumerError::Closed);
         }
-        match self.pump.inbox.state.lock().stop {
+        match &self.pump.inbox.state.lock().stop {
             None => Ok(()),
             Some(Stop::TopicDestroyed | Stop::GroupDestroyed) => {
                 Err(ConsumerError::TopicDestroyed {
                     topic: self.topic.clone(),
                 })
+            }
+            Some(Stop::Failed(reason)) => {
+                Err(ConsumerError::Storage(crate::error::StorageError::server(
+                    format!("reading topic `{}`", self.topic),
+                    format!("the delivery task failed: {reason}"),
+                )))
             }
         }
     }
