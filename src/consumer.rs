@@ -208,10 +208,13 @@ impl Consumer {
     /// # store.create_group("events", "indexer", Position::Earliest)?;
     /// let mut consumer = store.consumer("events", "indexer")?;
     /// let producer = store.clone();
-    /// std::thread::spawn(move || producer.produce("events", &[Message::new("hi")]));
+    /// let thread = std::thread::spawn(move || producer.produce("events", &[Message::new("hi")]));
     /// let runtime = tokio::runtime::Builder::new_current_thread().build()?;
     /// let message = runtime.block_on(consumer.recv())?;
     /// assert_eq!(message.payload, b"hi");
+    /// # // The producer ends before the store's directory goes: a process
+    /// # // exiting under a thread still in RocksDB may die of a signal.
+    /// # thread.join().expect("the producer")?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///

@@ -296,3 +296,15 @@ fn the_blocking_api_works_inside_another_runtime_and_drops_there() {
         drop(consumer);
     });
 }
+
+#[test]
+fn handles_go_to_other_threads() {
+    fn send<T: Send>() {}
+    fn shared<T: Send + Sync>() {}
+    shared::<NatsStore>();
+    shared::<rocksmq::Backend>();
+    send::<rocksmq::nats::NatsConsumer>();
+    send::<rocksmq::nats::NatsReader>();
+    send::<rocksmq::BackendConsumer>();
+    send::<rocksmq::BackendReader>();
+}
