@@ -17,10 +17,16 @@ use std::time::Duration;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode};
 
+use support::concurrency::{NatsConcurrent, PRODUCERS, RocksmqConcurrent, Topics};
+use support::fanout::{FanoutConsume, FanoutEndToEnd, GROUPS};
 use support::nats::{NatsClient, NatsConsume, NatsEndToEnd, NatsProduce, NatsServer};
 use support::report::{self, CriterionSettings, NatsSettings, Results, System, Workload};
 use support::rocks::{RawProduce, RocksmqConsume, RocksmqEndToEnd, RocksmqProduce};
-use support::{BATCH, Run, SIZES, Scale, backends, disk, memory, retention};
+use support::scaling::{Producer, Scaling};
+use support::{
+    BATCH, LARGE_SIZES, Run, SIZES, Scale, backends, concurrency, disk, fanout, memory,
+    metrics_cost, retention, topics,
+};
 
 /// Few samples and short times keep the whole run under ten minutes on two
 /// cores; medians of 10 flat samples are stable enough for ratios, and 5 s
@@ -30,13 +36,16 @@ const CRITERION: CriterionSettings = CriterionSettings {
     warm_up: Duration::from_secs(1),
     measurement: Duration::from_secs(5),
 };
+/// The concurrency benchmarks are 40: shorter, to keep the run under 20
+/// minutes; a rate over 3 s of sustained produce is as steady.
+const CONCURRENCY_MEASUREMENT: Duration = Duration::from_secs(3);
 
 /// Test mode writes its report into this directory if set (else into a
 /// temporary one, removed).
 const SMOKE_REPORT_ENV: &str = "ROCKSMQ_BENCH_SMOKE_REPORT";
 
 fn main() {
-    if memory::child_main() {
+    if memory::child_main() || topics::child_main() {
         return;
     }
     let run = Run::from_args();
@@ -71,6 +80,15 @@ fn main() {
     );
     consume(&mut criterion, &mut results, nats.as_ref(), scale);
     end_to_end(&mut criterion, &mut results, nats.as_ref());
+    let mut scaling = Scaling::default();
+    concurrent(&mut criterion, &mut scaling, nats.as_ref());
+    fan_out(&mut criterion, &mut scaling, scale);
+    scaling.many_topics = run
+        .selects("many_topics")
+        .then(|| topics::measure(scale.topics));
+    scaling.metrics_cost = run
+        .selects("metrics_cost")
+        .then(|| metrics_cost::measure(scale.metrics_rounds, scale.metrics_calls));
     let seam = backends::measure(
         &mut criterion,
         backends::Settings {
@@ -103,14 +121,26 @@ fn main() {
         .selects("peak_memory")
         .then(|| memory::measure(scale.memory_messages, server.is_some()));
     criterion.final_summary();
-    let disk = run
-        .selects("disk_speed")
-        .then(|| disk::measure(&std::env::temp_dir(), scale.disk_bytes));
+    let disk = run.selects("disk_speed").then(|| {
+        let (warm_up, time) = if run.bench {
+            (CRITERION.warm_up, CRITERION.measurement)
+        } else {
+            (Duration::from_millis(10), Duration::from_millis(20))
+        };
+        disk::measure(
+            &std::env::temp_dir(),
+            &LARGE_SIZES,
+            warm_up,
+            time,
+            scale.disk_bytes,
+        )
+    });
 
     if run.filter.is_some() || run.list {
         eprintln!("a filtered run: docs/benchmarks.md is not written");
         return;
     }
+    let scaling = scaling.finish(run.bench.then_some(criterion_dir.as_path()));
     let context = report::Context {
         criterion_dir: run.bench.then_some(criterion_dir),
         criterion: CRITERION,
@@ -120,6 +150,7 @@ fn main() {
         backends: Some(seam),
         disk,
         data_dir: std::env::temp_dir(),
+        scaling: Some(scaling),
     };
     if run.writes_report() {
         // Cargo names the package's directory when it runs the bench; the
@@ -244,6 +275,75 @@ fn end_to_end(c: &mut Criterion, results: &mut Results, nats: Option<&NatsClient
                 NatsEndToEnd::new(client, size)
             });
         }
+    }
+    group.finish();
+}
+
+/// Concurrent producers: every count of threads (NATS tasks), on topics of
+/// their own or one shared, one message per call.
+fn concurrent(c: &mut Criterion, scaling: &mut Scaling, nats: Option<&NatsClient>) {
+    let mut group = c.benchmark_group(concurrency::GROUP);
+    group
+        .sample_size(CRITERION.sample_size)
+        .warm_up_time(CRITERION.warm_up)
+        .measurement_time(CONCURRENCY_MEASUREMENT)
+        .sampling_mode(SamplingMode::Flat);
+    for size in concurrency::SIZES {
+        for topics in [Topics::Own, Topics::Shared] {
+            for producers in PRODUCERS {
+                let id = concurrency::function_id(Producer::Rocksmq.id(), topics, producers);
+                let recorded = support::bench(&mut group, &id, size, producers as u64, || {
+                    RocksmqConcurrent::new(size, producers, topics)
+                });
+                scaling.add_concurrency(size, topics, Producer::Rocksmq, producers, recorded);
+                if let Some(client) = nats {
+                    let id = concurrency::function_id(Producer::Nats.id(), topics, producers);
+                    let recorded = support::bench(&mut group, &id, size, producers as u64, || {
+                        NatsConcurrent::new(client, size, producers, topics)
+                    });
+                    scaling.add_concurrency(size, topics, Producer::Nats, producers, recorded);
+                }
+            }
+        }
+    }
+    group.finish();
+}
+
+/// Consumer fan-out: 1, 4 and 16 groups on one topic.
+fn fan_out(c: &mut Criterion, scaling: &mut Scaling, scale: Scale) {
+    let count = scale.consume_count(fanout::SIZE);
+    let mut group = c.benchmark_group(fanout::CONSUME_GROUP);
+    group
+        .sample_size(CRITERION.sample_size)
+        .warm_up_time(CRITERION.warm_up)
+        .measurement_time(CRITERION.measurement)
+        .sampling_mode(SamplingMode::Flat);
+    for groups in GROUPS {
+        let id = fanout::function_id(groups);
+        let recorded = support::bench(
+            &mut group,
+            &id,
+            fanout::SIZE,
+            (groups * count) as u64,
+            || FanoutConsume::new(groups, count),
+        );
+        scaling.add_fanout_consume(groups, count, recorded);
+    }
+    group.finish();
+    let mut group = c.benchmark_group(fanout::LATENCY_GROUP);
+    group
+        .sample_size(CRITERION.sample_size)
+        .warm_up_time(CRITERION.warm_up)
+        .measurement_time(CRITERION.measurement)
+        .sampling_mode(SamplingMode::Flat);
+    for groups in GROUPS {
+        let per_group = std::sync::Arc::default();
+        let id = fanout::function_id(groups);
+        support::bench(&mut group, &id, fanout::SIZE, 1, || {
+            FanoutEndToEnd::new(groups, std::sync::Arc::clone(&per_group))
+        });
+        let per_group = std::mem::take(&mut *per_group.lock().expect("not poisoned"));
+        scaling.add_fanout_latency(groups, per_group);
     }
     group.finish();
 }

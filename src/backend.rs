@@ -385,6 +385,24 @@ impl Backend {
         }
     }
 
+    /// Sets the store's gauges in the installed `metrics` recorder now;
+    /// see [`Store::record_metrics`].
+    ///
+    /// # Errors
+    /// As [`Store::record_metrics`]; [`TopicError::Unsupported`] where
+    /// [`Capabilities::metrics`] is false.
+    pub fn record_metrics(&self) -> Result<(), TopicError> {
+        match self {
+            Self::Rocksmq(store) => store.record_metrics(),
+            #[cfg(feature = "nats")]
+            Self::Natsmq(_) => Err(unsupported(
+                "record metrics",
+                "the NATS server exports its own (its monitoring port: /jsz, /varz)",
+            )
+            .into()),
+        }
+    }
+
     /// The statistics of every topic. Where the engine keeps no pages,
     /// disk or byte-lag figures ([`Capabilities`]), those fields are 0.
     ///

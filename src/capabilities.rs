@@ -61,6 +61,9 @@ pub struct Capabilities {
     /// Without, keys and values that the engine's headers cannot carry are
     /// refused with [`ProduceError::InvalidProperty`](crate::ProduceError::InvalidProperty).
     pub arbitrary_properties: bool,
+    /// The engine records metrics through the `metrics` facade
+    /// (`record_metrics`, docs/metrics.md).
+    pub metrics: bool,
     /// Produce times come from the producing process's clock (a
     /// [`Clock`](crate::Clock) the store is given). Without, the server
     /// stamps messages with its own clock, and seeking by time reads that.
@@ -81,6 +84,7 @@ impl Capabilities {
         lag_bytes: true,
         check_and_repair: true,
         arbitrary_properties: true,
+        metrics: true,
         client_timestamps: true,
     };
 }

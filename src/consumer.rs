@@ -29,8 +29,8 @@ use crate::cursor::{Cursor, DamagePolicy, deadline_after};
 use crate::error::ConsumerError;
 use crate::message::{AckMode, MessageId, Position, StoredMessage};
 use crate::rocks::catalog;
-use crate::rocks::engine::Engine;
 use crate::rocks::format::GroupRecord;
+use crate::rocks::lifecycle::Handle;
 use crate::rocks::topic::Group;
 
 /// The consumer of one consumer group: delivers the topic's messages in id
@@ -59,7 +59,7 @@ pub struct Consumer {
 impl Consumer {
     /// Opens the consumer of `group` on `topic`: one at a time per group.
     pub(crate) fn open(
-        engine: &Arc<Engine>,
+        engine: &Arc<Handle>,
         topic: &str,
         group: &str,
     ) -> Result<Self, ConsumerError> {

@@ -16,8 +16,9 @@ use event_listener::{EventListener, Listener};
 
 use crate::error::ConsumerError;
 use crate::message::{MessageId, Position, StoredMessage};
-use crate::rocks::engine::Engine;
+use crate::rocks::lifecycle::Handle;
 use crate::rocks::read::{self, ReadError};
+use crate::rocks::telemetry::Deliveries;
 use crate::rocks::topic::{Group, Topic};
 
 /// Read-ahead per RocksDB iterator: up to this many messages...
@@ -28,7 +29,7 @@ const READ_AHEAD_BYTES: u64 = 1 << 20;
 /// A position in a topic and the messages read ahead of it.
 #[derive(Debug)]
 pub(crate) struct Cursor {
-    pub(crate) engine: Arc<Engine>,
+    pub(crate) engine: Arc<Handle>,
     pub(crate) topic: Arc<Topic>,
     /// The consumer group whose position this is (`None` for a reader):
     /// destroying it stops the cursor.
@@ -37,6 +38,8 @@ pub(crate) struct Cursor {
     next: MessageId,
     buffer: VecDeque<StoredMessage>,
     listener: Option<EventListener>,
+    /// What it delivered, counted for the metrics.
+    deliveries: Deliveries,
     /// Messages between deliveries that retention deleted before they were read.
     skipped: u64,
     /// A message the last read could not read, just after the buffer.
@@ -72,12 +75,16 @@ struct Damage {
 
 impl Cursor {
     pub(crate) fn new(
-        engine: Arc<Engine>,
+        engine: Arc<Handle>,
         topic: Arc<Topic>,
         group: Option<Arc<Group>>,
         next: MessageId,
     ) -> Self {
         Self {
+            deliveries: Deliveries::new(
+                &topic.name,
+                group.as_deref().map(|group| group.name.as_str()),
+            ),
             engine,
             topic,
             group,
@@ -222,6 +229,7 @@ impl Cursor {
         let message = self.buffer.pop_front();
         if let Some(message) = &message {
             self.next = message.id + 1;
+            self.deliveries.delivered_one(message);
         }
         Ok(message)
     }
@@ -246,6 +254,7 @@ impl Cursor {
                 self.next = last.id + 1;
             }
         }
+        self.deliveries.delivered(&out);
         Ok(out)
     }
 

@@ -509,7 +509,7 @@ pub enum Error {
 }
 
 /// Why a call cannot reach a topic's data: the store was closed, or the
-/// topic's column family dropped (destroyed) meanwhile. Each public error
+/// topic destroyed meanwhile. Each public error
 /// type says it its own way, below: the one place it is mapped.
 #[derive(Debug)]
 pub(crate) enum Unavailable {
@@ -554,10 +554,9 @@ impl From<Unavailable> for StorageError {
                 context: "using the store".to_owned(),
                 message: "the store is closed".to_owned(),
             },
-            Unavailable::Gone(topic) => Self::corrupt(
-                format!("using topic `{topic}`"),
-                "its column family is gone",
-            ),
+            Unavailable::Gone(topic) => {
+                Self::corrupt(format!("using topic `{topic}`"), "it was destroyed")
+            }
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::cursor::{Cursor, DamagePolicy, deadline_after};
 use crate::error::ConsumerError;
 use crate::message::{MessageId, Position, StoredMessage};
 use crate::rocks::catalog;
-use crate::rocks::engine::Engine;
+use crate::rocks::lifecycle::Handle;
 
 /// A groupless reader of one topic: read blocking
 /// ([`recv_timeout`](Reader::recv_timeout), [`iter`](Reader::iter)) or async
@@ -27,7 +27,7 @@ pub struct Reader {
 impl Reader {
     /// A reader of `topic` starting at `from`.
     pub(crate) fn open(
-        engine: &Arc<Engine>,
+        engine: &Arc<Handle>,
         topic: &str,
         from: Position,
     ) -> Result<Self, ConsumerError> {

@@ -138,6 +138,34 @@ fn topics_produce_consume_and_stats() {
     assert_eq!(stats["topics"][1]["name"], "other");
     assert_eq!(stats["topics"][1]["first_id"], 0);
 
+    // The same as Prometheus text: every sample line is `name{labels} value`.
+    let text = ok(dir, &["stats", "--prometheus"], b"");
+    let sample = |series: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {series} in {text}"))
+            .parse::<f64>()
+            .unwrap()
+    };
+    assert_eq!(
+        sample(r#"rocksmq_produced_messages_total{topic="events"}"#),
+        4.0
+    );
+    assert_eq!(
+        sample(r#"rocksmq_group_lag_messages{topic="events",group="g"}"#),
+        2.0
+    );
+    assert_eq!(sample("rocksmq_topics"), 2.0);
+    assert!(text.contains("# TYPE rocksmq_disk_bytes gauge"), "{text}");
+    for line in text
+        .lines()
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+    {
+        let (series, value) = line.rsplit_once(' ').unwrap();
+        assert!(series.starts_with("rocksmq_"), "{line}");
+        assert!(value.parse::<f64>().is_ok(), "{line}");
+    }
+
     let table = ok(dir, &["stats"], b"");
     assert!(table.starts_with("store directory: "), "{table}");
     assert!(

@@ -109,7 +109,7 @@ fn topic_records() -> impl Strategy<Value = Vec<u8>> {
             }
             .encode()
         )),
-        any::<[u64; 7]>().prop_map(|fields| tagged(TOPIC_STATE, &state(fields).encode())),
+        any::<[u64; 8]>().prop_map(|fields| tagged(TOPIC_STATE, &state(fields).encode())),
         Just(tagged(FORMAT, &fuzzing::encode_format())),
         any::<u32>().prop_map(|value| tagged(COUNTER, &fuzzing::encode_counter(value))),
         (any::<u32>(), any::<u64>())
@@ -120,7 +120,7 @@ fn topic_records() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
-fn state(fields: [u64; 7]) -> TopicState {
+fn state(fields: [u64; 8]) -> TopicState {
     TopicState {
         next_id: fields[0],
         first_id: fields[1],
@@ -129,6 +129,7 @@ fn state(fields: [u64; 7]) -> TopicState {
         deleted_messages: fields[4],
         deleted_bytes: fields[5],
         last_retention_ns: fields[6],
+        last_produce_ns: fields[7],
     }
 }
 
@@ -297,7 +298,7 @@ proptest! {
         pages in any::<[u64; 6]>(),
         groups in any::<[u64; 4]>(),
         topic in (any::<u32>(), any::<u64>()),
-        states in any::<[u64; 7]>(),
+        states in any::<[u64; 8]>(),
     ) {
         let bytes = message.encode();
         targets::message_value(&bytes);
@@ -439,7 +440,7 @@ fn write_seed_corpora() {
                     }
                     .encode(),
                 ),
-                tagged(TOPIC_STATE, &state([101, 1, 6400, 0, 0, 0, 0]).encode()),
+                tagged(TOPIC_STATE, &state([101, 1, 6400, 0, 0, 0, 0, 0]).encode()),
                 tagged(FORMAT, &fuzzing::encode_format()),
                 tagged(COUNTER, &fuzzing::encode_counter(4)),
                 tagged(MESSAGE_KEY, &fuzzing::encode_message_key(3, 256)),

@@ -598,3 +598,68 @@ fn segment_files_that_belong_to_no_page_are_deleted_at_open() {
     assert!(!stray.exists());
     assert_eq!(store.get("t", 1).unwrap().unwrap().payload, vec![1; 20_000]);
 }
+
+/// The bytes of the segment files under the store directory `dir`.
+fn segment_bytes(dir: &std::path::Path) -> u64 {
+    segment_files(dir)
+        .iter()
+        .map(|path| std::fs::metadata(path).unwrap().len())
+        .sum()
+}
+
+/// The store counts its segment files' bytes as it writes and deletes them
+/// (no statistic walks thousands of topic directories): the count agrees
+/// with the files after produce, retention, destroy and reopen.
+#[test]
+fn the_segment_bytes_counted_agree_with_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = rocksmq::ManualClock::default();
+    let config = config(dir.path())
+        .page_size_bytes(300_000)
+        .retention_time_minutes(10)
+        .retention_size_mb(-1)
+        .retention_policy(rocksmq::RetentionPolicy::Limits)
+        .build();
+    let open =
+        || Store::open_with_clock(config.clone(), std::sync::Arc::new(clock.clone())).unwrap();
+    // Each topic's disk bytes are its segment files and its share of the
+    // table files, which hold only the messages' small values here.
+    let check = |store: &Store, when: &str| {
+        let on_disk = segment_bytes(dir.path());
+        let counted: u64 = store
+            .list_topics()
+            .unwrap()
+            .iter()
+            .map(|topic| store.topic_stats(topic).unwrap().disk_bytes)
+            .sum();
+        assert!(
+            counted >= on_disk && counted - on_disk < 100_000,
+            "{when}: {counted} bytes counted, {on_disk} in segment files"
+        );
+        assert!(store.stats().unwrap().disk_bytes >= on_disk, "{when}");
+        on_disk
+    };
+    let store = open();
+    for topic in ["a", "b"] {
+        store.create_topic(topic).unwrap();
+        for i in 0..6u8 {
+            store
+                .produce(topic, &[Message::new(vec![i; 100_000])])
+                .unwrap();
+        }
+    }
+    assert_eq!(check(&store, "after produce"), 12 * 100_000);
+
+    clock.advance(std::time::Duration::from_secs(11 * 60));
+    store
+        .produce("a", &[Message::new(vec![9; 100_000])])
+        .unwrap();
+    let report = store.run_retention().unwrap();
+    assert!(report.pages() > 0, "retention deleted pages: {report:?}");
+    assert!(check(&store, "after retention") < 13 * 100_000);
+
+    store.destroy_topic("b").unwrap();
+    check(&store, "after destroy");
+    store.close().unwrap();
+    check(&open(), "after reopen");
+}

@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, SystemTime};
 
 use common::{config, dir_size, open_manual};
-use rocksmq::{Compression, ConsumerError, Message, Position, Store};
+use rocksmq::{Compression, ConsumerError, ManualClock, Message, Position, Store};
 
 const MIB: u64 = 1 << 20;
 
@@ -262,6 +262,35 @@ fn produce_times_never_go_backwards() {
     assert_eq!(reader.next_id(), 1);
 }
 
+/// Found by the model test: once retention had deleted every message of a
+/// topic, reopening the store forgot the topic's newest produce time, and
+/// with the clock set back the next message was older than the ones before.
+#[test]
+fn produce_times_never_go_backwards_after_retention_emptied_the_topic() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || {
+        config(dir.path())
+            .retention_time_minutes(60)
+            .retention_size_mb(-1)
+            .build()
+    };
+    let (store, clock) = open_manual(config());
+    store.create_topic("t").unwrap();
+    store.produce("t", &[Message::new("first")]).unwrap();
+    let first = store.get("t", 1).unwrap().unwrap().timestamp;
+    clock.advance(Duration::from_secs(2 * 3600));
+    assert_eq!(store.run_retention().unwrap().messages(), 1);
+    store.close().unwrap();
+
+    let behind = ManualClock::new(first - Duration::from_secs(3600));
+    let store = Store::open_with_clock(config(), Arc::new(behind)).unwrap();
+    store.produce("t", &[Message::new("second")]).unwrap();
+    let second = store.get("t", 2).unwrap().unwrap().timestamp;
+    assert!(second >= first, "{second:?} before {first:?}");
+    let reader = store.reader("t", Position::Time(first)).unwrap();
+    assert_eq!(reader.next_id(), 2, "seek by the first message's time");
+}
+
 /// Defect 15: a topic's `disk_bytes` counted its memtables (memory), so a
 /// topic could show more "disk" than the whole store directory holds.
 #[test]
@@ -282,4 +311,109 @@ fn a_topic_never_shows_more_disk_than_the_store_directory() {
         stats.topics[0].disk_bytes
     );
     assert!(stats.disk_bytes <= on_disk + MIB);
+}
+
+/// A file system whose syncs of segment files take `delay`, and which says
+/// when one has begun: the background task is then in the middle of a job.
+#[derive(Debug)]
+struct SlowSyncFs {
+    delay: Duration,
+    syncing: Arc<AtomicBool>,
+}
+
+#[derive(Debug)]
+struct SlowSyncFile {
+    file: Arc<dyn rocksmq::fs::SegmentFile>,
+    delay: Duration,
+    syncing: Arc<AtomicBool>,
+}
+
+impl rocksmq::fs::FileSystem for SlowSyncFs {
+    fn create_dir_all(&self, path: &std::path::Path) -> std::io::Result<()> {
+        rocksmq::fs::StdFileSystem.create_dir_all(path)
+    }
+    fn open_append(
+        &self,
+        path: &std::path::Path,
+    ) -> std::io::Result<Arc<dyn rocksmq::fs::SegmentFile>> {
+        Ok(Arc::new(SlowSyncFile {
+            file: rocksmq::fs::StdFileSystem.open_append(path)?,
+            delay: self.delay,
+            syncing: Arc::clone(&self.syncing),
+        }))
+    }
+    fn open_read(
+        &self,
+        path: &std::path::Path,
+    ) -> std::io::Result<Arc<dyn rocksmq::fs::SegmentFile>> {
+        rocksmq::fs::StdFileSystem.open_read(path)
+    }
+    fn remove_file(&self, path: &std::path::Path) -> std::io::Result<()> {
+        rocksmq::fs::StdFileSystem.remove_file(path)
+    }
+    fn remove_dir_all(&self, path: &std::path::Path) -> std::io::Result<()> {
+        rocksmq::fs::StdFileSystem.remove_dir_all(path)
+    }
+    fn read_dir(&self, path: &std::path::Path) -> std::io::Result<Vec<String>> {
+        rocksmq::fs::StdFileSystem.read_dir(path)
+    }
+    fn sync_dir(&self, path: &std::path::Path) -> std::io::Result<()> {
+        rocksmq::fs::StdFileSystem.sync_dir(path)
+    }
+    fn file_len(&self, path: &std::path::Path) -> std::io::Result<u64> {
+        rocksmq::fs::StdFileSystem.file_len(path)
+    }
+}
+
+impl rocksmq::fs::SegmentFile for SlowSyncFile {
+    fn append(&self, buffers: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+        self.file.append(buffers)
+    }
+    fn read_at(
+        &self,
+        buffers: &mut [std::io::IoSliceMut<'_>],
+        offset: u64,
+    ) -> std::io::Result<usize> {
+        self.file.read_at(buffers, offset)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.syncing.store(true, Ordering::SeqCst);
+        thread::sleep(self.delay);
+        self.file.sync_data()
+    }
+    fn size(&self) -> std::io::Result<u64> {
+        self.file.size()
+    }
+}
+
+/// Dropping the last handle closes the store at once, even while the
+/// background task is in the middle of a job (here a slow sync of segment
+/// files): the same directory opens again right after. The background
+/// task's hold on the store kept it open, and locked, until its job ended.
+#[test]
+fn dropping_the_last_handle_releases_the_store_during_a_background_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let syncing = Arc::new(AtomicBool::new(false));
+    let environment = rocksmq::Environment::default().file_system(Arc::new(SlowSyncFs {
+        delay: Duration::from_millis(1500),
+        syncing: Arc::clone(&syncing),
+    }));
+    let store = Store::open_with(config(dir.path()).build(), environment).unwrap();
+    store.create_topic("t").unwrap();
+    store
+        .produce("t", &[Message::new(vec![1; 100_000])])
+        .unwrap();
+    // The background task syncs segment files every second.
+    let waited = std::time::Instant::now();
+    while !syncing.load(Ordering::SeqCst) {
+        assert!(
+            waited.elapsed() < Duration::from_secs(10),
+            "the background sync never started"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+    drop(store);
+    let store = Store::open(config(dir.path()).build())
+        .expect("the directory is released when the last handle is dropped");
+    assert_eq!(store.get("t", 1).unwrap().unwrap().payload.len(), 100_000);
 }

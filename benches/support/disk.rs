@@ -1,9 +1,13 @@
 //! What the stores' file system itself can take, measured in the same run:
-//! the ceiling of every workload whose payloads are large. Writes a file in
-//! the temporary directory the stores use, in 1 MiB writes, twice: once
-//! without a sync (the page cache's speed, as long as dirty pages stay under
-//! the kernel's limit) and once followed by `fdatasync` (the disk's own
-//! sustained speed).
+//! the ceiling of every workload whose payloads are large.
+//!
+//! - At each large message size, a file written in writes of that size
+//!   without a sync, for as long as a produce benchmark writes (Criterion's
+//!   warm-up, not counted, then its measurement time): the page cache's
+//!   sustained speed, dirty-page throttling included, which is what a
+//!   produce of large messages runs into.
+//! - A file of fixed size in 1 MiB writes, then `fdatasync`: the disk's own
+//!   speed.
 
 use std::fs::File;
 use std::io::Write;
@@ -12,33 +16,75 @@ use std::time::{Duration, Instant};
 
 const CHUNK: usize = 1 << 20;
 
-/// The two write speeds, in bytes per second.
-#[derive(Debug, Clone, Copy)]
+/// The write speeds, in bytes per second.
+#[derive(Debug, Clone)]
 pub struct DiskSpeed {
-    /// Bytes written in the buffered run.
+    /// Bytes written in the synced run.
     pub bytes: u64,
-    /// `bytes` written without a sync, per second.
-    pub buffered: f64,
-    /// `bytes` written then synced with `fdatasync`, per second.
+    /// How long each buffered run was timed.
+    pub buffered_time: Duration,
+    /// (write size, bytes per second) without a sync, by size.
+    pub buffered: Vec<(usize, f64)>,
+    /// `bytes` written in 1 MiB writes then synced with `fdatasync`, per second.
     pub synced: f64,
 }
 
-/// Measures both speeds with files of `bytes` in `dir`, deleted after.
-pub fn measure(dir: &Path, bytes: u64) -> DiskSpeed {
-    let buffered = write(dir, bytes, false);
-    let synced = write(dir, bytes, true);
-    DiskSpeed {
-        bytes,
-        buffered: bytes as f64 / buffered.as_secs_f64(),
-        synced: bytes as f64 / synced.as_secs_f64(),
+impl DiskSpeed {
+    /// The buffered speed in writes of `size` bytes, if measured.
+    pub fn buffered_at(&self, size: usize) -> Option<f64> {
+        self.buffered
+            .iter()
+            .find(|&&(measured, _)| measured == size)
+            .map(|&(_, rate)| rate)
     }
 }
 
-fn write(dir: &Path, bytes: u64, sync: bool) -> Duration {
+/// Measures the buffered speed at each of `sizes` for `warm_up` then
+/// `time`, and the synced speed with a file of `bytes`, in `dir`; the
+/// files are deleted after.
+pub fn measure(
+    dir: &Path,
+    sizes: &[usize],
+    warm_up: Duration,
+    time: Duration,
+    bytes: u64,
+) -> DiskSpeed {
+    let buffered = sizes
+        .iter()
+        .map(|&size| (size, buffered(dir, size, warm_up, time)))
+        .collect();
+    DiskSpeed {
+        bytes,
+        buffered_time: time,
+        buffered,
+        synced: bytes as f64 / synced(dir, bytes).as_secs_f64(),
+    }
+}
+
+/// Writes of `size` for `warm_up`, then bytes per second over `time`.
+fn buffered(dir: &Path, size: usize, warm_up: Duration, time: Duration) -> f64 {
+    let chunk: Vec<u8> = (0..size).map(|i| (i * 131) as u8).collect();
+    let file = tempfile::NamedTempFile::new_in(dir).expect("a file for the disk speed");
+    let mut out: &File = file.as_file();
+    // No run pays for writeback left by what ran before it.
+    let _ = std::process::Command::new("sync").status();
+    let start = Instant::now();
+    while start.elapsed() < warm_up {
+        out.write_all(&chunk).expect("write the disk-speed file");
+    }
+    let start = Instant::now();
+    let mut written = 0u64;
+    while start.elapsed() < time {
+        out.write_all(&chunk).expect("write the disk-speed file");
+        written += size as u64;
+    }
+    written as f64 / start.elapsed().as_secs_f64()
+}
+
+fn synced(dir: &Path, bytes: u64) -> Duration {
     let chunk: Vec<u8> = (0..CHUNK).map(|i| (i * 131) as u8).collect();
     let file = tempfile::NamedTempFile::new_in(dir).expect("a file for the disk speed");
     let mut out: &File = file.as_file();
-    // Neither run pays for writeback left by what ran before it.
     let _ = std::process::Command::new("sync").status();
     let start = Instant::now();
     let mut written = 0;
@@ -48,8 +94,6 @@ fn write(dir: &Path, bytes: u64, sync: bool) -> Duration {
             .expect("write the disk-speed file");
         written += n as u64;
     }
-    if sync {
-        out.sync_data().expect("sync the disk-speed file");
-    }
+    out.sync_data().expect("sync the disk-speed file");
     start.elapsed()
 }

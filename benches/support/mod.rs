@@ -10,8 +10,11 @@
 //! [`report`] and [`plot`] turn the measurements into `docs/benchmarks.md`.
 
 pub mod backends;
+pub mod concurrency;
 pub mod disk;
+pub mod fanout;
 pub mod memory;
+pub mod metrics_cost;
 pub mod nats;
 pub mod nats_server;
 pub mod plot;
@@ -19,6 +22,9 @@ pub mod report;
 pub mod results;
 pub mod retention;
 pub mod rocks;
+pub mod scaling;
+pub mod text;
+pub mod topics;
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -27,7 +33,11 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Throughput};
 
 /// The payload sizes every workload runs at.
-pub const SIZES: [usize; 4] = [128, 1 << 10, 64 << 10, 1 << 20];
+pub const SIZES: [usize; 5] = [128, 1 << 10, 64 << 10, 1 << 20, 4 << 20];
+/// The sizes whose targets are rates of small messages (per-call costs).
+pub const SMALL_SIZES: [usize; 2] = [128, 1 << 10];
+/// The sizes whose targets are bandwidth (the disk's, NATS's, RocksDB's).
+pub const LARGE_SIZES: [usize; 3] = [64 << 10, 1 << 20, 4 << 20];
 /// Messages per produce call in the batch workload, and per fetch in the
 /// consume workload.
 pub const BATCH: usize = 100;
@@ -134,6 +144,9 @@ impl Run {
                 consume_max_bytes: 1 << 30,
                 memory_messages: 1_000_000,
                 disk_bytes: 1 << 30,
+                topics: 10_000,
+                metrics_rounds: 31,
+                metrics_calls: 20_000,
             }
         } else {
             // Test mode runs every benchmark once and must stay quick.
@@ -142,6 +155,9 @@ impl Run {
                 consume_max_bytes: 8 << 20,
                 memory_messages: 10_000,
                 disk_bytes: 8 << 20,
+                topics: 200,
+                metrics_rounds: 3,
+                metrics_calls: 100,
             }
         }
     }
@@ -156,8 +172,14 @@ pub struct Scale {
     pub consume_max_bytes: usize,
     /// Messages of the peak-memory run.
     pub memory_messages: usize,
-    /// Bytes of each file of the disk-speed measurement.
+    /// Bytes of the synced file of the disk-speed measurement.
     pub disk_bytes: u64,
+    /// Topics of the many-topics run.
+    pub topics: usize,
+    /// Rounds of the metrics-cost measurement…
+    pub metrics_rounds: usize,
+    /// …of this many produce calls on each store.
+    pub metrics_calls: usize,
 }
 
 impl Scale {

@@ -88,7 +88,8 @@ impl NatsClient {
         name
     }
 
-    fn delete_stream(&self, name: &str) {
+    /// Deletes stream `name`, best effort.
+    pub fn delete_stream(&self, name: &str) {
         // Best effort: this runs from Drop, also while unwinding.
         let _ = self.runtime.block_on(self.js.delete_stream(name));
     }

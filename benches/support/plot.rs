@@ -157,3 +157,131 @@ fn panel(
     }
     Ok(())
 }
+
+/// One line of the producers plot.
+pub struct Line {
+    /// The legend.
+    pub name: String,
+    /// Its colour, RGB.
+    pub color: (u8, u8, u8),
+    /// Drawn dashed (the shared-topic lines).
+    pub dashed: bool,
+    /// (producers, aggregate messages per second), by increasing count.
+    pub points: Vec<(usize, f64)>,
+}
+
+/// Draws the aggregate rate against the producer count, one panel per
+/// (title, lines), side by side, into `path`.
+pub fn producers(path: &Path, panels: &[(String, Vec<Line>)]) -> Result<(), String> {
+    register_font()?;
+    draw_producers(path, panels).map_err(|error| format!("drawing {}: {error}", path.display()))
+}
+
+fn draw_producers(
+    path: &Path,
+    panels: &[(String, Vec<Line>)],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let width = 700 * panels.len().max(1) as u32;
+    let root = BitMapBackend::new(path, (width, 620)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (top, body) = root.split_vertically(64);
+    if let Some((_, lines)) = panels.first() {
+        for (i, line) in lines.iter().enumerate() {
+            let color = RGBColor(line.color.0, line.color.1, line.color.2);
+            let (x, y) = (40 + 340 * (i as i32 % 4), 18 + 28 * (i as i32 / 4));
+            let style = color.stroke_width(3);
+            if line.dashed {
+                for dash in 0..4 {
+                    let from = x + 10 * dash;
+                    top.draw(&PathElement::new(
+                        vec![(from, y + 8), (from + 6, y + 8)],
+                        style,
+                    ))?;
+                }
+            } else {
+                top.draw(&PathElement::new(vec![(x, y + 8), (x + 36, y + 8)], style))?;
+            }
+            top.draw(&Text::new(
+                line.name.as_str(),
+                (x + 46, y),
+                ("sans-serif", 17),
+            ))?;
+        }
+    }
+    let areas = body.split_evenly((1, panels.len().max(1)));
+    for (area, (title, lines)) in areas.iter().zip(panels) {
+        producers_panel(area, title, lines)?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+fn producers_panel(
+    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    title: &str,
+    lines: &[Line],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let values: Vec<f64> = lines
+        .iter()
+        .flat_map(|line| line.points.iter().map(|&(_, rate)| rate))
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .collect();
+    let (low, high) = if values.is_empty() {
+        (1.0, 10.0)
+    } else {
+        let low = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let high = values.iter().copied().fold(0.0, f64::max);
+        (
+            10f64.powf(low.log10().floor()),
+            10f64.powf((high.log10() + 1e-9).ceil()),
+        )
+    };
+    let mut ticks: Vec<i32> = lines
+        .iter()
+        .flat_map(|line| line.points.iter().map(|&(n, _)| log2(n)))
+        .collect();
+    ticks.sort_unstable();
+    ticks.dedup();
+    let x_high = ticks.last().copied().unwrap_or(4) + 1;
+    let mut chart = ChartBuilder::on(area)
+        .caption(
+            format!("Aggregate produce rate: {title}"),
+            ("sans-serif", 22),
+        )
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(70)
+        .build_cartesian_2d((-1..x_high).with_key_points(ticks), (low..high).log_scale())?;
+    chart
+        .configure_mesh()
+        .x_desc("producers")
+        .y_desc("messages per second")
+        .x_label_formatter(&|x| (1usize << x.max(&0)).to_string())
+        .y_label_formatter(&|y| short_number(*y))
+        .label_style(("sans-serif", 15))
+        .draw()?;
+    for line in lines {
+        let color = RGBColor(line.color.0, line.color.1, line.color.2);
+        let points: Vec<(i32, f64)> = line
+            .points
+            .iter()
+            .map(|&(n, rate)| (log2(n), rate))
+            .collect();
+        if line.dashed {
+            chart.draw_series(DashedLineSeries::new(
+                points.clone(),
+                6,
+                4,
+                color.stroke_width(3),
+            ))?;
+        } else {
+            chart.draw_series(LineSeries::new(points.clone(), color.stroke_width(3)))?;
+        }
+        chart.draw_series(
+            points
+                .into_iter()
+                .map(|point| Circle::new(point, 5, color.filled())),
+        )?;
+    }
+    Ok(())
+}

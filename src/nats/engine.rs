@@ -175,6 +175,7 @@ impl Engine {
             lag_bytes: false,
             check_and_repair: false,
             arbitrary_properties: false,
+            metrics: false,
             client_timestamps: false,
         };
         let producer_id = client

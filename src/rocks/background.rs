@@ -54,16 +54,18 @@ impl Status {
         match kind {
             Kind::Retention => stats.retention_passes += 1,
             Kind::Compaction => stats.compactions += 1,
-            Kind::SegmentSync => {}
+            Kind::SegmentSync | Kind::Metrics => {}
         }
     }
 
-    fn failed(&self, job: &str, error: &str) {
+    fn failed(&self, kind: Kind, error: &str) {
+        let job = kind.name();
         tracing::error!(
             job,
             error,
             "background job failed; it runs again at its next time"
         );
+        metrics::counter!(ERRORS_METRIC, "job" => kind.label()).increment(1);
         let mut stats = self.0.lock();
         stats.failures += 1;
         stats.last_error = Some(format!("{job}: {error}"));
@@ -71,20 +73,43 @@ impl Status {
     }
 }
 
+/// The counter of failed jobs, by job (see `telemetry`).
+pub(crate) const ERRORS_METRIC: &str = "rocksmq_background_errors_total";
+
 /// The jobs of the task.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Kind {
     SegmentSync,
     Retention,
     Compaction,
+    Metrics,
 }
 
 impl Kind {
+    /// Every kind of job.
+    pub(crate) const ALL: [Kind; 4] = [
+        Kind::SegmentSync,
+        Kind::Retention,
+        Kind::Compaction,
+        Kind::Metrics,
+    ];
+
     fn name(self) -> &'static str {
         match self {
             Self::SegmentSync => "segment sync",
             Self::Retention => "retention",
             Self::Compaction => "compaction",
+            Self::Metrics => "metrics",
+        }
+    }
+
+    /// The job's `job` label in [`ERRORS_METRIC`].
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::SegmentSync => "segment_sync",
+            Self::Retention => "retention",
+            Self::Compaction => "compaction",
+            Self::Metrics => "metrics",
         }
     }
 
@@ -94,6 +119,7 @@ impl Kind {
             Self::SegmentSync => "background::segment_sync",
             Self::Retention => "background::retention",
             Self::Compaction => "background::compaction",
+            Self::Metrics => "background::metrics",
         }
     }
 }
@@ -141,9 +167,9 @@ impl Job {
         self.next = later(Instant::now(), self.every);
         match outcome {
             Ok(Outcome::Done) => status.ran(kind),
-            Ok(Outcome::Failed(error)) => status.failed(kind.name(), &error),
+            Ok(Outcome::Failed(error)) => status.failed(kind, &error),
             Ok(Outcome::Gone) => return false,
-            Err(panic) => status.failed(kind.name(), &panic_message(panic.as_ref())),
+            Err(panic) => status.failed(kind, &panic_message(panic.as_ref())),
         }
         true
     }

@@ -14,7 +14,8 @@ use crate::error::TopicError;
 use crate::rocks::engine::Engine;
 use crate::rocks::format::{MESSAGE_KEY_LEN, MESSAGES_CF, TOPIC_CF_PREFIX};
 use crate::rocks::options::{MAX_LEVELS, messages_cf, messages_options, meta_cf};
-use crate::rocks::stats::dir_size;
+use crate::rocks::stats::disk_bytes;
+use crate::rocks::telemetry;
 
 /// What a full compaction did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -107,7 +108,7 @@ pub(crate) fn compact(
 ) -> Result<CompactionReport, TopicError> {
     engine.check_open()?;
     let started = Instant::now();
-    let disk_bytes_before = dir_size(&engine.path);
+    let disk_bytes_before = disk_bytes(engine);
     let options = compact_options();
     let mut column_families = 0;
     for which in [meta_cf, messages_cf] {
@@ -121,9 +122,13 @@ pub(crate) fn compact(
     let report = CompactionReport {
         column_families,
         disk_bytes_before,
-        disk_bytes_after: dir_size(&engine.path),
+        disk_bytes_after: disk_bytes(engine),
         duration: started.elapsed(),
     };
+    telemetry::compaction_ran(
+        disk_bytes_before.saturating_sub(report.disk_bytes_after),
+        report.duration,
+    );
     tracing::info!(
         column_families,
         disk_bytes_before,

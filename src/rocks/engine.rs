@@ -25,6 +25,7 @@ use crate::rocks::background::{Background, Status};
 use crate::rocks::page::PageRules;
 use crate::rocks::recovery::DamagedTopic;
 use crate::rocks::segment::Segments;
+use crate::rocks::telemetry::StoreMetrics;
 use crate::rocks::topic::Topic;
 
 /// The RocksDB handle, read-locked for as long as a call uses it.
@@ -40,6 +41,8 @@ pub(crate) struct Engine {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) pages: PageRules,
     pub(crate) segments: Segments,
+    /// The histograms of the produce and read paths.
+    pub(crate) metrics: StoreMetrics,
     pub(crate) write_options: WriteOptions,
     pub(crate) topics: RwLock<FxHashMap<String, Arc<Topic>>>,
     /// Topics the store opened without: their name, and why.
@@ -84,6 +87,7 @@ impl Engine {
             db: RecursiveRwLock::new(Some(parts.db)),
             pages: PageRules::new(parts.config.page_size_bytes, parts.config.page_max_age()),
             segments: parts.segments,
+            metrics: StoreMetrics::new(),
             path: parts.path,
             config: parts.config,
             clock: parts.clock,

@@ -316,9 +316,17 @@ pub(crate) struct TopicState {
     pub(crate) deleted_bytes: u64,
     /// When retention last ran over the topic (0: never).
     pub(crate) last_retention_ns: u64,
+    /// The newest produce time when the record was written (0: none), so
+    /// that the next message is never older even when retention left no
+    /// message to derive it from. In memory the writer's `last_ns` is the
+    /// current one.
+    pub(crate) last_produce_ns: u64,
     /// The page new messages go to, if it has any message (not stored).
     pub(crate) open_page: Option<PageRecord>,
 }
+
+/// The version of topic state records that hold the newest produce time.
+const STATE_V2: u8 = 2;
 
 impl TopicState {
     pub(crate) fn new() -> Self {
@@ -330,8 +338,8 @@ impl TopicState {
     }
 
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(1 + 7 * 8);
-        out.push(RECORD_V1);
+        let mut out = Vec::with_capacity(1 + 8 * 8);
+        out.push(STATE_V2);
         for field in [
             self.next_id,
             self.first_id,
@@ -340,16 +348,21 @@ impl TopicState {
             self.deleted_messages,
             self.deleted_bytes,
             self.last_retention_ns,
+            self.last_produce_ns,
         ] {
             out.extend_from_slice(&field.to_le_bytes());
         }
         out
     }
 
-    /// The stored counters; `open_page` is `None` until derived.
+    /// The stored counters; `open_page` is `None` until derived. Reads
+    /// version 1 (without the newest produce time) and 2.
     pub(crate) fn decode(value: &[u8]) -> Decoded<Self> {
-        let mut input = Input::v1(value, "topic state")?;
-        let state = Self {
+        let (version, mut input) = Input::versioned(value, "topic state")?;
+        if !matches!(version, RECORD_V1 | STATE_V2) {
+            return Err(input.unknown_version(version));
+        }
+        let mut state = Self {
             next_id: input.u64()?,
             first_id: input.u64()?,
             produced_bytes: input.u64()?,
@@ -357,8 +370,12 @@ impl TopicState {
             deleted_messages: input.u64()?,
             deleted_bytes: input.u64()?,
             last_retention_ns: input.u64()?,
+            last_produce_ns: 0,
             open_page: None,
         };
+        if version == STATE_V2 {
+            state.last_produce_ns = input.u64()?;
+        }
         input.end()?;
         Ok(state)
     }
@@ -766,9 +783,16 @@ mod tests {
                 deleted_messages: 4,
                 deleted_bytes: 5,
                 last_retention_ns: 6,
+                last_produce_ns: 7,
                 open_page: None,
             };
             prop_assert_eq!(TopicState::decode(&state.encode()).unwrap(), state);
+            // Version 1 has no newest produce time.
+            let mut v1 = state.encode();
+            v1.truncate(v1.len() - 8);
+            v1[0] = RECORD_V1;
+            let read = TopicState::decode(&v1).unwrap();
+            prop_assert_eq!(read, TopicState { last_produce_ns: 0, ..state });
         }
     }
 

@@ -25,14 +25,41 @@ use crate::rocks::options::{
 use crate::rocks::recovery::{clean_segments, recover};
 use crate::rocks::retention::run_retention;
 use crate::rocks::segment::Segments;
+use crate::rocks::stats::record_metrics;
+use crate::rocks::telemetry;
+
+/// The store as its users hold it (`Store`, `Consumer`, `Reader`): the
+/// store closes when the last of these is dropped, whatever the background
+/// task holds at that moment. The task holds the core only weakly, but a
+/// running job holds it strongly until it ends; closing from here releases
+/// the directory when the user lets go, not when a job happens to end.
+#[derive(Debug)]
+pub(crate) struct Handle(Arc<Engine>);
+
+impl std::ops::Deref for Handle {
+    type Target = Engine;
+
+    fn deref(&self) -> &Engine {
+        &self.0
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        if let Err(error) = close(&self.0) {
+            tracing::warn!(%error, "closing the store when its last handle was dropped");
+        }
+    }
+}
 
 /// Opens (creating if needed) the store at `config.path`.
 pub(crate) fn open(
     config: Config,
     clock: Arc<dyn Clock>,
     file_system: Arc<dyn FileSystem>,
-) -> Result<Arc<Engine>, OpenError> {
+) -> Result<Arc<Handle>, OpenError> {
     config.validate()?;
+    telemetry::describe();
     let path = config.path.clone();
     std::fs::create_dir_all(&path).map_err(|source| OpenError::CreateDir {
         path: path.clone(),
@@ -71,7 +98,7 @@ pub(crate) fn open(
             source: StorageError::io("starting the background thread", &error),
         })?;
     engine.set_background(background);
-    Ok(engine)
+    Ok(Arc::new(Handle(engine)))
 }
 
 /// The background jobs of `engine`, each holding it weakly.
@@ -102,6 +129,11 @@ fn jobs(engine: &Arc<Engine>) -> Vec<Job> {
                     )),
                 }
             }),
+        ),
+        Job::new(
+            Kind::Metrics,
+            telemetry::REFRESH_INTERVAL,
+            job(&weak, |engine, _| record_metrics(engine)),
         ),
     ];
     if let Some(every) = config.compaction_interval() {

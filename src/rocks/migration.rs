@@ -15,6 +15,7 @@
 use rocksdb::{DB, IteratorMode, ReadOptions, WriteBatch};
 
 use crate::error::StorageError;
+use crate::rocks::failpoint;
 use crate::rocks::format::{self, PageRecord, TOPIC_CF_PREFIX, TopicRecord};
 use crate::rocks::options::{messages_cf, meta_cf};
 
@@ -23,43 +24,89 @@ const BATCH_BYTES: usize = 4 << 20;
 
 /// Copies every per-topic column family of `column_families` into the
 /// `messages` column family and drops it; returns how many topics moved.
-/// A column family whose topic record cannot be read is left as it is (its
-/// topic is reported damaged).
+/// A column family that belongs to no topic (what a failed destroy of
+/// format 2 left) is dropped; one whose topic record cannot be read is left
+/// as it is (its topic is reported damaged, and its data kept).
 pub(crate) fn migrate(db: &mut DB, column_families: &[String]) -> Result<usize, StorageError> {
     let mut moved = 0;
     for cf_name in column_families {
-        let Some(name) = cf_name.strip_prefix(TOPIC_CF_PREFIX) else {
-            continue;
-        };
-        let Some(topic_id) = topic_id(db, name)? else {
-            tracing::warn!(column_family = %cf_name, "a topic column family without a readable topic record is left as it is");
-            continue;
+        let (name, topic_id) = match classify(db, cf_name)? {
+            Old::NotATopic => continue,
+            Old::Unreadable => {
+                tracing::warn!(column_family = %cf_name, "a topic column family without a readable topic record is left as it is");
+                continue;
+            }
+            Old::Orphan => {
+                tracing::warn!(column_family = %cf_name, "dropping a column family that belongs to no topic");
+                drop_old(db, cf_name)?;
+                continue;
+            }
+            Old::Topic { name, id } => (name, id),
         };
         let copied = copy(db, cf_name, topic_id)?;
-        db.drop_cf(cf_name).map_err(|error| {
-            StorageError::rocksdb(
-                format!("dropping the format 1 column family `{cf_name}`"),
-                &error,
-            )
-        })?;
+        failpoint::check("migration::drop_cf", &name)
+            .map_err(|error| StorageError::io(format!("migrating topic `{name}`"), &error))?;
+        drop_old(db, cf_name)?;
         tracing::info!(
-            topic = name,
+            topic = %name,
             messages = copied,
-            "moved a topic's messages to format 2"
+            "moved a topic's messages to format 3"
         );
         moved += 1;
     }
     Ok(moved)
 }
 
-/// The id of topic `name`, if its record can be read.
-fn topic_id(db: &DB, name: &str) -> Result<Option<u32>, StorageError> {
+/// A column family of a format 1 or 2 store.
+enum Old {
+    /// Not a topic's (`meta`, `default`, `messages`).
+    NotATopic,
+    /// The messages of topic `name`, of id `id`.
+    Topic { name: String, id: u32 },
+    /// Its topic's record cannot be read.
+    Unreadable,
+    /// Of no topic: its name's topic does not exist, or has another id.
+    Orphan,
+}
+
+/// What column family `cf_name` is: format 1 names a topic's `topic/<name>`,
+/// format 2 `topic/<name>@<id>` (names never hold `@`).
+fn classify(db: &DB, cf_name: &str) -> Result<Old, StorageError> {
+    let Some(rest) = cf_name.strip_prefix(TOPIC_CF_PREFIX) else {
+        return Ok(Old::NotATopic);
+    };
+    let (name, id_in_name) = match rest.rsplit_once('@') {
+        Some((name, id)) => match id.parse::<u32>() {
+            Ok(id) => (name, Some(id)),
+            Err(_) => return Ok(Old::Orphan),
+        },
+        None => (rest, None),
+    };
     let value = db
         .get_cf(meta_cf(db), format::topic_key(name))
         .map_err(|error| StorageError::rocksdb(format!("reading topic `{name}`"), &error))?;
-    Ok(value
-        .and_then(|value| TopicRecord::decode(&value).ok())
-        .map(|record| record.topic_id))
+    let Some(value) = value else {
+        return Ok(Old::Orphan);
+    };
+    let Ok(record) = TopicRecord::decode(&value) else {
+        return Ok(Old::Unreadable);
+    };
+    Ok(match id_in_name {
+        Some(id) if id != record.topic_id => Old::Orphan,
+        _ => Old::Topic {
+            name: name.to_owned(),
+            id: record.topic_id,
+        },
+    })
+}
+
+fn drop_old(db: &mut DB, cf_name: &str) -> Result<(), StorageError> {
+    db.drop_cf(cf_name).map_err(|error| {
+        StorageError::rocksdb(
+            format!("dropping the old column family `{cf_name}`"),
+            &error,
+        )
+    })
 }
 
 /// Copies the messages of a per-topic column family under their new keys,

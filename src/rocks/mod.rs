@@ -21,5 +21,6 @@ pub(crate) mod repair;
 pub(crate) mod retention;
 pub(crate) mod segment;
 pub(crate) mod stats;
+pub(crate) mod telemetry;
 pub(crate) mod topic;
 pub(crate) mod write;

@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
+use std::time::Instant;
 
 use rocksdb::{DB, ReadOptions};
 
@@ -146,6 +147,23 @@ pub(crate) fn read(
             Ok(Vec::new())
         };
     }
+    let started = Instant::now();
+    let result = read_stored(engine, topic, start..end, max_count, max_bytes);
+    engine
+        .metrics
+        .read_duration
+        .record(started.elapsed().as_secs_f64());
+    result
+}
+
+/// Reads ids `start..end`, all below the published last id.
+fn read_stored(
+    engine: &Engine,
+    topic: &Topic,
+    Range { start, end }: Range<MessageId>,
+    max_count: usize,
+    max_bytes: u64,
+) -> Result<Vec<StoredMessage>, ReadError> {
     let db = engine.db()?;
     if topic.is_destroyed() {
         return Err(ReadError::Destroyed);

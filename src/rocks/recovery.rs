@@ -498,6 +498,8 @@ pub(crate) fn clean_segments(
             || damaged.iter().any(|damage| damage.id == Some(topic_id));
         if ids_known && !known {
             segments.delete_topic(topic_id)?;
+        } else {
+            segments.count_files(topic_id)?;
         }
     }
     for topic in topics {
@@ -505,7 +507,7 @@ pub(crate) fn clean_segments(
         let pages: Vec<MessageId> = writer.pages().map(|page| page.first_id).collect();
         for (segment, path) in segments.list(topic.id)? {
             if pages.binary_search(&segment).is_err() {
-                segments.remove(&path)?;
+                segments.remove(topic.id, &path)?;
             }
         }
     }

@@ -22,6 +22,7 @@
 //! shared by many topics once per topic.
 //!
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,9 +36,10 @@ use crate::message::MessageId;
 use crate::rocks::compaction;
 use crate::rocks::engine::Engine;
 use crate::rocks::failpoint;
-use crate::rocks::format::{self, GroupRecord, TopicState};
+use crate::rocks::format::{self, GroupRecord, MESSAGE_KEY_LEN, TopicState};
 use crate::rocks::options::{messages_cf, meta_cf};
-use crate::rocks::stats::dir_size;
+use crate::rocks::stats::disk_bytes;
+use crate::rocks::telemetry;
 use crate::rocks::topic::{Group, Topic, Writer};
 
 /// What one retention pass deleted.
@@ -119,48 +121,92 @@ pub(crate) fn run_retention(
 ) -> Result<RetentionReport, TopicError> {
     engine.check_open()?;
     let started = Instant::now();
-    // The store directory is walked before the first deletion and after
-    // the pass; a pass that deletes nothing walks it once.
-    let mut disk_bytes_before = None;
-    let mut topics: Vec<TopicRetention> = Vec::new();
-    let mut deleted_ranges = Vec::new();
-    let mut failed = Vec::new();
+    let mut pass = delete_due_pages(engine, &stop)?;
+    pass.reclaim(engine)?;
+    let report = pass.report(disk_bytes(engine), started.elapsed());
+    record(&report);
+    Ok(report)
+}
+
+/// What a pass deleted, before its disk is given back.
+#[derive(Default)]
+struct Pass {
+    topics: Vec<TopicRetention>,
+    failed: Vec<RetentionFailure>,
+    /// The message keys deleted, one range per topic.
+    ranges: Vec<Range<[u8; MESSAGE_KEY_LEN]>>,
+    /// The store's disk before the first deletion; `None` if nothing was due.
+    disk_bytes_before: Option<u64>,
+}
+
+/// Deletes the pages due in every topic; a topic that fails is listed and
+/// the pass goes on, only a closed store stops it.
+fn delete_due_pages(engine: &Engine, stop: &impl Fn() -> bool) -> Result<Pass, TopicError> {
+    let mut pass = Pass::default();
     for topic in engine.all_topics() {
         if stop() {
             break;
         }
-        if disk_bytes_before.is_none() && is_due(engine, &topic) {
-            disk_bytes_before = Some(dir_size(&engine.path));
+        if pass.disk_bytes_before.is_none() && is_due(engine, &topic) {
+            pass.disk_bytes_before = Some(disk_bytes(engine));
         }
-        match retain_topic(engine, &topic, &mut failed) {
+        match retain_topic(engine, &topic, &mut pass.failed) {
             Ok(Some(deleted)) => {
-                deleted_ranges.push(
+                pass.ranges.push(
                     format::message_key_range(topic.id).0
                         ..format::message_key(topic.id, deleted.first_id),
                 );
-                topics.push(deleted);
+                pass.topics.push(deleted);
             }
             Err(TopicError::Closed) => return Err(TopicError::Closed),
             Ok(None) | Err(_) => {}
         }
     }
-    if !deleted_ranges.is_empty() {
+    Ok(pass)
+}
+
+impl Pass {
+    /// Gives the disk of every deleted range back at once. The pages are
+    /// gone either way: a failure here is listed for each topic, and the
+    /// next pass that deletes from it, or a compaction, gives the space back.
+    fn reclaim(&mut self, engine: &Engine) -> Result<(), TopicError> {
+        if self.ranges.is_empty() {
+            return Ok(());
+        }
         let db = engine.db()?;
-        compaction::reclaim(&db, &deleted_ranges).map_err(|error| {
-            TopicError::from(StorageError::rocksdb(
-                "giving the disk of deleted pages back",
-                &error,
-            ))
-        })?;
+        if let Err(error) = compaction::reclaim(&db, &self.ranges) {
+            let error = StorageError::rocksdb("giving the disk of deleted pages back", &error);
+            tracing::error!(%error, "retention deleted pages but could not give their disk back yet");
+            for topic in &self.topics {
+                self.failed.push(RetentionFailure {
+                    name: topic.name.clone(),
+                    error: error.to_string(),
+                });
+            }
+        }
+        Ok(())
     }
-    let disk_bytes_after = dir_size(&engine.path);
-    let report = RetentionReport {
-        topics,
-        failed,
-        disk_bytes_before: disk_bytes_before.unwrap_or(disk_bytes_after),
-        disk_bytes_after,
-        duration: started.elapsed(),
-    };
+
+    fn report(self, disk_bytes_after: u64, duration: Duration) -> RetentionReport {
+        RetentionReport {
+            topics: self.topics,
+            failed: self.failed,
+            disk_bytes_before: self.disk_bytes_before.unwrap_or(disk_bytes_after),
+            disk_bytes_after,
+            duration,
+        }
+    }
+}
+
+/// Counts the pass in the metrics, and logs what it deleted.
+fn record(report: &RetentionReport) {
+    telemetry::retention_ran(
+        report.pages(),
+        report.messages(),
+        report.bytes(),
+        report.failed.len() as u64,
+        report.duration,
+    );
     if !report.topics.is_empty() {
         tracing::info!(
             pages = report.pages(),
@@ -171,7 +217,6 @@ pub(crate) fn run_retention(
             "retention pass deleted pages"
         );
     }
-    Ok(report)
 }
 
 /// Deletes what the limits allow from one topic and gives its disk back.
@@ -285,6 +330,8 @@ impl Deletion {
             batch: WriteBatch::default(),
             state: TopicState {
                 last_retention_ns: now_ns,
+                // Kept for when no message is left to derive it from.
+                last_produce_ns: writer.last_ns,
                 ..writer.state
             },
             moved: Vec::new(),

@@ -67,6 +67,10 @@ pub(crate) struct Segments {
     store: PathBuf,
     root: PathBuf,
     open: Mutex<OpenFiles>,
+    /// The bytes of each topic's segment files, kept as they are written
+    /// and deleted (counted from the files when the store opens), so that
+    /// no statistic or retention pass walks thousands of directories.
+    bytes: Mutex<FxHashMap<u32, u64>>,
 }
 
 /// A segment file: its topic and the first id of its page.
@@ -102,7 +106,32 @@ impl Segments {
                 files: LruCache::new(capacity),
                 retained_from: FxHashMap::default(),
             }),
+            bytes: Mutex::new(FxHashMap::default()),
         }
+    }
+
+    /// Counts the bytes of topic `topic_id`'s segment files as they are on
+    /// disk now; the store opening does this once per topic directory.
+    pub(crate) fn count_files(&self, topic_id: u32) -> io::Result<()> {
+        let mut bytes = 0;
+        for (_, path) in self.list(topic_id)? {
+            bytes += match self.fs.file_len(&path) {
+                Err(error) if error.kind() == io::ErrorKind::NotFound => 0,
+                other => other?,
+            };
+        }
+        self.bytes.lock().insert(topic_id, bytes);
+        Ok(())
+    }
+
+    /// Counts `bytes` appended to a segment file of topic `topic_id`.
+    fn appended(&self, topic_id: u32, bytes: u64) {
+        *self.bytes.lock().entry(topic_id).or_default() += bytes;
+    }
+
+    /// The directory of every segment file.
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
     }
 
     pub(crate) fn topic_dir(&self, topic_id: u32) -> PathBuf {
@@ -199,17 +228,24 @@ impl Segments {
     pub(crate) fn delete_before(&self, topic_id: u32, first_retained: MessageId) -> io::Result<()> {
         for (segment, path) in self.list(topic_id)? {
             if segment < first_retained {
-                self.remove(&path)?;
+                self.remove(topic_id, &path)?;
             }
         }
         Ok(())
     }
 
-    /// Deletes segment file `path`; a missing file is fine.
-    pub(crate) fn remove(&self, path: &Path) -> io::Result<()> {
+    /// Deletes segment file `path` of topic `topic_id`; a missing file is
+    /// fine.
+    pub(crate) fn remove(&self, topic_id: u32, path: &Path) -> io::Result<()> {
+        let len = self.fs.file_len(path).unwrap_or(0);
         match self.fs.remove_file(path) {
             Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
-            _ => Ok(()),
+            _ => {
+                if let Some(bytes) = self.bytes.lock().get_mut(&topic_id) {
+                    *bytes = bytes.saturating_sub(len);
+                }
+                Ok(())
+            }
         }
     }
 
@@ -217,7 +253,10 @@ impl Segments {
     pub(crate) fn delete_topic(&self, topic_id: u32) -> io::Result<()> {
         match self.fs.remove_dir_all(&self.topic_dir(topic_id)) {
             Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
-            _ => Ok(()),
+            _ => {
+                self.bytes.lock().remove(&topic_id);
+                Ok(())
+            }
         }
     }
 
@@ -252,12 +291,16 @@ impl Segments {
 
     /// The bytes of a topic's segment files.
     pub(crate) fn topic_bytes(&self, topic_id: u32) -> u64 {
-        self.list(topic_id).map_or(0, |files| {
-            files
-                .iter()
-                .filter_map(|(_, path)| self.fs.file_len(path).ok())
-                .sum()
-        })
+        self.bytes
+            .lock()
+            .get(&topic_id)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// The bytes of every segment file.
+    pub(crate) fn total_bytes(&self) -> u64 {
+        self.bytes.lock().values().sum()
     }
 
     /// Reads and checks the payload `reference` points to.
@@ -417,12 +460,15 @@ impl SegmentWriter {
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                     Ok(written) => {
                         self.len += written as u64;
+                        segments.appended(self.topic_id, written as u64);
                         IoSlice::advance_slices(&mut slices, written);
                     }
                     Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                     Err(error) => {
                         // Whatever was written stays: the next offset must follow it.
-                        self.len = file.size().unwrap_or(self.len).max(self.len);
+                        let len = file.size().unwrap_or(self.len).max(self.len);
+                        segments.appended(self.topic_id, len - self.len);
+                        self.len = len;
                         return Err(error);
                     }
                 }

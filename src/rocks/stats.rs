@@ -17,7 +17,8 @@ use crate::rocks::background::BackgroundStats;
 use crate::rocks::engine::Engine;
 use crate::rocks::format::{self, GroupRecord, PageRecord, TopicState};
 use crate::rocks::options::{messages_cf, meta_cf};
-use crate::rocks::topic::Topic;
+use crate::rocks::telemetry::{self, StoreGauges};
+use crate::rocks::topic::{Group, Topic};
 
 /// The statistics of a whole store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -178,7 +179,7 @@ pub(crate) fn stats(engine: &Engine) -> Result<StoreStats, TopicError> {
     }
     Ok(StoreStats {
         topics,
-        disk_bytes: dir_size(&engine.path),
+        disk_bytes: disk_bytes(engine),
         memtable_bytes,
         open_segment_files: engine.segments.open_files() as u64,
         damaged_topics,
@@ -289,18 +290,70 @@ fn group_stats(
     })
 }
 
-/// The bytes of every file under `dir` (0 for what cannot be read: files
-/// come and go while RocksDB works).
-pub(crate) fn dir_size(dir: &Path) -> u64 {
+/// The bytes of every file in the store's directory: RocksDB's files, as
+/// they are on disk now, and the segment files, as the store counts them
+/// (walking the directories of thousands of topics would take longer than
+/// the retention pass that reports it).
+pub(crate) fn disk_bytes(engine: &Engine) -> u64 {
+    dir_size(&engine.path, Some(engine.segments.root())) + engine.segments.total_bytes()
+}
+
+/// The bytes of every file under `dir` but under `skip` (0 for what cannot
+/// be read: files come and go while RocksDB works).
+fn dir_size(dir: &Path, skip: Option<&Path>) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };
     entries
         .flatten()
         .map(|entry| match entry.metadata() {
-            Ok(meta) if meta.is_dir() => dir_size(&entry.path()),
+            Ok(_) if skip == Some(entry.path().as_path()) => 0,
+            Ok(meta) if meta.is_dir() => dir_size(&entry.path(), skip),
             Ok(meta) => meta.len(),
             Err(_) => 0,
         })
         .sum()
+}
+
+/// Sets the metrics' gauges from the store's state now (see `telemetry`).
+pub(crate) fn record_metrics(engine: &Engine) -> Result<(), TopicError> {
+    let topics = engine.all_topics();
+    for topic in &topics {
+        let (messages, bytes, last_id) = {
+            let writer = topic.writer.lock();
+            let (messages, bytes) = writer.retained();
+            (messages, bytes, writer.state.next_id - 1)
+        };
+        telemetry::topic_gauges(
+            &topic.name,
+            messages,
+            bytes,
+            engine.segments.topic_bytes(topic.id),
+        );
+        let groups: Vec<Arc<Group>> = topic.groups.lock().values().cloned().collect();
+        for group in groups {
+            let acked = group.record.lock().acked_id;
+            telemetry::group_lag(&topic.name, &group.name, last_id.saturating_sub(acked));
+        }
+    }
+    let db = engine.db()?;
+    let property = |cf, name: &str| {
+        db.property_int_value_cf(cf, name)
+            .map(Option::unwrap_or_default)
+            .map_err(|error| StorageError::rocksdb(format!("reading {name}"), &error))
+    };
+    let memtable_bytes = property(meta_cf(&db), "rocksdb.cur-size-all-mem-tables")?
+        + property(messages_cf(&db), "rocksdb.cur-size-all-mem-tables")?;
+    telemetry::store_gauges(&StoreGauges {
+        topics: topics.len() as u64,
+        damaged_topics: engine.damaged.read().len() as u64,
+        disk_bytes: disk_bytes(engine),
+        segment_bytes: engine.segments.total_bytes(),
+        memtable_bytes,
+        // One cache serves both column families.
+        block_cache_bytes: property(messages_cf(&db), "rocksdb.block-cache-usage")?,
+        block_cache_capacity: property(messages_cf(&db), "rocksdb.block-cache-capacity")?,
+        open_segment_files: engine.segments.open_files() as u64,
+    });
+    Ok(())
 }

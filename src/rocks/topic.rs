@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use crate::message::MessageId;
 use crate::rocks::format::{GroupRecord, PageRecord, TopicState};
 use crate::rocks::segment::{SegmentWriter, Segments, SyncJob};
+use crate::rocks::telemetry::TopicMetrics;
 
 pub(crate) use crate::name::check_name;
 
@@ -32,6 +33,8 @@ pub(crate) struct Topic {
     /// Notified after every produce, and when the topic is destroyed.
     pub(crate) event: Event,
     pub(crate) groups: Mutex<BTreeMap<String, Arc<Group>>>,
+    /// Its produce counters.
+    pub(crate) metrics: TopicMetrics,
 }
 
 /// What producers (and retention) change under the topic's lock.
@@ -148,17 +151,20 @@ impl Topic {
         synced_through: MessageId,
     ) -> Self {
         Self {
+            metrics: TopicMetrics::new(&name, &state),
             name,
             id,
             created_ns,
             last_id: AtomicU64::new(state.next_id - 1),
             first_id: AtomicU64::new(state.first_id),
             writer: Mutex::new(Writer {
+                // The stored time counts when retention left no message.
                 last_ns: state
                     .open_page
                     .as_ref()
                     .or(closed_pages.back())
-                    .map_or(0, |page| page.last_ns),
+                    .map_or(0, |page| page.last_ns)
+                    .max(state.last_produce_ns),
                 state,
                 closed_pages,
                 scratch: Vec::new(),

@@ -11,6 +11,7 @@
 //! sees an id before its message.
 
 use std::ops::Range;
+use std::time::Instant;
 
 use rocksdb::{ColumnFamily, WriteBatch};
 
@@ -31,6 +32,7 @@ pub(crate) fn produce(
     topic: &str,
     messages: &[Message],
 ) -> Result<Range<MessageId>, ProduceError> {
+    let started = Instant::now();
     let db = engine.db()?;
     let handle = engine
         .topic(topic)
@@ -57,7 +59,15 @@ pub(crate) fn produce(
     )?;
     db.write_opt(batch, &engine.write_options)
         .map_err(|error| StorageError::rocksdb(format!("producing to topic `{topic}`"), &error))?;
+    let produced_bytes = state.produced_bytes - writer.state.produced_bytes;
     commit(&handle, writer, state, closed);
+    handle
+        .metrics
+        .produced(state.next_id - first, produced_bytes);
+    engine
+        .metrics
+        .produce_duration
+        .record(started.elapsed().as_secs_f64());
     Ok(first..state.next_id)
 }
 
@@ -146,8 +156,10 @@ fn fill_batch(
     let mut pending = Pending::default();
     for message in messages {
         let id = state.next_id;
-        let size = message.size();
-        if let Some(page) = engine.pages.append(&mut state.open_page, id, size, now_ns) {
+        if let Some(page) = engine
+            .pages
+            .append(&mut state.open_page, id, message.size(), now_ns)
+        {
             batch.put_cf(
                 families.meta,
                 format::page_key(topic.id, page.first_id),
@@ -163,20 +175,9 @@ fn fill_batch(
         } else {
             Payload::Inline(&message.payload)
         };
-        format::encode_message(
-            &mut writer.scratch,
-            now_ns,
-            state.produced_bytes,
-            &message.properties,
-            payload,
+        put_message(
+            families, batch, topic, writer, state, now_ns, message, payload,
         );
-        batch.put_cf(
-            families.messages,
-            format::message_key(topic.id, id),
-            &writer.scratch,
-        );
-        state.next_id += 1;
-        state.produced_bytes += size;
     }
     if let Some(open) = &mut writer.segment {
         pending.write(&engine.segments, open).map_err(written)?;
@@ -187,6 +188,35 @@ fn fill_batch(
         writer.sync(&engine.segments).map_err(written)?;
     }
     Ok(closed)
+}
+
+/// Puts message `message`, of the next id, into `batch`, its payload
+/// inline or by reference, and counts it in `state`.
+#[expect(clippy::too_many_arguments, reason = "the parts of one produce call")]
+fn put_message(
+    families: &Families<'_>,
+    batch: &mut WriteBatch,
+    topic: &Topic,
+    writer: &mut Writer,
+    state: &mut TopicState,
+    now_ns: u64,
+    message: &Message,
+    payload: Payload<'_>,
+) {
+    format::encode_message(
+        &mut writer.scratch,
+        now_ns,
+        state.produced_bytes,
+        &message.properties,
+        payload,
+    );
+    batch.put_cf(
+        families.messages,
+        format::message_key(topic.id, state.next_id),
+        &writer.scratch,
+    );
+    state.next_id += 1;
+    state.produced_bytes += message.size();
 }
 
 /// The segment file of page `page`: the open one, or a new one after the

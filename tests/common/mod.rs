@@ -23,6 +23,29 @@ pub fn open_manual(config: Config) -> (Store, ManualClock) {
     (store, clock)
 }
 
+/// Copies the store of `tests/fixtures/<name>` (written by an earlier
+/// format, see its README) into a fresh directory.
+pub fn copy_fixture(name: &str) -> tempfile::TempDir {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    copy_dir(&from, dir.path());
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create a directory");
+    for entry in std::fs::read_dir(from).expect("read the fixture").flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("a file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy a fixture file");
+        }
+    }
+}
+
 /// The bytes of every file under `dir`, as present on disk now.
 pub fn dir_size(dir: &Path) -> u64 {
     let mut total = 0;

@@ -100,8 +100,12 @@ enum Command {
     /// Per-topic statistics.
     Stats {
         /// One JSON object.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "prometheus")]
         json: bool,
+        /// The store's metrics in Prometheus's text format (as a host's
+        /// exporter would serve them; see docs/metrics.md).
+        #[arg(long)]
+        prometheus: bool,
     },
 }
 
@@ -199,8 +203,24 @@ fn run(cli: Cli) -> Result<()> {
     if let Command::Demo { messages } = cli.command {
         return demo::run(config, messages);
     }
+    // The recorder must be there before the store registers its metrics.
+    let prometheus = matches!(
+        cli.command,
+        Command::Stats {
+            prometheus: true,
+            ..
+        }
+    )
+    .then(|| metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder())
+    .transpose()?;
     let store = Backend::open(config)?;
-    let result = dispatch(&store, cli.command);
+    let result = match prometheus {
+        Some(handle) => store
+            .record_metrics()
+            .map_err(Into::into)
+            .and_then(|()| Ok(io::stdout().lock().write_all(handle.render().as_bytes())?)),
+        None => dispatch(&store, cli.command),
+    };
     let closed = store.close();
     result?;
     Ok(closed?)
@@ -304,7 +324,7 @@ fn dispatch(store: &Backend, command: Command) -> Result<()> {
                 output::repair_report(&report, &mut out)?;
             }
         }
-        Command::Stats { json } => {
+        Command::Stats { json, .. } => {
             let stats = store.stats()?;
             if json {
                 serde_json::to_writer(&mut out, &stats)?;

@@ -1,0 +1,455 @@
+//! The report's sections on scale: concurrent producers (with their plot),
+//! consumer fan-out, many topics, and the cost of metrics; and their
+//! targets. The measurements come from `concurrency`, `fanout`, `topics`
+//! and `metrics_cost`; this module only gathers and writes them.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use super::concurrency::{self, PRODUCERS, Topics};
+use super::fanout::{self, GROUPS};
+use super::metrics_cost::MetricsCost;
+use super::results::median_at;
+use super::text::{bytes_label, duration, rate, thousands};
+use super::topics::ManyTopics;
+use super::{Recorded, Samples, size_id, size_label};
+
+/// A system of the concurrency benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Producer {
+    /// rocksmq's `produce`, from threads.
+    Rocksmq,
+    /// NATS JetStream publishes, from client tasks.
+    Nats,
+}
+
+impl Producer {
+    /// Its part of the Criterion function id.
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::Rocksmq => "rocksmq",
+            Self::Nats => "nats",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Rocksmq => "rocksmq",
+            Self::Nats => "NATS JetStream",
+        }
+    }
+}
+
+type ConcurrencyKey = (usize, Topics, Producer, usize);
+
+/// Everything the scale benchmarks measured.
+#[derive(Default)]
+pub struct Scaling {
+    /// (size, topics, system, producers) → what the benchmark recorded.
+    concurrency: BTreeMap<ConcurrencyKey, Recorded>,
+    /// groups → the aggregate consume benchmark's record.
+    fanout_consume: BTreeMap<usize, (Recorded, usize)>,
+    /// groups → each group's produce → receive ages.
+    fanout_latency: BTreeMap<usize, Vec<Samples>>,
+    /// The many-topics run.
+    pub many_topics: Option<ManyTopics>,
+    /// The metrics-cost run.
+    pub metrics_cost: Option<MetricsCost>,
+}
+
+impl Scaling {
+    /// Adds a concurrency benchmark's record (nothing if it was filtered out).
+    pub fn add_concurrency(
+        &mut self,
+        size: usize,
+        topics: Topics,
+        system: Producer,
+        producers: usize,
+        recorded: Recorded,
+    ) {
+        if recorded.iters > 0 {
+            self.concurrency
+                .insert((size, topics, system, producers), recorded);
+        }
+    }
+
+    /// Adds a fan-out consume benchmark's record: `groups` groups reading
+    /// `messages` each per iteration.
+    pub fn add_fanout_consume(&mut self, groups: usize, messages: usize, recorded: Recorded) {
+        if recorded.iters > 0 {
+            self.fanout_consume.insert(groups, (recorded, messages));
+        }
+    }
+
+    /// Adds each group's ages of a fan-out latency benchmark.
+    pub fn add_fanout_latency(&mut self, groups: usize, per_group: Vec<Samples>) {
+        if per_group.iter().any(|samples| samples.len() > 0) {
+            self.fanout_latency.insert(groups, per_group);
+        }
+    }
+
+    /// Reads Criterion's medians; `None` in test mode, where the mean of
+    /// the iterations run stands in.
+    pub fn finish(self, criterion_dir: Option<&Path>) -> Finished {
+        let per_iter = |recorded: &Recorded, path: &Path| match criterion_dir {
+            Some(dir) => median_at(&dir.join(path)),
+            None => recorded.elapsed.as_nanos() as f64 / recorded.iters as f64,
+        };
+        let concurrency = self
+            .concurrency
+            .iter()
+            .map(|(&(size, topics, system, producers), recorded)| {
+                let path = Path::new(concurrency::GROUP)
+                    .join(concurrency::function_id(system.id(), topics, producers))
+                    .join(size_id(size));
+                let ns = per_iter(recorded, &path);
+                // One iteration is one call by each producer.
+                (
+                    (size, topics, system, producers),
+                    producers as f64 * 1e9 / ns,
+                )
+            })
+            .collect();
+        let fanout_consume = self
+            .fanout_consume
+            .iter()
+            .map(|(&groups, (recorded, messages))| {
+                let path = Path::new(fanout::CONSUME_GROUP)
+                    .join(fanout::function_id(groups))
+                    .join(size_id(fanout::SIZE));
+                let ns = per_iter(recorded, &path);
+                (groups, (groups * messages) as f64 * 1e9 / ns)
+            })
+            .collect();
+        let fanout_p99 = self
+            .fanout_latency
+            .into_iter()
+            .map(|(groups, per_group)| {
+                let p99s: Vec<Duration> = per_group
+                    .into_iter()
+                    .filter_map(|mut samples| samples.quantile(0.99))
+                    .collect();
+                (groups, p99s)
+            })
+            .collect();
+        Finished {
+            concurrency,
+            fanout_consume,
+            fanout_p99,
+            many_topics: self.many_topics,
+            metrics_cost: self.metrics_cost,
+        }
+    }
+}
+
+/// The scale measurements as rates and percentiles.
+pub struct Finished {
+    /// (size, topics, system, producers) → aggregate messages per second.
+    concurrency: BTreeMap<ConcurrencyKey, f64>,
+    /// groups → aggregate messages per second.
+    fanout_consume: BTreeMap<usize, f64>,
+    /// groups → every group's p99 produce → receive.
+    fanout_p99: BTreeMap<usize, Vec<Duration>>,
+    many_topics: Option<ManyTopics>,
+    metrics_cost: Option<MetricsCost>,
+}
+
+/// A target: what, the measured value, met or not (`None`: not measured).
+pub type TargetRow = (String, String, Option<bool>);
+
+impl Finished {
+    fn rate(&self, size: usize, topics: Topics, system: Producer, producers: usize) -> Option<f64> {
+        self.concurrency
+            .get(&(size, topics, system, producers))
+            .copied()
+    }
+
+    /// The aggregate rate at `producers` over one producer's.
+    fn scaling(&self, size: usize, topics: Topics, producers: usize) -> Option<f64> {
+        Some(
+            self.rate(size, topics, Producer::Rocksmq, producers)?
+                / self.rate(size, topics, Producer::Rocksmq, 1)?,
+        )
+    }
+
+    /// The targets of the scale issue.
+    pub fn targets(&self) -> Vec<TargetRow> {
+        let mut targets = Vec::new();
+        for topics in [Topics::Own, Topics::Shared] {
+            for size in concurrency::SIZES {
+                for producers in PRODUCERS.into_iter().skip(1) {
+                    let need = if size <= 1 << 10 && producers >= 2 {
+                        1.5
+                    } else {
+                        1.0
+                    };
+                    let ratio = self.scaling(size, topics, producers);
+                    targets.push((
+                        format!(
+                            "{producers} producers, {}, {}: aggregate ≥ {need}× one producer's",
+                            topics.label(),
+                            size_label(size)
+                        ),
+                        ratio.map_or_else(|| "not measured".to_owned(), |r| format!("{r:.2}×")),
+                        ratio.map(|r| r >= need),
+                    ));
+                }
+            }
+        }
+        if let Some(many) = &self.many_topics {
+            let n = thousands(many.topics as u64);
+            targets.push((
+                format!("{n} topics created in < 10 s"),
+                duration(many.create),
+                Some(many.create < Duration::from_secs(10)),
+            ));
+            targets.push((
+                format!("reopening a store of {n} topics with data in < 5 s"),
+                duration(many.reopen),
+                Some(many.reopen < Duration::from_secs(5)),
+            ));
+            targets.push((
+                "no flush storm at reopen (table files after ≤ before + 2)".to_owned(),
+                format!(
+                    "{} → {}",
+                    many.table_files_before_close, many.table_files_after_reopen
+                ),
+                Some(many.table_files_after_reopen <= many.table_files_before_close + 2),
+            ));
+            targets.push((
+                format!(
+                    "{n} topics read back under `ulimit -n {}`",
+                    many.open_files_limit
+                ),
+                format!(
+                    "{} messages, {} fds open",
+                    thousands(many.messages_read),
+                    many.fds_after_read
+                ),
+                Some(
+                    many.messages_read == many.topics as u64 * 11
+                        && (many.fds_after_read as u64) < many.open_files_limit,
+                ),
+            ));
+            targets.push((
+                format!("idle retention pass over {n} topics < 50 ms"),
+                duration(many.idle_retention_pass),
+                Some(many.idle_retention_pass < Duration::from_millis(50)),
+            ));
+        }
+        if let Some(cost) = &self.metrics_cost {
+            targets.push((
+                "recording metrics on the produce path costs < 2 %".to_owned(),
+                format!("{:+.1} %", cost.overhead() * 100.0),
+                Some(cost.overhead() < 0.02),
+            ));
+        }
+        targets
+    }
+
+    /// Draws the aggregate rate against the producer count into `path`.
+    pub fn plot(&self, path: &Path) -> Result<(), String> {
+        let mut panels = Vec::new();
+        for size in concurrency::SIZES {
+            let mut lines = Vec::new();
+            for system in [Producer::Rocksmq, Producer::Nats] {
+                for topics in [Topics::Own, Topics::Shared] {
+                    let points: Vec<(usize, f64)> = PRODUCERS
+                        .into_iter()
+                        .filter_map(|producers| {
+                            Some((producers, self.rate(size, topics, system, producers)?))
+                        })
+                        .collect();
+                    if !points.is_empty() {
+                        lines.push(super::plot::Line {
+                            name: format!("{}, {}", system.name(), topics.label()),
+                            color: match system {
+                                Producer::Rocksmq => (214, 39, 40),
+                                Producer::Nats => (31, 119, 180),
+                            },
+                            dashed: topics == Topics::Shared,
+                            points,
+                        });
+                    }
+                }
+            }
+            panels.push((
+                format!("{} messages, one per call", size_label(size)),
+                lines,
+            ));
+        }
+        super::plot::producers(path, &panels)
+    }
+
+    /// The sections: concurrent producers, fan-out, many topics, metrics.
+    pub fn sections(&self, md: &mut String, plot: Result<(), String>) {
+        self.concurrency_section(md, plot);
+        self.fanout_section(md);
+        self.many_topics_section(md);
+        self.metrics_section(md);
+    }
+
+    fn concurrency_section(&self, md: &mut String, plot: Result<(), String>) {
+        let _ = writeln!(md, "## Concurrent producers\n");
+        let _ = writeln!(
+            md,
+            "1 to 16 producers at once, each producing one message per call and waiting \
+             for it to be confirmed before the next: rocksmq's `produce` from that many \
+             threads of one process, NATS publishes (each ack awaited) from that many \
+             tasks of one client. Each producer on a topic (stream) of its own, or all \
+             on one. The rate is the aggregate, messages per second; × 1 is over one \
+             producer's rate in the same run.\n"
+        );
+        match plot {
+            Ok(()) => {
+                let _ = writeln!(
+                    md,
+                    "![Aggregate produce rate against the number of producers](benchmarks-producers.png)\n"
+                );
+            }
+            Err(error) => {
+                let _ = writeln!(md, "The plot could not be drawn: {error}\n");
+            }
+        }
+        let _ = write!(md, "| size | system | topics |");
+        for producers in PRODUCERS {
+            let _ = write!(md, " {producers} |");
+        }
+        let _ = write!(md, " best × 1 |\n|---|---|---|");
+        for _ in PRODUCERS {
+            let _ = write!(md, "--:|");
+        }
+        let _ = writeln!(md, "--:|");
+        for size in concurrency::SIZES {
+            for system in [Producer::Rocksmq, Producer::Nats] {
+                for topics in [Topics::Own, Topics::Shared] {
+                    let one = self.rate(size, topics, system, 1);
+                    let _ = write!(
+                        md,
+                        "| {} | {} | {} |",
+                        size_label(size),
+                        system.name(),
+                        topics.label()
+                    );
+                    let mut best: Option<f64> = None;
+                    for producers in PRODUCERS {
+                        match self.rate(size, topics, system, producers) {
+                            Some(value) => {
+                                let _ = write!(md, " {} |", rate(value));
+                                if let Some(one) = one {
+                                    best = Some(best.unwrap_or(0.0).max(value / one));
+                                }
+                            }
+                            None => {
+                                let _ = write!(md, " – |");
+                            }
+                        }
+                    }
+                    let _ = writeln!(
+                        md,
+                        " {} |",
+                        best.map_or_else(|| "–".to_owned(), |b| format!("{b:.2}×"))
+                    );
+                }
+            }
+        }
+        md.push('\n');
+    }
+
+    fn fanout_section(&self, md: &mut String) {
+        let _ = writeln!(md, "## Consumer fan-out\n");
+        let _ = writeln!(
+            md,
+            "1, 4 and 16 consumer groups reading one rocksmq topic of {} messages at \
+             once. **Consume**: pre-written messages read by every group together, each \
+             on its own thread (100 per `consume`, acknowledged every 100); the rate is \
+             the groups' messages together per second. **Produce → receive**: one \
+             message produced at a time while every group's consumer waits in \
+             `blocking_recv` on its own thread, the next once every group has it; the \
+             p99 of each group's one-way ages, the worst group's shown with the best.\n\n\
+             | groups | consume, msgs/s (all groups) | p99 produce → receive, worst group | best group |\n\
+             |--:|--:|--:|--:|",
+            size_label(fanout::SIZE)
+        );
+        for groups in GROUPS {
+            let consume = self
+                .fanout_consume
+                .get(&groups)
+                .map_or_else(|| "–".to_owned(), |&r| rate(r));
+            let p99s = self.fanout_p99.get(&groups);
+            let worst = p99s
+                .and_then(|p| p.iter().max())
+                .map_or_else(|| "–".to_owned(), |&d| duration(d));
+            let best = p99s
+                .and_then(|p| p.iter().min())
+                .map_or_else(|| "–".to_owned(), |&d| duration(d));
+            let _ = writeln!(md, "| {groups} | {consume} | {worst} | {best} |");
+        }
+        md.push('\n');
+    }
+
+    fn many_topics_section(&self, md: &mut String) {
+        let _ = writeln!(md, "## Many topics\n");
+        let Some(many) = &self.many_topics else {
+            let _ = writeln!(md, "Not measured in this run.\n");
+            return;
+        };
+        let _ = writeln!(
+            md,
+            "One store, {} topics, in a child process whose limit on open files is {} \
+             (`ulimit -n`'s default): every topic created, given ten 128 B messages and \
+             one of 64 KiB (a segment file each), the store closed, reopened, and every \
+             topic read back, payloads included. Every topic's messages share one \
+             column family, so its memtables (and their memory), its write-ahead log \
+             and its table files do not grow with the topic count; open files are one \
+             budget derived from the limit.\n\n\
+             | step | |\n|---|--:|\n\
+             | create {} topics | {} |\n\
+             | produce to each (2 calls) | {} |\n\
+             | idle retention pass (median of 5) | {} |\n\
+             | memtable memory after producing (bounded by the store's 256 MiB write buffer) | {} |\n\
+             | table files before close → after reopen | {} → {} |\n\
+             | reopen | {} |\n\
+             | fds open after reopen | {} |\n\
+             | read every topic back | {} ({} messages) |\n\
+             | fds open after reading every topic | {} |\n",
+            thousands(many.topics as u64),
+            many.open_files_limit,
+            thousands(many.topics as u64),
+            duration(many.create),
+            duration(many.produce),
+            duration(many.idle_retention_pass),
+            bytes_label(many.memtable_bytes),
+            many.table_files_before_close,
+            many.table_files_after_reopen,
+            duration(many.reopen),
+            many.fds_after_reopen,
+            duration(many.read_all),
+            thousands(many.messages_read),
+            many.fds_after_read,
+        );
+    }
+
+    fn metrics_section(&self, md: &mut String) {
+        let _ = writeln!(md, "## The cost of metrics\n");
+        let Some(cost) = &self.metrics_cost else {
+            let _ = writeln!(md, "Not measured in this run.\n");
+            return;
+        };
+        let _ = writeln!(
+            md,
+            "Two stores side by side, one whose metrics go to a metrics-exporter-prometheus \
+             recorder (two counters and a histogram per produce) and one without a \
+             recorder, produced to in {} alternating rounds of {} calls of one {} message; \
+             the medians of the rounds' times per call: **{} without, {} with ({:+.1} %)**.\n",
+            cost.rounds,
+            thousands(cost.calls_per_round as u64),
+            size_label(super::metrics_cost::SIZE),
+            duration(cost.without),
+            duration(cost.with),
+            cost.overhead() * 100.0
+        );
+    }
+}
