@@ -256,6 +256,9 @@ impl Pump {
             match self.pull(&consumer_name, &mut delivered).await {
                 Pulled::Stopped => return,
                 Pulled::Broken(reason) => {
+                    if self.stop(self.which_is_gone().await) {
+                        return;
+                    }
                     self.trouble(reason);
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(2));
@@ -401,19 +404,21 @@ impl Pump {
         {
             let message = match item {
                 Ok(message) => message,
-                Err(error) => match error.kind() {
-                    MessagesErrorKind::MissingHeartbeat if missed < 2 => {
-                        missed += 1;
-                        continue;
+                Err(error) => {
+                    // Whatever went wrong, a topic or group that is gone
+                    // ends the inbox at once (a deleted stream may show as
+                    // a consumer deleted, no responders, or silence).
+                    if self.stop(self.which_is_gone().await) {
+                        return Pulled::Stopped;
                     }
-                    MessagesErrorKind::ConsumerDeleted | MessagesErrorKind::NoResponders => {
-                        if self.stop(self.which_is_gone().await) {
-                            return Pulled::Stopped;
+                    match error.kind() {
+                        MessagesErrorKind::MissingHeartbeat if missed < 2 => {
+                            missed += 1;
+                            continue;
                         }
-                        return Pulled::Broken(format!("pulling: {error}"));
+                        _ => return Pulled::Broken(format!("pulling: {error}")),
                     }
-                    _ => return Pulled::Broken(format!("pulling: {error}")),
-                },
+                }
             };
             missed = 0;
             let Ok(info) = message.info() else {
