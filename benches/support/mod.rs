@@ -5,15 +5,18 @@
 //! The systems live in their own modules: [`rocks`] (rocksmq and the raw
 //! RocksDB ceiling), [`nats`] (a nats-server process and its JetStream
 //! client); [`memory`] measures peak memory in child processes,
-//! [`retention`] times retention passes, and
+//! [`retention`] times retention passes, [`backends`] compares the NATS
+//! engine through rocksmq's API with async-nats used directly, and
 //! [`report`] and [`plot`] turn the measurements into `docs/benchmarks.md`.
 
+pub mod backends;
 pub mod concurrency;
 pub mod disk;
 pub mod fanout;
 pub mod memory;
 pub mod metrics_cost;
 pub mod nats;
+pub mod nats_server;
 pub mod plot;
 pub mod report;
 pub mod results;
