@@ -161,3 +161,28 @@ fn bad_natsmq_values_are_refused_naming_the_key() {
             .contains("maxMessageSize")
     );
 }
+
+/// A milvus.yaml choosing natsmq without a retention policy gets `limits`
+/// (JetStream's own, and Milvus's natsmq's); one asking for `acked` keeps it,
+/// and the engine refuses it when it opens.
+#[test]
+fn natsmq_without_a_retention_policy_gets_limits() {
+    let config = MqConfig::from_yaml_str("mq:\n  type: natsmq\n").unwrap();
+    assert_eq!(
+        config.rocksmq.retention_policy,
+        rocksmq::RetentionPolicy::Limits
+    );
+    let config =
+        MqConfig::from_yaml_str("mq:\n  type: natsmq\nrocksmq:\n  retentionPolicy: acked\n")
+            .unwrap();
+    assert_eq!(
+        config.rocksmq.retention_policy,
+        rocksmq::RetentionPolicy::Acked
+    );
+    // The embedded store keeps Milvus's default.
+    let config = MqConfig::from_yaml_str("mq:\n  type: rocksmq\n").unwrap();
+    assert_eq!(
+        config.rocksmq.retention_policy,
+        rocksmq::RetentionPolicy::Acked
+    );
+}

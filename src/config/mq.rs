@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_yaml_ng::Value;
 
-use super::{Config, Document, invalid, paramtable, read, text};
+use super::{Config, Document, RetentionPolicy, invalid, paramtable, read, text};
 use crate::error::ConfigError;
 
 /// `mq.type`: which engine [`Backend::open`](crate::Backend::open) opens.
@@ -340,12 +340,21 @@ impl MqConfig {
 
     fn parse(yaml: &str, origin: &str) -> Result<Self, ConfigError> {
         let document = Document::parse(yaml, origin)?;
-        let rocksmq = match document.section("rocksmq")? {
-            Some(keys) => Config::from_keys(&keys)?,
-            None => Config::default(),
-        };
+        let section = document.section("rocksmq")?.unwrap_or_default();
+        let mut rocksmq = Config::from_keys(&section)?;
+        let mq_type = mq_type(&document.section("mq")?.unwrap_or_default())?;
+        // JetStream applies its limits natively and cannot keep what a group
+        // has not acknowledged: with natsmq, a file that does not choose a
+        // policy gets `limits` (Milvus's natsmq works so); one that asks for
+        // `acked` is refused when the engine opens.
+        let policy_given = section
+            .iter()
+            .any(|(key, _)| super::Key::named(key) == Some(super::Key::RetentionPolicy));
+        if mq_type == MqType::Natsmq && !policy_given {
+            rocksmq.retention_policy = RetentionPolicy::Limits;
+        }
         let config = Self {
-            mq_type: mq_type(&document.section("mq")?.unwrap_or_default())?,
+            mq_type,
             rocksmq,
             natsmq: nats_config(&document.section("natsmq")?.unwrap_or_default())?,
         };
