@@ -24,8 +24,8 @@ use support::report::{self, CriterionSettings, NatsSettings, Results, System, Wo
 use support::rocks::{RawProduce, RocksmqConsume, RocksmqEndToEnd, RocksmqProduce};
 use support::scaling::{Producer, Scaling};
 use support::{
-    BATCH, LARGE_SIZES, Run, SIZES, Scale, concurrency, disk, fanout, memory, metrics_cost,
-    retention, topics,
+    BATCH, LARGE_SIZES, Run, SIZES, Scale, backends, concurrency, disk, fanout, memory,
+    metrics_cost, retention, topics,
 };
 
 /// Few samples and short times keep the whole run under ten minutes on two
@@ -89,6 +89,24 @@ fn main() {
     scaling.metrics_cost = run
         .selects("metrics_cost")
         .then(|| metrics_cost::measure(scale.metrics_rounds, scale.metrics_calls));
+    let seam = backends::measure(
+        &mut criterion,
+        backends::Settings {
+            sample_size: CRITERION.sample_size,
+            warm_up: CRITERION.warm_up,
+            measurement: CRITERION.measurement,
+        },
+        scale,
+        nats.as_ref()
+            .zip(server.as_ref())
+            .map(|(client, server)| (client, server.url.as_str())),
+        run.bench.then_some(criterion_dir.as_path()),
+    );
+    if !seam.nats.is_empty() || !seam.embedded.is_empty() {
+        let mut text = String::new();
+        backends::section(&mut text, Some(&seam));
+        eprintln!("{text}");
+    }
     let retention = run.selects(retention::GROUP).then(|| {
         let mut group = criterion.benchmark_group(retention::GROUP);
         group
@@ -129,6 +147,7 @@ fn main() {
         nats: server.as_ref().zip(nats.as_ref()).map(nats_settings),
         memory: peak_memory,
         retention,
+        backends: Some(seam),
         disk,
         data_dir: std::env::temp_dir(),
         scaling: Some(scaling),

@@ -12,9 +12,11 @@ cd "$here/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/rocksmq/target}"
 # The integration tests include fault injection (fail points, a simulated
 # crash) and the lock-order stress test with parking_lot's deadlock
-# detection: both are features, never in a default build. The doctests and
-# the examples run on the default build, as users get it.
-cargo test --release --all-targets --features fault-injection,deadlock-detection
+# detection: both are features, never in a default build; and the NATS
+# engine's (feature nats: the conformance suite on both engines, a 3-server
+# cluster), on nats-server processes the tests start on 127.0.0.1. The
+# doctests and the examples run on the default build, as users get it.
+cargo test --release --all-targets --features fault-injection,deadlock-detection,nats
 cargo test --release --doc
 for example in examples/*.rs; do
     [ -e "$example" ] || continue

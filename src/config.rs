@@ -22,8 +22,12 @@ use serde_yaml_ng::{Mapping, Value};
 
 use crate::error::ConfigError;
 
+mod mq;
 mod paramtable;
 
+pub use mq::{
+    DEFAULT_NATS_URL, DEFAULT_STREAM_PREFIX, MAX_STREAM_PREFIX_LEN, MqConfig, MqType, NatsConfig,
+};
 use paramtable::Scalar;
 
 /// The store's configuration: every key of Milvus's `rocksmq` section, with
@@ -344,38 +348,7 @@ impl Config {
     }
 
     fn parse_yaml(yaml: &str, origin: &str) -> Result<Self, ConfigError> {
-        let parse_error = |error: serde_yaml_ng::Error| ConfigError::Parse {
-            origin: origin.to_owned(),
-            message: error.to_string(),
-        };
-        let document: Value = serde_yaml_ng::from_str(yaml).map_err(parse_error)?;
-        let top = match document {
-            Value::Null => return Ok(Self::default()),
-            Value::Mapping(top) => top,
-            _ => {
-                return Err(ConfigError::Parse {
-                    origin: origin.to_owned(),
-                    message: "the document is not a mapping of sections".to_owned(),
-                });
-            }
-        };
-        let mut keys = section_keys(&top)?;
-        if keys.is_none()
-            && let Some(Value::Mapping(files)) = top.get("extraConfigFiles")
-        {
-            // A Helm values.yaml: the section is in one of the files' text.
-            for file in files.values() {
-                if let Some(text) = file.as_str()
-                    && let Value::Mapping(inner) =
-                        serde_yaml_ng::from_str(text).map_err(parse_error)?
-                {
-                    keys = section_keys(&inner)?;
-                    if keys.is_some() {
-                        break;
-                    }
-                }
-            }
-        }
+        let keys = Document::parse(yaml, origin)?.section("rocksmq")?;
         keys.map_or_else(|| Ok(Self::default()), |keys| Self::from_keys(&keys))
     }
 
@@ -670,7 +643,7 @@ impl TryFrom<Value> for Config {
     fn try_from(section: Value) -> Result<Self, ConfigError> {
         let mut top = Mapping::new();
         top.insert(Value::from("rocksmq"), section);
-        Self::from_keys(&section_keys(&top)?.unwrap_or_default())
+        Self::from_keys(&section_keys(&top, "rocksmq")?.unwrap_or_default())
     }
 }
 
@@ -768,12 +741,69 @@ impl ConfigBuilder {
     }
 }
 
-/// The keys of Milvus's `rocksmq` section in `top`, with their values, or
-/// `None` when there is no such section. As in Milvus, the section's name
-/// compares without case, `_`, `.` or `/` (`RocksMQ:`), a top-level
-/// `rocksmq.path:` is the section's `path`, and a mapping inside the section
-/// gives dotted keys (`compressionTypes.a`), which are then unknown.
-fn section_keys(top: &Mapping) -> Result<Option<Vec<(String, Value)>>, ConfigError> {
+/// A parsed configuration file: a whole `milvus.yaml`, a Helm `user.yaml`,
+/// or a Helm `values.yaml` whose `extraConfigFiles` hold the sections.
+struct Document<'a> {
+    /// The top-level mapping; empty for an empty document.
+    top: Mapping,
+    origin: &'a str,
+}
+
+impl<'a> Document<'a> {
+    fn parse(yaml: &str, origin: &'a str) -> Result<Self, ConfigError> {
+        let top =
+            match serde_yaml_ng::from_str(yaml).map_err(|error| parse_error(origin, &error))? {
+                Value::Null => Mapping::new(),
+                Value::Mapping(top) => top,
+                _ => {
+                    return Err(ConfigError::Parse {
+                        origin: origin.to_owned(),
+                        message: "the document is not a mapping of sections".to_owned(),
+                    });
+                }
+            };
+        Ok(Self { top, origin })
+    }
+
+    /// The keys of section `name` (`rocksmq`, `mq`, `natsmq`), as
+    /// [`section_keys`] lists them; in a Helm values.yaml without the
+    /// section at its top, the first of the `extraConfigFiles` that has it.
+    fn section(&self, name: &str) -> Result<Option<Vec<(String, Value)>>, ConfigError> {
+        let keys = section_keys(&self.top, name)?;
+        if keys.is_some() {
+            return Ok(keys);
+        }
+        let Some(Value::Mapping(files)) = self.top.get("extraConfigFiles") else {
+            return Ok(None);
+        };
+        for file in files.values() {
+            if let Some(text) = file.as_str()
+                && let Value::Mapping(inner) = serde_yaml_ng::from_str(text)
+                    .map_err(|error| parse_error(self.origin, &error))?
+            {
+                let keys = section_keys(&inner, name)?;
+                if keys.is_some() {
+                    return Ok(keys);
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn parse_error(origin: &str, error: &serde_yaml_ng::Error) -> ConfigError {
+    ConfigError::Parse {
+        origin: origin.to_owned(),
+        message: error.to_string(),
+    }
+}
+
+/// The keys of section `name` of Milvus's configuration in `top`, with
+/// their values, or `None` when there is no such section. As in Milvus, the
+/// section's name compares without case, `_`, `.` or `/` (`RocksMQ:`), a
+/// top-level `rocksmq.path:` is the section's `path`, and a mapping inside
+/// the section gives dotted keys (`compressionTypes.a`, `server.port`).
+fn section_keys(top: &Mapping, section: &str) -> Result<Option<Vec<(String, Value)>>, ConfigError> {
     let mut keys = None;
     for (name, value) in top {
         let Some(name) = key_text(name) else { continue };
@@ -781,7 +811,7 @@ fn section_keys(top: &Mapping) -> Result<Option<Vec<(String, Value)>>, ConfigErr
             Some((head, rest)) => (head, Some(rest)),
             None => (name.as_str(), None),
         };
-        if paramtable::format_key(head) != "rocksmq" {
+        if paramtable::format_key(head) != section {
             continue;
         }
         let keys = keys.get_or_insert_with(Vec::new);

@@ -27,23 +27,11 @@ use futures_core::Stream;
 
 use crate::cursor::{Cursor, DamagePolicy, deadline_after};
 use crate::error::ConsumerError;
-use crate::message::{MessageId, Position, StoredMessage};
+use crate::message::{AckMode, MessageId, Position, StoredMessage};
 use crate::rocks::catalog;
 use crate::rocks::format::GroupRecord;
 use crate::rocks::lifecycle::Handle;
 use crate::rocks::topic::Group;
-
-/// How a [`Consumer`] acknowledges.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum AckMode {
-    /// The application calls [`Consumer::ack`]; unacknowledged messages are
-    /// delivered again after a restart (at-least-once).
-    #[default]
-    Explicit,
-    /// Delivering a message acknowledges it, durably, before it is returned
-    /// (at-most-once; Milvus's behaviour).
-    Auto,
-}
 
 /// The consumer of one consumer group: delivers the topic's messages in id
 /// order from just after the group's acknowledged position.
@@ -220,10 +208,13 @@ impl Consumer {
     /// # store.create_group("events", "indexer", Position::Earliest)?;
     /// let mut consumer = store.consumer("events", "indexer")?;
     /// let producer = store.clone();
-    /// std::thread::spawn(move || producer.produce("events", &[Message::new("hi")]));
+    /// let thread = std::thread::spawn(move || producer.produce("events", &[Message::new("hi")]));
     /// let runtime = tokio::runtime::Builder::new_current_thread().build()?;
     /// let message = runtime.block_on(consumer.recv())?;
     /// assert_eq!(message.payload, b"hi");
+    /// # // The producer ends before the store's directory goes: a process
+    /// # // exiting under a thread still in RocksDB may die of a signal.
+    /// # thread.join().expect("the producer")?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///

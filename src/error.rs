@@ -53,12 +53,16 @@ pub enum StorageErrorKind {
     Io,
     /// The store was closed while the operation ran.
     Closed,
-    /// RocksDB failed in another way.
+    /// A remote engine (a NATS server) could not be reached or did not
+    /// answer in time. The operation may succeed when it is back.
+    Unavailable,
+    /// RocksDB, or a remote engine's server, failed in another way.
     Other,
 }
 
 /// RocksDB or a segment file failed, or what they hold is not what rocksmq
-/// wrote.
+/// wrote; for the NATS engine, the server could not be reached or refused a
+/// request.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("storage error while {context}: {message}")]
 pub struct StorageError {
@@ -102,6 +106,28 @@ impl StorageError {
         }
     }
 
+    /// A remote engine could not be reached or did not answer in time.
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
+    pub(crate) fn unavailable(context: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            kind: StorageErrorKind::Unavailable,
+            io_kind: None,
+            context: context.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A remote engine's server refused a request.
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
+    pub(crate) fn server(context: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            kind: StorageErrorKind::Other,
+            io_kind: None,
+            context: context.into(),
+            message: message.into(),
+        }
+    }
+
     /// What kind of failure this is.
     #[must_use]
     pub fn kind(&self) -> StorageErrorKind {
@@ -122,11 +148,25 @@ impl StorageError {
         &self.context
     }
 
-    /// What failed, as RocksDB or the operating system said it.
+    /// What failed, as RocksDB, the operating system or the server said it.
     #[must_use]
     pub fn message(&self) -> &str {
         &self.message
     }
+}
+
+/// An engine cannot do what was asked; [`Capabilities`](crate::Capabilities)
+/// says beforehand what each engine can do. Never a silent no-op: a call an
+/// engine cannot honour fails with this, and changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the {engine} engine cannot {operation}: {reason}")]
+pub struct Unsupported {
+    /// The engine: `rocksmq` or `natsmq`, as `mq.type` names it.
+    pub engine: &'static str,
+    /// What was asked, for instance "compact its storage".
+    pub operation: String,
+    /// Why, and what to do instead.
+    pub reason: String,
 }
 
 /// A store could not be opened.
@@ -168,6 +208,18 @@ pub enum OpenError {
         /// Why.
         source: StorageError,
     },
+    /// The NATS server could not be reached, refused the connection, or has
+    /// no JetStream.
+    #[error("cannot connect to NATS at {urls}: {reason}")]
+    Connect {
+        /// The server URLs tried (`natsmq.urls`).
+        urls: String,
+        /// Why.
+        reason: String,
+    },
+    /// The configuration asks for what this engine or this build cannot do.
+    #[error(transparent)]
+    Unsupported(#[from] Unsupported),
 }
 
 /// A topic or consumer-group name breaks the naming rule.
@@ -220,18 +272,24 @@ pub enum TopicError {
     /// The store was closed.
     #[error("the store is closed")]
     Closed,
-    /// RocksDB failed.
+    /// The engine cannot do this (see [`Capabilities`](crate::Capabilities)).
+    #[error(transparent)]
+    Unsupported(#[from] Unsupported),
+    /// RocksDB failed, or the NATS server did.
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
 
-/// A produce failed; nothing of its batch is readable.
+/// A produce failed; nothing of its batch is readable, except after
+/// [`ProduceError::Partial`].
 ///
-/// Every error but one comes before the batch is written, and the produce
-/// can be retried as it is. The exception: a [`ProduceError::Storage`]
+/// Every error but two comes before the batch is written, and the produce
+/// can be retried as it is. The exceptions: a [`ProduceError::Storage`]
 /// error from RocksDB's write itself (its log written, then its sync
 /// failing, say) may leave the batch in the write-ahead log, so that it is
-/// there after the next open; see `docs/durability.md`.
+/// there after the next open (see `docs/durability.md`); and
+/// [`ProduceError::Partial`], from an engine without atomic batches, says
+/// which messages were stored.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProduceError {
@@ -265,10 +323,68 @@ pub enum ProduceError {
         /// `maxMessageSize`.
         max: u64,
     },
+    /// A property cannot be carried by the engine so that it reads back
+    /// as it was given (NATS headers: see `docs/backends.md`); nothing of
+    /// the batch was written.
+    #[error(
+        "message {index} of the batch to topic `{topic}` has property `{key}`, which {reason}; nothing of the batch was written"
+    )]
+    InvalidProperty {
+        /// The topic.
+        topic: String,
+        /// The message's position in the batch (from 0).
+        index: usize,
+        /// The property's key.
+        key: String,
+        /// What is wrong with the key or its value.
+        reason: String,
+    },
+    /// The batch has more messages than the engine stores in one atomic
+    /// write ([`Capabilities::max_atomic_batch`](crate::Capabilities::max_atomic_batch));
+    /// nothing of it was written.
+    #[error(
+        "the batch to topic `{topic}` has {count} messages; the engine stores at most {max} in one atomic batch; nothing of the batch was written"
+    )]
+    BatchTooLarge {
+        /// The topic.
+        topic: String,
+        /// The messages in the batch.
+        count: usize,
+        /// The most one atomic batch may hold.
+        max: usize,
+    },
+    /// Part of the batch was stored: an engine without atomic batches
+    /// ([`Capabilities::atomic_batch`](crate::Capabilities::atomic_batch)
+    /// false) stores a batch message by message, and message `index`
+    /// could not be. The messages before it were stored, in order, with the
+    /// ids in `stored`; `index` and the messages after it were not, unless
+    /// `reason` says that one of them may have been.
+    #[error(
+        "only {} of the batch's messages to topic `{topic}` were stored{}; message {index} was not: {reason}",
+        stored.len(),
+        match (stored.first(), stored.last()) {
+            (Some(first), Some(last)) => format!(" (ids {first}..={last})"),
+            _ => String::new(),
+        }
+    )]
+    Partial {
+        /// The topic.
+        topic: String,
+        /// The ids of the messages before `index`, all stored, in order.
+        stored: Vec<MessageId>,
+        /// The first message of the batch (from 0) that was not stored.
+        index: usize,
+        /// Why it was not.
+        reason: String,
+    },
     /// The store was closed.
     #[error("the store is closed")]
     Closed,
-    /// RocksDB or a segment file failed; see the type's documentation.
+    /// The engine cannot do this (see [`Capabilities`](crate::Capabilities)).
+    #[error(transparent)]
+    Unsupported(#[from] Unsupported),
+    /// RocksDB or a segment file failed, or the NATS server did; see the
+    /// type's documentation.
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -357,7 +473,10 @@ pub enum ConsumerError {
     /// The store was closed.
     #[error("the store is closed")]
     Closed,
-    /// RocksDB failed.
+    /// The engine cannot do this (see [`Capabilities`](crate::Capabilities)).
+    #[error(transparent)]
+    Unsupported(#[from] Unsupported),
+    /// RocksDB failed, or the NATS server did.
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -384,6 +503,9 @@ pub enum Error {
     /// See [`StorageError`].
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// See [`Unsupported`].
+    #[error(transparent)]
+    Unsupported(#[from] Unsupported),
 }
 
 /// Why a call cannot reach a topic's data: the store was closed, or the

@@ -38,6 +38,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! [`Backend`] opens the engine a configuration's `mq.type` names: this
+//! embedded store, or the same API over NATS JetStream (`natsmq`, feature
+//! `nats`, module `nats`); `docs/backends.md` sets them side by side.
+//!
 //! The design, on-disk format and configuration are documented in `docs/`.
 
 #![deny(missing_docs, unsafe_op_in_unsafe_fn)]
@@ -52,6 +56,8 @@
     clippy::cast_possible_truncation
 )]
 
+mod backend;
+mod capabilities;
 mod clock;
 mod config;
 mod consumer;
@@ -61,19 +67,28 @@ pub mod fs;
 #[doc(hidden)]
 pub mod fuzzing;
 mod message;
+mod name;
+#[cfg(feature = "nats")]
+pub mod nats;
 mod reader;
 mod rocks;
 mod store;
 
+pub use backend::{Backend, BackendConsumer, BackendReader};
+pub use capabilities::Capabilities;
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{Compression, Config, ConfigBuilder, DEFAULT_PATH, RetentionPolicy};
-pub use consumer::{AckMode, Consumer};
+pub use config::{
+    Compression, Config, ConfigBuilder, DEFAULT_NATS_URL, DEFAULT_PATH, DEFAULT_STREAM_PREFIX,
+    MAX_STREAM_PREFIX_LEN, MqConfig, MqType, NatsConfig, RetentionPolicy,
+};
+pub use consumer::Consumer;
 pub use cursor::DamagePolicy;
 pub use error::{
     ConfigError, ConsumerError, Error, NameError, OpenError, ProduceError, StorageError,
-    StorageErrorKind, TopicError,
+    StorageErrorKind, TopicError, Unsupported,
 };
-pub use message::{Message, MessageId, Position, StoredMessage};
+pub use message::{AckMode, Message, MessageId, Position, ProducedIds, StoredMessage};
+pub use name::MAX_NAME_LEN;
 pub use reader::Reader;
 pub use rocks::background::BackgroundStats;
 pub use rocks::compaction::CompactionReport;
@@ -81,13 +96,17 @@ pub use rocks::options::bench_support;
 pub use rocks::repair::{CheckReport, Damage, RepairReport, TopicCheck};
 pub use rocks::retention::{RetentionFailure, RetentionReport, TopicRetention};
 pub use rocks::stats::{DamagedTopicStats, GroupStats, PageInfo, StoreStats, TopicStats};
-pub use rocks::topic::MAX_NAME_LEN;
 pub use store::{Environment, Store};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+/// The examples of `docs/backends.md`, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/backends.md")]
+struct BackendsDoctests;
 
 /// The examples of `docs/consumers.md`, compiled and run as doctests.
 #[cfg(doctest)]

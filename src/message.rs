@@ -97,3 +97,131 @@ pub enum Position {
     /// The first message produced at or after this time.
     Time(SystemTime),
 }
+
+/// The ids a produce gave its messages, in batch order.
+///
+/// An atomic batch's ids are contiguous, and are kept as a range; without
+/// atomic batches (NATS JetStream before 2.12) another producer's messages
+/// may come between a batch's, and the ids are listed. An empty batch is an
+/// empty range at the id the next message will get.
+///
+/// ```
+/// use rocksmq::ProducedIds;
+///
+/// let ids = ProducedIds::from(5..8);
+/// assert_eq!(ids.len(), 3);
+/// assert_eq!((ids.first(), ids.last()), (Some(5), Some(7)));
+/// assert_eq!(ids.range(), Some(5..8));
+/// let scattered = ProducedIds::from(vec![5, 6, 9]);
+/// assert_eq!(scattered.range(), None);
+/// assert_eq!(scattered.iter().collect::<Vec<_>>(), [5, 6, 9]);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducedIds {
+    repr: IdsRepr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum IdsRepr {
+    Range(std::ops::Range<MessageId>),
+    List(Vec<MessageId>),
+}
+
+impl ProducedIds {
+    /// How many messages were produced.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        match &self.repr {
+            IdsRepr::Range(range) => (range.end - range.start) as usize,
+            IdsRepr::List(ids) => ids.len(),
+        }
+    }
+
+    /// Whether the batch was empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The first message's id.
+    #[must_use]
+    pub fn first(&self) -> Option<MessageId> {
+        match &self.repr {
+            IdsRepr::Range(range) => (!range.is_empty()).then_some(range.start),
+            IdsRepr::List(ids) => ids.first().copied(),
+        }
+    }
+
+    /// The last message's id.
+    #[must_use]
+    pub fn last(&self) -> Option<MessageId> {
+        match &self.repr {
+            IdsRepr::Range(range) => (!range.is_empty()).then(|| range.end - 1),
+            IdsRepr::List(ids) => ids.last().copied(),
+        }
+    }
+
+    /// The ids as a range, if they are contiguous (always for an atomic
+    /// batch, and an empty one).
+    #[must_use]
+    pub fn range(&self) -> Option<std::ops::Range<MessageId>> {
+        match &self.repr {
+            IdsRepr::Range(range) => Some(range.clone()),
+            IdsRepr::List(_) => None,
+        }
+    }
+
+    /// The ids, in batch order.
+    pub fn iter(&self) -> impl Iterator<Item = MessageId> + '_ {
+        let (range, list) = match &self.repr {
+            IdsRepr::Range(range) => (range.clone(), &[][..]),
+            IdsRepr::List(ids) => (0..0, ids.as_slice()),
+        };
+        range.chain(list.iter().copied())
+    }
+
+    /// The ids, in batch order, as a vector.
+    #[must_use]
+    pub fn to_vec(&self) -> Vec<MessageId> {
+        self.iter().collect()
+    }
+}
+
+impl From<std::ops::Range<MessageId>> for ProducedIds {
+    fn from(range: std::ops::Range<MessageId>) -> Self {
+        Self {
+            repr: IdsRepr::Range(range),
+        }
+    }
+}
+
+impl From<Vec<MessageId>> for ProducedIds {
+    /// The ids of a batch, in its order; kept as a range when contiguous.
+    fn from(ids: Vec<MessageId>) -> Self {
+        let contiguous = ids.windows(2).all(|pair| pair[1] == pair[0] + 1);
+        match (contiguous, ids.first(), ids.last()) {
+            (true, Some(&first), Some(&last)) => Self::from(first..last + 1),
+            _ => Self {
+                repr: IdsRepr::List(ids),
+            },
+        }
+    }
+}
+
+impl PartialEq<std::ops::Range<MessageId>> for ProducedIds {
+    fn eq(&self, other: &std::ops::Range<MessageId>) -> bool {
+        self.range().as_ref() == Some(other)
+    }
+}
+
+/// How a [`Consumer`](crate::Consumer) acknowledges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AckMode {
+    /// The application calls [`Consumer::ack`](crate::Consumer::ack); unacknowledged messages are
+    /// delivered again after a restart (at-least-once).
+    #[default]
+    Explicit,
+    /// Delivering a message acknowledges it, durably, before it is returned
+    /// (at-most-once; Milvus's behaviour).
+    Auto,
+}

@@ -11,6 +11,7 @@ use std::ops::{Bound, Range, RangeBounds};
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::capabilities::Capabilities;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::consumer::Consumer;
@@ -162,6 +163,13 @@ impl Store {
     #[doc(hidden)]
     pub fn simulate_crash(&self) {
         lifecycle::simulate_crash(&self.engine);
+    }
+
+    /// What the embedded engine guarantees and can do: everything
+    /// [`Capabilities`] lists.
+    #[must_use]
+    pub fn capabilities(&self) -> Capabilities {
+        Capabilities::ROCKSMQ
     }
 
     /// The store's directory.

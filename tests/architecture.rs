@@ -1,6 +1,10 @@
 //! The shape of the code, kept: no import cycle between the modules of
 //! `src/` or of `benches/support/`, and nothing below the public facade
-//! (`src/store.rs`) imports it or the types above the engine.
+//! (`src/store.rs`) imports it or the types above the engine. Above the
+//! facades sits `backend`, the enum over both engines; the NATS engine
+//! (`src/nats/`) follows the embedded engine's discipline: below its own
+//! facade (`nats::store`) nothing imports it, and nothing of it imports
+//! the layers above or the other engine.
 //!
 //! Imports are read from the sources (`crate::a::b` and `super::x` paths,
 //! comments left out), so the test needs no build of its own.
@@ -157,7 +161,8 @@ fn nothing_below_the_facade_imports_it() {
     let graph = graph(&modules, "crate::");
     let above_the_engine = ["store", "consumer", "reader", "cursor"];
     for (module, edges) in &graph {
-        if module == "lib" {
+        // The crate root and the enum over both engines sit above the facade.
+        if module == "lib" || module == "backend" {
             continue;
         }
         assert!(
@@ -187,5 +192,54 @@ fn the_benchmark_support_has_no_import_cycle() {
     );
     if let Some(cycle) = cycle(&graph) {
         panic!("import cycle: {}", cycle.join(" -> "));
+    }
+}
+
+#[test]
+fn the_engines_keep_to_their_layers() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let modules = modules(&root, &root, &["bin"]);
+    let graph = graph(&modules, "crate::");
+    let nats: Vec<&String> = graph.keys().filter(|m| m.starts_with("nats")).collect();
+    assert!(
+        nats.len() > 8,
+        "the NATS engine's modules were found: {nats:?}"
+    );
+    let above = ["store", "consumer", "reader", "cursor", "backend"];
+    for (module, edges) in &graph {
+        if module.starts_with("nats") {
+            for edge in edges {
+                assert!(
+                    !above.contains(&edge.as_str()) && !edge.starts_with("rocks"),
+                    "{module}, in the NATS engine, imports crate::{edge}"
+                );
+            }
+            if module != "nats" {
+                assert!(
+                    !edges.contains("nats::store"),
+                    "{module} imports the NATS engine's facade (crate::nats::store)"
+                );
+            }
+        }
+        if module.starts_with("rocks") {
+            for edge in edges {
+                assert!(
+                    !edge.starts_with("nats") && edge != "backend",
+                    "{module}, in the embedded engine, imports crate::{edge}"
+                );
+            }
+        }
+        if module != "lib" && !module.starts_with("nats") && module != "backend" {
+            assert!(
+                !edges.iter().any(|edge| edge.starts_with("nats")),
+                "{module} imports the NATS engine: only the backend may"
+            );
+        }
+        if module != "lib" {
+            assert!(
+                !edges.contains("backend"),
+                "{module} imports crate::backend"
+            );
+        }
     }
 }

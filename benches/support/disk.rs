@@ -67,7 +67,7 @@ fn buffered(dir: &Path, size: usize, warm_up: Duration, time: Duration) -> f64 {
     let file = tempfile::NamedTempFile::new_in(dir).expect("a file for the disk speed");
     let mut out: &File = file.as_file();
     // No run pays for writeback left by what ran before it.
-    let _ = std::process::Command::new("sync").status();
+    super::sync_disk();
     let start = Instant::now();
     while start.elapsed() < warm_up {
         out.write_all(&chunk).expect("write the disk-speed file");
@@ -85,7 +85,7 @@ fn synced(dir: &Path, bytes: u64) -> Duration {
     let chunk: Vec<u8> = (0..CHUNK).map(|i| (i * 131) as u8).collect();
     let file = tempfile::NamedTempFile::new_in(dir).expect("a file for the disk speed");
     let mut out: &File = file.as_file();
-    let _ = std::process::Command::new("sync").status();
+    super::sync_disk();
     let start = Instant::now();
     let mut written = 0;
     while written < bytes {

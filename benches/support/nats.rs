@@ -1,148 +1,23 @@
 //! NATS JetStream, the peer: a `nats-server` process the harness starts and
-//! stops itself, and the `async-nats` client's side of each workload.
+//! stops itself (`nats_server`), and the `async-nats` client's side of each
+//! workload.
 //!
 //! Same guarantee as rocksmq's defaults: file storage, every publish
 //! confirmed by its JetStream ack, no fsync per message (the server's
 //! default sync interval), durable consumers with cumulative (`AckAll`)
 //! acknowledgements that the server confirms.
 
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer, stream};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use tempfile::TempDir;
 use tokio::runtime::Runtime;
 
 use super::{ACK_EVERY, BATCH, Samples, Workload, age_ns, payload, stamp};
 
-/// The server's configuration file: only what flags cannot say. Its
-/// `max_payload` defaults to 1 MB, too small for 1 MiB messages and their
-/// headers; Milvus's natsmq raises it to 8 MiB the same way.
-pub const CONFIG_FILE: &str = "max_payload: 8MB\n";
-
-/// A running `nats-server` with JetStream on file storage in a temporary
-/// directory, listening on 127.0.0.1 on a free port. Dropping it kills the
-/// process and waits for it, also when a benchmark panics.
-pub struct NatsServer {
-    child: Child,
-    /// `nats://127.0.0.1:<port>`.
-    pub url: String,
-    /// The command line it was started with (temporary paths included).
-    pub command: String,
-    /// Its configuration file, log and JetStream store; removed after the
-    /// process is gone (fields drop after `drop`).
-    _dir: TempDir,
-}
-
-/// The `nats-server` executable on `PATH`, if there is one.
-pub fn find_server() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("nats-server"))
-        .find(|candidate| candidate.is_file())
-}
-
-/// `nats-server --version`'s answer, e.g. `nats-server: v2.9.10`.
-pub fn server_version(server: &Path) -> String {
-    Command::new(server)
-        .arg("--version")
-        .output()
-        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-        .unwrap_or_else(|error| format!("unknown ({error})"))
-}
-
-impl NatsServer {
-    /// Starts a server, or says on standard error why not and returns
-    /// `None` if `nats-server` is not on `PATH`. Panics if it is there but
-    /// does not come up.
-    pub fn start() -> Option<Self> {
-        let Some(server) = find_server() else {
-            eprintln!(
-                "nats-server is not on PATH: the NATS JetStream benchmarks are skipped \
-                 (install it with `sh scripts/deps.sh`)"
-            );
-            return None;
-        };
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let config = dir.path().join("nats.conf");
-        std::fs::write(&config, CONFIG_FILE).expect("write the server's configuration");
-        let store = dir.path().join("jetstream");
-        let log = dir.path().join("nats.log");
-        // The port is free now; a race with another process taking it in
-        // between shows as a server that does not come up.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
-        let args = [
-            "-c".to_owned(),
-            config.display().to_string(),
-            "-js".to_owned(),
-            "-sd".to_owned(),
-            store.display().to_string(),
-            "-a".to_owned(),
-            "127.0.0.1".to_owned(),
-            "-p".to_owned(),
-            port.to_string(),
-        ];
-        let mut command = Command::new(&server);
-        command
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("create the server's log"));
-        // SAFETY: prctl is async-signal-safe. The server dies with the
-        // harness even when the harness is killed and no Drop runs.
-        unsafe {
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
-                Ok(())
-            });
-        }
-        let child = command.spawn().expect("start nats-server");
-        let mut server = Self {
-            child,
-            url: format!("nats://127.0.0.1:{port}"),
-            command: format!("{} {}", server.display(), args.join(" ")),
-            _dir: dir,
-        };
-        server.wait_ready(port, &log);
-        Some(server)
-    }
-
-    fn wait_ready(&mut self, port: u16, log: &Path) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return;
-            }
-            let exited = self.child.try_wait().expect("poll nats-server");
-            if exited.is_some() || Instant::now() > deadline {
-                let log = std::fs::read_to_string(log).unwrap_or_default();
-                panic!("nats-server did not come up ({exited:?}); its log:\n{log}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// The server's process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+pub use super::nats_server::{CONFIG_FILE, NatsServer, find_server, server_version};
 
 /// The stream configuration every NATS workload uses: file storage,
 /// limits retention without limits, one replica. The server's sync

@@ -186,6 +186,8 @@ pub struct Context {
     pub memory: Option<PeakMemory>,
     /// The retention-pass benchmarks.
     pub retention: Option<RetentionTimes>,
+    /// The cost of the seam (`Backend`, the NATS engine's layer).
+    pub backends: Option<super::backends::BackendTimes>,
     /// The write speeds of the stores' file system.
     pub disk: Option<DiskSpeed>,
     /// A directory on the file system the stores were on (for `df`).
@@ -480,6 +482,7 @@ impl Report {
         }
         memory_section(&mut md, context.memory.as_ref());
         retention_section(&mut md, context.retention.as_ref());
+        super::backends::section(&mut md, context.backends.as_ref());
         settings_section(&mut md, context, self.scale);
         machine_section(&mut md, context, elapsed, load);
         md

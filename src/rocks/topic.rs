@@ -1,4 +1,4 @@
-//! A topic's in-memory state, and the naming rule for topics and groups.
+//! A topic's in-memory state.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -7,38 +7,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use event_listener::Event;
 use parking_lot::Mutex;
 
-use crate::error::NameError;
 use crate::message::MessageId;
 use crate::rocks::format::{GroupRecord, PageRecord, TopicState};
 use crate::rocks::segment::{SegmentWriter, Segments, SyncJob};
 use crate::rocks::telemetry::TopicMetrics;
 
-/// The longest topic or group name, in bytes.
-pub const MAX_NAME_LEN: usize = 255;
-
-/// Checks a topic or group name: 1 to 255 bytes of `[A-Za-z0-9._-]`.
-pub(crate) fn check_name(kind: &'static str, name: &str) -> Result<(), NameError> {
-    let refuse = |reason: String| {
-        Err(NameError {
-            kind,
-            name: name.to_owned(),
-            reason,
-        })
-    };
-    if name.is_empty() {
-        return refuse("is empty".to_owned());
-    }
-    if name.len() > MAX_NAME_LEN {
-        return refuse(format!("is {} bytes long", name.len()));
-    }
-    if let Some(bad) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return refuse(format!("contains {bad:?}"));
-    }
-    Ok(())
-}
+pub(crate) use crate::name::check_name;
 
 /// One topic of an open store.
 ///

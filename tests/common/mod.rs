@@ -2,6 +2,9 @@
 #![allow(dead_code)]
 
 pub mod fault_fs;
+pub mod nats;
+#[path = "../../benches/support/nats_server.rs"]
+pub mod nats_server;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use rocksmq::{Config, Message, Position, Store};
+use rocksmq::{Backend, Message, MqConfig, Position};
 
 use crate::Result;
 
@@ -14,10 +14,10 @@ const TOPIC: &str = "demo";
 const GROUP: &str = "demo-check";
 const BATCH: u64 = 100;
 
-pub fn run(config: Config, count: u64) -> Result<()> {
+pub fn run(config: MqConfig, count: u64) -> Result<()> {
     let mut out = io::stdout().lock();
-    writeln!(out, "rocksmq demo: store at {}", config.path.display())?;
-    let store = Store::open(config)?;
+    writeln!(out, "rocksmq demo: {}", crate::location(&config))?;
+    let store = Backend::open(config)?;
     if store.topic_exists(TOPIC)? {
         store.destroy_topic(TOPIC)?;
         writeln!(out, "deleted the previous run's topic `{TOPIC}`")?;
@@ -34,8 +34,10 @@ pub fn run(config: Config, count: u64) -> Result<()> {
             let batch: Vec<Message> = (next..count.min(next + BATCH)).map(record).collect();
             payload_bytes += batch.iter().map(Message::size).sum::<u64>();
             let ids = store.produce(TOPIC, &batch)?;
-            if ids.start != next + 1 {
-                return Err(format!("expected id {} first, got {}", next + 1, ids.start).into());
+            if ids.first() != Some(next + 1) {
+                return Err(
+                    format!("expected id {} first, got {:?}", next + 1, ids.first()).into(),
+                );
             }
             next += batch.len() as u64;
             progress.set_position(next);
@@ -93,12 +95,17 @@ pub fn run(config: Config, count: u64) -> Result<()> {
             per_second(timing.bytes as f64 / f64::from(1 << 20), timing.elapsed),
         )?;
     }
+    let writes = if store.capabilities().atomic_batch {
+        "each one atomic write"
+    } else {
+        "published pipelined, message by message"
+    };
     writeln!(
         out,
-        "(produce: batches of {BATCH}, each one atomic write; consume: batches of 1000, each acknowledged)"
+        "(produce: batches of {BATCH}, {writes}; consume: batches of 1000, each acknowledged)"
     )?;
     writeln!(out)?;
-    crate::output::stats_table(&store.stats()?, &mut out)?;
+    crate::output::stats_table(&store.stats()?, store.capabilities().disk_stats, &mut out)?;
     store.close()?;
     Ok(())
 }

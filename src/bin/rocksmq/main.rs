@@ -14,16 +14,18 @@ use std::time::{Duration, SystemTime};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use rocksmq::{Config, ConsumerError, Message, Position, Store};
+use rocksmq::{Backend, Config, ConsumerError, Message, MqConfig, MqType, Position};
 
-/// An embedded, RocksDB-backed message store (Milvus's RocksMQ, in Rust).
+/// An embedded, RocksDB-backed message store (Milvus's RocksMQ, in Rust), or the same API
+/// over NATS JetStream (`mq.type: natsmq` in the config).
 #[derive(Debug, Parser)]
 #[command(name = "rocksmq", version, about)]
 struct Cli {
     /// The store's directory; overrides the config's `rocksmq.path`.
     #[arg(long, global = true, value_name = "DIR")]
     path: Option<PathBuf>,
-    /// A milvus.yaml or Helm user.yaml/values.yaml; its `rocksmq` section is used.
+    /// A milvus.yaml or Helm user.yaml/values.yaml: its `mq.type` chooses the engine, its
+    /// `rocksmq` and `natsmq` sections configure it.
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -79,7 +81,7 @@ enum Command {
     /// Run retention now: delete what the time and size limits allow, reclaim the disk.
     #[command(subcommand)]
     Retention(RetentionCommand),
-    /// Compact every column family now.
+    /// Compact every column family now (the embedded engine).
     Compact,
     /// Read every message of every topic and report damage; exits 1 if there is any.
     Check {
@@ -211,7 +213,7 @@ fn run(cli: Cli) -> Result<()> {
     )
     .then(|| metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder())
     .transpose()?;
-    let store = Store::open(config)?;
+    let store = Backend::open(config)?;
     let result = match prometheus {
         Some(handle) => store
             .record_metrics()
@@ -224,20 +226,29 @@ fn run(cli: Cli) -> Result<()> {
     Ok(closed?)
 }
 
-/// The configuration: the `--config` file's `rocksmq` section, or the
-/// defaults with the store in `./rdb_data`; `--path` overrides the path.
-fn load_config(path: Option<PathBuf>, file: Option<&PathBuf>) -> Result<Config> {
+/// The configuration: the `--config` file's `mq`, `rocksmq` and `natsmq`
+/// sections, or the defaults (the embedded engine with the store in
+/// `./rdb_data`); `--path` overrides the store's path.
+fn load_config(path: Option<PathBuf>, file: Option<&PathBuf>) -> Result<MqConfig> {
     let mut config = match file {
-        Some(file) => Config::from_yaml_file(file)?,
-        None => Config::builder().path("rdb_data").build(),
+        Some(file) => MqConfig::from_yaml_file(file)?,
+        None => MqConfig::from(Config::builder().path("rdb_data").build()),
     };
     if let Some(path) = path {
-        config.path = path;
+        config.rocksmq.path = path;
     }
     Ok(config)
 }
 
-fn dispatch(store: &Store, command: Command) -> Result<()> {
+/// Where the engine of `config` keeps its messages, for people.
+fn location(config: &MqConfig) -> String {
+    match config.mq_type {
+        MqType::Rocksmq => format!("store at {}", config.rocksmq.path.display()),
+        MqType::Natsmq => format!("NATS JetStream at {}", config.natsmq.urls_text()),
+    }
+}
+
+fn dispatch(store: &Backend, command: Command) -> Result<()> {
     let mut out = io::stdout().lock();
     match command {
         Command::Demo { .. } => unreachable!("the demo opens its own store"),
@@ -319,7 +330,7 @@ fn dispatch(store: &Store, command: Command) -> Result<()> {
                 serde_json::to_writer(&mut out, &stats)?;
                 writeln!(out)?;
             } else {
-                output::stats_table(&stats, &mut out)?;
+                output::stats_table(&stats, store.capabilities().disk_stats, &mut out)?;
             }
         }
     }
@@ -328,7 +339,7 @@ fn dispatch(store: &Store, command: Command) -> Result<()> {
 
 /// Lines of standard input, produced in batches; the ids are contiguous.
 fn produce(
-    store: &Store,
+    store: &Backend,
     topic: &str,
     properties: &[(String, String)],
     out: &mut impl Write,
@@ -344,18 +355,21 @@ fn produce(
     let stdin = io::stdin().lock();
     let mut batch: Vec<Message> = Vec::new();
     let mut batch_bytes = 0;
-    let mut written: Option<(u64, u64)> = None;
+    // The first and last id written, and how many messages: with another
+    // producer on the topic, a NATS topic's ids may interleave.
+    let mut written: Option<(u64, u64, u64)> = None;
     let mut flush = |batch: &mut Vec<Message>| -> Result<()> {
         let ids = store.produce(topic, batch).map_err(|error| match written {
-            Some((first, last)) => format!(
-                "{error} ({} messages were written before it, ids {first}..={last})",
-                last - first + 1
-            ),
+            Some((first, last, count)) => {
+                format!("{error} ({count} messages were written before it, ids {first}..={last})")
+            }
             None => error.to_string(),
         })?;
-        if !ids.is_empty() {
-            let first = written.map_or(ids.start, |(first, _)| first);
-            written = Some((first, ids.end - 1));
+        if let (Some(batch_first), Some(batch_last)) = (ids.first(), ids.last()) {
+            written = Some(match written {
+                Some((first, _, count)) => (first, batch_last, count + ids.len() as u64),
+                None => (batch_first, batch_last, ids.len() as u64),
+            });
         }
         batch.clear();
         Ok(())
@@ -375,11 +389,12 @@ fn produce(
     }
     flush(&mut batch)?;
     match written {
-        Some((first, last)) => writeln!(
-            out,
-            "wrote {} messages to {topic}, ids {first}..={last}",
-            last - first + 1
-        )?,
+        Some((first, last, count)) => {
+            writeln!(
+                out,
+                "wrote {count} messages to {topic}, ids {first}..={last}"
+            )?;
+        }
         None => writeln!(out, "wrote 0 messages to {topic}")?,
     }
     Ok(())
@@ -394,7 +409,7 @@ struct ConsumeOptions {
 }
 
 fn consume(
-    store: &Store,
+    store: &Backend,
     topic: &str,
     group: &str,
     options: &ConsumeOptions,
@@ -439,7 +454,7 @@ fn consume(
     Ok(())
 }
 
-fn group(store: &Store, command: GroupCommand, out: &mut impl Write) -> Result<()> {
+fn group(store: &Backend, command: GroupCommand, out: &mut impl Write) -> Result<()> {
     match command {
         GroupCommand::List { topic } => {
             for name in store.list_groups(&topic)? {
@@ -502,7 +517,7 @@ fn parse_position(text: &str) -> Result<Position, String> {
 }
 
 /// Runs a check, showing its progress on a terminal.
-fn check(store: &Store, quiet: bool) -> Result<rocksmq::CheckReport> {
+fn check(store: &Backend, quiet: bool) -> Result<rocksmq::CheckReport> {
     let bar = if quiet || !io::stderr().is_terminal() {
         ProgressBar::hidden()
     } else {

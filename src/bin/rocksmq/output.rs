@@ -87,9 +87,12 @@ pub fn retention_report(report: &RetentionReport, out: &mut impl Write) -> io::R
     )
 }
 
-/// A table of topics, and of each topic's groups.
-pub fn stats_table(stats: &StoreStats, out: &mut impl Write) -> io::Result<()> {
-    writeln!(out, "store directory: {}", bytes(stats.disk_bytes))?;
+/// A table of topics, and of each topic's groups; `disk_stats`: whether
+/// the engine counts its disk (the embedded store does, NATS does not).
+pub fn stats_table(stats: &StoreStats, disk_stats: bool, out: &mut impl Write) -> io::Result<()> {
+    if disk_stats {
+        writeln!(out, "store directory: {}", bytes(stats.disk_bytes))?;
+    }
     if stats.topics.is_empty() {
         return writeln!(out, "no topics");
     }

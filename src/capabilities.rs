@@ -1,0 +1,90 @@
+//! What an engine guarantees and can do, so that callers and tests branch on
+//! what they need rather than on the engine's name.
+//!
+//! Where an engine cannot do something, the call fails with
+//! [`Unsupported`](crate::Unsupported) and changes nothing; statistics that an
+//! engine does not keep are 0 and flagged false here. `docs/backends.md`
+//! sets the two engines side by side.
+
+use serde::Serialize;
+
+/// What one engine (`mq.type`) guarantees and can do.
+///
+/// ```
+/// use rocksmq::{Capabilities, Config, Store};
+///
+/// let dir = tempfile::tempdir()?;
+/// let store = Store::open(Config::builder().path(dir.path()).build())?;
+/// let capabilities: Capabilities = store.capabilities();
+/// assert!(capabilities.atomic_batch);
+/// assert_eq!(capabilities.max_atomic_batch, None, "no limit but memory");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+#[allow(clippy::struct_excessive_bools)] // One flag per capability is the point.
+pub struct Capabilities {
+    /// A produce stores all of its batch or nothing of it. Without, the
+    /// batch is stored message by message, in order, and a failure part way
+    /// returns [`ProduceError::Partial`](crate::ProduceError::Partial) with
+    /// the ids of the stored prefix.
+    pub atomic_batch: bool,
+    /// The most messages one atomic batch may hold; `None`: no limit but
+    /// memory (and `maxMessageSize` per message).
+    pub max_atomic_batch: Option<usize>,
+    /// A consumer group has at most one open consumer, anywhere: opening a
+    /// second fails with [`ConsumerError::GroupBusy`](crate::ConsumerError::GroupBusy).
+    /// Without, only consumers of one process are kept apart.
+    pub exclusive_groups: bool,
+    /// `retentionPolicy: acked` (Milvus's: retention deletes only what every
+    /// group acknowledged) is available.
+    pub acked_retention: bool,
+    /// Retention runs in passes that delete whole pages: every
+    /// `retentionCheckInterval` in the background, and on demand
+    /// (`run_retention`). Without, the server applies the limits to every
+    /// message by itself, continuously, and there is no pass to run.
+    pub retention_passes: bool,
+    /// Messages are accounted in pages: `Store::pages`, and the pages of
+    /// the statistics.
+    pub pages: bool,
+    /// The engine's storage can be compacted on demand (`compact`).
+    pub compaction: bool,
+    /// Statistics give the bytes on disk (store and topics), memtable
+    /// bytes and open segment files.
+    pub disk_stats: bool,
+    /// A group's statistics give its lag in bytes, exactly.
+    pub lag_bytes: bool,
+    /// The engine can read everything back to look for damage, and cut a
+    /// damaged topic back (`check`, `repair_topic`).
+    pub check_and_repair: bool,
+    /// Every UTF-8 property key and value reads back as it was given.
+    /// Without, keys and values that the engine's headers cannot carry are
+    /// refused with [`ProduceError::InvalidProperty`](crate::ProduceError::InvalidProperty).
+    pub arbitrary_properties: bool,
+    /// The engine records metrics through the `metrics` facade
+    /// (`record_metrics`, docs/metrics.md).
+    pub metrics: bool,
+    /// Produce times come from the producing process's clock (a
+    /// [`Clock`](crate::Clock) the store is given). Without, the server
+    /// stamps messages with its own clock, and seeking by time reads that.
+    pub client_timestamps: bool,
+}
+
+impl Capabilities {
+    /// The embedded RocksDB engine (`mq.type: rocksmq`): everything.
+    pub const ROCKSMQ: Self = Self {
+        atomic_batch: true,
+        max_atomic_batch: None,
+        exclusive_groups: true,
+        acked_retention: true,
+        retention_passes: true,
+        pages: true,
+        compaction: true,
+        disk_stats: true,
+        lag_bytes: true,
+        check_and_repair: true,
+        arbitrary_properties: true,
+        metrics: true,
+        client_timestamps: true,
+    };
+}
