@@ -58,9 +58,7 @@ fn topics_are_spread_over_the_shards_and_stay_where_they_are() {
     let store = Store::open(config(dir.path(), 3)).unwrap();
     for topic in &topics {
         store.create_topic(topic).unwrap();
-        store
-            .create_group(topic, "g", Position::Earliest)
-            .unwrap();
+        store.create_group(topic, "g", Position::Earliest).unwrap();
         produce_to(&store, topic, 10);
     }
     let mut consumer = store.consumer("t4", "g").unwrap();
@@ -175,7 +173,10 @@ fn a_name_in_two_shards_resolves_to_the_newer_topic() {
     let store = Store::open(config(dir.path(), 2)).unwrap();
     assert!(store.damaged_topics().unwrap().is_empty());
     assert_eq!(store.list_topics().unwrap(), ["a", "b"]);
-    assert!(store.read_range("a", ..).unwrap().is_empty(), "the newer `a`");
+    assert!(
+        store.read_range("a", ..).unwrap().is_empty(),
+        "the newer `a`"
+    );
     check(&store, "b", 2);
     assert_eq!(store.produce("a", &[Message::new("x")]).unwrap(), 1..2);
     assert!(store.create_topic("c").unwrap());

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use rocksdb::{ColumnFamily, DB, WriteBatch};
+use rocksdb::{DB, WriteBatch};
 
 use crate::error::{ConsumerError, StorageError, TopicError};
 use crate::message::{MessageId, Position};
@@ -18,7 +18,7 @@ use crate::rocks::compaction;
 use crate::rocks::engine::Engine;
 use crate::rocks::failpoint;
 use crate::rocks::format::{self, GroupRecord, TopicRecord, TopicState};
-use crate::rocks::options::{messages_cf, meta_cf};
+use crate::rocks::options::meta_cf;
 use crate::rocks::read;
 use crate::rocks::recovery::{self, DamagedTopic};
 use crate::rocks::topic::{Group, Topic, check_name};

@@ -21,8 +21,11 @@ use crate::rocks::telemetry;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct CompactionReport {
-    /// Column families compacted: the metadata and the messages.
+    /// Column families compacted in every shard: the metadata and the
+    /// messages.
     pub column_families: usize,
+    /// The shards (RocksDB instances) compacted.
+    pub shards: usize,
     /// Bytes of the store directory's files before.
     pub disk_bytes_before: u64,
     /// Bytes of the store directory's files after.
@@ -112,19 +115,20 @@ pub(crate) fn compact(
     let options = compact_options();
     let mut column_families = 0;
     let shards = engine.db()?.all().len();
-    'shards: for shard in 0..shards {
-        for which in [meta_cf, messages_cf] {
+    'families: for which in [meta_cf, messages_cf] {
+        for shard in 0..shards {
             if stop() {
-                break 'shards;
+                break 'families;
             }
             let db = engine.db()?;
             let db = db.get(shard);
             db.compact_range_cf_opt(which(db), None::<&[u8]>, None::<&[u8]>, &options);
-            column_families += 1;
         }
+        column_families += 1;
     }
     let report = CompactionReport {
         column_families,
+        shards,
         disk_bytes_before,
         disk_bytes_after: disk_bytes(engine),
         duration: started.elapsed(),

@@ -276,8 +276,7 @@ fn open_rocksdb(
     };
     let meta_options = meta_options(cache);
     let existing = if path.join("CURRENT").exists() {
-        DB::list_cf(db_options, path)
-            .map_err(|error| storage("listing column families", &error))?
+        DB::list_cf(db_options, path).map_err(|error| storage("listing column families", &error))?
     } else {
         Vec::new()
     };

@@ -130,7 +130,7 @@ fn block_options(cache: &Cache) -> BlockBasedOptions {
 }
 
 pub(crate) fn messages_options(config: &Config, cache: &Cache) -> Options {
-    let mut options = db_options();
+    let mut options = Options::default();
     options.set_block_based_table_factory(&block_options(cache));
     options.set_write_buffer_size(MESSAGES_WRITE_BUFFER_BYTES);
     options.set_max_write_buffer_number(MESSAGES_WRITE_BUFFERS);
@@ -145,7 +145,7 @@ pub(crate) fn messages_options(config: &Config, cache: &Cache) -> Options {
 }
 
 pub(crate) fn meta_options(cache: &Cache) -> Options {
-    let mut options = db_options();
+    let mut options = Options::default();
     options.set_block_based_table_factory(&block_options(cache));
     options
 }

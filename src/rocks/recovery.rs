@@ -104,11 +104,11 @@ fn drop_superseded(
     damaged: &mut Vec<DamagedTopic>,
 ) -> Result<(), StorageError> {
     let mut newest: BTreeMap<String, u32> = BTreeMap::new();
-    for (name, id) in topics
-        .iter()
-        .map(|topic| (&topic.name, topic.id))
-        .chain(damaged.iter().map(|damage| (&damage.name, damage.id.unwrap_or(0))))
-    {
+    for (name, id) in topics.iter().map(|topic| (&topic.name, topic.id)).chain(
+        damaged
+            .iter()
+            .map(|damage| (&damage.name, damage.id.unwrap_or(0))),
+    ) {
         let entry = newest.entry(name.clone()).or_insert(id);
         *entry = (*entry).max(id);
     }

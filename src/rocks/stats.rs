@@ -169,7 +169,7 @@ pub(crate) fn stats(engine: &Engine) -> Result<StoreStats, TopicError> {
         .into_iter()
         .map(|(name, reason)| DamagedTopicStats { name, reason })
         .collect();
-    let memtable_bytes = memtable_bytes(&engine.db()?)?;
+    let memtable_bytes = memtable_bytes(&*engine.db()?)?;
     Ok(StoreStats {
         topics,
         disk_bytes: disk_bytes(engine),
