@@ -151,14 +151,32 @@ pub async fn pull(consumer: &consumer::PullConsumer) -> consumer::pull::Stream {
 
 /// Receives `count` messages with `consumer`, acknowledging (`AckAll`,
 /// confirmed by the server) every `ACK_EVERY` and the last.
+///
+/// A missed heartbeat (the server busy past twice the heartbeat interval)
+/// is reported in the stream and the stream goes on; more than
+/// `MISSED_HEARTBEATS` in a row is a failure.
 pub async fn consume_acking(consumer: &consumer::PullConsumer, count: usize) {
+    const MISSED_HEARTBEATS: usize = 3;
     let mut messages = pull(consumer).await;
-    for received in 1..=count {
-        let message = messages
-            .next()
-            .await
-            .expect("every message is pre-written")
-            .expect("a message");
+    let mut missed = 0;
+    let mut received = 0;
+    while received < count {
+        let message = match messages.next().await.expect("every message is pre-written") {
+            Ok(message) => message,
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    consumer::pull::MessagesErrorKind::MissingHeartbeat
+                ) && missed < MISSED_HEARTBEATS =>
+            {
+                missed += 1;
+                eprintln!("NATS consume: a missed heartbeat after {received} messages; going on");
+                continue;
+            }
+            Err(error) => panic!("a message after {received} of {count}: {error:?}"),
+        };
+        missed = 0;
+        received += 1;
         if received % ACK_EVERY == 0 || received == count {
             message.double_ack().await.expect("ack");
         }

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use async_nats::Subject;
 use event_listener::{EventListener, Listener};
 use futures_core::Stream;
 
@@ -440,92 +441,141 @@ async fn acknowledge(
     let deadline = tokio::time::Instant::now() + RETRY_FOR;
     loop {
         let control = pump.control.lock().await;
-        let (reply, incarnation) = {
-            let mut state = pump.inbox.state.lock();
-            if id <= state.acked {
-                return Ok(());
-            }
-            let mut reply = None;
-            while state.replies.front().is_some_and(|(at, _)| *at <= id) {
-                reply = state.replies.pop_front();
-            }
-            if reply.is_none() && state.received >= id {
-                // Nothing delivered up to `id` is left to acknowledge: the
-                // limits deleted it.
-                state.acked = id;
-                return Ok(());
-            }
-            (reply, state.incarnation)
-        };
-        let Some((replied, subject)) = reply else {
-            // After a reset, the redelivery of `id` has not come yet.
-            drop(control);
-            if tokio::time::Instant::now() >= deadline {
-                return Err(ConsumerError::Storage(
-                    crate::error::StorageError::unavailable(
-                        format!(
-                            "acknowledging message {id} of topic `{topic}` for group `{group}`"
-                        ),
-                        "the group's consumer did not deliver it again in time",
-                    ),
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            continue;
-        };
-        let answer = tokio::time::timeout(
-            REQUEST_TIMEOUT,
-            pump.engine.client.request(subject.clone(), "+ACK".into()),
-        )
-        .await;
-        match answer {
-            Ok(Ok(_)) => {
-                let mut state = pump.inbox.state.lock();
-                if state.incarnation == incarnation {
-                    state.acked = state.acked.max(id.max(replied));
-                    return Ok(());
+        match take_reply(pump, id) {
+            Step::Done => return Ok(()),
+            Step::Wait => {
+                // After a reset, the redelivery of `id` has not come yet.
+                drop(control);
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(not_redelivered(topic, group, id));
                 }
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            Ok(Err(error)) => {
-                tracing::debug!(%topic, %group, id, %error, "acknowledgement not confirmed; retrying");
-            }
-            Err(_elapsed) => {
-                tracing::debug!(%topic, %group, id, "acknowledgement not confirmed in time; retrying");
+            Step::Send(reply) => {
+                if confirm(pump, topic, group, id, &reply).await {
+                    let mut state = pump.inbox.state.lock();
+                    if state.incarnation == reply.incarnation {
+                        state.acked = state.acked.max(id.max(reply.id));
+                        return Ok(());
+                    }
+                } else {
+                    give_back(pump, reply);
+                }
+                drop(control);
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(not_confirmed(pump, topic, group, id));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
-        {
-            // Not confirmed: give the reply back (the next try uses it, or
-            // a newer one from a reset).
-            let mut state = pump.inbox.state.lock();
-            if state.incarnation == incarnation {
-                state.replies.push_front((replied, subject));
-            }
-        }
-        drop(control);
-        if tokio::time::Instant::now() >= deadline {
-            if pump.inbox.state.lock().stop.is_some() {
-                return Err(group_error(
-                    topic,
-                    group,
-                    "acknowledging in",
-                    crate::nats::engine::ApiError::Api {
-                        code: crate::nats::engine::code::CONSUMER_NOT_FOUND,
-                        description: "consumer not found".to_owned(),
-                    },
-                ));
-            }
-            return Err(ConsumerError::Storage(
-                crate::error::StorageError::unavailable(
-                    format!("acknowledging message {id} of topic `{topic}` for group `{group}`"),
-                    format!(
-                        "no confirmation from the server in {} s",
-                        RETRY_FOR.as_secs()
-                    ),
-                ),
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The reply subject of the latest delivery at or before the id being
+/// acknowledged (acknowledging it acknowledges everything before it).
+struct Reply {
+    id: MessageId,
+    subject: Subject,
+    /// The group consumer's incarnation the reply belongs to.
+    incarnation: u64,
+}
+
+/// What acknowledging an id takes next.
+enum Step {
+    /// Nothing is left to acknowledge up to the id.
+    Done,
+    /// The id has not been delivered (again) yet.
+    Wait,
+    /// Send `+ACK` to this reply.
+    Send(Reply),
+}
+
+/// Takes from the inbox the reply to acknowledge `id` with, dropping the
+/// replies of the deliveries before it.
+fn take_reply(pump: &Pump, id: MessageId) -> Step {
+    let mut state = pump.inbox.state.lock();
+    if id <= state.acked {
+        return Step::Done;
+    }
+    let mut reply = None;
+    while state.replies.front().is_some_and(|(at, _)| *at <= id) {
+        reply = state.replies.pop_front();
+    }
+    match reply {
+        Some((at, subject)) => Step::Send(Reply {
+            id: at,
+            subject,
+            incarnation: state.incarnation,
+        }),
+        None if state.received >= id => {
+            // Nothing delivered up to `id` is left to acknowledge: the
+            // limits deleted it.
+            state.acked = id;
+            Step::Done
+        }
+        None => Step::Wait,
+    }
+}
+
+/// Sends `+ACK` to `reply` and says whether the server confirmed it.
+async fn confirm(pump: &Pump, topic: &str, group: &str, id: MessageId, reply: &Reply) -> bool {
+    let answer = tokio::time::timeout(
+        REQUEST_TIMEOUT,
+        pump.engine
+            .client
+            .request(reply.subject.clone(), "+ACK".into()),
+    )
+    .await;
+    match answer {
+        Ok(Ok(_)) => true,
+        Ok(Err(error)) => {
+            tracing::debug!(%topic, %group, id, %error, "acknowledgement not confirmed; retrying");
+            false
+        }
+        Err(_elapsed) => {
+            tracing::debug!(%topic, %group, id, "acknowledgement not confirmed in time; retrying");
+            false
+        }
+    }
+}
+
+/// Gives an unconfirmed reply back to the inbox: the next try uses it, or
+/// a newer one from a reset.
+fn give_back(pump: &Pump, reply: Reply) {
+    let mut state = pump.inbox.state.lock();
+    if state.incarnation == reply.incarnation {
+        state.replies.push_front((reply.id, reply.subject));
+    }
+}
+
+fn not_redelivered(topic: &str, group: &str, id: MessageId) -> ConsumerError {
+    ConsumerError::Storage(crate::error::StorageError::unavailable(
+        format!("acknowledging message {id} of topic `{topic}` for group `{group}`"),
+        "the group's consumer did not deliver it again in time",
+    ))
+}
+
+/// The error of an acknowledgement the server never confirmed: the group
+/// is gone if the pump stopped, otherwise the server did not answer.
+fn not_confirmed(pump: &Pump, topic: &str, group: &str, id: MessageId) -> ConsumerError {
+    if pump.inbox.state.lock().stop.is_some() {
+        return group_error(
+            topic,
+            group,
+            "acknowledging in",
+            crate::nats::engine::ApiError::Api {
+                code: crate::nats::engine::code::CONSUMER_NOT_FOUND,
+                description: "consumer not found".to_owned(),
+            },
+        );
+    }
+    ConsumerError::Storage(crate::error::StorageError::unavailable(
+        format!("acknowledging message {id} of topic `{topic}` for group `{group}`"),
+        format!(
+            "no confirmation from the server in {} s",
+            RETRY_FOR.as_secs()
+        ),
+    ))
 }
 
 impl Drop for NatsConsumer {

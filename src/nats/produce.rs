@@ -494,14 +494,6 @@ async fn publish_atomic(
     subject: &str,
     outgoing: Vec<Outgoing>,
 ) -> Result<Vec<MessageId>, Failure> {
-    #[derive(serde::Deserialize)]
-    struct BatchAck {
-        seq: u64,
-        #[serde(default)]
-        batch: String,
-        #[serde(default)]
-        count: u64,
-    }
     let count = outgoing.len();
     let batch_id = js.client().new_inbox();
     let batch_id = batch_id.rsplit('.').next().unwrap_or_default().to_owned();
@@ -540,38 +532,99 @@ async fn publish_atomic(
         if reply.payload.is_empty() {
             continue;
         }
-        let answer: async_nats::jetstream::response::Response<serde_json::Value> =
-            serde_json::from_slice(&reply.payload).map_err(|error| {
-                fail(format!("the server's answer is not JSON: {error}"), false)
-            })?;
-        match answer {
-            async_nats::jetstream::response::Response::Err { error } => {
-                return Err(fail(
-                    format!("the server refused the batch: {error}"),
-                    false,
-                ));
-            }
-            async_nats::jetstream::response::Response::Ok(value) if last => {
-                let ack: BatchAck = serde_json::from_value(value).map_err(|error| {
-                    fail(
-                        format!("the batch's acknowledgement is malformed: {error}"),
-                        false,
-                    )
-                })?;
-                if ack.batch != batch_id || ack.count != count as u64 || ack.seq < ack.count {
-                    return Err(fail(
-                        format!(
-                            "the batch's acknowledgement does not match it: batch `{}` of {} messages, last id {}",
-                            ack.batch, ack.count, ack.seq
-                        ),
-                        false,
-                    ));
-                }
-                tracing::trace!(%stream, batch = %batch_id, count, "atomic batch stored");
-                return Ok((ack.seq + 1 - ack.count..=ack.seq).collect());
-            }
-            async_nats::jetstream::response::Response::Ok(_) => {}
+        let committed = batch_answer(&reply.payload, last, &batch_id, count)
+            .map_err(|reason| fail(reason, false))?;
+        if let Some(ids) = committed {
+            tracing::trace!(%stream, batch = %batch_id, count, "atomic batch stored");
+            return Ok(ids);
         }
     }
     Err(fail("the batch was not committed".to_owned(), false))
+}
+
+/// The acknowledgement of an atomic batch's commit.
+#[derive(serde::Deserialize)]
+struct BatchAck {
+    seq: u64,
+    #[serde(default)]
+    batch: String,
+    #[serde(default)]
+    count: u64,
+}
+
+/// Reads the server's answer to a message of atomic batch `batch_id` of
+/// `count` messages: `Some(ids)` once the `last` message's answer says the
+/// batch was stored, `None` for an earlier message the server accepted,
+/// and the reason for a refusal or an answer that does not match the batch.
+fn batch_answer(
+    payload: &[u8],
+    last: bool,
+    batch_id: &str,
+    count: usize,
+) -> Result<Option<Vec<MessageId>>, String> {
+    use async_nats::jetstream::response::Response;
+    let answer: Response<serde_json::Value> = serde_json::from_slice(payload)
+        .map_err(|error| format!("the server's answer is not JSON: {error}"))?;
+    let value = match answer {
+        Response::Err { error } => return Err(format!("the server refused the batch: {error}")),
+        Response::Ok(_) if !last => return Ok(None),
+        Response::Ok(value) => value,
+    };
+    let ack: BatchAck = serde_json::from_value(value)
+        .map_err(|error| format!("the batch's acknowledgement is malformed: {error}"))?;
+    if ack.batch != batch_id || ack.count != count as u64 || ack.count == 0 || ack.seq < ack.count {
+        return Err(format!(
+            "the batch's acknowledgement does not match it: batch `{}` of {} messages, last id {}",
+            ack.batch, ack.count, ack.seq
+        ));
+    }
+    Ok(Some((ack.seq + 1 - ack.count..=ack.seq).collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batch_answer;
+
+    #[test]
+    fn a_commit_acknowledgement_gives_the_batchs_ids() {
+        let answer = br#"{"stream":"t","seq":12,"batch":"b1","count":3}"#;
+        assert_eq!(
+            batch_answer(answer, true, "b1", 3),
+            Ok(Some(vec![10, 11, 12]))
+        );
+    }
+
+    #[test]
+    fn an_accepted_message_before_the_commit_gives_nothing_yet() {
+        assert_eq!(
+            batch_answer(br#"{"stream":"t","seq":0}"#, false, "b1", 3),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn a_refusal_or_a_mismatched_acknowledgement_is_an_error() {
+        let refused = br#"{"error":{"code":400,"err_code":10174,"description":"atomic publish is disabled"}}"#;
+        let reason = batch_answer(refused, false, "b1", 3).unwrap_err();
+        assert!(
+            reason.contains("refused") && reason.contains("atomic publish is disabled"),
+            "{reason}"
+        );
+        for (answer, what) in [
+            (
+                &br#"{"seq":12,"batch":"other","count":3}"#[..],
+                "another batch",
+            ),
+            (br#"{"seq":12,"batch":"b1","count":2}"#, "another count"),
+            (
+                br#"{"seq":1,"batch":"b1","count":3}"#,
+                "fewer ids than messages",
+            ),
+            (br#"{"batch":"b1","count":3}"#, "no last id"),
+            (b"not json", "not JSON"),
+        ] {
+            let result = batch_answer(answer, true, "b1", 3);
+            assert!(result.is_err(), "{what}: {result:?}");
+        }
+    }
 }
