@@ -84,8 +84,9 @@ const LOCK_YIELD_TIME: Duration = Duration::from_millis(1);
 /// quarter of their time in futex calls. So a waiter spins briefly, then
 /// yields its core until the lock is free, and sleeps only if the lock stays
 /// held for long (a large payload synced with `syncWrites`, a retention
-/// pass): measured, 2 to 16 producers of one topic then keep 0.97-0.99x one
-/// producer's rate.
+/// pass). Producers of one topic then keep most of one producer's rate
+/// (docs/performance.md has the figures), never more: their writes are
+/// one after the other.
 fn lock_writer(topic: &Topic) -> parking_lot::MutexGuard<'_, Writer> {
     for _ in 0..LOCK_SPINS {
         if let Some(writer) = topic.writer.try_lock() {
