@@ -1,6 +1,6 @@
 #!/bin/sh
 # Runs the demo: installs what is missing, builds rocksmq (the first build
-# compiles RocksDB: about ten minutes on two cores) and runs `rocksmq demo`,
+# compiles RocksDB: about fifteen minutes on two cores) and runs `rocksmq demo`,
 # which keeps its store in ./rdb_data. Extra arguments go to the demo.
 set -eu
 here="$(cd "$(dirname "$0")" && pwd)"
