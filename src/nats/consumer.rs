@@ -548,9 +548,14 @@ fn give_back(pump: &Pump, reply: Reply) {
     }
 }
 
+/// What an acknowledgement that failed was doing, for its error.
+fn acknowledging(topic: &str, group: &str, id: MessageId) -> String {
+    format!("acknowledging message {id} of topic `{topic}` for group `{group}`")
+}
+
 fn not_redelivered(topic: &str, group: &str, id: MessageId) -> ConsumerError {
     ConsumerError::Storage(crate::error::StorageError::unavailable(
-        format!("acknowledging message {id} of topic `{topic}` for group `{group}`"),
+        acknowledging(topic, group, id),
         "the group's consumer did not deliver it again in time",
     ))
 }
@@ -570,7 +575,7 @@ fn not_confirmed(pump: &Pump, topic: &str, group: &str, id: MessageId) -> Consum
         );
     }
     ConsumerError::Storage(crate::error::StorageError::unavailable(
-        format!("acknowledging message {id} of topic `{topic}` for group `{group}`"),
+        acknowledging(topic, group, id),
         format!(
             "no confirmation from the server in {} s",
             RETRY_FOR.as_secs()
