@@ -109,6 +109,8 @@ pub struct NatsServer {
     pub url: String,
     /// The command line it was started with (temporary paths included).
     pub command: String,
+    /// Its standard error.
+    log: PathBuf,
     /// Its configuration file, log and JetStream store; removed after the
     /// process is gone (fields drop after `drop`).
     _dir: TempDir,
@@ -149,6 +151,7 @@ impl NatsServer {
             child,
             url: format!("nats://127.0.0.1:{port}"),
             command: format!("{} {}", server.display(), args.join(" ")),
+            log,
             _dir: dir,
         })
     }
@@ -156,6 +159,18 @@ impl NatsServer {
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The lines of its log so far that are warnings or errors: what the
+    /// server says about a request it refused with only a code (an
+    /// "error creating store for stream" names its cause only there).
+    pub fn complaints(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.contains("[WRN]") || line.contains("[ERR]"))
+            .map(str::to_owned)
+            .collect()
     }
 }
 

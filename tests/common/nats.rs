@@ -1,6 +1,7 @@
 //! The NATS server the tests of one binary share: started on first use on
 //! a free port of 127.0.0.1, stopped (and its store removed) when the
-//! process exits. Tests keep apart by giving each its own stream prefix.
+//! process exits, after printing the warnings and errors of its log. Tests
+//! keep apart by giving each its own stream prefix.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +13,17 @@ static STARTED: Mutex<Option<Option<String>>> = Mutex::new(None);
 
 extern "C" fn stop_server() {
     if let Ok(mut server) = SERVER.lock() {
+        if let Some(server) = server.as_ref() {
+            // A failed test shows a server error by its code alone; the
+            // cause is in the log, which goes with the server's directory.
+            let complaints = server.complaints();
+            if !complaints.is_empty() {
+                eprintln!("nats-server's warnings and errors during this run:");
+                for line in complaints {
+                    eprintln!("  {line}");
+                }
+            }
+        }
         // Kills it, waits for it, removes its directory.
         drop(server.take());
     }
