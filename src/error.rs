@@ -290,7 +290,7 @@ pub enum TopicError {
 /// there after the next open (see `docs/durability.md`); and
 /// [`ProduceError::Partial`], from an engine without atomic batches, says
 /// which messages were stored.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProduceError {
     /// No topic has this name.

@@ -254,3 +254,82 @@ fn a_migration_failing_half_way_finishes_at_the_next_open() {
     store.close().unwrap();
     scenario.teardown();
 }
+
+/// Producers sharing a topic share writes (group commit). A shared write
+/// that fails fails every call in it and stores none of them: after 8
+/// threads produced with a quarter of the writes failing, the topic holds
+/// exactly the calls that succeeded, each at the ids it was given, and ids
+/// have no gap.
+#[test]
+fn a_failing_group_commit_stores_none_of_its_calls() {
+    let scenario = fail::FailScenario::setup();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(Config::builder().path(dir.path()).build()).unwrap();
+    store.create_topic("shared").unwrap();
+    fail::cfg("produce::write", "25%return").unwrap();
+    let outcomes: Vec<(Option<std::ops::Range<u64>>, Vec<String>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|t| {
+                let store = &store;
+                scope.spawn(move || {
+                    (0..500)
+                        .map(|call| {
+                            let texts: Vec<String> = (0..1 + call % 3)
+                                .map(|i| format!("{t}/{call}/{i}"))
+                                .collect();
+                            let batch: Vec<Message> = texts
+                                .iter()
+                                .map(|text| Message::new(text.as_str()))
+                                .collect();
+                            match store.produce("shared", &batch) {
+                                Ok(ids) => (Some(ids), texts),
+                                Err(rocksmq::ProduceError::Storage(error)) => {
+                                    assert!(
+                                        error.to_string().contains("injected failure"),
+                                        "{error}"
+                                    );
+                                    (None, texts)
+                                }
+                                Err(other) => panic!("{other}"),
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| handle.join().unwrap())
+            .collect()
+    });
+    fail::remove("produce::write");
+    let failed = outcomes.iter().filter(|(ids, _)| ids.is_none()).count();
+    assert!(
+        failed > 0 && failed < outcomes.len(),
+        "{failed} calls failed"
+    );
+    let messages = store.read_range("shared", ..).unwrap();
+    let stored: usize = outcomes
+        .iter()
+        .filter_map(|(ids, _)| ids.as_ref())
+        .map(|ids| (ids.end - ids.start) as usize)
+        .sum();
+    assert_eq!(messages.len(), stored, "only the calls that succeeded");
+    let ids: Vec<u64> = messages.iter().map(|message| message.id).collect();
+    assert_eq!(ids, (1..=stored as u64).collect::<Vec<_>>(), "no gap");
+    for (ids, texts) in &outcomes {
+        let Some(ids) = ids else { continue };
+        let payloads: Vec<&[u8]> = messages[(ids.start - 1) as usize..(ids.end - 1) as usize]
+            .iter()
+            .map(|message| message.payload.as_slice())
+            .collect();
+        let expected: Vec<&[u8]> = texts.iter().map(String::as_bytes).collect();
+        assert_eq!(payloads, expected, "the call given ids {ids:?}");
+    }
+    // The store goes on.
+    assert_eq!(
+        store.produce("shared", &[Message::new("after")]).unwrap(),
+        stored as u64 + 1..stored as u64 + 2
+    );
+    scenario.teardown();
+}

@@ -1,13 +1,15 @@
 //! A topic's in-memory state.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use event_listener::Event;
 use parking_lot::Mutex;
 
-use crate::message::MessageId;
+use crate::error::ProduceError;
+use crate::message::{Message, MessageId};
 use crate::rocks::format::{GroupRecord, PageRecord, TopicState};
 use crate::rocks::segment::{SegmentWriter, Segments, SyncJob};
 use crate::rocks::telemetry::TopicMetrics;
@@ -27,6 +29,9 @@ pub(crate) struct Topic {
     pub(crate) shard: usize,
     pub(crate) created_ns: u64,
     pub(crate) writer: Mutex<Writer>,
+    /// Produce calls that found `writer` taken and wait for its holder to
+    /// write them with its own batch (`write.rs`, group commit).
+    pub(crate) queue: Mutex<Vec<Arc<QueuedCall>>>,
     /// The last id readable (0: none yet).
     last_id: AtomicU64,
     /// The first id still retained.
@@ -175,6 +180,7 @@ impl Topic {
                 unsynced: Vec::new(),
                 synced_through,
             }),
+            queue: Mutex::new(Vec::new()),
             destroyed: AtomicBool::new(false),
             event: Event::new(),
             groups: Mutex::new(groups),
@@ -211,6 +217,42 @@ impl Topic {
     pub(crate) fn mark_destroyed(&self) {
         self.destroyed.store(true, Ordering::Release);
         self.event.notify(usize::MAX);
+    }
+}
+
+/// A produce call of small messages waiting in [`Topic::queue`]: whoever
+/// holds the topic's lock next writes it, in the same RocksDB write as its
+/// own, and leaves the outcome here for the caller.
+#[derive(Debug)]
+pub(crate) struct QueuedCall {
+    /// The batch, copied: the caller waits, but another thread writes it.
+    pub(crate) messages: Vec<Message>,
+    /// Its payloads' bytes together.
+    pub(crate) payload_bytes: usize,
+    /// The bytes its encoded keys and values take.
+    pub(crate) encoded_bytes: usize,
+    outcome: Mutex<Option<Result<Range<MessageId>, ProduceError>>>,
+}
+
+impl QueuedCall {
+    /// A call of `messages`, not yet written.
+    pub(crate) fn new(messages: Vec<Message>, payload_bytes: usize, encoded_bytes: usize) -> Self {
+        Self {
+            messages,
+            payload_bytes,
+            encoded_bytes,
+            outcome: Mutex::new(None),
+        }
+    }
+
+    /// Leaves the outcome for the caller; called once, by the writer.
+    pub(crate) fn finish(&self, outcome: Result<Range<MessageId>, ProduceError>) {
+        *self.outcome.lock() = Some(outcome);
+    }
+
+    /// The outcome, once the call was written (or failed).
+    pub(crate) fn take(&self) -> Option<Result<Range<MessageId>, ProduceError>> {
+        self.outcome.lock().take()
     }
 }
 

@@ -9,8 +9,14 @@
 //! derives them, so they always agree. Only after the write are the new ids
 //! published to readers and waiting receivers woken, so that a reader never
 //! sees an id before its message.
+//!
+//! Calls of small messages to one topic from several threads share writes
+//! (group commit): a call that finds the lock taken queues itself in
+//! [`Topic::queue`], and the next holder of the lock puts every queued call
+//! into its own batch, each call's messages contiguous.
 
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rocksdb::{ColumnFamily, WriteBatch};
@@ -18,15 +24,31 @@ use rocksdb::{ColumnFamily, WriteBatch};
 use crate::error::{ProduceError, StorageError};
 use crate::message::{Message, MessageId};
 use crate::rocks::engine::Engine;
+use crate::rocks::failpoint;
 use crate::rocks::format::{self, PageRecord, Payload, PayloadRef, TopicState};
 use crate::rocks::options::{messages_cf, meta_cf};
 use crate::rocks::segment::{SegmentWriter, Segments, goes_external};
-use crate::rocks::topic::{Topic, Writer};
+use crate::rocks::topic::{QueuedCall, Topic, Writer};
 
 /// The largest encoding buffer a topic keeps between produce calls.
 const SCRATCH_KEEP_BYTES: usize = 1 << 20;
 
+/// A call whose encoded messages take at most this, all kept in RocksDB,
+/// joins a group commit when it finds the topic's lock taken.
+const GROUP_CALL_MAX_BYTES: usize = 64 << 10;
+/// A group commit writes queued calls up to this many encoded bytes at
+/// once (always at least one).
+const GROUP_MAX_BYTES: usize = 1 << 20;
+
 /// Appends `messages` to `topic` as one atomic write; returns their ids.
+///
+/// Producers of one topic serialise on its lock. A call of small messages
+/// that finds the lock taken does not wait its turn for a write of its own:
+/// it queues itself, and whoever holds the lock next writes every queued
+/// call and its own in one RocksDB write, each call's messages contiguous
+/// and in order (group commit, as RocksDB's own write groups do for
+/// writers of different topics). Each call is still atomic: the one write
+/// stores all the calls in it or none.
 pub(crate) fn produce(
     engine: &Engine,
     topic: &str,
@@ -38,38 +60,196 @@ pub(crate) fn produce(
         .topic(topic)
         .ok_or_else(|| not_found(engine, topic))?;
     let db = shards.of(&handle);
-    let families = Families {
-        messages: messages_cf(db),
-        meta: meta_cf(db),
+    let target = Target {
+        engine,
+        db,
+        topic: &handle,
+        families: Families {
+            messages: messages_cf(db),
+            meta: meta_cf(db),
+        },
     };
     let shape = Shape::of(engine, topic, messages)?;
-
-    let mut writer = lock_writer(&handle);
-    if handle.is_destroyed() {
-        return Err(not_found(engine, topic));
-    }
-    let writer = &mut *writer;
-    let first = writer.state.next_id;
-    if messages.is_empty() {
-        return Ok(first..first);
-    }
-    let mut batch = WriteBatch::with_capacity_bytes(shape.encoded_bytes + 256);
-    let mut state = writer.state;
-    let closed = fill_batch(
-        engine, &families, &mut batch, &handle, writer, &mut state, messages, &shape,
-    )?;
-    db.write_opt(batch, &engine.write_options)
-        .map_err(|error| StorageError::rocksdb(format!("producing to topic `{topic}`"), &error))?;
-    let produced_bytes = state.produced_bytes - writer.state.produced_bytes;
-    commit(&handle, writer, state, closed);
-    handle
-        .metrics
-        .produced(state.next_id - first, produced_bytes);
+    let ids = if shape.joins_groups(messages) {
+        target.produce_grouped(messages, &shape)
+    } else {
+        let mut writer = lock_writer(&handle);
+        target
+            .write_calls(&mut writer, &[(messages, shape)])
+            .map(|mut ranges| ranges.pop().expect("one range per call"))
+    }?;
     engine
         .metrics
         .produce_duration
         .record(started.elapsed().as_secs_f64());
-    Ok(first..state.next_id)
+    Ok(ids)
+}
+
+/// Where a produce call writes: the topic, its shard's database and column
+/// families.
+struct Target<'a> {
+    engine: &'a Engine,
+    db: &'a rocksdb::DB,
+    topic: &'a Topic,
+    families: Families<'a>,
+}
+
+impl Target<'_> {
+    /// Produces a call that may join a group commit: written alone if the
+    /// lock is free, else queued until a holder of the lock wrote it, or
+    /// until this caller holds the lock and writes the queue itself.
+    fn produce_grouped(
+        &self,
+        messages: &[Message],
+        shape: &Shape,
+    ) -> Result<Range<MessageId>, ProduceError> {
+        if let Some(mut writer) = self.topic.writer.try_lock() {
+            let queued = self.drain();
+            let mut calls = queued_calls(&queued);
+            calls.push((messages, shape.clone()));
+            return self
+                .write_and_finish(&mut writer, &queued, &calls)
+                .expect("the caller's own call is last");
+        }
+        let call = Arc::new(QueuedCall::new(
+            messages.to_vec(),
+            shape.payload_bytes,
+            shape.encoded_bytes,
+        ));
+        self.topic.queue.lock().push(Arc::clone(&call));
+        let started = Instant::now();
+        let mut rounds = 0_u32;
+        loop {
+            if let Some(outcome) = call.take() {
+                return outcome;
+            }
+            // Waits as `lock_writer` does, but returns as soon as another
+            // holder of the lock wrote the call.
+            let writer = if rounds < LOCK_SPINS {
+                std::hint::spin_loop();
+                self.topic.writer.try_lock()
+            } else if started.elapsed() <= LOCK_YIELD_TIME {
+                std::thread::yield_now();
+                self.topic.writer.try_lock()
+            } else {
+                Some(self.topic.writer.lock())
+            };
+            rounds += 1;
+            let Some(mut writer) = writer else { continue };
+            // The call is in the queue until a holder of the lock wrote
+            // it; a group takes the queue's oldest calls, so this may take
+            // more than one.
+            loop {
+                if let Some(outcome) = call.take() {
+                    return outcome;
+                }
+                let queued = self.drain();
+                let calls = queued_calls(&queued);
+                self.write_and_finish(&mut writer, &queued, &calls);
+            }
+        }
+    }
+
+    /// The queue's oldest calls, up to [`GROUP_MAX_BYTES`]; called with
+    /// the topic's lock held.
+    fn drain(&self) -> Vec<Arc<QueuedCall>> {
+        let mut queue = self.topic.queue.lock();
+        let mut bytes = 0;
+        let taken = queue
+            .iter()
+            .take_while(|call| {
+                bytes += call.encoded_bytes;
+                bytes <= GROUP_MAX_BYTES
+            })
+            .count()
+            .max(1)
+            .min(queue.len());
+        queue.drain(..taken).collect()
+    }
+
+    /// Writes `calls`, of which the first are `queued`, and leaves the
+    /// queued calls' outcomes to their callers; returns the outcome of the
+    /// last call if it is not a queued one (the caller's own).
+    fn write_and_finish(
+        &self,
+        writer: &mut Writer,
+        queued: &[Arc<QueuedCall>],
+        calls: &[(&[Message], Shape)],
+    ) -> Option<Result<Range<MessageId>, ProduceError>> {
+        match self.write_calls(writer, calls) {
+            Ok(mut ranges) => {
+                for (call, range) in queued.iter().zip(ranges.drain(..queued.len())) {
+                    call.finish(Ok(range));
+                }
+                ranges.pop().map(Ok)
+            }
+            Err(error) => {
+                for call in queued {
+                    call.finish(Err(error.clone()));
+                }
+                (calls.len() > queued.len()).then_some(Err(error))
+            }
+        }
+    }
+
+    /// Writes `calls` in one atomic RocksDB write, in order, with the
+    /// topic's lock held; returns each call's ids.
+    fn write_calls(
+        &self,
+        writer: &mut Writer,
+        calls: &[(&[Message], Shape)],
+    ) -> Result<Vec<Range<MessageId>>, ProduceError> {
+        let Self {
+            engine, topic, db, ..
+        } = self;
+        if topic.is_destroyed() {
+            return Err(not_found(engine, &topic.name));
+        }
+        let encoded: usize = calls.iter().map(|(_, shape)| shape.encoded_bytes).sum();
+        let mut batch = WriteBatch::with_capacity_bytes(encoded + 256);
+        let mut state = writer.state;
+        // Produce times never go backwards within a topic.
+        let now_ns = engine.now_ns().max(writer.last_ns);
+        let mut closed = Vec::new();
+        let mut ranges = Vec::with_capacity(calls.len());
+        for (messages, shape) in calls {
+            let first = state.next_id;
+            closed.extend(fill_batch(
+                self, &mut batch, writer, &mut state, now_ns, messages, shape,
+            )?);
+            ranges.push(first..state.next_id);
+        }
+        let first = writer.state.next_id;
+        if state.next_id == first {
+            return Ok(ranges);
+        }
+        let context = || format!("producing to topic `{}`", topic.name);
+        failpoint::check("produce::write", &topic.name)
+            .map_err(|error| StorageError::io(context(), &error))?;
+        db.write_opt(batch, &engine.write_options)
+            .map_err(|error| StorageError::rocksdb(context(), &error))?;
+        let produced_bytes = state.produced_bytes - writer.state.produced_bytes;
+        commit(topic, writer, state, closed);
+        topic
+            .metrics
+            .produced(state.next_id - first, produced_bytes);
+        Ok(ranges)
+    }
+}
+
+/// The calls of `queued`, to write.
+fn queued_calls(queued: &[Arc<QueuedCall>]) -> Vec<(&[Message], Shape)> {
+    queued
+        .iter()
+        .map(|call| {
+            let shape = Shape {
+                payload_bytes: call.payload_bytes,
+                encoded_bytes: call.encoded_bytes,
+                external: false,
+            };
+            (call.messages.as_slice(), shape)
+        })
+        .collect()
 }
 
 /// Spins this many times on a contended topic lock…
@@ -84,9 +264,8 @@ const LOCK_YIELD_TIME: Duration = Duration::from_millis(1);
 /// quarter of their time in futex calls. So a waiter spins briefly, then
 /// yields its core until the lock is free, and sleeps only if the lock stays
 /// held for long (a large payload synced with `syncWrites`, a retention
-/// pass). Producers of one topic then keep most of one producer's rate
-/// (docs/performance.md has the figures), never more: their writes are
-/// one after the other.
+/// pass). Calls of small messages do not take turns at all: they join a
+/// group commit (see [`produce`]).
 fn lock_writer(topic: &Topic) -> parking_lot::MutexGuard<'_, Writer> {
     for _ in 0..LOCK_SPINS {
         if let Some(writer) = topic.writer.try_lock() {
@@ -129,11 +308,14 @@ struct Families<'a> {
 
 /// What a batch is, checked before anything is written: every message
 /// within `maxMessageSize`, and the sizes the encoding needs.
+#[derive(Clone)]
 struct Shape {
     /// The payloads' bytes together: large batches send more to segments.
     payload_bytes: usize,
     /// The bytes of the batch's encoded keys and values.
     encoded_bytes: usize,
+    /// Whether a payload goes to a segment file.
+    external: bool,
 }
 
 impl Shape {
@@ -141,6 +323,7 @@ impl Shape {
         let max = engine.config.max_message_size_bytes;
         let payload_bytes: usize = messages.iter().map(|message| message.payload.len()).sum();
         let mut encoded_bytes = 0;
+        let mut external = false;
         for (index, message) in messages.iter().enumerate() {
             let size = message.size();
             if size > max {
@@ -151,7 +334,9 @@ impl Shape {
                     max,
                 });
             }
-            encoded_bytes += 8 + if goes_external(message.payload.len(), payload_bytes) {
+            let goes_out = goes_external(message.payload.len(), payload_bytes);
+            external |= goes_out;
+            encoded_bytes += 8 + if goes_out {
                 format::message_value_len(&message.properties, &[]) + format::PAYLOAD_REF_LEN
             } else {
                 format::message_value_len(&message.properties, &message.payload)
@@ -160,24 +345,35 @@ impl Shape {
         Ok(Self {
             payload_bytes,
             encoded_bytes,
+            external,
         })
+    }
+
+    /// Whether the call may be written in a group commit: small, with
+    /// nothing for segment files (whose writes could fail the group).
+    fn joins_groups(&self, messages: &[Message]) -> bool {
+        !messages.is_empty() && !self.external && self.encoded_bytes <= GROUP_CALL_MAX_BYTES
     }
 }
 
 /// Puts `messages` and the records of the pages they close into `batch`,
 /// advancing `state`; appends their external payloads to segment files
 /// first (and syncs them with `syncWrites`). Returns the pages that closed.
-#[expect(clippy::too_many_arguments, reason = "the parts of one produce call")]
 fn fill_batch(
-    engine: &Engine,
-    families: &Families<'_>,
+    target: &Target<'_>,
     batch: &mut WriteBatch,
-    topic: &Topic,
     writer: &mut Writer,
     state: &mut TopicState,
+    now_ns: u64,
     messages: &[Message],
     shape: &Shape,
 ) -> Result<Vec<PageRecord>, ProduceError> {
+    let Target {
+        engine,
+        topic,
+        families,
+        ..
+    } = target;
     let written = |error: std::io::Error| {
         ProduceError::from(StorageError::io(
             format!(
@@ -187,8 +383,6 @@ fn fill_batch(
             &error,
         ))
     };
-    // Produce times never go backwards within a topic.
-    let now_ns = engine.now_ns().max(writer.last_ns);
     let mut closed = Vec::new();
     let mut pending = Pending::default();
     for message in messages {
