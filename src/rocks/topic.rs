@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use event_listener::Event;
 use parking_lot::Mutex;
@@ -32,6 +32,11 @@ pub(crate) struct Topic {
     /// Produce calls that found `writer` taken and wait for its holder to
     /// write them with its own batch (`write.rs`, group commit).
     pub(crate) queue: Mutex<Vec<Arc<QueuedCall>>>,
+    /// Calls that may join a group commit in progress: a holder of the lock
+    /// waits briefly for those not yet in `queue`.
+    pub(crate) grouping: AtomicUsize,
+    /// The calls in `queue`, read without its lock.
+    pub(crate) queued: AtomicUsize,
     /// The last id readable (0: none yet).
     last_id: AtomicU64,
     /// The first id still retained.
@@ -61,6 +66,9 @@ pub(crate) struct Writer {
     /// The produce time of the newest message: the next is never older,
     /// even if the clock goes back (seek by time relies on the order).
     pub(crate) last_ns: u64,
+    /// The calls the last group commit wrote: their producers are likely
+    /// to be back with the next calls.
+    pub(crate) last_group: usize,
 }
 
 impl Writer {
@@ -179,8 +187,11 @@ impl Topic {
                 segment: None,
                 unsynced: Vec::new(),
                 synced_through,
+                last_group: 0,
             }),
             queue: Mutex::new(Vec::new()),
+            grouping: AtomicUsize::new(0),
+            queued: AtomicUsize::new(0),
             destroyed: AtomicBool::new(false),
             event: Event::new(),
             groups: Mutex::new(groups),
@@ -232,6 +243,8 @@ pub(crate) struct QueuedCall {
     /// The bytes its encoded keys and values take.
     pub(crate) encoded_bytes: usize,
     outcome: Mutex<Option<Result<Range<MessageId>, ProduceError>>>,
+    /// Set once `outcome` is: waiting callers read this, not the lock.
+    done: AtomicBool,
 }
 
 impl QueuedCall {
@@ -242,17 +255,23 @@ impl QueuedCall {
             payload_bytes,
             encoded_bytes,
             outcome: Mutex::new(None),
+            done: AtomicBool::new(false),
         }
     }
 
     /// Leaves the outcome for the caller; called once, by the writer.
     pub(crate) fn finish(&self, outcome: Result<Range<MessageId>, ProduceError>) {
         *self.outcome.lock() = Some(outcome);
+        self.done.store(true, Ordering::Release);
     }
 
     /// The outcome, once the call was written (or failed).
     pub(crate) fn take(&self) -> Option<Result<Range<MessageId>, ProduceError>> {
-        self.outcome.lock().take()
+        if self.done.load(Ordering::Acquire) {
+            self.outcome.lock().take()
+        } else {
+            None
+        }
     }
 }
 

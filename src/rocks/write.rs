@@ -17,6 +17,7 @@
 
 use std::ops::Range;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rocksdb::{ColumnFamily, WriteBatch};
@@ -39,6 +40,11 @@ const GROUP_CALL_MAX_BYTES: usize = 64 << 10;
 /// A group commit writes queued calls up to this many encoded bytes at
 /// once (always at least one).
 const GROUP_MAX_BYTES: usize = 1 << 20;
+/// How long a holder of the lock waits for calls that are on their way to
+/// the queue (counted in `Topic::grouping`, not queued yet): about one
+/// small write. Without the wait, two producers alternate, each writing
+/// its own call alone while the other queues.
+const GROUP_GATHER_TIME: Duration = Duration::from_micros(2);
 
 /// Appends `messages` to `topic` as one atomic write; returns their ids.
 ///
@@ -103,8 +109,9 @@ impl Target<'_> {
         messages: &[Message],
         shape: &Shape,
     ) -> Result<Range<MessageId>, ProduceError> {
+        let _grouping = Grouping::enter(&self.topic.grouping);
         if let Some(mut writer) = self.topic.writer.try_lock() {
-            let queued = self.drain();
+            let queued = self.gather(&writer, false);
             let mut calls = queued_calls(&queued);
             calls.push((messages, shape.clone()));
             return self
@@ -116,7 +123,11 @@ impl Target<'_> {
             shape.payload_bytes,
             shape.encoded_bytes,
         ));
-        self.topic.queue.lock().push(Arc::clone(&call));
+        {
+            let mut queue = self.topic.queue.lock();
+            queue.push(Arc::clone(&call));
+            self.topic.queued.store(queue.len(), Ordering::Release);
+        }
         let started = Instant::now();
         let mut rounds = 0_u32;
         loop {
@@ -124,17 +135,23 @@ impl Target<'_> {
                 return outcome;
             }
             // Waits as `lock_writer` does, but returns as soon as another
-            // holder of the lock wrote the call.
+            // holder of the lock wrote the call, and tries the lock only
+            // when it looks free.
             let writer = if rounds < LOCK_SPINS {
                 std::hint::spin_loop();
-                self.topic.writer.try_lock()
+                None
             } else if started.elapsed() <= LOCK_YIELD_TIME {
                 std::thread::yield_now();
-                self.topic.writer.try_lock()
+                None
             } else {
                 Some(self.topic.writer.lock())
             };
             rounds += 1;
+            let writer = writer.or_else(|| {
+                (!self.topic.writer.is_locked())
+                    .then(|| self.topic.writer.try_lock())
+                    .flatten()
+            });
             let Some(mut writer) = writer else { continue };
             // The call is in the queue until a holder of the lock wrote
             // it; a group takes the queue's oldest calls, so this may take
@@ -143,16 +160,36 @@ impl Target<'_> {
                 if let Some(outcome) = call.take() {
                     return outcome;
                 }
-                let queued = self.drain();
+                let queued = self.gather(&writer, true);
                 let calls = queued_calls(&queued);
                 self.write_and_finish(&mut writer, &queued, &calls);
             }
         }
     }
 
-    /// The queue's oldest calls, up to [`GROUP_MAX_BYTES`]; called with
-    /// the topic's lock held.
-    fn drain(&self) -> Vec<Arc<QueuedCall>> {
+    /// The queue's oldest calls, up to [`GROUP_MAX_BYTES`], after waiting
+    /// up to [`GROUP_GATHER_TIME`] for the calls on their way to it (as
+    /// many as are running, or as the last group had); called with the
+    /// topic's lock held, by a caller whose own call is in the queue
+    /// (`own_queued`) or not.
+    fn gather(&self, writer: &Writer, own_queued: bool) -> Vec<Arc<QueuedCall>> {
+        let expected = self
+            .topic
+            .grouping
+            .load(Ordering::Acquire)
+            .max(writer.last_group)
+            // More producers than cores: those not queued yet may not be
+            // running, and waiting for them keeps a core from them.
+            .min(cores())
+            .saturating_sub(usize::from(!own_queued));
+        if self.topic.queued.load(Ordering::Acquire) < expected {
+            let started = Instant::now();
+            while self.topic.queued.load(Ordering::Acquire) < expected
+                && started.elapsed() < GROUP_GATHER_TIME
+            {
+                std::hint::spin_loop();
+            }
+        }
         let mut queue = self.topic.queue.lock();
         let mut bytes = 0;
         let taken = queue
@@ -164,7 +201,9 @@ impl Target<'_> {
             .count()
             .max(1)
             .min(queue.len());
-        queue.drain(..taken).collect()
+        let drained: Vec<_> = queue.drain(..taken).collect();
+        self.topic.queued.store(queue.len(), Ordering::Release);
+        drained
     }
 
     /// Writes `calls`, of which the first are `queued`, and leaves the
@@ -176,6 +215,7 @@ impl Target<'_> {
         queued: &[Arc<QueuedCall>],
         calls: &[(&[Message], Shape)],
     ) -> Option<Result<Range<MessageId>, ProduceError>> {
+        writer.last_group = calls.len();
         match self.write_calls(writer, calls) {
             Ok(mut ranges) => {
                 for (call, range) in queued.iter().zip(ranges.drain(..queued.len())) {
@@ -234,6 +274,28 @@ impl Target<'_> {
             .metrics
             .produced(state.next_id - first, produced_bytes);
         Ok(ranges)
+    }
+}
+
+/// The cores this process may run on.
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
+
+/// Counts a call in `Topic::grouping` while it runs.
+struct Grouping<'a>(&'a AtomicUsize);
+
+impl<'a> Grouping<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Self(count)
+    }
+}
+
+impl Drop for Grouping<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
