@@ -579,7 +579,7 @@ impl Config {
     pub fn shards(&self) -> usize {
         match self.shards {
             Some(shards) => shards.clamp(1, MAX_SHARDS) as usize,
-            None => std::thread::available_parallelism().map_or(1, |cores| cores.get().min(8)),
+            None => available_cores().min(8),
         }
     }
 
@@ -1021,4 +1021,11 @@ fn whole_as_integer<S: serde::Serializer>(value: &f64, serializer: S) -> Result<
     } else {
         serializer.serialize_f64(*value)
     }
+}
+
+/// The cores this process may run on, asked once: the answer reads cgroup
+/// files, too slow for every topic creation.
+pub(crate) fn available_cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
 }

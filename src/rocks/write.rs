@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use rocksdb::{ColumnFamily, WriteBatch};
 
+use crate::config::available_cores;
 use crate::error::{ProduceError, StorageError};
 use crate::message::{Message, MessageId};
 use crate::rocks::engine::Engine;
@@ -180,7 +181,7 @@ impl Target<'_> {
             .max(writer.last_group)
             // More producers than cores: those not queued yet may not be
             // running, and waiting for them keeps a core from them.
-            .min(cores())
+            .min(available_cores())
             .saturating_sub(usize::from(!own_queued));
         if self.topic.queued.load(Ordering::Acquire) < expected {
             let started = Instant::now();
@@ -275,12 +276,6 @@ impl Target<'_> {
             .produced(state.next_id - first, produced_bytes);
         Ok(ranges)
     }
-}
-
-/// The cores this process may run on.
-fn cores() -> usize {
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
 }
 
 /// Counts a call in `Topic::grouping` while it runs.
