@@ -117,6 +117,16 @@ impl StorageError {
         }
     }
 
+    /// Another failure, said in `message`.
+    pub(crate) fn other(context: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            kind: StorageErrorKind::Other,
+            io_kind: None,
+            context: context.into(),
+            message: message.into(),
+        }
+    }
+
     /// A remote engine's server refused a request.
     #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     pub(crate) fn server(context: impl Into<String>, message: impl Into<String>) -> Self {

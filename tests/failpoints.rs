@@ -333,3 +333,55 @@ fn a_failing_group_commit_stores_none_of_its_calls() {
     );
     scenario.teardown();
 }
+
+/// A producer that panics while writing a group commit must not leave the
+/// calls it took from the queue waiting for ever: their callers get an
+/// error, and every other call completes.
+#[test]
+fn a_group_commit_that_panics_leaves_no_caller_waiting() {
+    let scenario = fail::FailScenario::setup();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(Config::builder().path(dir.path()).build()).unwrap();
+    store.create_topic("shared").unwrap();
+    fail::cfg("produce::write", "10%20*panic(injected)").unwrap();
+    let (done, finished) = std::sync::mpsc::channel();
+    for t in 0..8 {
+        let store = store.clone();
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut outcomes = (0, 0, 0);
+            for call in 0..300 {
+                let batch = [Message::new(format!("{t}/{call}"))];
+                let produced = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    store.produce("shared", &batch)
+                }));
+                match produced {
+                    Ok(Ok(_)) => outcomes.0 += 1,
+                    Ok(Err(error)) => {
+                        assert!(
+                            matches!(error, rocksmq::ProduceError::Storage(_)),
+                            "{error}"
+                        );
+                        outcomes.1 += 1;
+                    }
+                    Err(_) => outcomes.2 += 1,
+                }
+            }
+            let _ = done.send(outcomes);
+        });
+    }
+    drop(done);
+    let mut totals = (0, 0, 0);
+    for _ in 0..8 {
+        let (ok, failed, panicked) = finished
+            .recv_timeout(Duration::from_secs(60))
+            .expect("every producer finishes: none waits for ever for a call a panic took");
+        totals = (totals.0 + ok, totals.1 + failed, totals.2 + panicked);
+    }
+    fail::remove("produce::write");
+    assert_eq!(totals.0 + totals.1 + totals.2, 8 * 300);
+    assert!(totals.2 > 0, "the fail point panicked: {totals:?}");
+    let messages = store.read_range("shared", ..).unwrap();
+    assert_eq!(messages.len(), totals.0, "exactly the calls that succeeded");
+    scenario.teardown();
+}

@@ -265,6 +265,11 @@ impl QueuedCall {
         self.done.store(true, Ordering::Release);
     }
 
+    /// Whether the outcome was left (and perhaps taken already).
+    pub(crate) fn is_done(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
+
     /// The outcome, once the call was written (or failed).
     pub(crate) fn take(&self) -> Option<Result<Range<MessageId>, ProduceError>> {
         if self.done.load(Ordering::Acquire) {

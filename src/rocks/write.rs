@@ -217,6 +217,10 @@ impl Target<'_> {
         calls: &[(&[Message], Shape)],
     ) -> Option<Result<Range<MessageId>, ProduceError>> {
         writer.last_group = calls.len();
+        let _unwinding = FinishOnUnwind {
+            queued,
+            topic: &self.topic.name,
+        };
         match self.write_calls(writer, calls) {
             Ok(mut ranges) => {
                 for (call, range) in queued.iter().zip(ranges.drain(..queued.len())) {
@@ -275,6 +279,27 @@ impl Target<'_> {
             .metrics
             .produced(state.next_id - first, produced_bytes);
         Ok(ranges)
+    }
+}
+
+/// Leaves an error in the queued calls a writer took, if it unwinds before
+/// it finished them: their callers wait for that, not for the lock.
+struct FinishOnUnwind<'a> {
+    queued: &'a [Arc<QueuedCall>],
+    topic: &'a str,
+}
+
+impl Drop for FinishOnUnwind<'_> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        for call in self.queued.iter().filter(|call| !call.is_done()) {
+            call.finish(Err(ProduceError::Storage(StorageError::other(
+                format!("producing to topic `{}`", self.topic),
+                "the producer writing this call together with its own panicked before it could confirm it",
+            ))));
+        }
     }
 }
 
