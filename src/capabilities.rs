@@ -68,6 +68,14 @@ pub struct Capabilities {
     /// [`Clock`](crate::Clock) the store is given). Without, the server
     /// stamps messages with its own clock, and seeking by time reads that.
     pub client_timestamps: bool,
+    /// A produce retried across a failover of the server that stores the
+    /// topic is never stored twice. The embedded store has no failover.
+    /// JetStream guarantees it from 2.11, where a new stream leader takes
+    /// writes only once it has applied everything committed before
+    /// (nats-server#6485); with an older server, a publish retried during
+    /// a leader election may, rarely, be stored twice (its duplicate
+    /// tracking on the new leader can be behind).
+    pub exactly_once_across_failover: bool,
 }
 
 impl Capabilities {
@@ -86,5 +94,6 @@ impl Capabilities {
         arbitrary_properties: true,
         metrics: true,
         client_timestamps: true,
+        exactly_once_across_failover: true,
     };
 }

@@ -1,9 +1,11 @@
 //! The NATS engine on a 3-server JetStream cluster on 127.0.0.1, with the
 //! topic's stream (and the group's consumer) replicated on all three: the
 //! stream's leader is killed (SIGKILL) while a producer and a consumer
-//! run, twice. Every publish that was acknowledged must be read back
-//! exactly once and in order, and the consumer, reopened, must resume
-//! from its acknowledged position. The counts are printed.
+//! run, twice. Every publish that was acknowledged must be read back in
+//! order, exactly once where the server guarantees it across a failover
+//! (`Capabilities::exactly_once_across_failover`, nats-server 2.11 and
+//! later), and the consumer, reopened, must resume from its acknowledged
+//! position. The counts are printed.
 #![cfg(feature = "nats")]
 
 mod common;
@@ -300,9 +302,16 @@ fn killing_the_stream_leader_loses_and_repeats_nothing() {
         .keys()
         .filter(|n| !produced.acknowledged.contains_key(n))
         .count();
-    let in_order = read
-        .windows(2)
-        .all(|pair| pair[0].0 < pair[1].0 && pair[0].1 < pair[1].1);
+    // Read in id order (asserted as it was read); each publish's first copy
+    // in publish order.
+    let mut first_seen = std::collections::BTreeSet::new();
+    let firsts: Vec<u64> = read
+        .iter()
+        .filter(|&&(_, n)| first_seen.insert(n))
+        .map(|&(_, n)| n)
+        .collect();
+    let in_order = read.windows(2).all(|pair| pair[0].0 < pair[1].0)
+        && firsts.windows(2).all(|pair| pair[0] < pair[1]);
     println!(
         "3-node cluster, R3 stream, leader killed twice ({}): published {MESSAGES}, acknowledged {}, \
          failed {}, read back {}, duplicates {duplicates}, gaps {}, stored without acknowledgement {}, \
@@ -320,7 +329,19 @@ fn killing_the_stream_leader_loses_and_repeats_nothing() {
         println!("  a produce failed: {error}");
     }
     assert_eq!(killed.len(), 2);
-    assert_eq!(duplicates, 0, "nothing read twice");
+    if mq.capabilities().exactly_once_across_failover {
+        assert_eq!(duplicates, 0, "nothing read twice");
+    } else {
+        // Before 2.11 a new leader may take writes before it applied what
+        // was committed, and store a retried publish again (see
+        // `Capabilities::exactly_once_across_failover`): at most the calls
+        // in flight at the elections, two kills and two restarts.
+        println!("  the server stores a retry twice across a failover: {duplicates} duplicates");
+        assert!(
+            duplicates <= 4 * BATCH as usize,
+            "{duplicates} duplicates: more than the calls in flight at the elections"
+        );
+    }
     assert!(gaps.is_empty(), "acknowledged and never read: {gaps:?}");
     assert_eq!(
         wrong_ids, 0,

@@ -177,6 +177,7 @@ impl Engine {
             arbitrary_properties: false,
             metrics: false,
             client_timestamps: false,
+            exactly_once_across_failover: version_at_least(&info.version, 2, 11),
         };
         let producer_id = client
             .new_inbox()
@@ -534,6 +535,20 @@ async fn ready(client: Client, prefix: String) -> Result<(jetstream::Context, bo
     Ok((js, atomic))
 }
 
+/// Whether server version `version` (`2.9.10`, `v2.11.0-RC.1`) is
+/// `major.minor` or later; a version that does not parse is taken as
+/// older.
+fn version_at_least(version: &str, major: u64, minor: u64) -> bool {
+    let mut parts = version
+        .trim_start_matches('v')
+        .split(['.', '-'])
+        .map(str::parse::<u64>);
+    match (parts.next(), parts.next()) {
+        (Some(Ok(have_major)), Some(Ok(have_minor))) => (have_major, have_minor) >= (major, minor),
+        _ => false,
+    }
+}
+
 /// The most messages JetStream takes in one atomic batch (2.12's limit).
 pub(crate) const MAX_ATOMIC_BATCH: usize = 1000;
 
@@ -578,5 +593,22 @@ async fn probe_atomic(js: &jetstream::Context, client: &Client, prefix: &str) ->
             tracing::warn!(%error, "cannot create a stream to learn whether the server stores atomic batches; taking it as not");
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::version_at_least;
+
+    #[test]
+    fn server_versions_compare_by_major_and_minor() {
+        assert!(!version_at_least("2.9.10", 2, 11));
+        assert!(!version_at_least("2.10.24", 2, 11));
+        assert!(version_at_least("2.11.0", 2, 11));
+        assert!(version_at_least("v2.11.0-RC.1", 2, 11));
+        assert!(version_at_least("2.12.1", 2, 11));
+        assert!(version_at_least("3.0.0", 2, 11));
+        assert!(!version_at_least("", 2, 11));
+        assert!(!version_at_least("unknown", 2, 11));
     }
 }
