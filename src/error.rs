@@ -130,12 +130,7 @@ impl StorageError {
     /// A remote engine's server refused a request.
     #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     pub(crate) fn server(context: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            kind: StorageErrorKind::Other,
-            io_kind: None,
-            context: context.into(),
-            message: message.into(),
-        }
+        Self::other(context, message)
     }
 
     /// What kind of failure this is.

@@ -129,31 +129,14 @@ impl Target<'_> {
             queue.push(Arc::clone(&call));
             self.topic.queued.store(queue.len(), Ordering::Release);
         }
-        let started = Instant::now();
-        let mut rounds = 0_u32;
         loop {
             if let Some(outcome) = call.take() {
                 return outcome;
             }
-            // Waits as `lock_writer` does, but returns as soon as another
-            // holder of the lock wrote the call, and tries the lock only
-            // when it looks free.
-            let writer = if rounds < LOCK_SPINS {
-                std::hint::spin_loop();
-                None
-            } else if started.elapsed() <= LOCK_YIELD_TIME {
-                std::thread::yield_now();
-                None
-            } else {
-                Some(self.topic.writer.lock())
+            // Returns as soon as another holder of the lock wrote the call.
+            let Some(mut writer) = wait_for_writer(self.topic, || call.is_done()) else {
+                continue;
             };
-            rounds += 1;
-            let writer = writer.or_else(|| {
-                (!self.topic.writer.is_locked())
-                    .then(|| self.topic.writer.try_lock())
-                    .flatten()
-            });
-            let Some(mut writer) = writer else { continue };
             // The call is in the queue until a holder of the lock wrote
             // it; a group takes the queue's oldest calls, so this may take
             // more than one.
@@ -183,6 +166,10 @@ impl Target<'_> {
             // running, and waiting for them keeps a core from them.
             .min(available_cores())
             .saturating_sub(usize::from(!own_queued));
+        if expected == 0 && self.topic.queued.load(Ordering::Acquire) == 0 {
+            // A producer alone: nothing to take, no lock to take it under.
+            return Vec::new();
+        }
         if self.topic.queued.load(Ordering::Acquire) < expected {
             let started = Instant::now();
             while self.topic.queued.load(Ordering::Acquire) < expected
@@ -349,23 +336,35 @@ const LOCK_YIELD_TIME: Duration = Duration::from_millis(1);
 /// pass). Calls of small messages do not take turns at all: they join a
 /// group commit (see [`produce`]).
 fn lock_writer(topic: &Topic) -> parking_lot::MutexGuard<'_, Writer> {
-    for _ in 0..LOCK_SPINS {
-        if let Some(writer) = topic.writer.try_lock() {
-            return writer;
-        }
-        std::hint::spin_loop();
-    }
+    wait_for_writer(topic, || false).expect("waits until it holds the lock")
+}
+
+/// Waits for the topic's lock as [`lock_writer`] says, trying it only when
+/// it looks free; `None` as soon as `done` says there is nothing left to
+/// wait for.
+fn wait_for_writer(
+    topic: &Topic,
+    done: impl Fn() -> bool,
+) -> Option<parking_lot::MutexGuard<'_, Writer>> {
     let started = Instant::now();
+    let mut rounds = 0_u32;
     loop {
-        for _ in 0..16 {
+        if !topic.writer.is_locked()
+            && let Some(writer) = topic.writer.try_lock()
+        {
+            return Some(writer);
+        }
+        if done() {
+            return None;
+        }
+        if rounds < LOCK_SPINS {
+            std::hint::spin_loop();
+        } else if started.elapsed() <= LOCK_YIELD_TIME {
             std::thread::yield_now();
-            if let Some(writer) = topic.writer.try_lock() {
-                return writer;
-            }
+        } else {
+            return Some(topic.writer.lock());
         }
-        if started.elapsed() > LOCK_YIELD_TIME {
-            return topic.writer.lock();
-        }
+        rounds += 1;
     }
 }
 
