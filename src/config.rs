@@ -123,6 +123,14 @@ pub struct Config {
     /// changes where new topics go.
     #[serde(rename = "shards")]
     pub shards: Option<u64>,
+    /// Extension `segmentCacheInMB`: how many MiB of the newest segment-file
+    /// bytes (large payloads) the store leaves in the OS page cache. Older
+    /// bytes, once durable, are dropped from it, so that new writes reuse
+    /// the memory they held (see `docs/performance.md`). `-1` leaves every
+    /// byte to the OS, as a plain file would; at most 1048576 (1 TiB);
+    /// default 1024 (1 GiB). See [`Config::segment_cache_limit_bytes`].
+    #[serde(rename = "segmentCacheInMB")]
+    pub segment_cache_mb: i64,
 }
 
 /// Which pages the retention limits may delete (extension `retentionPolicy`).
@@ -259,6 +267,9 @@ const INTERVAL_LIMIT: &str = "must be at most 315576000 (10 years)";
 /// The largest `maxMessageSize`: RocksDB values stay well inside their
 /// 32-bit length limit.
 const MAX_MESSAGE_SIZE_LIMIT: u64 = 1 << 30;
+/// The largest `segmentCacheInMB`: 1 TiB.
+const MAX_SEGMENT_CACHE_MB: i64 = 1 << 20;
+
 /// The most shards a store may have.
 const MAX_SHARDS: u64 = 64;
 
@@ -294,6 +305,7 @@ impl Default for Config {
             retention_check_interval_secs: 60.0,
             retention_policy: RetentionPolicy::Acked,
             shards: None,
+            segment_cache_mb: 1024,
         }
     }
 }
@@ -396,6 +408,7 @@ impl Config {
                     config.retention_check_interval_secs = seconds(key, value)?;
                 }
                 Key::Shards => config.shards = Some(unsigned(key, value)?),
+                Key::SegmentCache => config.segment_cache_mb = integer(key, value)?,
                 Key::RetentionPolicy => {
                     let policy = read(key, value, text, "a string")?;
                     config.retention_policy = RetentionPolicy::parse(&policy).ok_or_else(|| {
@@ -468,6 +481,13 @@ impl Config {
                 "shards",
                 shards.to_string(),
                 &format!("must be between 1 and {MAX_SHARDS}"),
+            );
+        }
+        if self.segment_cache_mb < -1 || self.segment_cache_mb > MAX_SEGMENT_CACHE_MB {
+            return bad(
+                "segmentCacheInMB",
+                self.segment_cache_mb.to_string(),
+                "must be -1 (leave it to the OS) or between 0 and 1048576 (1 TiB)",
             );
         }
         self.validate_durations()
@@ -569,6 +589,15 @@ impl Config {
     #[must_use]
     pub fn retention_size_limit_bytes(&self) -> Option<u64> {
         u64::try_from(self.retention_size_mb)
+            .ok()
+            .map(|mib| mib.saturating_mul(1 << 20))
+    }
+
+    /// How many bytes of the newest segment-file data stay in the page
+    /// cache (`segmentCacheInMB`); `None` for `-1`: the OS decides.
+    #[must_use]
+    pub fn segment_cache_limit_bytes(&self) -> Option<u64> {
+        u64::try_from(self.segment_cache_mb)
             .ok()
             .map(|mib| mib.saturating_mul(1 << 20))
     }
@@ -734,6 +763,13 @@ impl ConfigBuilder {
         self
     }
 
+    /// Extension `segmentCacheInMB`: MiB of the newest segment bytes kept
+    /// in the page cache; `-1` leaves it to the OS.
+    pub fn segment_cache_mb(mut self, mib: i64) -> Self {
+        self.config.segment_cache_mb = mib;
+        self
+    }
+
     /// The configuration.
     #[must_use]
     pub fn build(self) -> Config {
@@ -865,6 +901,7 @@ enum Key {
     RetentionCheckInterval,
     RetentionPolicy,
     Shards,
+    SegmentCache,
 }
 
 impl Key {
@@ -886,6 +923,7 @@ impl Key {
             "retentioncheckinterval" | "timtickerinterval" => Self::RetentionCheckInterval,
             "retentionpolicy" => Self::RetentionPolicy,
             "shards" => Self::Shards,
+            "segmentcacheinmb" => Self::SegmentCache,
             _ => return None,
         })
     }

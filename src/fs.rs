@@ -57,6 +57,24 @@ pub trait SegmentFile: Send + Sync + fmt::Debug {
     fn sync_data(&self) -> io::Result<()>;
     /// The file's length.
     fn size(&self) -> io::Result<u64>;
+    /// A hint: start writing bytes `offset..offset + len` back to the disk,
+    /// without waiting for it (Linux's `sync_file_range` with
+    /// `SYNC_FILE_RANGE_WRITE`). It makes nothing durable and must not
+    /// consume a write error that a later [`SegmentFile::sync_data`] should
+    /// report. The default does nothing.
+    fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
+        let _ = (offset, len);
+        Ok(())
+    }
+    /// A hint: the cached pages of bytes `offset..offset + len`, already
+    /// durable, will not be needed soon (`posix_fadvise` with
+    /// `POSIX_FADV_DONTNEED`); a later read finds the bytes on disk. It
+    /// must never lose a byte (the kernel keeps pages that are not yet
+    /// written back). The default does nothing.
+    fn drop_cached(&self, offset: u64, len: u64) -> io::Result<()> {
+        let _ = (offset, len);
+        Ok(())
+    }
 }
 
 /// The operating system's file system; the default.
@@ -127,5 +145,41 @@ impl SegmentFile for StdFile {
 
     fn size(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
+    }
+
+    #[cfg(target_os = "linux")]
+    fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+            return Err(io::ErrorKind::InvalidInput.into());
+        };
+        // SAFETY: sync_file_range reads no memory of ours; the fd is open
+        // for as long as `self`.
+        let result = unsafe {
+            libc::sync_file_range(self.0.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE)
+        };
+        if result == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn drop_cached(&self, offset: u64, len: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+            return Err(io::ErrorKind::InvalidInput.into());
+        };
+        // SAFETY: posix_fadvise reads no memory of ours; the fd is open for
+        // as long as `self`.
+        let error = unsafe {
+            libc::posix_fadvise(self.0.as_raw_fd(), offset, len, libc::POSIX_FADV_DONTNEED)
+        };
+        if error == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::from_raw_os_error(error))
+        }
     }
 }

@@ -67,7 +67,12 @@ pub(crate) fn open(
         source,
     })?;
     let dbs = open_shards(&config)?;
-    let segments = Segments::new(file_system, &path, fd_budget(dbs.len()).segment_files);
+    let segments = Segments::new(
+        file_system,
+        &path,
+        fd_budget(dbs.len()).segment_files,
+        config.segment_cache_limit_bytes(),
+    );
     let recovered = recover(&dbs, &segments).map_err(|source| OpenError::Storage {
         path: path.clone(),
         source,

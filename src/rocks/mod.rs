@@ -5,6 +5,7 @@
 //! core (`Engine`) weakly.
 
 pub(crate) mod background;
+pub(crate) mod cache_window;
 pub(crate) mod catalog;
 pub(crate) mod compaction;
 pub(crate) mod durability;

@@ -38,6 +38,7 @@ use rustc_hash::FxHashMap;
 
 use crate::fs::{FileSystem, SegmentFile};
 use crate::message::MessageId;
+use crate::rocks::cache_window::{CacheWindow, Extent, WRITEBACK_BYTES};
 use crate::rocks::format::PayloadRef;
 
 /// Payloads of this many bytes or more go to segment files.
@@ -71,6 +72,8 @@ pub(crate) struct Segments {
     /// and deleted (counted from the files when the store opens), so that
     /// no statistic or retention pass walks thousands of directories.
     bytes: Mutex<FxHashMap<u32, u64>>,
+    /// What is written and still cached, if `segmentCacheInMB` bounds it.
+    cache: Option<Mutex<CacheWindow>>,
 }
 
 /// A segment file: its topic and the first id of its page.
@@ -95,8 +98,15 @@ struct Open {
 
 impl Segments {
     /// The segments of the store at `store_path`, keeping at most
-    /// `open_files` files open.
-    pub(crate) fn new(fs: Arc<dyn FileSystem>, store_path: &Path, open_files: usize) -> Self {
+    /// `open_files` files open and, if `cache_limit` is given, at most so
+    /// many of the newest bytes written in the page cache (see
+    /// `cache_window`).
+    pub(crate) fn new(
+        fs: Arc<dyn FileSystem>,
+        store_path: &Path,
+        open_files: usize,
+        cache_limit: Option<u64>,
+    ) -> Self {
         let capacity = NonZeroUsize::new(open_files).unwrap_or(NonZeroUsize::MIN);
         Self {
             fs,
@@ -107,7 +117,81 @@ impl Segments {
                 retained_from: FxHashMap::default(),
             }),
             bytes: Mutex::new(FxHashMap::default()),
+            cache: cache_limit.map(|limit| Mutex::new(CacheWindow::new(limit))),
         }
+    }
+
+    /// A mark of what was written so far, for [`Segments::drop_cached`].
+    pub(crate) fn cache_mark(&self) -> u64 {
+        self.cache.as_ref().map_or(0, |cache| cache.lock().mark())
+    }
+
+    /// Drops from the page cache, oldest first, what was written before
+    /// `mark` and is over `segmentCacheInMB`; the caller made it durable
+    /// since the mark was taken. Returns the bytes dropped. A file deleted
+    /// meanwhile is skipped; a failed hint is logged and forgotten.
+    pub(crate) fn drop_cached(&self, mark: u64) -> u64 {
+        let Some(cache) = &self.cache else {
+            return 0;
+        };
+        let mut dropped = 0;
+        loop {
+            let Some(extent) = cache.lock().pop_over(mark) else {
+                return dropped;
+            };
+            let key = (extent.topic_id, extent.segment);
+            let open = self
+                .open
+                .lock()
+                .files
+                .peek(&key)
+                .map(|open| Arc::clone(&open.file));
+            let file = match open {
+                Some(file) => Ok(file),
+                // Opened for the hint only, and closed after it: it takes
+                // none of the budget's files from readers and writers.
+                None => self
+                    .fs
+                    .open_read(&self.path(extent.topic_id, extent.segment)),
+            };
+            let result = file.and_then(|file| file.drop_cached(extent.offset, extent.len));
+            match result {
+                Ok(()) => dropped += extent.len,
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(error) => tracing::debug!(
+                    topic_id = extent.topic_id,
+                    segment = extent.segment,
+                    %error,
+                    "dropping written segment bytes from the page cache failed"
+                ),
+            }
+        }
+    }
+
+    /// Records that bytes `offset..offset + len` of a segment were written;
+    /// if `file` is given, starts their writeback.
+    fn written(
+        &self,
+        topic_id: u32,
+        segment: MessageId,
+        offset: u64,
+        len: u64,
+        file: Option<&dyn SegmentFile>,
+    ) {
+        let Some(cache) = &self.cache else {
+            return;
+        };
+        if let Some(file) = file
+            && let Err(error) = file.start_writeback(offset, len)
+        {
+            tracing::debug!(topic_id, segment, %error, "starting the writeback of segment bytes failed");
+        }
+        cache.lock().push(Extent {
+            topic_id,
+            segment,
+            offset,
+            len,
+        });
     }
 
     /// Counts the bytes of topic `topic_id`'s segment files as they are on
@@ -401,6 +485,9 @@ pub(crate) struct SegmentWriter {
     len: u64,
     /// How many of its bytes are durable.
     synced: u64,
+    /// How many of its bytes are recorded in the store's cache window (see
+    /// `cache_window`).
+    recorded: u64,
     /// Directories to sync for the file's entry to be durable (empty once
     /// it is).
     dirs: Vec<PathBuf>,
@@ -439,6 +526,7 @@ impl SegmentWriter {
             segment,
             len,
             synced: 0,
+            recorded: len,
             dirs,
         })
     }
@@ -474,7 +562,24 @@ impl SegmentWriter {
                 }
             }
         }
+        if self.len - self.recorded >= WRITEBACK_BYTES {
+            self.record(segments, Some(&*file));
+        }
         Ok(())
+    }
+
+    /// Records the bytes appended since the last record in the store's
+    /// cache window, starting their writeback if `file` is given.
+    fn record(&mut self, segments: &Segments, file: Option<&dyn SegmentFile>) {
+        let len = self.len.saturating_sub(self.recorded);
+        segments.written(self.topic_id, self.segment, self.recorded, len, file);
+        self.recorded = self.len;
+    }
+
+    /// The writer is done with this file (its page closed): what it
+    /// appended last is recorded too. The background sync writes it back.
+    pub(crate) fn finish(&mut self, segments: &Segments) {
+        self.record(segments, None);
     }
 
     /// What is left to sync for every byte appended so far to be durable.
@@ -612,7 +717,7 @@ mod tests {
     #[test]
     fn payloads_are_appended_and_read_back_checked() {
         let dir = tempfile::tempdir().unwrap();
-        let segments = Segments::new(Arc::new(crate::fs::StdFileSystem), dir.path(), 2);
+        let segments = Segments::new(Arc::new(crate::fs::StdFileSystem), dir.path(), 2, None);
         let mut writer = SegmentWriter::open(&segments, 7, 100).unwrap();
         let payloads: Vec<Vec<u8>> = (0..3u8).map(|i| vec![i; 20_000 + usize::from(i)]).collect();
         let mut references = Vec::new();

@@ -93,8 +93,9 @@ impl Writer {
         segment: MessageId,
     ) -> std::io::Result<&mut SegmentWriter> {
         let open = SegmentWriter::open(segments, topic_id, segment)?;
-        if let Some(job) = self.segment.take().and_then(|previous| previous.unsynced()) {
-            self.unsynced.push(job);
+        if let Some(mut previous) = self.segment.take() {
+            previous.finish(segments);
+            self.unsynced.extend(previous.unsynced());
         }
         Ok(self.segment.insert(open))
     }

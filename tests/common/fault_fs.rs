@@ -32,6 +32,8 @@ pub enum Call {
     ReadAt,
     SyncData,
     Size,
+    StartWriteback,
+    DropCached,
 }
 
 /// A fault to inject.
@@ -319,5 +321,15 @@ impl SegmentFile for FaultFile {
     fn size(&self) -> io::Result<u64> {
         FaultFs::call(&self.state, Call::Size)?;
         self.file.size()
+    }
+
+    fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
+        FaultFs::call(&self.state, Call::StartWriteback)?;
+        self.file.start_writeback(offset, len)
+    }
+
+    fn drop_cached(&self, offset: u64, len: u64) -> io::Result<()> {
+        FaultFs::call(&self.state, Call::DropCached)?;
+        self.file.drop_cached(offset, len)
     }
 }

@@ -1,0 +1,186 @@
+//! `segmentCacheInMB`: the segment bytes a store wrote stay in the page
+//! cache only up to the limit, and every byte dropped from it reads back.
+//!
+//! Residency is asked of the kernel with `mincore` over a mapping of each
+//! segment file. The stores live under Cargo's target directory (a disk,
+//! where pages can be dropped; tmpfs keeps every page in memory).
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rocksmq::{Config, Message, Position, Store};
+
+const MIB: usize = 1 << 20;
+const MESSAGES: usize = 64;
+
+fn store_dir() -> tempfile::TempDir {
+    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a directory for the store")
+}
+
+fn open(dir: &Path, cache_mb: i64) -> Store {
+    Store::open(
+        Config::builder()
+            .path(dir)
+            .page_size_bytes(16 << 20)
+            .segment_cache_mb(cache_mb)
+            .build(),
+    )
+    .expect("open the store")
+}
+
+/// Message `i`: 1 MiB that says which message it is.
+fn payload(i: usize) -> Vec<u8> {
+    let mut bytes = vec![u8::try_from(i % 251).unwrap(); MIB];
+    bytes[..8].copy_from_slice(&(i as u64).to_le_bytes());
+    bytes
+}
+
+fn produce_all(store: &Store) {
+    store.create_topic("t").unwrap();
+    for i in 0..MESSAGES {
+        store.produce("t", &[Message::new(payload(i))]).unwrap();
+    }
+}
+
+fn read_all(store: &Store) {
+    let mut reader = store.reader("t", Position::Earliest).unwrap();
+    let mut seen = 0;
+    while seen < MESSAGES {
+        let messages = reader.read(8).unwrap();
+        assert!(!messages.is_empty(), "message {seen} is missing");
+        for message in messages {
+            assert_eq!(&*message.payload, &payload(seen)[..], "message {seen}");
+            seen += 1;
+        }
+    }
+}
+
+/// The segment files of the store at `dir`, oldest first.
+fn segment_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for topic in std::fs::read_dir(dir.join("segments")).unwrap() {
+        for file in std::fs::read_dir(topic.unwrap().path()).unwrap() {
+            files.push(file.unwrap().path());
+        }
+    }
+    files.sort();
+    files
+}
+
+/// How many bytes of file `path` are in the page cache.
+fn resident_bytes(path: &Path) -> usize {
+    let file = File::open(path).unwrap();
+    let len = usize::try_from(file.metadata().unwrap().len()).unwrap();
+    if len == 0 {
+        return 0;
+    }
+    // SAFETY: sysconf has no preconditions.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap();
+    // SAFETY: a fresh read-only shared mapping of an open file, of its
+    // length; it is only given to mincore, never read, and unmapped below.
+    let map = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        )
+    };
+    assert_ne!(map, libc::MAP_FAILED, "mmap {}", path.display());
+    let mut pages = vec![0u8; len.div_ceil(page)];
+    // SAFETY: `pages` has one byte per page of the mapping.
+    let result = unsafe { libc::mincore(map, len, pages.as_mut_ptr()) };
+    // SAFETY: the mapping made above, of `len` bytes.
+    unsafe { libc::munmap(map, len) };
+    assert_eq!(result, 0, "mincore {}", path.display());
+    pages.iter().filter(|&&flags| flags & 1 == 1).count() * page
+}
+
+fn resident_total(dir: &Path) -> usize {
+    segment_files(dir)
+        .iter()
+        .map(|path| resident_bytes(path))
+        .sum()
+}
+
+/// Whether the file system under `dir` is tmpfs, which never drops a page.
+fn is_tmpfs(dir: &Path) -> bool {
+    let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: statfs writes only the struct it is given.
+    let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a struct to fill.
+    let result = unsafe { libc::statfs(path.as_ptr(), &raw mut stat) };
+    assert_eq!(result, 0, "statfs {}", dir.display());
+    stat.f_type == libc::TMPFS_MAGIC
+}
+
+#[test]
+fn written_segment_bytes_past_the_limit_leave_the_page_cache_and_read_back() {
+    let dir = store_dir();
+    assert!(
+        !is_tmpfs(dir.path()),
+        "CARGO_TARGET_TMPDIR is on tmpfs, where no page can be dropped"
+    );
+    let store = open(dir.path(), 8);
+    produce_all(&store);
+    // The background sync drops what is past 8 MiB, once it is durable
+    // (every second).
+    let bound = 8 * MIB + 2 * 8 * MIB;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while resident_total(dir.path()) > bound {
+        assert!(
+            Instant::now() < deadline,
+            "{} of the {} MiB written are still cached after 30 s; the limit is 8 MiB",
+            resident_total(dir.path()),
+            MESSAGES
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let files = segment_files(dir.path());
+    assert!(files.len() >= 4, "64 MiB in pages of 16 MiB: {files:?}");
+    assert_eq!(resident_bytes(&files[0]), 0, "the oldest file is dropped");
+    // Read back while open: the dropped bytes come from the disk.
+    read_all(&store);
+    store.close().unwrap();
+    let store = open(dir.path(), 8);
+    read_all(&store);
+    store.close().unwrap();
+}
+
+#[test]
+fn the_limit_keeps_the_newest_bytes_and_minus_one_leaves_them_all() {
+    for (cache_mb, at_least) in [(40, 32 * MIB), (-1, 56 * MIB)] {
+        let dir = store_dir();
+        let store = open(dir.path(), cache_mb);
+        produce_all(&store);
+        // Closing syncs and drops as the background sync does.
+        store.close().unwrap();
+        let resident = resident_total(dir.path());
+        assert!(
+            resident >= at_least,
+            "segmentCacheInMB {cache_mb}: only {resident} bytes of 64 MiB are cached"
+        );
+        if cache_mb >= 0 {
+            let limit = usize::try_from(cache_mb).unwrap() * MIB + 8 * MIB;
+            assert!(
+                resident <= limit,
+                "segmentCacheInMB {cache_mb}: {resident} bytes are cached"
+            );
+            let files = segment_files(dir.path());
+            assert_eq!(resident_bytes(&files[0]), 0, "the oldest file is dropped");
+            let newest = files.last().unwrap();
+            let len = usize::try_from(std::fs::metadata(newest).unwrap().len()).unwrap();
+            assert!(
+                resident_bytes(newest) + 4096 >= len,
+                "the newest file stays cached"
+            );
+        }
+        let store = open(dir.path(), cache_mb);
+        read_all(&store);
+        store.close().unwrap();
+    }
+}
