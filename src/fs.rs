@@ -66,11 +66,16 @@ pub trait SegmentFile: Send + Sync + fmt::Debug {
         let _ = (offset, len);
         Ok(())
     }
-    /// A hint: the cached pages of bytes `offset..offset + len`, already
-    /// durable, will not be needed soon (`posix_fadvise` with
-    /// `POSIX_FADV_DONTNEED`); a later read finds the bytes on disk. It
-    /// must never lose a byte (the kernel keeps pages that are not yet
-    /// written back). The default does nothing.
+    /// Writes bytes `offset..offset + len` back to the disk, waiting for
+    /// it (Linux's `sync_file_range` with `SYNC_FILE_RANGE_WAIT_BEFORE |
+    /// SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER`, which makes no
+    /// metadata durable), then tells the kernel their cached pages will not
+    /// be needed soon (`posix_fadvise` with `POSIX_FADV_DONTNEED`); a later
+    /// read finds the bytes on disk. It must never lose a byte. The store
+    /// calls it on a file opened for it alone (with
+    /// [`FileSystem::open_read`]), so that a write error it sees is still
+    /// reported to the `sync_data` of the writer's own. The default does
+    /// nothing.
     fn drop_cached(&self, offset: u64, len: u64) -> io::Result<()> {
         let _ = (offset, len);
         Ok(())
@@ -171,6 +176,14 @@ impl SegmentFile for StdFile {
         let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
             return Err(io::ErrorKind::InvalidInput.into());
         };
+        let wait = libc::SYNC_FILE_RANGE_WAIT_BEFORE
+            | libc::SYNC_FILE_RANGE_WRITE
+            | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+        // SAFETY: sync_file_range reads no memory of ours; the fd is open
+        // for as long as `self`.
+        if unsafe { libc::sync_file_range(self.0.as_raw_fd(), offset, len, wait) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
         // SAFETY: posix_fadvise reads no memory of ours; the fd is open for
         // as long as `self`.
         let error = unsafe {

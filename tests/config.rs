@@ -264,6 +264,14 @@ fn each_bad_value_is_refused_naming_its_key_and_value() {
             "maxMessageSize = 0 must be between 1 and",
         ),
         (
+            "  segmentCacheInMB: -2",
+            "segmentCacheInMB = -2 must be -1 (leave it to the OS) or between 0 and 1048576",
+        ),
+        (
+            "  segmentCacheInMB: 1048577",
+            "segmentCacheInMB = 1048577 must be -1",
+        ),
+        (
             "  maxMessageSize: 2147483648",
             "maxMessageSize = 2147483648 must be between",
         ),
@@ -312,8 +320,10 @@ fn the_builder_sets_every_key() {
         .page_max_age_minutes(5)
         .retention_check_interval_secs(1)
         .retention_policy(RetentionPolicy::Limits)
+        .segment_cache_mb(64)
         .build();
     config.validate().unwrap();
+    assert_eq!(config.segment_cache_limit_bytes(), Some(64 << 20));
     assert_eq!(
         config.retention_time(),
         Some(std::time::Duration::from_secs(3600))
@@ -807,4 +817,20 @@ fn fractional_and_non_finite_durations_are_validated() {
         let message = invalid_when_validated(section);
         assert!(message.contains(expected), "{section}: {message}");
     }
+}
+
+#[test]
+fn segment_cache_in_mb_is_read_as_milvus_reads_integers() {
+    let read = |value: &str| {
+        Config::from_yaml_str(&format!("rocksmq:\n  segmentCacheInMB: {value}\n")).unwrap()
+    };
+    assert_eq!(Config::default().segment_cache_limit_bytes(), Some(1 << 30));
+    assert_eq!(read("256").segment_cache_limit_bytes(), Some(256 << 20));
+    assert_eq!(read("\"0\"").segment_cache_limit_bytes(), Some(0));
+    assert_eq!(read("-1").segment_cache_limit_bytes(), None);
+    // Milvus's spelling rules for keys hold for it too.
+    let snake = Config::from_yaml_str("rocksmq:\n  segment_cache_in_mb: 8\n").unwrap();
+    assert_eq!(snake.segment_cache_limit_bytes(), Some(8 << 20));
+    let error = Config::from_yaml_str("rocksmq:\n  segmentCacheInMB: 1.5\n").unwrap_err();
+    assert!(error.to_string().contains("segmentCacheInMB"), "{error}");
 }

@@ -10,18 +10,24 @@
 //!
 //! So the store keeps the newest `segmentCacheInMB` of what it wrote cached
 //! (the bytes every waiting consumer and fan-out group reads right behind
-//! the producer) and gives the older pages back:
+//! the producer) and gives the older pages back, on the producer's thread,
+//! as it writes:
 //!
 //! 1. Each segment writer starts the writeback of every [`WRITEBACK_BYTES`]
 //!    it appends (`sync_file_range(SYNC_FILE_RANGE_WRITE)`, no wait), and
-//!    records the range here, oldest first.
-//! 2. The background segment sync, after making every topic's payloads
-//!    durable, drops the ranges recorded before it started, oldest first,
-//!    while the recorded bytes are over the limit
-//!    (`posix_fadvise(POSIX_FADV_DONTNEED)`).
+//!    records the range here, oldest first, in one window for the store.
+//! 2. While the window holds more than the limit, the writer takes out the
+//!    oldest range, waits for its writeback (started long before, so the
+//!    wait is short unless the disk is slower than the producers: then it
+//!    paces them, as the kernel's dirty-page limit would) and drops its
+//!    pages (`posix_fadvise(POSIX_FADV_DONTNEED)`). Both calls go through
+//!    a descriptor opened for them and closed after, so that a write error
+//!    they see is still reported to the `fdatasync` of the writer's own
+//!    descriptor (Linux reports a writeback error to every descriptor open
+//!    when it happened).
 //!
-//! Both are hints: nothing is made durable or lost by them (the kernel keeps
-//! a page that is not yet written back), and a reader of a dropped range
+//! None of this makes anything durable or loses anything: durability is
+//! the segment sync's (see `durability`), and a reader of a dropped range
 //! reads it from the disk. A failed hint is logged and forgotten.
 
 use std::collections::VecDeque;
@@ -45,9 +51,8 @@ pub(crate) struct Extent {
 #[derive(Debug)]
 pub(crate) struct CacheWindow {
     limit: u64,
-    extents: VecDeque<(u64, Extent)>,
+    extents: VecDeque<Extent>,
     bytes: u64,
-    next: u64,
 }
 
 impl CacheWindow {
@@ -57,7 +62,6 @@ impl CacheWindow {
             limit,
             extents: VecDeque::new(),
             bytes: 0,
-            next: 0,
         }
     }
 
@@ -66,27 +70,17 @@ impl CacheWindow {
         if extent.len == 0 {
             return;
         }
-        self.extents.push_back((self.next, extent));
-        self.next += 1;
+        self.extents.push_back(extent);
         self.bytes += extent.len;
     }
 
-    /// A mark: the ranges recorded so far are before it.
-    pub(crate) fn mark(&self) -> u64 {
-        self.next
-    }
-
-    /// The oldest range recorded before `mark`, taken out, if the window
-    /// holds more than its limit.
-    pub(crate) fn pop_over(&mut self, mark: u64) -> Option<Extent> {
+    /// The oldest range, taken out, if the window holds more than its
+    /// limit.
+    pub(crate) fn pop_over(&mut self) -> Option<Extent> {
         if self.bytes <= self.limit {
             return None;
         }
-        let &(seq, extent) = self.extents.front()?;
-        if seq >= mark {
-            return None;
-        }
-        self.extents.pop_front();
+        let extent = self.extents.pop_front()?;
         self.bytes -= extent.len;
         Some(extent)
     }
@@ -112,37 +106,29 @@ mod tests {
     }
 
     #[test]
-    fn only_ranges_over_the_limit_and_before_the_mark_are_dropped_oldest_first() {
+    fn only_ranges_over_the_limit_are_taken_out_oldest_first() {
         let mut window = CacheWindow::new(20);
         window.push(extent(0, 0, 10));
         window.push(extent(0, 10, 10));
         window.push(extent(5, 0, 0));
+        assert_eq!(window.pop_over(), None, "20 bytes: within the limit");
         window.push(extent(5, 0, 10));
-        let mark = window.mark();
         window.push(extent(5, 10, 10));
         assert_eq!(window.bytes(), 40);
-        assert_eq!(window.pop_over(mark), Some(extent(0, 0, 10)));
-        assert_eq!(window.pop_over(mark), Some(extent(0, 10, 10)));
-        // 20 bytes left: within the limit.
-        assert_eq!(window.pop_over(mark), None);
-        window.push(extent(5, 20, 10));
-        assert_eq!(window.pop_over(mark), Some(extent(5, 0, 10)));
-        // Over the limit again, but what is left was written after the mark.
-        window.push(extent(5, 30, 10));
-        assert_eq!(window.pop_over(mark), None);
-        assert_eq!(window.pop_over(window.mark()), Some(extent(5, 10, 10)));
+        assert_eq!(window.pop_over(), Some(extent(0, 0, 10)));
+        assert_eq!(window.pop_over(), Some(extent(0, 10, 10)));
+        assert_eq!(window.pop_over(), None);
         assert_eq!(window.bytes(), 20);
     }
 
     #[test]
-    fn a_limit_of_zero_drops_everything_before_the_mark() {
+    fn a_limit_of_zero_takes_out_everything() {
         let mut window = CacheWindow::new(0);
         window.push(extent(0, 0, 3));
         window.push(extent(0, 3, 3));
-        let mark = window.mark();
-        assert!(window.pop_over(mark).is_some());
-        assert!(window.pop_over(mark).is_some());
-        assert_eq!(window.pop_over(mark), None);
+        assert!(window.pop_over().is_some());
+        assert!(window.pop_over().is_some());
+        assert_eq!(window.pop_over(), None);
         assert_eq!(window.bytes(), 0);
     }
 }

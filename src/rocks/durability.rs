@@ -12,9 +12,6 @@
 //!   is durable. After a machine crash, opening checks the payloads past
 //!   each topic's mark and cuts the topic back before the first one lost
 //!   (see `recovery`): no message is ever read with a lost payload.
-//!
-//! After each such sync, the written bytes past `segmentCacheInMB` are
-//! dropped from the page cache (see `cache_window`).
 
 use std::time::Duration;
 
@@ -36,9 +33,6 @@ pub(crate) const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// Syncs what every topic appended to its segment files and moves its sync
 /// mark. Goes on past a topic that fails; returns the first error.
 pub(crate) fn sync_segments(engine: &Engine, db: &Shards) -> Result<(), StorageError> {
-    // Everything written before this mark is durable once every topic is
-    // synced below: the cache window may then drop it.
-    let mark = engine.segments.cache_mark();
     let mut first_error = None;
     for topic in engine.all_topics() {
         if let Err(error) = sync_topic(engine, db.of(&topic), &topic) {
@@ -49,9 +43,6 @@ pub(crate) fn sync_segments(engine: &Engine, db: &Shards) -> Result<(), StorageE
             first_error.get_or_insert(error);
         }
     }
-    // A topic that failed keeps its pages: the kernel drops no page that
-    // is not written back.
-    engine.segments.drop_cached(mark);
     first_error.map_or(Ok(()), Err)
 }
 

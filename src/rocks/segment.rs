@@ -60,6 +60,29 @@ pub(crate) fn goes_external(len: usize, batch_bytes: usize) -> bool {
 /// Slices per `writev` call (Linux's `IOV_MAX` is 1024).
 const MAX_SLICES: usize = 512;
 
+/// `payloads` cut into the runs of one `writev` each: at most
+/// [`MAX_SLICES`] payloads, and, if `by_bytes`, about [`WRITEBACK_BYTES`]
+/// (a run ends with the payload that reaches it), so that a large batch
+/// starts the writeback of what it wrote as it goes, as single calls do.
+fn write_chunks<'p, 'a>(payloads: &'p [&'a [u8]], by_bytes: bool) -> Vec<&'p [&'a [u8]]> {
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0u64;
+    for (index, payload) in payloads.iter().enumerate() {
+        bytes += payload.len() as u64;
+        let count = index + 1 - start;
+        if count == MAX_SLICES || (by_bytes && bytes >= WRITEBACK_BYTES) {
+            chunks.push(&payloads[start..=index]);
+            start = index + 1;
+            bytes = 0;
+        }
+    }
+    if start < payloads.len() {
+        chunks.push(&payloads[start..]);
+    }
+    chunks
+}
+
 /// The segment directory of a store, on its file system, with the segment
 /// files it keeps open.
 #[derive(Debug)]
@@ -121,55 +144,15 @@ impl Segments {
         }
     }
 
-    /// A mark of what was written so far, for [`Segments::drop_cached`].
-    pub(crate) fn cache_mark(&self) -> u64 {
-        self.cache.as_ref().map_or(0, |cache| cache.lock().mark())
+    /// Whether `segmentCacheInMB` bounds what stays cached.
+    fn caches(&self) -> bool {
+        self.cache.is_some()
     }
 
-    /// Drops from the page cache, oldest first, what was written before
-    /// `mark` and is over `segmentCacheInMB`; the caller made it durable
-    /// since the mark was taken. Returns the bytes dropped. A file deleted
-    /// meanwhile is skipped; a failed hint is logged and forgotten.
-    pub(crate) fn drop_cached(&self, mark: u64) -> u64 {
-        let Some(cache) = &self.cache else {
-            return 0;
-        };
-        let mut dropped = 0;
-        loop {
-            let Some(extent) = cache.lock().pop_over(mark) else {
-                return dropped;
-            };
-            let key = (extent.topic_id, extent.segment);
-            let open = self
-                .open
-                .lock()
-                .files
-                .peek(&key)
-                .map(|open| Arc::clone(&open.file));
-            let file = match open {
-                Some(file) => Ok(file),
-                // Opened for the hint only, and closed after it: it takes
-                // none of the budget's files from readers and writers.
-                None => self
-                    .fs
-                    .open_read(&self.path(extent.topic_id, extent.segment)),
-            };
-            let result = file.and_then(|file| file.drop_cached(extent.offset, extent.len));
-            match result {
-                Ok(()) => dropped += extent.len,
-                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-                Err(error) => tracing::debug!(
-                    topic_id = extent.topic_id,
-                    segment = extent.segment,
-                    %error,
-                    "dropping written segment bytes from the page cache failed"
-                ),
-            }
-        }
-    }
-
-    /// Records that bytes `offset..offset + len` of a segment were written;
-    /// if `file` is given, starts their writeback.
+    /// Records that bytes `offset..offset + len` of a segment were written
+    /// (starting their writeback if `file` is given), then gives back the
+    /// pages of the oldest ranges past `segmentCacheInMB` (see
+    /// `cache_window`).
     fn written(
         &self,
         topic_id: u32,
@@ -192,6 +175,32 @@ impl Segments {
             offset,
             len,
         });
+        loop {
+            let Some(extent) = cache.lock().pop_over() else {
+                return;
+            };
+            self.drop_extent(&extent);
+        }
+    }
+
+    /// Waits for the writeback of `extent` and drops its pages, through a
+    /// descriptor of its own. A file deleted meanwhile is skipped.
+    fn drop_extent(&self, extent: &Extent) {
+        let path = self.path(extent.topic_id, extent.segment);
+        let result = self
+            .fs
+            .open_read(&path)
+            .and_then(|file| file.drop_cached(extent.offset, extent.len));
+        match result {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => tracing::warn!(
+                topic_id = extent.topic_id,
+                segment = extent.segment,
+                %error,
+                "writing back segment bytes to drop them from the page cache failed; they stay cached"
+            ),
+        }
     }
 
     /// Counts the bytes of topic `topic_id`'s segment files as they are on
@@ -539,7 +548,7 @@ impl SegmentWriter {
     /// Appends `payloads`, in order, with as few system calls as it can.
     pub(crate) fn append(&mut self, segments: &Segments, payloads: &[&[u8]]) -> io::Result<()> {
         let file = segments.file(self.topic_id, self.segment, true)?;
-        for chunk in payloads.chunks(MAX_SLICES) {
+        for chunk in write_chunks(payloads, segments.caches()) {
             let mut slices: Vec<IoSlice<'_>> =
                 chunk.iter().map(|bytes| IoSlice::new(bytes)).collect();
             let mut slices = &mut slices[..];
@@ -561,9 +570,9 @@ impl SegmentWriter {
                     }
                 }
             }
-        }
-        if self.len - self.recorded >= WRITEBACK_BYTES {
-            self.record(segments, Some(&*file));
+            if self.len - self.recorded >= WRITEBACK_BYTES {
+                self.record(segments, Some(&*file));
+            }
         }
         Ok(())
     }
@@ -704,6 +713,31 @@ fn check(payload: &[u8], reference: &PayloadRef) -> Result<(), PayloadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writes_are_cut_at_the_slice_limit_and_by_writeback_bytes() {
+        let big = vec![0u8; 3 << 20];
+        let small = [0u8; 10];
+        let payloads: Vec<&[u8]> = vec![&big, &big, &big, &small, &big];
+        let lens = |by_bytes| -> Vec<usize> {
+            write_chunks(&payloads, by_bytes)
+                .iter()
+                .map(|chunk| chunk.len())
+                .collect()
+        };
+        // 3 + 3 + 3 MiB reach 8 MiB at the third.
+        assert_eq!(lens(true), vec![3, 2]);
+        assert_eq!(lens(false), vec![5]);
+        let many: Vec<&[u8]> = vec![&small; MAX_SLICES * 2 + 1];
+        assert_eq!(
+            write_chunks(&many, true)
+                .iter()
+                .map(|c| c.len())
+                .collect::<Vec<_>>(),
+            vec![MAX_SLICES, MAX_SLICES, 1]
+        );
+        assert!(write_chunks(&[], true).is_empty());
+    }
 
     #[test]
     fn large_payloads_and_large_batches_go_external() {
