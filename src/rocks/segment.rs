@@ -25,7 +25,9 @@
 //! Open files are a budget (see `options::FdBudget`): the store keeps at
 //! most so many segment files open, for writing and reading alike, and
 //! closes the least recently used when it needs another. A writer or reader
-//! that finds its file closed opens it again.
+//! that finds its file closed opens it again. Dropping old ranges from the
+//! page cache (see `cache_window`) opens a file of its own for a moment,
+//! outside the budget: one per producer at most.
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::num::NonZeroUsize;
