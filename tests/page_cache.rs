@@ -142,9 +142,20 @@ fn written_segment_bytes_past_the_limit_leave_the_page_cache_and_read_back() {
         return;
     };
     let store = open(dir.path(), 8);
-    produce_all(&store);
-    // The background sync drops what is past 8 MiB, once it is durable
-    // (every second).
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let metrics = recorder.handle();
+    metrics::with_local_recorder(&recorder, || produce_all(&store));
+    let dropped = metrics
+        .render()
+        .lines()
+        .find_map(|line| line.strip_prefix("rocksmq_segment_dropped_bytes_total "))
+        .map(|value| value.trim().parse::<f64>().unwrap())
+        .expect("the dropped bytes are counted");
+    assert!(
+        dropped >= (40 * MIB) as f64,
+        "{dropped} bytes counted as dropped"
+    );
+    // The producer dropped what is past 8 MiB as it wrote.
     let bound = 8 * MIB + 2 * 8 * MIB;
     let deadline = Instant::now() + Duration::from_secs(30);
     while resident_total(dir.path()) > bound {

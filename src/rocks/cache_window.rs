@@ -86,7 +86,6 @@ impl CacheWindow {
     }
 
     /// The bytes recorded and not dropped.
-    #[cfg(test)]
     pub(crate) fn bytes(&self) -> u64 {
         self.bytes
     }

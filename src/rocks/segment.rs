@@ -42,6 +42,7 @@ use crate::fs::{FileSystem, SegmentFile};
 use crate::message::MessageId;
 use crate::rocks::cache_window::{CacheWindow, Extent, WRITEBACK_BYTES};
 use crate::rocks::format::PayloadRef;
+use crate::rocks::telemetry;
 
 /// Payloads of this many bytes or more go to segment files.
 pub(crate) const EXTERNAL_MIN_BYTES: usize = 16 << 10;
@@ -146,6 +147,11 @@ impl Segments {
         }
     }
 
+    /// The bytes written and recorded as cached (0 without a limit).
+    pub(crate) fn cached_bytes(&self) -> u64 {
+        self.cache.as_ref().map_or(0, |cache| cache.lock().bytes())
+    }
+
     /// Whether `segmentCacheInMB` bounds what stays cached.
     fn caches(&self) -> bool {
         self.cache.is_some()
@@ -194,7 +200,7 @@ impl Segments {
             .open_read(&path)
             .and_then(|file| file.drop_cached(extent.offset, extent.len));
         match result {
-            Ok(()) => {}
+            Ok(()) => metrics::counter!(telemetry::SEGMENT_DROPPED_BYTES).increment(extent.len),
             Err(error) if error.kind() == io::ErrorKind::NotFound => {}
             Err(error) => tracing::warn!(
                 topic_id = extent.topic_id,

@@ -348,6 +348,7 @@ pub(crate) fn record_metrics(engine: &Engine) -> Result<(), TopicError> {
         block_cache_bytes: cache("rocksdb.block-cache-usage")?,
         block_cache_capacity: cache("rocksdb.block-cache-capacity")?,
         open_segment_files: engine.segments.open_files() as u64,
+        segment_cached_bytes: engine.segments.cached_bytes(),
     });
     Ok(())
 }

@@ -62,6 +62,10 @@ const MEMTABLE_BYTES: &str = "rocksmq_memtable_bytes";
 const BLOCK_CACHE_BYTES: &str = "rocksmq_block_cache_bytes";
 const BLOCK_CACHE_CAPACITY: &str = "rocksmq_block_cache_capacity_bytes";
 const OPEN_SEGMENT_FILES: &str = "rocksmq_open_segment_files";
+const SEGMENT_CACHED_BYTES: &str = "rocksmq_segment_cached_bytes";
+/// The counter of segment bytes dropped from the page cache (see
+/// `cache_window`).
+pub(crate) const SEGMENT_DROPPED_BYTES: &str = "rocksmq_segment_dropped_bytes_total";
 const PROCESS_OPEN_FDS: &str = "rocksmq_process_open_fds";
 
 /// Every metric the store records: name, unit and help, for the recorder
@@ -217,6 +221,18 @@ const DESCRIPTIONS: &[(Kind, &str, Unit, &str)] = &[
         SEGMENT_BYTES,
         Unit::Bytes,
         "Bytes of every segment file",
+    ),
+    (
+        Kind::Gauge,
+        SEGMENT_CACHED_BYTES,
+        Unit::Bytes,
+        "Bytes written to segment files and not yet dropped from the page cache (at most segmentCacheInMB, plus what each writer has not recorded yet)",
+    ),
+    (
+        Kind::Counter,
+        SEGMENT_DROPPED_BYTES,
+        Unit::Bytes,
+        "Segment bytes written back and dropped from the page cache, past segmentCacheInMB",
     ),
     (
         Kind::Gauge,
@@ -411,6 +427,7 @@ pub(crate) struct StoreGauges {
     pub(crate) block_cache_bytes: u64,
     pub(crate) block_cache_capacity: u64,
     pub(crate) open_segment_files: u64,
+    pub(crate) segment_cached_bytes: u64,
 }
 
 /// Sets the store-wide gauges, and the process's open file descriptors.
@@ -423,6 +440,7 @@ pub(crate) fn store_gauges(values: &StoreGauges) {
     gauge!(BLOCK_CACHE_BYTES).set(values.block_cache_bytes as f64);
     gauge!(BLOCK_CACHE_CAPACITY).set(values.block_cache_capacity as f64);
     gauge!(OPEN_SEGMENT_FILES).set(values.open_segment_files as f64);
+    gauge!(SEGMENT_CACHED_BYTES).set(values.segment_cached_bytes as f64);
     if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
         gauge!(PROCESS_OPEN_FDS).set(fds.count() as f64);
     }
