@@ -125,8 +125,9 @@ pub struct Config {
     pub shards: Option<u64>,
     /// Extension `segmentCacheInMB`: how many MiB of the newest segment-file
     /// bytes (large payloads) the store leaves in the OS page cache. Older
-    /// bytes, once durable, are dropped from it, so that new writes reuse
-    /// the memory they held (see `docs/performance.md`). `-1` leaves every
+    /// bytes are written back and dropped from it as producers write, so
+    /// that new writes reuse the memory they held (see
+    /// `docs/performance.md`). `-1` leaves every
     /// byte to the OS, as a plain file would; at most 1048576 (1 TiB);
     /// default 1024 (1 GiB). See [`Config::segment_cache_limit_bytes`].
     #[serde(rename = "segmentCacheInMB")]

@@ -186,7 +186,7 @@ fn the_limit_keeps_the_newest_bytes_and_minus_one_leaves_them_all() {
         };
         let store = open(dir.path(), cache_mb);
         produce_all(&store);
-        // Closing syncs and drops as the background sync does.
+        // The producer dropped as it wrote; closing syncs the rest.
         store.close().unwrap();
         let resident = resident_total(dir.path());
         assert!(

@@ -67,23 +67,29 @@ const MAX_SLICES: usize = 512;
 /// [`MAX_SLICES`] payloads, and, if `by_bytes`, about [`WRITEBACK_BYTES`]
 /// (a run ends with the payload that reaches it), so that a large batch
 /// starts the writeback of what it wrote as it goes, as single calls do.
-fn write_chunks<'p, 'a>(payloads: &'p [&'a [u8]], by_bytes: bool) -> Vec<&'p [&'a [u8]]> {
-    let mut chunks = Vec::new();
-    let mut start = 0;
-    let mut bytes = 0u64;
-    for (index, payload) in payloads.iter().enumerate() {
-        bytes += payload.len() as u64;
-        let count = index + 1 - start;
-        if count == MAX_SLICES || (by_bytes && bytes >= WRITEBACK_BYTES) {
-            chunks.push(&payloads[start..=index]);
-            start = index + 1;
-            bytes = 0;
+fn write_chunks<'p, 'a>(
+    payloads: &'p [&'a [u8]],
+    by_bytes: bool,
+) -> impl Iterator<Item = &'p [&'a [u8]]> {
+    let mut rest = payloads;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
         }
-    }
-    if start < payloads.len() {
-        chunks.push(&payloads[start..]);
-    }
-    chunks
+        let mut bytes = 0u64;
+        let mut end = rest.len().min(MAX_SLICES);
+        if by_bytes
+            && let Some(last) = rest[..end].iter().position(|payload| {
+                bytes += payload.len() as u64;
+                bytes >= WRITEBACK_BYTES
+            })
+        {
+            end = last + 1;
+        }
+        let (chunk, after) = rest.split_at(end);
+        rest = after;
+        Some(chunk)
+    })
 }
 
 /// The segment directory of a store, on its file system, with the segment
@@ -594,7 +600,8 @@ impl SegmentWriter {
     }
 
     /// The writer is done with this file (its page closed): what it
-    /// appended last is recorded too. The background sync writes it back.
+    /// appended last is recorded too, to be written back and dropped in
+    /// its turn.
     pub(crate) fn finish(&mut self, segments: &Segments) {
         self.record(segments, None);
     }
@@ -729,8 +736,7 @@ mod tests {
         let payloads: Vec<&[u8]> = vec![&big, &big, &big, &small, &big];
         let lens = |by_bytes| -> Vec<usize> {
             write_chunks(&payloads, by_bytes)
-                .iter()
-                .map(|chunk| chunk.len())
+                .map(<[&[u8]]>::len)
                 .collect()
         };
         // 3 + 3 + 3 MiB reach 8 MiB at the third.
@@ -739,12 +745,11 @@ mod tests {
         let many: Vec<&[u8]> = vec![&small; MAX_SLICES * 2 + 1];
         assert_eq!(
             write_chunks(&many, true)
-                .iter()
-                .map(|c| c.len())
+                .map(<[&[u8]]>::len)
                 .collect::<Vec<_>>(),
             vec![MAX_SLICES, MAX_SLICES, 1]
         );
-        assert!(write_chunks(&[], true).is_empty());
+        assert_eq!(write_chunks(&[], true).count(), 0);
     }
 
     #[test]
