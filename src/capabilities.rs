@@ -74,7 +74,8 @@ pub struct Capabilities {
     /// writes only once it has applied everything committed before
     /// (nats-server#6485); with an older server, a publish retried during
     /// a leader election may, rarely, be stored twice (its duplicate
-    /// tracking on the new leader can be behind).
+    /// tracking on the new leader can be behind), and then its first copy
+    /// may come after a later publish.
     pub exactly_once_across_failover: bool,
 }
 

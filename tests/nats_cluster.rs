@@ -310,8 +310,8 @@ fn killing_the_stream_leader_loses_and_repeats_nothing() {
         .filter(|&&(_, n)| first_seen.insert(n))
         .map(|&(_, n)| n)
         .collect();
-    let in_order = read.windows(2).all(|pair| pair[0].0 < pair[1].0)
-        && firsts.windows(2).all(|pair| pair[0] < pair[1]);
+    let ids_in_order = read.windows(2).all(|pair| pair[0].0 < pair[1].0);
+    let misordered = firsts.windows(2).filter(|pair| pair[0] > pair[1]).count();
     println!(
         "3-node cluster, R3 stream, leader killed twice ({}): published {MESSAGES}, acknowledged {}, \
          failed {}, read back {}, duplicates {duplicates}, gaps {}, stored without acknowledgement {}, \
@@ -331,6 +331,7 @@ fn killing_the_stream_leader_loses_and_repeats_nothing() {
     assert_eq!(killed.len(), 2);
     if mq.capabilities().exactly_once_across_failover {
         assert_eq!(duplicates, 0, "nothing read twice");
+        assert_eq!(misordered, 0, "each publish's first copy in publish order");
     } else {
         // Before 2.11 a new leader may take writes before it applied what
         // was committed, and store a retried publish again (see
@@ -341,13 +342,21 @@ fn killing_the_stream_leader_loses_and_repeats_nothing() {
             duplicates <= 4 * BATCH as usize,
             "{duplicates} duplicates: more than the calls in flight at the elections"
         );
+        // The same lag lets the new leader store a retried call before the
+        // old leader's committed copy is applied: publish order breaks for
+        // those calls only.
+        println!("  first copies out of publish order: {misordered}");
+        assert!(
+            misordered <= 4 * BATCH as usize,
+            "{misordered} first copies out of publish order: more than the calls in flight at the elections"
+        );
     }
     assert!(gaps.is_empty(), "acknowledged and never read: {gaps:?}");
     assert_eq!(
         wrong_ids, 0,
         "read back with the id its acknowledgement gave"
     );
-    assert!(in_order, "ids and publish order agree");
+    assert!(ids_in_order, "read in id order");
     assert!(
         produced.acknowledged.len() as u64 > MESSAGES / 2,
         "most of the publishes went through"
