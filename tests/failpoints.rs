@@ -385,3 +385,156 @@ fn a_group_commit_that_panics_leaves_no_caller_waiting() {
     assert_eq!(messages.len(), totals.0, "exactly the calls that succeeded");
     scenario.teardown();
 }
+
+/// Group commit spans the topics of a shard, and a shared write that fails
+/// fails every call in it, whatever their topics, and stores none of them:
+/// with writes failing whenever they hold a call to `a`, producers of `a`
+/// and `b` (one shard) find exactly their successful calls stored, each at
+/// its ids, with no gap in either topic.
+#[test]
+fn a_failing_group_commit_across_topics_stores_none_of_its_calls() {
+    let scenario = fail::FailScenario::setup();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(Config::builder().path(dir.path()).shards(1).build()).unwrap();
+    for topic in ["a", "b"] {
+        store.create_topic(topic).unwrap();
+    }
+    fail::cfg("produce::write", "30%return(a)").unwrap();
+    type Outcome = (&'static str, Option<std::ops::Range<u64>>, Vec<String>);
+    let outcomes: Vec<Outcome> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|t| {
+                let store = &store;
+                scope.spawn(move || {
+                    (0..400)
+                        .map(|call| {
+                            let topic = if (t + call) % 2 == 0 { "a" } else { "b" };
+                            let texts: Vec<String> = (0..1 + call % 3)
+                                .map(|i| format!("{t}/{call}/{i}"))
+                                .collect();
+                            let batch: Vec<Message> = texts
+                                .iter()
+                                .map(|text| Message::new(text.as_str()))
+                                .collect();
+                            match store.produce(topic, &batch) {
+                                Ok(ids) => (topic, Some(ids), texts),
+                                Err(rocksmq::ProduceError::Storage(error)) => {
+                                    assert!(
+                                        error.to_string().contains("injected failure"),
+                                        "{error}"
+                                    );
+                                    (topic, None, texts)
+                                }
+                                Err(other) => panic!("{other}"),
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| handle.join().unwrap())
+            .collect()
+    });
+    fail::remove("produce::write");
+    for topic in ["a", "b"] {
+        let of_topic: Vec<_> = outcomes.iter().filter(|(t, _, _)| *t == topic).collect();
+        let succeeded = of_topic.iter().filter(|(_, ids, _)| ids.is_some()).count();
+        assert!(succeeded > 0, "calls to {topic} succeed");
+        let messages = store.read_range(topic, ..).unwrap();
+        let stored: usize = of_topic
+            .iter()
+            .filter_map(|(_, ids, _)| ids.as_ref())
+            .map(|ids| (ids.end - ids.start) as usize)
+            .sum();
+        assert_eq!(
+            messages.len(),
+            stored,
+            "only the calls to {topic} that succeeded"
+        );
+        let ids: Vec<u64> = messages.iter().map(|message| message.id).collect();
+        assert_eq!(
+            ids,
+            (1..=stored as u64).collect::<Vec<_>>(),
+            "no gap in {topic}"
+        );
+        for (_, ids, texts) in &of_topic {
+            let Some(ids) = ids else { continue };
+            let payloads: Vec<&[u8]> = messages[(ids.start - 1) as usize..(ids.end - 1) as usize]
+                .iter()
+                .map(|message| message.payload.as_slice())
+                .collect();
+            let expected: Vec<&[u8]> = texts.iter().map(String::as_bytes).collect();
+            assert_eq!(payloads, expected, "the call to {topic} given ids {ids:?}");
+        }
+    }
+    assert!(
+        outcomes.iter().any(|(_, ids, _)| ids.is_none()),
+        "the fail point failed writes"
+    );
+    scenario.teardown();
+}
+
+/// A topic whose lock stays held (here by a retention pass paused while it
+/// deletes the topic's pages) does not hold up the group commits of the
+/// other topics of its shard: a group that holds a call to it gives that
+/// call back to its producer, who writes it alone once the lock is free,
+/// and writes the others. Calls to `b` all complete while the pass holds
+/// `a`; the call to `a` completes after, at the next id.
+#[test]
+fn a_topic_held_by_retention_does_not_hold_up_the_other_topics_of_its_shard() {
+    let scenario = fail::FailScenario::setup();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(
+        Config::builder()
+            .path(dir.path())
+            .shards(1)
+            .page_size_bytes(1024)
+            .retention_size_mb(0)
+            .build(),
+    )
+    .unwrap();
+    for topic in ["a", "b"] {
+        store.create_topic(topic).unwrap();
+    }
+    for _ in 0..3 {
+        store.produce("a", &[Message::new(vec![0; 2000])]).unwrap();
+    }
+    // The pass reaches "a" first (topics go by name) and sleeps there,
+    // holding its lock, long enough for every call to "b" below.
+    fail::cfg("retention::delete_pages", "sleep(3000)").unwrap();
+    let retention_done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            store.run_retention().unwrap();
+            retention_done.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let to_a = scope.spawn(|| store.produce("a", &[Message::new("small")]).unwrap());
+        let to_b: Vec<_> = (0..4)
+            .map(|t| {
+                let store = &store;
+                scope.spawn(move || {
+                    for call in 0..200 {
+                        store
+                            .produce("b", &[Message::new(format!("{t}/{call}"))])
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for producer in to_b {
+            producer.join().unwrap();
+        }
+        assert!(
+            !retention_done.load(std::sync::atomic::Ordering::SeqCst),
+            "every call to b completed while the pass held a"
+        );
+        assert!(!to_a.is_finished(), "the call to a waits for the pass");
+        assert_eq!(to_a.join().unwrap(), 4..5);
+        fail::remove("retention::delete_pages");
+    });
+    assert_eq!(store.topic_stats("b").unwrap().last_id, 800);
+    scenario.teardown();
+}

@@ -20,9 +20,10 @@ use rustc_hash::FxHashMap;
 
 use crate::clock::{Clock, to_nanos};
 use crate::config::Config;
-use crate::error::{TopicError, Unavailable};
+use crate::error::{ProduceError, TopicError, Unavailable};
 use crate::rocks::background::{Background, Status};
 use crate::rocks::page::PageRules;
+use crate::rocks::queue::Commits;
 use crate::rocks::recovery::DamagedTopic;
 use crate::rocks::segment::Segments;
 use crate::rocks::telemetry::StoreMetrics;
@@ -73,6 +74,8 @@ pub(crate) struct Engine {
     /// The histograms of the produce and read paths.
     pub(crate) metrics: StoreMetrics,
     pub(crate) write_options: WriteOptions,
+    /// The group commit of each shard.
+    pub(crate) commits: Commits,
     pub(crate) topics: RwLock<FxHashMap<String, Arc<Topic>>>,
     /// Topics the store opened without: their name, and why.
     pub(crate) damaged: RwLock<FxHashMap<String, DamagedTopic>>,
@@ -112,6 +115,7 @@ impl Engine {
     pub(crate) fn new(parts: Parts) -> Self {
         let mut write_options = WriteOptions::default();
         write_options.set_sync(parts.config.sync_writes);
+        let shards = parts.db.all().len();
         Self {
             db: RecursiveRwLock::new(Some(parts.db)),
             pages: PageRules::new(parts.config.page_size_bytes, parts.config.page_max_age()),
@@ -121,6 +125,7 @@ impl Engine {
             config: parts.config,
             clock: parts.clock,
             write_options,
+            commits: Commits::new(shards),
             topics: RwLock::new(
                 parts
                     .topics
@@ -189,6 +194,19 @@ impl Engine {
                 topic: name.to_owned(),
             },
         })
+    }
+
+    /// Why there is no topic `name` to produce to: damaged, or missing.
+    pub(crate) fn missing_topic(&self, name: &str) -> ProduceError {
+        match self.damage(name) {
+            Some(reason) => ProduceError::TopicDamaged {
+                topic: name.to_owned(),
+                reason,
+            },
+            None => ProduceError::TopicNotFound {
+                topic: name.to_owned(),
+            },
+        }
     }
 
     /// The damaged topics, each with what is wrong, sorted by name.

@@ -505,6 +505,34 @@ pub(crate) fn encode_message(
     payload: Payload<'_>,
 ) {
     out.clear();
+    append_message(out, produce_ns, offset_bytes, properties, payload);
+}
+
+/// Where a message value holds its produce time and byte offset.
+const MESSAGE_TIMES: std::ops::Range<usize> = 2..18;
+
+/// Sets the produce time and byte offset of an encoded message value (a
+/// group commit encodes values before it knows them).
+pub(crate) fn set_message_times(value: &mut [u8], produce_ns: u64, offset_bytes: u64) {
+    let Some(times) = value.get_mut(MESSAGE_TIMES) else {
+        debug_assert!(
+            false,
+            "a message value is at least {MESSAGE_HEADER_LEN} bytes"
+        );
+        return;
+    };
+    times[..8].copy_from_slice(&produce_ns.to_le_bytes());
+    times[8..].copy_from_slice(&offset_bytes.to_le_bytes());
+}
+
+/// Appends a message value to `out`, as [`encode_message`] encodes it.
+pub(crate) fn append_message(
+    out: &mut Vec<u8>,
+    produce_ns: u64,
+    offset_bytes: u64,
+    properties: &BTreeMap<String, String>,
+    payload: Payload<'_>,
+) {
     out.push(RECORD_V1);
     out.push(match payload {
         Payload::Inline(_) => 0,
@@ -756,6 +784,21 @@ mod tests {
             prop_assert_eq!(decoded.properties, properties);
             let StoredPayload::External(read) = decoded.payload else { panic!("external") };
             prop_assert_eq!(read, reference);
+        }
+
+        #[test]
+        fn times_set_after_encoding_read_back_as_if_encoded_with_them(
+            produce_ns: u64,
+            offset: u64,
+            properties in proptest::collection::btree_map(".{0,12}", ".{0,12}", 0..5),
+            payload in proptest::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let mut later = vec![9];
+            append_message(&mut later, 0, 0, &properties, Payload::Inline(&payload));
+            set_message_times(&mut later[1..], produce_ns, offset);
+            let mut direct = Vec::new();
+            encode_message(&mut direct, produce_ns, offset, &properties, Payload::Inline(&payload));
+            prop_assert_eq!(&later[1..], &direct[..]);
         }
 
         #[test]

@@ -7,6 +7,7 @@
 pub(crate) mod background;
 pub(crate) mod cache_window;
 pub(crate) mod catalog;
+pub(crate) mod commit;
 pub(crate) mod compaction;
 pub(crate) mod durability;
 pub(crate) mod engine;
@@ -16,6 +17,7 @@ pub(crate) mod lifecycle;
 pub(crate) mod migration;
 pub(crate) mod options;
 pub(crate) mod page;
+pub(crate) mod queue;
 pub(crate) mod read;
 pub(crate) mod recovery;
 pub(crate) mod repair;

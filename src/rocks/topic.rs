@@ -1,20 +1,26 @@
 //! A topic's in-memory state.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::ops::Range;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use event_listener::Event;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 
-use crate::error::ProduceError;
-use crate::message::{Message, MessageId};
+use crate::message::MessageId;
 use crate::rocks::format::{GroupRecord, PageRecord, TopicState};
 use crate::rocks::segment::{SegmentWriter, Segments, SyncJob};
 use crate::rocks::telemetry::TopicMetrics;
 
 pub(crate) use crate::name::check_name;
+
+/// The largest encoding buffer a topic keeps between produce calls.
+const SCRATCH_KEEP_BYTES: usize = 1 << 20;
+/// A waiter for a topic's lock spins this many times…
+const LOCK_SPINS: u32 = 200;
+/// …then yields until it has waited this long, then sleeps.
+const LOCK_YIELD_TIME: Duration = Duration::from_millis(1);
 
 /// One topic of an open store.
 ///
@@ -29,14 +35,6 @@ pub(crate) struct Topic {
     pub(crate) shard: usize,
     pub(crate) created_ns: u64,
     pub(crate) writer: Mutex<Writer>,
-    /// Produce calls that found `writer` taken and wait for its holder to
-    /// write them with its own batch (`write.rs`, group commit).
-    pub(crate) queue: Mutex<Vec<Arc<QueuedCall>>>,
-    /// Calls that may join a group commit in progress: a holder of the lock
-    /// waits briefly for those not yet in `queue`.
-    pub(crate) grouping: AtomicUsize,
-    /// The calls in `queue`, read without its lock.
-    pub(crate) queued: AtomicUsize,
     /// The last id readable (0: none yet).
     last_id: AtomicU64,
     /// The first id still retained.
@@ -66,9 +64,6 @@ pub(crate) struct Writer {
     /// The produce time of the newest message: the next is never older,
     /// even if the clock goes back (seek by time relies on the order).
     pub(crate) last_ns: u64,
-    /// The calls the last group commit wrote: their producers are likely
-    /// to be back with the next calls.
-    pub(crate) last_group: usize,
 }
 
 impl Writer {
@@ -188,11 +183,7 @@ impl Topic {
                 segment: None,
                 unsynced: Vec::new(),
                 synced_through,
-                last_group: 0,
             }),
-            queue: Mutex::new(Vec::new()),
-            grouping: AtomicUsize::new(0),
-            queued: AtomicUsize::new(0),
             destroyed: AtomicBool::new(false),
             event: Event::new(),
             groups: Mutex::new(groups),
@@ -230,53 +221,53 @@ impl Topic {
         self.destroyed.store(true, Ordering::Release);
         self.event.notify(usize::MAX);
     }
-}
 
-/// A produce call of small messages waiting in [`Topic::queue`]: whoever
-/// holds the topic's lock next writes it, in the same RocksDB write as its
-/// own, and leaves the outcome here for the caller.
-#[derive(Debug)]
-pub(crate) struct QueuedCall {
-    /// The batch, copied: the caller waits, but another thread writes it.
-    pub(crate) messages: Vec<Message>,
-    /// Its payloads' bytes together.
-    pub(crate) payload_bytes: usize,
-    /// The bytes its encoded keys and values take.
-    pub(crate) encoded_bytes: usize,
-    outcome: Mutex<Option<Result<Range<MessageId>, ProduceError>>>,
-    /// Set once `outcome` is: waiting callers read this, not the lock.
-    done: AtomicBool,
-}
-
-impl QueuedCall {
-    /// A call of `messages`, not yet written.
-    pub(crate) fn new(messages: Vec<Message>, payload_bytes: usize, encoded_bytes: usize) -> Self {
-        Self {
-            messages,
-            payload_bytes,
-            encoded_bytes,
-            outcome: Mutex::new(None),
-            done: AtomicBool::new(false),
+    /// After a produce's batch is written, with `writer` held: the writer
+    /// takes the new state, and readers and waiting receivers see the new
+    /// ids.
+    pub(crate) fn commit(&self, writer: &mut Writer, state: TopicState, closed: Vec<PageRecord>) {
+        writer.state = state;
+        writer.last_ns = state.open_page.map_or(writer.last_ns, |page| page.last_ns);
+        writer.closed_pages.extend(closed);
+        // A batch of huge messages should not pin its buffer forever.
+        if writer.scratch.capacity() > SCRATCH_KEEP_BYTES {
+            writer.scratch = Vec::new();
         }
+        self.publish(&state);
+        self.event.notify(usize::MAX);
     }
 
-    /// Leaves the outcome for the caller; called once, by the writer.
-    pub(crate) fn finish(&self, outcome: Result<Range<MessageId>, ProduceError>) {
-        *self.outcome.lock() = Some(outcome);
-        self.done.store(true, Ordering::Release);
+    /// The topic's lock, for a produce. Its holders (a call written alone,
+    /// a group commit writing to the topic, a retention pass) keep it for
+    /// one write, a few microseconds for small messages, and a waiter that
+    /// sleeps costs the holder a wake-up on every release, more than the
+    /// write itself. So a waiter spins briefly, then yields its core until
+    /// the lock is free, and sleeps only if the lock stays held for long (a
+    /// large payload synced with `syncWrites`, a retention pass).
+    pub(crate) fn lock_writer(&self) -> MutexGuard<'_, Writer> {
+        self.wait_for_writer(LOCK_YIELD_TIME)
+            .unwrap_or_else(|| self.writer.lock())
     }
 
-    /// Whether the outcome was left (and perhaps taken already).
-    pub(crate) fn is_done(&self) -> bool {
-        self.done.load(Ordering::Acquire)
-    }
-
-    /// The outcome, once the call was written (or failed).
-    pub(crate) fn take(&self) -> Option<Result<Range<MessageId>, ProduceError>> {
-        if self.done.load(Ordering::Acquire) {
-            self.outcome.lock().take()
-        } else {
-            None
+    /// Waits for the topic's lock as [`Topic::lock_writer`] does, but never
+    /// sleeps: `None` once it waited for `patience`.
+    pub(crate) fn wait_for_writer(&self, patience: Duration) -> Option<MutexGuard<'_, Writer>> {
+        let started = Instant::now();
+        let mut rounds = 0_u32;
+        loop {
+            if !self.writer.is_locked()
+                && let Some(writer) = self.writer.try_lock()
+            {
+                return Some(writer);
+            }
+            if rounds < LOCK_SPINS {
+                std::hint::spin_loop();
+            } else if started.elapsed() <= patience {
+                std::thread::yield_now();
+            } else {
+                return None;
+            }
+            rounds += 1;
         }
     }
 }
