@@ -145,8 +145,8 @@ impl Run {
                 memory_messages: 1_000_000,
                 disk_bytes: 1 << 30,
                 topics: 10_000,
-                metrics_rounds: 31,
-                metrics_calls: 20_000,
+                metrics_rounds: 51,
+                metrics_calls: 10_000,
             }
         } else {
             // Test mode runs every benchmark once and must stay quick.
@@ -178,7 +178,7 @@ pub struct Scale {
     pub topics: usize,
     /// Rounds of the metrics-cost measurement…
     pub metrics_rounds: usize,
-    /// …of this many produce calls on each store.
+    /// …of this many produce calls in each mode.
     pub metrics_calls: usize,
 }
 

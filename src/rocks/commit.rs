@@ -77,18 +77,30 @@ pub(crate) fn produce(
     topic: &Arc<Topic>,
     messages: &[Message],
     encoded_bytes: usize,
+    started: Option<u64>,
 ) -> Outcome {
     let commits = &engine.commits;
     let committer = commits.shard(topic.shard);
     let shard = Shard {
         engine,
         db,
+        index: topic.shard,
         committer,
     };
     if let Some(mut role) = committer.role.try_lock() {
-        return shard.lead(&mut role, Some((topic, messages)));
+        let own = Own {
+            topic,
+            messages,
+            started,
+        };
+        return shard.lead(&mut role, Some(own));
     }
-    let call = Arc::new(Call::new(Arc::clone(topic), messages, encoded_bytes));
+    let call = Arc::new(Call::new(
+        Arc::clone(topic),
+        messages,
+        encoded_bytes,
+        started,
+    ));
     committer.push(Arc::clone(&call));
     let _waiting = commits.wait();
     let started = Instant::now();
@@ -123,7 +135,17 @@ pub(crate) fn produce(
 struct Shard<'a> {
     engine: &'a Engine,
     db: &'a DB,
+    /// Its index in the store.
+    index: usize,
     committer: &'a Committer,
+}
+
+/// The call of the holder of the role, when it is not queued.
+struct Own<'a> {
+    topic: &'a Topic,
+    messages: &'a [Message],
+    /// When its produce began, on the store's metrics clock.
+    started: Option<u64>,
 }
 
 impl Shard<'_> {
@@ -131,10 +153,13 @@ impl Shard<'_> {
     /// is not queued, then the oldest queued calls (waiting briefly for
     /// those on their way while it puts its own into the batch); returns
     /// `own`'s outcome.
-    fn lead(&self, role: &mut Role, own: Option<(&Arc<Topic>, &[Message])>) -> Outcome {
+    fn lead(&self, role: &mut Role, own: Option<Own<'_>>) -> Outcome {
         let queued;
         let mut group = Group::new(self.engine, self.db);
-        let own = own.and_then(|(topic, messages)| group.add(topic, Member::Own(messages)));
+        let own = own.and_then(|own| {
+            let range = group.add(own.topic, Member::Own(own.messages))?;
+            Some((range, own.started))
+        });
         queued = self.gather(role, own.is_some());
         let _unwinding = FinishOnUnwind(&queued);
         let members: Vec<_> = queued
@@ -146,10 +171,18 @@ impl Shard<'_> {
         // The topics' locks go before the callers learn their outcomes, so
         // that their next calls find them free.
         drop(group);
+        if written.is_ok() {
+            let metrics = &self.engine.metrics;
+            let end = metrics.now();
+            let started = members.iter().map(|(call, _)| call.started);
+            for started in started.chain(own.as_ref().map(|(_, started)| *started)) {
+                metrics.count(&metrics.produce, self.index, started, end);
+            }
+        }
         for (call, range) in members {
             call.finish(written.clone().map(|()| range));
         }
-        own.map_or(Outcome::GivenBack, |range| {
+        own.map_or(Outcome::GivenBack, |(range, _)| {
             Outcome::Done(written.map(|()| range))
         })
     }
@@ -334,10 +367,7 @@ impl<'a> Group<'a> {
                 state,
                 closed,
             } = locked;
-            let messages = state.next_id - writer.state.next_id;
-            let bytes = state.produced_bytes - writer.state.produced_bytes;
             topic.commit(writer, *state, std::mem::take(closed));
-            topic.metrics.produced(messages, bytes);
         }
         Ok(())
     }

@@ -120,7 +120,7 @@ impl Engine {
             db: RecursiveRwLock::new(Some(parts.db)),
             pages: PageRules::new(parts.config.page_size_bytes, parts.config.page_max_age()),
             segments: parts.segments,
-            metrics: StoreMetrics::new(),
+            metrics: StoreMetrics::new(shards),
             path: parts.path,
             config: parts.config,
             clock: parts.clock,

@@ -174,6 +174,10 @@ fn job<E: std::fmt::Display>(
 /// waits for running calls, syncs the segment files and the log (unless a
 /// crash is simulated). Closing twice is harmless.
 pub(crate) fn close(engine: &Engine) -> Result<(), StorageError> {
+    if !engine.is_closed() {
+        // What the histograms and counters hold since the last refresh.
+        let _ = record_metrics(engine);
+    }
     if !engine.mark_closed() {
         return Ok(());
     }

@@ -79,6 +79,13 @@ pub mod bench_support {
 
     use crate::config::Config;
 
+    /// Turns the timing of produce and read calls (the latency
+    /// histograms) off or on again, in every store of the process: the
+    /// benchmark of what recording metrics costs compares the two.
+    pub fn time_calls(on: bool) {
+        crate::rocks::telemetry::time_calls(on);
+    }
+
     /// The database-wide options of a store of one shard.
     #[must_use]
     pub fn db_options() -> Options {

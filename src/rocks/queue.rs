@@ -150,6 +150,8 @@ const GIVEN_BACK: u8 = 3;
 /// A produce call queued for a group commit.
 pub(crate) struct Call {
     pub(crate) topic: Arc<Topic>,
+    /// When its produce began, on the store's metrics clock.
+    pub(crate) started: Option<u64>,
     encoded_bytes: usize,
     state: AtomicU8,
     /// The messages, encoded by the caller; the holder of the role fills
@@ -160,10 +162,16 @@ pub(crate) struct Call {
 
 impl Call {
     /// A call of `messages` to `topic`, encoded (`encoded_bytes` is their
-    /// encoded keys and values).
-    pub(crate) fn new(topic: Arc<Topic>, messages: &[Message], encoded_bytes: usize) -> Self {
+    /// encoded keys and values), begun at `started`.
+    pub(crate) fn new(
+        topic: Arc<Topic>,
+        messages: &[Message],
+        encoded_bytes: usize,
+        started: Option<u64>,
+    ) -> Self {
         Self {
             topic,
+            started,
             encoded_bytes,
             state: AtomicU8::new(QUEUED),
             encoded: Mutex::new(Encoded::new(messages, encoded_bytes)),

@@ -10,7 +10,6 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::time::Instant;
 
 use rocksdb::{DB, ReadOptions};
 
@@ -147,12 +146,10 @@ pub(crate) fn read(
             Ok(Vec::new())
         };
     }
-    let started = Instant::now();
+    let metrics = &engine.metrics;
+    let started = metrics.now();
     let result = read_stored(engine, topic, start..end, max_count, max_bytes);
-    engine
-        .metrics
-        .read_duration
-        .record(started.elapsed().as_secs_f64());
+    metrics.count(&metrics.read, topic.shard, started, metrics.now());
     result
 }
 

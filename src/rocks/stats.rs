@@ -309,12 +309,16 @@ fn dir_size(dir: &Path, skip: Option<&Path>) -> u64 {
         .sum()
 }
 
-/// Sets the metrics' gauges from the store's state now (see `telemetry`).
+/// Sets the metrics' gauges and produce counters from the store's state
+/// now, and hands the latency histograms' counts to the recorder (see
+/// `telemetry`).
 pub(crate) fn record_metrics(engine: &Engine) -> Result<(), TopicError> {
+    engine.metrics.flush();
     let topics = engine.all_topics();
     for topic in &topics {
         let (messages, bytes, last_id) = {
             let writer = topic.writer.lock();
+            topic.metrics.set(&writer.state);
             let (messages, bytes) = writer.retained();
             (messages, bytes, writer.state.next_id - 1)
         };

@@ -14,10 +14,8 @@
 //! topics of a shard in one RocksDB write (`commit.rs`); the rest (payloads
 //! for segment files, large calls) one call per write, here.
 
-use std::ops::Range;
-use std::time::Instant;
-
 use rocksdb::{ColumnFamily, WriteBatch};
+use std::ops::Range;
 
 use crate::error::{ProduceError, StorageError};
 use crate::message::{Message, MessageId};
@@ -43,7 +41,7 @@ pub(crate) fn produce(
     topic: &str,
     messages: &[Message],
 ) -> Result<Range<MessageId>, ProduceError> {
-    let started = Instant::now();
+    let started = engine.metrics.now();
     let shards = engine.db()?;
     let handle = engine
         .topic(topic)
@@ -52,8 +50,8 @@ pub(crate) fn produce(
     let shape = Shape::of(engine, topic, messages)?;
     let grouped = shape
         .joins_groups(messages)
-        .then(|| commit::produce(engine, db, &handle, messages, shape.encoded_bytes));
-    let ids = match grouped {
+        .then(|| commit::produce(engine, db, &handle, messages, shape.encoded_bytes, started));
+    match grouped {
         Some(Outcome::Done(outcome)) => outcome,
         Some(Outcome::GivenBack) | None => {
             let target = Target {
@@ -65,14 +63,12 @@ pub(crate) fn produce(
                     meta: meta_cf(db),
                 },
             };
-            target.write_call(&mut handle.lock_writer(), messages, &shape)
+            let ids = target.write_call(&mut handle.lock_writer(), messages, &shape)?;
+            let metrics = &engine.metrics;
+            metrics.count(&metrics.produce, handle.shard, started, metrics.now());
+            Ok(ids)
         }
-    }?;
-    engine
-        .metrics
-        .produce_duration
-        .record(started.elapsed().as_secs_f64());
-    Ok(ids)
+    }
 }
 
 /// Where a produce call writes: the topic, its shard's database and column
@@ -115,11 +111,7 @@ impl Target<'_> {
             .map_err(|error| StorageError::io(context(), &error))?;
         db.write_opt(batch, &engine.write_options)
             .map_err(|error| StorageError::rocksdb(context(), &error))?;
-        let produced_bytes = state.produced_bytes - writer.state.produced_bytes;
         topic.commit(writer, state, closed);
-        topic
-            .metrics
-            .produced(state.next_id - first, produced_bytes);
         Ok(first..state.next_id)
     }
 }
