@@ -88,7 +88,7 @@ fn main() {
         .then(|| topics::measure(scale.topics));
     scaling.metrics_cost = run
         .selects("metrics_cost")
-        .then(|| metrics_cost::measure(scale.metrics_rounds, scale.metrics_calls));
+        .then(|| metrics_cost::measure(scale.metrics_fours, scale.metrics_calls));
     let seam = backends::measure(
         &mut criterion,
         backends::Settings {

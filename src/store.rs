@@ -297,6 +297,13 @@ impl Store {
     /// survives a crash of the process; with `syncWrites` the log is also
     /// synced to disk, so it survives a crash of the machine.
     ///
+    /// Calls from several threads share writes: a call of small messages
+    /// (at most 64 KiB encoded) is written together with the other small
+    /// calls to topics of its shard that wait at that moment, in one
+    /// RocksDB write (and one sync with `syncWrites`). Each call stays
+    /// atomic and its ids contiguous; if the shared write fails, every call
+    /// in it fails and none is stored.
+    ///
     /// ```
     /// # use rocksmq::{Config, Message, Store};
     /// # let dir = tempfile::tempdir()?;
@@ -494,13 +501,15 @@ impl Store {
 
     /// Sets the store's gauges in the installed [`metrics`] recorder now:
     /// retained messages and bytes per topic, lag per group, disk, segment,
-    /// memtable and block cache bytes, open files. The background task
-    /// does this every 10 seconds; counters and histograms (produced,
-    /// consumed, latencies, retention and compaction runs, background
-    /// errors) are recorded as things happen. docs/metrics.md lists every
-    /// metric. Install the recorder before opening the store: the handles
-    /// of the produce and read paths are registered when a topic is created
-    /// or the store opens, and without a recorder they record nothing.
+    /// memtable and block cache bytes, open files; and hands it the
+    /// produce counters (from each topic's state) and the produce and read
+    /// latencies counted since the last time. The background task does
+    /// this every 10 seconds, and closing the store once more; the other
+    /// counters and histograms (consumed, retention and compaction runs,
+    /// background errors) are recorded as things happen. docs/metrics.md
+    /// lists every metric. Install the recorder before opening the store:
+    /// the handles are registered when a topic is created or the store
+    /// opens, and without a recorder they record nothing.
     ///
     /// ```
     /// # use rocksmq::{Config, Message, Store};

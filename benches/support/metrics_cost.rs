@@ -2,11 +2,12 @@
 //! go to a metrics-exporter-prometheus recorder, produced to in alternating
 //! rounds with the produce path's recording on and off
 //! (`bench_support::time_calls`), so that the machine's noise and the
-//! store's own state (its memtable, its files) weigh on both alike. The
-//! cost is the median over the pairs of rounds of one's time per call
-//! over the other's (a drift of the machine moves both rounds of a pair),
-//! less one. One message of 128 B per call, the shape where a fixed cost
-//! per call weighs most.
+//! store's own state (its memtable, its files) weigh on both alike. Rounds
+//! go in fours, on-off-off-on or off-on-on-off, so that a drift of the
+//! machine or of the store over four rounds weighs on both modes alike;
+//! the cost is the median over the fours of the on rounds' time over the
+//! off rounds', less one. One message of 128 B per call, the shape where a
+//! fixed cost per call weighs most.
 //!
 //! The produce counters are not on the path (the store sets them from its
 //! topics' state with the gauges), so what the path records is its
@@ -28,7 +29,7 @@ pub const SIZE: usize = 128;
 /// Times per produce call with and without recording.
 #[derive(Debug, Clone, Copy)]
 pub struct MetricsCost {
-    /// Rounds run in each mode.
+    /// Rounds run in each mode (two in each four).
     pub rounds: usize,
     /// Produce calls per round.
     pub calls_per_round: usize,
@@ -36,15 +37,15 @@ pub struct MetricsCost {
     pub without: Duration,
     /// The same, recording on.
     pub with: Duration,
-    /// The median over the pairs of rounds of the time per call with
+    /// The median over the fours of rounds of the time per call with
     /// recording over the time without.
-    pub pair_ratio: f64,
+    pub ratio: f64,
 }
 
 impl MetricsCost {
     /// The extra time per call, as a fraction of the time without.
     pub fn overhead(&self) -> f64 {
-        self.pair_ratio - 1.0
+        self.ratio - 1.0
     }
 }
 
@@ -59,8 +60,9 @@ fn round(store: &Store, messages: &[Message], calls: usize, timed: bool) -> Dura
     elapsed / u32::try_from(calls).expect("calls fit u32")
 }
 
-/// Runs `rounds` rounds of `calls` produce calls in each mode.
-pub fn measure(rounds: usize, calls: usize) -> MetricsCost {
+/// Runs `fours` fours of rounds of `calls` produce calls, two rounds in
+/// each mode.
+pub fn measure(fours: usize, calls: usize) -> MetricsCost {
     let recorder = PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();
     let dir = tempfile::tempdir().expect("a temporary directory");
@@ -75,21 +77,24 @@ pub fn measure(rounds: usize, calls: usize) -> MetricsCost {
     let messages = [Message::new(payload(SIZE))];
     // Warm up: memtables, caches.
     round(&store, &messages, calls, true);
+    let rounds = 2 * fours;
     let mut without = Vec::with_capacity(rounds);
     let mut with = Vec::with_capacity(rounds);
-    let mut ratios = Vec::with_capacity(rounds);
-    for index in 0..rounds {
-        // Each mode goes first every other pair, so that a drift of the
-        // machine within a pair weighs on both alike.
-        let mut modes = [true, false];
-        if index % 2 == 1 {
-            modes.reverse();
-        }
-        for timed in modes {
+    let mut ratios = Vec::with_capacity(fours);
+    for index in 0..fours {
+        let first = index % 2 == 0;
+        let (mut on, mut off) = (Duration::ZERO, Duration::ZERO);
+        for timed in [first, !first, !first, first] {
             let time = round(&store, &messages, calls, timed);
-            if timed { &mut with } else { &mut without }.push(time);
+            if timed {
+                on += time;
+                with.push(time);
+            } else {
+                off += time;
+                without.push(time);
+            }
         }
-        ratios.push(with[index].as_secs_f64() / without[index].as_secs_f64());
+        ratios.push(on.as_secs_f64() / off.as_secs_f64());
     }
     store.record_metrics().expect("record the metrics");
     let produced = (2 * rounds + 1) * calls;
@@ -113,6 +118,6 @@ pub fn measure(rounds: usize, calls: usize) -> MetricsCost {
         calls_per_round: calls,
         without: without[rounds / 2],
         with: with[rounds / 2],
-        pair_ratio: ratios[rounds / 2],
+        ratio: ratios[fours / 2],
     }
 }

@@ -145,7 +145,7 @@ impl Run {
                 memory_messages: 1_000_000,
                 disk_bytes: 1 << 30,
                 topics: 10_000,
-                metrics_rounds: 51,
+                metrics_fours: 25,
                 metrics_calls: 10_000,
             }
         } else {
@@ -156,7 +156,7 @@ impl Run {
                 memory_messages: 10_000,
                 disk_bytes: 8 << 20,
                 topics: 200,
-                metrics_rounds: 3,
+                metrics_fours: 2,
                 metrics_calls: 100,
             }
         }
@@ -176,8 +176,8 @@ pub struct Scale {
     pub disk_bytes: u64,
     /// Topics of the many-topics run.
     pub topics: usize,
-    /// Rounds of the metrics-cost measurement…
-    pub metrics_rounds: usize,
+    /// Fours of rounds of the metrics-cost measurement…
+    pub metrics_fours: usize,
     /// …of this many produce calls in each mode.
     pub metrics_calls: usize,
 }

@@ -442,12 +442,12 @@ impl Finished {
             md,
             "One store whose metrics go to a metrics-exporter-prometheus recorder, produced \
              to in {} rounds of {} calls of one {} message with the produce path's recording \
-             on, alternating with as many with it off (`bench_support::time_calls`), each \
-             mode first every other pair. What the path records is its latency (two \
-             readings of the clock, one atomic add to a bucket); the produce counters are \
-             set from the topics' state with the gauges. The medians of the rounds' times \
-             per call: {} ns off, {} ns on; the median over the pairs of rounds of on over \
-             off: **{:+.2} %**.\n",
+             on and as many with it off (`bench_support::time_calls`), in fours on-off-off-on \
+             and off-on-on-off, so that a drift weighs on both alike. What the path records \
+             is its latency (two readings of the clock, one atomic add to a bucket); the \
+             produce counters are set from the topics' state with the gauges. The medians of \
+             the rounds' times per call: {} ns off, {} ns on; the median over the fours of \
+             the on rounds' time over the off rounds': **{:+.2} %**.\n",
             cost.rounds,
             thousands(cost.calls_per_round as u64),
             size_label(super::metrics_cost::SIZE),
