@@ -869,3 +869,51 @@ fn producers_of_many_topics_in_one_shard_each_find_their_messages_at_their_ids()
     drop(store);
     check(&open(), "after a reopen");
 }
+
+/// A message's produce time is never before its produce call began, even
+/// when another producer writes it in a group commit it started earlier:
+/// seeking to a time read before a produce finds the message.
+#[test]
+fn a_grouped_message_is_never_older_than_its_produce_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path()).shards(1).build()).unwrap();
+    for topic in ["a", "b"] {
+        store.create_topic(topic).unwrap();
+    }
+    let calls: Vec<(&str, u64, std::time::SystemTime)> = thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|t| {
+                let store = &store;
+                scope.spawn(move || {
+                    (0..2000)
+                        .map(|call| {
+                            let topic = if (t + call) % 3 == 0 { "b" } else { "a" };
+                            let before = std::time::SystemTime::now();
+                            let ids = store.produce(topic, &[Message::new("m")]).unwrap();
+                            (topic, ids.start, before)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| handle.join().unwrap())
+            .collect()
+    });
+    for topic in ["a", "b"] {
+        let messages = store.read_range(topic, ..).unwrap();
+        let older: Vec<_> = calls
+            .iter()
+            .filter(|(t, id, before)| {
+                *t == topic && messages[(*id - 1) as usize].timestamp < *before
+            })
+            .collect();
+        assert!(
+            older.is_empty(),
+            "{} messages of {topic} older than their produce call, e.g. id {}",
+            older.len(),
+            older[0].1
+        );
+    }
+}

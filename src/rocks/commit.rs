@@ -103,7 +103,7 @@ pub(crate) fn produce(
     ));
     committer.push(Arc::clone(&call));
     let _waiting = commits.wait();
-    let started = Instant::now();
+    let waiting_since = Instant::now();
     let mut spins = 0;
     loop {
         if let Some(outcome) = call.outcome() {
@@ -120,7 +120,7 @@ pub(crate) fn produce(
         if spins < WAIT_SPINS && !commits.crowded() {
             spins += 1;
             std::hint::spin_loop();
-        } else if started.elapsed() < WAIT_YIELD_TIME {
+        } else if waiting_since.elapsed() < WAIT_YIELD_TIME {
             std::thread::yield_now();
         } else {
             let mut role = committer.role.lock();
@@ -162,6 +162,11 @@ impl Shard<'_> {
         });
         queued = self.gather(role, own.is_some());
         let _unwinding = FinishOnUnwind(&queued);
+        // Calls queued while the holder put its own call in began after
+        // the group's time was read: none may be given an older one.
+        if !queued.is_empty() {
+            group.now_ns = self.engine.now_ns();
+        }
         let members: Vec<_> = queued
             .iter()
             .filter_map(|call| Some((call, group.add(&call.topic, Member::Queued(call))?)))
@@ -220,8 +225,9 @@ struct Group<'a> {
     messages_cf: &'a ColumnFamily,
     meta_cf: &'a ColumnFamily,
     batch: WriteBatch,
-    /// The time of every message of the group (each topic's never goes
-    /// backwards: see [`Locked::now_ns`]).
+    /// The time of the messages of the calls added next (read again once
+    /// the queued calls are taken; each topic's never goes backwards: see
+    /// [`Locked::now_ns`]).
     now_ns: u64,
     topics: Vec<Locked<'a>>,
 }
@@ -243,13 +249,17 @@ struct Locked<'a> {
     state: TopicState,
     /// The pages those calls closed.
     closed: Vec<PageRecord>,
+    /// The produce time of the topic's newest message, in this group or
+    /// before it.
+    last_ns: u64,
 }
 
 impl Locked<'_> {
-    /// The produce time of the topic's messages in this group: the group's,
-    /// or the topic's newest if the clock went back.
-    fn now_ns(&self, group_ns: u64) -> u64 {
-        group_ns.max(self.writer.last_ns)
+    /// The produce time of the topic's next messages in this group: the
+    /// group's, or the topic's newest if the clock went back.
+    fn now_ns(&mut self, group_ns: u64) -> u64 {
+        self.last_ns = self.last_ns.max(group_ns);
+        self.last_ns
     }
 }
 
@@ -332,6 +342,7 @@ impl<'a> Group<'a> {
         self.topics.push(Locked {
             topic,
             state: writer.state,
+            last_ns: writer.last_ns,
             writer,
             closed: Vec::new(),
         });
@@ -366,6 +377,7 @@ impl<'a> Group<'a> {
                 writer,
                 state,
                 closed,
+                ..
             } = locked;
             topic.commit(writer, *state, std::mem::take(closed));
         }

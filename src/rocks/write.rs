@@ -14,8 +14,9 @@
 //! topics of a shard in one RocksDB write (`commit.rs`); the rest (payloads
 //! for segment files, large calls) one call per write, here.
 
-use rocksdb::{ColumnFamily, WriteBatch};
 use std::ops::Range;
+
+use rocksdb::{ColumnFamily, WriteBatch};
 
 use crate::error::{ProduceError, StorageError};
 use crate::message::{Message, MessageId};
