@@ -17,7 +17,7 @@ use std::time::Duration;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode};
 
-use support::concurrency::{NatsConcurrent, PRODUCERS, RocksmqConcurrent, Topics};
+use support::concurrency::{NatsConcurrent, PRODUCERS, RawConcurrent, RocksmqConcurrent, Topics};
 use support::fanout::{FanoutConsume, FanoutEndToEnd, GROUPS};
 use support::nats::{NatsClient, NatsConsume, NatsEndToEnd, NatsProduce, NatsServer};
 use support::report::{self, CriterionSettings, NatsSettings, Results, System, Workload};
@@ -296,6 +296,19 @@ fn concurrent(c: &mut Criterion, scaling: &mut Scaling, nats: Option<&NatsClient
                     RocksmqConcurrent::new(size, producers, topics)
                 });
                 scaling.add_concurrency(size, topics, Producer::Rocksmq, producers, recorded);
+                if topics == Topics::Shared {
+                    let id = concurrency::function_id(Producer::RawRocksdb.id(), topics, producers);
+                    let recorded = support::bench(&mut group, &id, size, producers as u64, || {
+                        RawConcurrent::new(size, producers)
+                    });
+                    scaling.add_concurrency(
+                        size,
+                        topics,
+                        Producer::RawRocksdb,
+                        producers,
+                        recorded,
+                    );
+                }
                 if let Some(client) = nats {
                     let id = concurrency::function_id(Producer::Nats.id(), topics, producers);
                     let recorded = support::bench(&mut group, &id, size, producers as u64, || {

@@ -7,7 +7,9 @@
 //! rocksmq's producers are threads that live as long as the benchmark; an
 //! iteration is one produce call by each of them (Criterion's `iters` calls
 //! each, run without a barrier between calls), timed from the start signal
-//! to the last thread done.
+//! to the last thread done. Raw RocksDB is measured the same way, threads
+//! writing one value per call into one database: what RocksDB's own merging
+//! of concurrent writers gives on the machine.
 
 use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
@@ -15,11 +17,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use rocksdb::WriteBatch;
 use rocksmq::{Message, Store};
 use tempfile::TempDir;
 
 use super::nats::NatsClient;
-use super::rocks::config;
+use super::rocks::{RAW_CF, config, raw_database};
 use super::{Samples, Workload, payload};
 
 /// The producer counts measured.
@@ -74,36 +77,29 @@ struct Round {
     start: Arc<Barrier>,
 }
 
-/// `producers` threads producing `size`-byte messages to a store.
-pub struct RocksmqConcurrent {
+/// Producer threads that live as long as the benchmark, each making one
+/// call at a time with its closure, as many as a round asks.
+struct Threads {
     rounds: Vec<mpsc::Sender<Round>>,
     done: mpsc::Receiver<()>,
     threads: Vec<JoinHandle<()>>,
-    store: Store,
-    _dir: TempDir,
 }
 
-impl RocksmqConcurrent {
-    /// A store with the topics, and the producer threads, waiting.
-    pub fn new(size: usize, producers: usize, topics: Topics) -> Self {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let store = Store::open(config(dir.path())).expect("open the store");
+impl Threads {
+    /// A thread for each closure, waiting for rounds.
+    fn new(calls: Vec<Box<dyn FnMut() + Send>>) -> Self {
         let (done_tx, done) = mpsc::channel();
         let mut rounds = Vec::new();
         let mut threads = Vec::new();
-        for producer in 0..producers {
-            let topic = topics.topic(producer);
-            store.create_topic(&topic).expect("create the topic");
+        for mut call in calls {
             let (tx, rx) = mpsc::channel::<Round>();
             rounds.push(tx);
-            let store = store.clone();
             let done = done_tx.clone();
-            let messages = vec![Message::new(payload(size))];
             threads.push(std::thread::spawn(move || {
                 while let Ok(round) = rx.recv() {
                     round.start.wait();
                     for _ in 0..round.calls {
-                        store.produce(&topic, &messages).expect("produce");
+                        call();
                     }
                     if done.send(()).is_err() {
                         break;
@@ -115,14 +111,12 @@ impl RocksmqConcurrent {
             rounds,
             done,
             threads,
-            store,
-            _dir: dir,
         }
     }
-}
 
-impl Workload for RocksmqConcurrent {
-    fn run(&mut self, iters: u64, _samples: &mut Samples) -> Duration {
+    /// One round of `iters` calls by every thread, timed from the start
+    /// signal to the last thread done.
+    fn run(&self, iters: u64) -> Duration {
         let start = Arc::new(Barrier::new(self.rounds.len() + 1));
         for round in &self.rounds {
             round
@@ -139,15 +133,111 @@ impl Workload for RocksmqConcurrent {
         }
         begun.elapsed()
     }
-}
 
-impl Drop for RocksmqConcurrent {
-    fn drop(&mut self) {
+    /// Stops the threads and waits for them.
+    fn stop(&mut self) {
         self.rounds.clear();
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
+    }
+}
+
+/// `producers` threads producing `size`-byte messages to a store.
+pub struct RocksmqConcurrent {
+    threads: Threads,
+    store: Store,
+    _dir: TempDir,
+}
+
+impl RocksmqConcurrent {
+    /// A store with the topics, and the producer threads, waiting.
+    pub fn new(size: usize, producers: usize, topics: Topics) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store = Store::open(config(dir.path())).expect("open the store");
+        let calls = (0..producers)
+            .map(|producer| {
+                let topic = topics.topic(producer);
+                store.create_topic(&topic).expect("create the topic");
+                let store = store.clone();
+                let messages = vec![Message::new(payload(size))];
+                Box::new(move || {
+                    store.produce(&topic, &messages).expect("produce");
+                }) as Box<dyn FnMut() + Send>
+            })
+            .collect();
+        Self {
+            threads: Threads::new(calls),
+            store,
+            _dir: dir,
+        }
+    }
+}
+
+impl Workload for RocksmqConcurrent {
+    fn run(&mut self, iters: u64, _samples: &mut Samples) -> Duration {
+        self.threads.run(iters)
+    }
+}
+
+impl Drop for RocksmqConcurrent {
+    fn drop(&mut self) {
+        self.threads.stop();
         let _ = self.store.close();
+    }
+}
+
+/// `producers` threads writing one `size`-byte value per call, each under
+/// keys of its own (a 4-byte prefix, an 8-byte counter, as rocksmq keys a
+/// topic's messages), into one RocksDB database opened with rocksmq's
+/// options: what RocksDB's own merging of concurrent writers gives here.
+pub struct RawConcurrent {
+    threads: Threads,
+    _dir: TempDir,
+}
+
+impl RawConcurrent {
+    /// The database, and the writer threads, waiting.
+    pub fn new(size: usize, producers: usize) -> Self {
+        let (db, write_options, dir) = raw_database();
+        let db = Arc::new(db);
+        let write_options = Arc::new(write_options);
+        let calls = (0..producers)
+            .map(|producer| {
+                let (db, write_options) = (Arc::clone(&db), Arc::clone(&write_options));
+                let value = payload(size);
+                let prefix = u32::try_from(producer)
+                    .expect("few producers")
+                    .to_be_bytes();
+                let mut next_id = 1_u64;
+                Box::new(move || {
+                    let cf = db.cf_handle(RAW_CF).expect("the column family");
+                    let mut key = [0; 12];
+                    key[..4].copy_from_slice(&prefix);
+                    key[4..].copy_from_slice(&next_id.to_be_bytes());
+                    next_id += 1;
+                    let mut batch = WriteBatch::default();
+                    batch.put_cf(&cf, key, &value);
+                    db.write_opt(batch, &write_options).expect("write");
+                }) as Box<dyn FnMut() + Send>
+            })
+            .collect();
+        Self {
+            threads: Threads::new(calls),
+            _dir: dir,
+        }
+    }
+}
+
+impl Workload for RawConcurrent {
+    fn run(&mut self, iters: u64, _samples: &mut Samples) -> Duration {
+        self.threads.run(iters)
+    }
+}
+
+impl Drop for RawConcurrent {
+    fn drop(&mut self) {
+        self.threads.stop();
     }
 }
 

@@ -14,7 +14,20 @@ use super::{ACK_EVERY, BATCH, Samples, Workload, age_ns, payload, stamp};
 /// The topic every rocksmq workload uses (each in a store of its own).
 const TOPIC: &str = "bench";
 /// The raw ceiling's column family: named as rocksmq names a topic's.
-const RAW_CF: &str = "topic/bench";
+pub const RAW_CF: &str = "topic/bench";
+
+/// A database opened as rocksmq opens its own, with one topic-like column
+/// family ([`RAW_CF`]), and rocksmq's write options (no sync).
+pub fn raw_database() -> (DB, WriteOptions, TempDir) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let cf =
+        ColumnFamilyDescriptor::new(RAW_CF, bench_support::messages_options(&config(dir.path())));
+    let db = DB::open_cf_descriptors(&bench_support::db_options(), dir.path(), [cf])
+        .expect("open RocksDB");
+    let mut write_options = WriteOptions::default();
+    write_options.set_sync(config(dir.path()).sync_writes);
+    (db, write_options, dir)
+}
 
 /// The configuration every rocksmq workload opens its store with: the
 /// defaults (`syncWrites: false`), in `dir`.
@@ -92,15 +105,7 @@ impl RawProduce {
     /// A database opened as rocksmq opens its own, with one topic-like
     /// column family.
     pub fn new(size: usize, batch: usize) -> Self {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let cf = ColumnFamilyDescriptor::new(
-            RAW_CF,
-            bench_support::messages_options(&config(dir.path())),
-        );
-        let db = DB::open_cf_descriptors(&bench_support::db_options(), dir.path(), [cf])
-            .expect("open RocksDB");
-        let mut write_options = WriteOptions::default();
-        write_options.set_sync(config(dir.path()).sync_writes);
+        let (db, write_options, dir) = raw_database();
         Self {
             db,
             payload: payload(size),

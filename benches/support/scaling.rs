@@ -23,6 +23,9 @@ pub enum Producer {
     Rocksmq,
     /// NATS JetStream publishes, from client tasks.
     Nats,
+    /// Raw RocksDB writes into one database, from threads (measured as one
+    /// shared topic: one write-ahead log).
+    RawRocksdb,
 }
 
 impl Producer {
@@ -31,6 +34,7 @@ impl Producer {
         match self {
             Self::Rocksmq => "rocksmq",
             Self::Nats => "nats",
+            Self::RawRocksdb => "rocksdb",
         }
     }
 
@@ -38,9 +42,30 @@ impl Producer {
         match self {
             Self::Rocksmq => "rocksmq",
             Self::Nats => "NATS JetStream",
+            Self::RawRocksdb => "raw RocksDB",
+        }
+    }
+
+    /// How its producers are spread, as the report says it.
+    fn topics_label(self, topics: Topics) -> &'static str {
+        match self {
+            Self::RawRocksdb => "one database",
+            Self::Rocksmq | Self::Nats => topics.label(),
+        }
+    }
+
+    /// Where its producers write: raw RocksDB is measured once, in one
+    /// database.
+    fn topics(self) -> &'static [Topics] {
+        match self {
+            Self::RawRocksdb => &[Topics::Shared],
+            Self::Rocksmq | Self::Nats => &[Topics::Own, Topics::Shared],
         }
     }
 }
+
+/// The systems of the concurrency benchmark, in the report's order.
+const SYSTEMS: [Producer; 3] = [Producer::Rocksmq, Producer::Nats, Producer::RawRocksdb];
 
 type ConcurrencyKey = (usize, Topics, Producer, usize);
 
@@ -254,8 +279,8 @@ impl Finished {
         let mut panels = Vec::new();
         for size in concurrency::SIZES {
             let mut lines = Vec::new();
-            for system in [Producer::Rocksmq, Producer::Nats] {
-                for topics in [Topics::Own, Topics::Shared] {
+            for system in SYSTEMS {
+                for &topics in system.topics() {
                     let points: Vec<(usize, f64)> = PRODUCERS
                         .into_iter()
                         .filter_map(|producers| {
@@ -264,10 +289,11 @@ impl Finished {
                         .collect();
                     if !points.is_empty() {
                         lines.push(super::plot::Line {
-                            name: format!("{}, {}", system.name(), topics.label()),
+                            name: format!("{}, {}", system.name(), system.topics_label(topics)),
                             color: match system {
                                 Producer::Rocksmq => (214, 39, 40),
                                 Producer::Nats => (31, 119, 180),
+                                Producer::RawRocksdb => (44, 160, 44),
                             },
                             dashed: topics == Topics::Shared,
                             points,
@@ -299,8 +325,12 @@ impl Finished {
              for it to be confirmed before the next: rocksmq's `produce` from that many \
              threads of one process, NATS publishes (each ack awaited) from that many \
              tasks of one client. Each producer on a topic (stream) of its own, or all \
-             on one. The rate is the aggregate, messages per second; × 1 is over one \
-             producer's rate in the same run.\n"
+             on one. Raw RocksDB, for what RocksDB's own merging of concurrent writers \
+             gives on this machine: that many threads each writing one value per call \
+             (a write batch of one put, under keys of its own) into one database opened \
+             with rocksmq's options, one write-ahead log as for a topic's shard. The \
+             rate is the aggregate, messages per second; × 1 is over one producer's \
+             rate in the same run.\n"
         );
         match plot {
             Ok(()) => {
@@ -323,15 +353,18 @@ impl Finished {
         }
         let _ = writeln!(md, "--:|");
         for size in concurrency::SIZES {
-            for system in [Producer::Rocksmq, Producer::Nats] {
-                for topics in [Topics::Own, Topics::Shared] {
+            for system in SYSTEMS {
+                for &topics in system.topics() {
                     let one = self.rate(size, topics, system, 1);
+                    if one.is_none() {
+                        continue;
+                    }
                     let _ = write!(
                         md,
                         "| {} | {} | {} |",
                         size_label(size),
                         system.name(),
-                        topics.label()
+                        system.topics_label(topics)
                     );
                     let mut best: Option<f64> = None;
                     for producers in PRODUCERS {
