@@ -7,11 +7,14 @@
 //! (tmpfs), found by a probe, the tests say so and check nothing.
 
 use std::fs::File;
+use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use rocksmq::{Config, Message, Position, Store};
+use rocksmq::fs::{FileSystem, SegmentFile, StdFileSystem};
+use rocksmq::{Config, Environment, Message, Position, Store};
 
 const MIB: usize = 1 << 20;
 const MESSAGES: usize = 64;
@@ -212,4 +215,148 @@ fn the_limit_keeps_the_newest_bytes_and_minus_one_leaves_them_all() {
         read_all(&store);
         store.close().unwrap();
     }
+}
+
+/// Segment files on the OS's file system, except that giving back a range's
+/// pages (`drop_cached`) says so on `entered` and then waits until `open`
+/// is set: a disk slow to write back.
+#[derive(Debug)]
+struct SlowDropFs {
+    entered: Mutex<mpsc::Sender<()>>,
+    open: Arc<(Mutex<bool>, Condvar)>,
+}
+
+#[derive(Debug)]
+struct SlowDropFile {
+    file: Arc<dyn SegmentFile>,
+    entered: mpsc::Sender<()>,
+    open: Arc<(Mutex<bool>, Condvar)>,
+}
+
+impl FileSystem for SlowDropFs {
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        StdFileSystem.create_dir_all(path)
+    }
+    fn open_append(&self, path: &Path) -> io::Result<Arc<dyn SegmentFile>> {
+        StdFileSystem.open_append(path)
+    }
+    fn open_read(&self, path: &Path) -> io::Result<Arc<dyn SegmentFile>> {
+        Ok(Arc::new(SlowDropFile {
+            file: StdFileSystem.open_read(path)?,
+            entered: self.entered.lock().unwrap().clone(),
+            open: Arc::clone(&self.open),
+        }))
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        StdFileSystem.remove_file(path)
+    }
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        StdFileSystem.remove_dir_all(path)
+    }
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        StdFileSystem.read_dir(path)
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        StdFileSystem.sync_dir(path)
+    }
+    fn file_len(&self, path: &Path) -> io::Result<u64> {
+        StdFileSystem.file_len(path)
+    }
+}
+
+impl SegmentFile for SlowDropFile {
+    fn append(&self, buffers: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.file.append(buffers)
+    }
+    fn read_at(&self, buffers: &mut [IoSliceMut<'_>], offset: u64) -> io::Result<usize> {
+        self.file.read_at(buffers, offset)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+    fn size(&self) -> io::Result<u64> {
+        self.file.size()
+    }
+    fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
+        self.file.start_writeback(offset, len)
+    }
+    fn drop_cached(&self, offset: u64, len: u64) -> io::Result<()> {
+        let _ = self.entered.send(());
+        let (open, opened) = &*self.open;
+        let mut open = open.lock().unwrap();
+        while !*open {
+            open = opened.wait(open).unwrap();
+        }
+        self.file.drop_cached(offset, len)
+    }
+}
+
+#[test]
+fn a_producer_waiting_for_the_disk_to_give_pages_back_does_not_hold_up_its_topic() {
+    let dir = store_dir();
+    let (entered_tx, entered) = mpsc::channel();
+    let open = Arc::new((Mutex::new(false), Condvar::new()));
+    let fs = Arc::new(SlowDropFs {
+        entered: Mutex::new(entered_tx),
+        open: Arc::clone(&open),
+    });
+    let release = || {
+        *open.0.lock().unwrap() = true;
+        open.1.notify_all();
+    };
+    // Nothing stays cached: the first 8 MiB written are given back at once.
+    let config = Config::builder()
+        .path(dir.path())
+        .page_size_bytes(64 << 20)
+        .segment_cache_mb(0)
+        .build();
+    let store = Store::open_with(config, Environment::default().file_system(fs)).unwrap();
+    store.create_topic("t").unwrap();
+    let large = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            let batch: Vec<Message> = (0..8).map(|i| Message::new(payload(i))).collect();
+            store.produce("t", &batch)
+        })
+    };
+    if entered.recv_timeout(Duration::from_secs(30)).is_err() {
+        release();
+        panic!("8 MiB written with segmentCacheInMB 0 and no range given back");
+    }
+    // The large call is written and waits for the disk: another producer of
+    // the topic goes on meanwhile.
+    let (done_tx, done) = mpsc::channel();
+    let small = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            let produced = store.produce("t", &[Message::new(b"small".to_vec())]);
+            let _ = done_tx.send(());
+            produced
+        })
+    };
+    let went_on = done.recv_timeout(Duration::from_secs(10)).is_ok();
+    release();
+    let small = small.join().unwrap().unwrap();
+    let large = large.join().unwrap().unwrap();
+    assert!(
+        went_on,
+        "a small produce to the topic waited for another producer's pages to be written back"
+    );
+    assert_eq!(large.end - large.start, 8);
+    assert_eq!(
+        small.start, large.end,
+        "the small message follows the batch"
+    );
+    let mut reader = store.reader("t", Position::Earliest).unwrap();
+    let mut read = Vec::new();
+    while read.len() < 9 {
+        let messages = reader.read(16).unwrap();
+        assert!(!messages.is_empty(), "message {} is missing", read.len());
+        read.extend(messages);
+    }
+    for (i, message) in read.iter().take(8).enumerate() {
+        assert_eq!(&*message.payload, &payload(i)[..], "message {i}");
+    }
+    assert_eq!(&*read[8].payload, b"small");
+    store.close().unwrap();
 }

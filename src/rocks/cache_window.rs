@@ -16,8 +16,9 @@
 //! 1. Each segment writer starts the writeback of every [`WRITEBACK_BYTES`]
 //!    it appends (`sync_file_range(SYNC_FILE_RANGE_WRITE)`, no wait), and
 //!    records the range here, oldest first, in one window for the store.
-//! 2. While the window holds more than the limit, the writer takes out the
-//!    oldest range, waits for its writeback (started long before, so the
+//! 2. While the window holds more than the limit, the writer, once it let
+//!    go of its topic's lock (so that the topic's other producers write
+//!    meanwhile), takes out the oldest range, waits for its writeback (started long before, so the
 //!    wait is short unless the disk is slower than the producers: then it
 //!    paces them, as the kernel's dirty-page limit would) and drops its
 //!    pages (`posix_fadvise(POSIX_FADV_DONTNEED)`). Both calls go through

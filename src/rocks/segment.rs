@@ -164,9 +164,9 @@ impl Segments {
     }
 
     /// Records that bytes `offset..offset + len` of a segment were written
-    /// (starting their writeback if `file` is given), then gives back the
-    /// pages of the oldest ranges past `segmentCacheInMB` (see
-    /// `cache_window`).
+    /// (starting their writeback if `file` is given); their pages are given
+    /// back by [`Segments::give_back_pages`] once they are past
+    /// `segmentCacheInMB` (see `cache_window`).
     fn written(
         &self,
         topic_id: u32,
@@ -189,6 +189,17 @@ impl Segments {
             offset,
             len,
         });
+    }
+
+    /// Gives back the pages of the oldest ranges written past
+    /// `segmentCacheInMB`, waiting for their writeback. A producer calls it
+    /// after writing payloads to segment files, once it let go of its
+    /// topic's lock: the wait is for the disk, and another producer of the
+    /// topic copies its payloads meanwhile.
+    pub(crate) fn give_back_pages(&self) {
+        let Some(cache) = &self.cache else {
+            return;
+        };
         loop {
             let Some(extent) = cache.lock().pop_over() else {
                 return;

@@ -64,7 +64,13 @@ pub(crate) fn produce(
                     meta: meta_cf(db),
                 },
             };
-            let ids = target.write_call(&mut handle.lock_writer(), messages, &shape)?;
+            let written = target.write_call(&mut handle.lock_writer(), messages, &shape);
+            // Out of the topic's lock: waiting for the disk here lets the
+            // topic's other producers write meanwhile.
+            if shape.external {
+                engine.segments.give_back_pages();
+            }
+            let ids = written?;
             let metrics = &engine.metrics;
             metrics.count(&metrics.produce, handle.shard, started, metrics.now());
             Ok(ids)
