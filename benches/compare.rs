@@ -82,6 +82,9 @@ fn main() {
     end_to_end(&mut criterion, &mut results, nats.as_ref());
     let mut scaling = Scaling::default();
     concurrent(&mut criterion, &mut scaling, nats.as_ref());
+    if run.selects("concurrent_pairs") {
+        paired(&mut scaling, scale);
+    }
     fan_out(&mut criterion, &mut scaling, scale);
     scaling.many_topics = run
         .selects("many_topics")
@@ -320,6 +323,29 @@ fn concurrent(c: &mut Criterion, scaling: &mut Scaling, nats: Option<&NatsClient
         }
     }
     group.finish();
+}
+
+/// rocksmq's aggregate rate over one producer's, in paired rounds on one
+/// store per count (`concurrency::paired_ratios`).
+fn paired(scaling: &mut Scaling, scale: Scale) {
+    for size in concurrency::SIZES {
+        for topics in [Topics::Own, Topics::Shared] {
+            let calls = scale.pair_calls(size);
+            let ratios = concurrency::paired_ratios(size, topics, scale.pair_fours, calls);
+            let shown: Vec<String> = ratios
+                .iter()
+                .map(|(producers, ratio)| format!("{producers}: {ratio:.2}×"))
+                .collect();
+            eprintln!(
+                "concurrent_pairs/{}/{}: {} (rounds of {calls} calls, median of {} fours)",
+                topics.id(),
+                support::size_id(size),
+                shown.join(", "),
+                scale.pair_fours
+            );
+            scaling.add_paired(size, topics, scale.pair_fours, ratios);
+        }
+    }
 }
 
 /// Consumer fan-out: 1, 4 and 16 groups on one topic.

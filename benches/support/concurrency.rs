@@ -10,7 +10,17 @@
 //! to the last thread done. Raw RocksDB is measured the same way, threads
 //! writing one value per call into one database: what RocksDB's own merging
 //! of concurrent writers gives on the machine.
+//!
+//! Each count of producers is its own Criterion benchmark, run after the
+//! one before: on a shared machine whose speed drifts by ±15 % within
+//! minutes, the ratio of two such medians carries that drift. rocksmq's
+//! ratios are therefore also measured in paired rounds ([`paired_ratios`]):
+//! one store, one producer and then *n* (or *n* and then one) in rounds of
+//! the same number of calls, in fours (1-n-n-1, n-1-1-n) so that a drift
+//! over four rounds weighs on both alike, the ratio the median over the
+//! fours; the report's targets use it.
 
+use std::collections::BTreeMap;
 use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
 use std::thread::JoinHandle;
@@ -158,12 +168,10 @@ impl RocksmqConcurrent {
         let calls = (0..producers)
             .map(|producer| {
                 let topic = topics.topic(producer);
-                store.create_topic(&topic).expect("create the topic");
-                let store = store.clone();
-                let messages = vec![Message::new(payload(size))];
-                Box::new(move || {
-                    store.produce(&topic, &messages).expect("produce");
-                }) as Box<dyn FnMut() + Send>
+                if producer == 0 || topics == Topics::Own {
+                    store.create_topic(&topic).expect("create the topic");
+                }
+                producer_call(&store, size, topics, producer)
             })
             .collect();
         Self {
@@ -172,6 +180,79 @@ impl RocksmqConcurrent {
             _dir: dir,
         }
     }
+}
+
+/// Bytes the paired rounds write before they are measured: more than the
+/// default page-cache window of segment files.
+const WARM_UP_BYTES: usize = 1536 << 20;
+
+/// Measures, for every producer count above one, the aggregate rate of
+/// that many producers over one producer's, in `fours` fours of paired
+/// rounds of `calls` produce calls each (all producers together; a multiple
+/// of every count), on one store per count, removed after it. Returns
+/// count → the median over the fours.
+pub fn paired_ratios(
+    size: usize,
+    topics: Topics,
+    fours: usize,
+    calls: u64,
+) -> BTreeMap<usize, f64> {
+    PRODUCERS
+        .into_iter()
+        .skip(1)
+        .map(|producers| {
+            let many = RocksmqConcurrent::new(size, producers, topics);
+            // The one producer writes to the first of the same topics.
+            let one = Threads::new(vec![producer_call(&many.store, size, topics, 0)]);
+            let per_producer = calls / producers as u64;
+            let rate = |threads: &Threads, count: usize, calls: u64| {
+                (count as u64 * calls) as f64 / threads.run(calls).as_secs_f64()
+            };
+            // Warm up the memtable, the caches and the threads, and fill the
+            // store's page-cache window of segment files (1 GiB): a fresh
+            // store writes its first gigabyte into new pages, slower.
+            let pair_bytes = 2 * calls as usize * size;
+            let warm_up = WARM_UP_BYTES.div_ceil(pair_bytes).clamp(1, 8);
+            for _ in 0..warm_up {
+                rate(&one, 1, calls);
+                rate(&many.threads, producers, per_producer);
+            }
+            let mut ratios: Vec<f64> = (0..fours)
+                .map(|four| {
+                    let one_first = four % 2 == 0;
+                    let (mut alone, mut together) = (0.0, 0.0);
+                    for single in [one_first, !one_first, !one_first, one_first] {
+                        if single {
+                            alone += rate(&one, 1, calls);
+                        } else {
+                            together += rate(&many.threads, producers, per_producer);
+                        }
+                    }
+                    together / alone
+                })
+                .collect();
+            let mut one = one;
+            one.stop();
+            drop(many);
+            ratios.sort_by(f64::total_cmp);
+            (producers, ratios[ratios.len() / 2])
+        })
+        .collect()
+}
+
+/// Producer `producer`'s call: one `size`-byte message to its topic.
+fn producer_call(
+    store: &Store,
+    size: usize,
+    topics: Topics,
+    producer: usize,
+) -> Box<dyn FnMut() + Send> {
+    let topic = topics.topic(producer);
+    let store = store.clone();
+    let messages = vec![Message::new(payload(size))];
+    Box::new(move || {
+        store.produce(&topic, &messages).expect("produce");
+    })
 }
 
 impl Workload for RocksmqConcurrent {

@@ -147,6 +147,9 @@ impl Run {
                 topics: 10_000,
                 metrics_fours: 25,
                 metrics_calls: 10_000,
+                pair_fours: 5,
+                pair_round_bytes: 256 << 20,
+                pair_round_calls: 96_000,
             }
         } else {
             // Test mode runs every benchmark once and must stay quick.
@@ -158,6 +161,9 @@ impl Run {
                 topics: 200,
                 metrics_fours: 2,
                 metrics_calls: 100,
+                pair_fours: 1,
+                pair_round_bytes: 16 << 20,
+                pair_round_calls: 192,
             }
         }
     }
@@ -180,9 +186,22 @@ pub struct Scale {
     pub metrics_fours: usize,
     /// …of this many produce calls in each mode.
     pub metrics_calls: usize,
+    /// Fours of paired rounds of the producer-count ratios…
+    pub pair_fours: usize,
+    /// …of at most this many payload bytes…
+    pub pair_round_bytes: usize,
+    /// …and at most this many produce calls, all producers together.
+    pub pair_round_calls: usize,
 }
 
 impl Scale {
+    /// Produce calls of a paired round at `size`: a multiple of 16, so
+    /// that every producer count divides it (16 at least).
+    pub fn pair_calls(&self, size: usize) -> u64 {
+        let calls = self.pair_round_calls.min(self.pair_round_bytes / size);
+        (calls / 16).max(1) as u64 * 16
+    }
+
     /// Messages pre-written for the consume workload at `size`.
     pub fn consume_count(&self, size: usize) -> usize {
         self.consume_messages

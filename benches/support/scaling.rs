@@ -78,6 +78,11 @@ pub struct Scaling {
     fanout_consume: BTreeMap<usize, (Recorded, usize)>,
     /// groups → each group's produce → receive ages.
     fanout_latency: BTreeMap<usize, Vec<Samples>>,
+    /// (size, topics, producers) → rocksmq's aggregate over one
+    /// producer's, from paired rounds.
+    paired: BTreeMap<(usize, Topics, usize), f64>,
+    /// The fours of rounds each paired ratio is the median of.
+    paired_fours: usize,
     /// The many-topics run.
     pub many_topics: Option<ManyTopics>,
     /// The metrics-cost run.
@@ -85,6 +90,21 @@ pub struct Scaling {
 }
 
 impl Scaling {
+    /// Adds rocksmq's ratios from paired rounds (`concurrency::paired_ratios`,
+    /// medians of `fours` fours) at `size` on `topics`.
+    pub fn add_paired(
+        &mut self,
+        size: usize,
+        topics: Topics,
+        fours: usize,
+        ratios: BTreeMap<usize, f64>,
+    ) {
+        self.paired_fours = fours;
+        for (producers, ratio) in ratios {
+            self.paired.insert((size, topics, producers), ratio);
+        }
+    }
+
     /// Adds a concurrency benchmark's record (nothing if it was filtered out).
     pub fn add_concurrency(
         &mut self,
@@ -161,6 +181,8 @@ impl Scaling {
             .collect();
         Finished {
             concurrency,
+            paired: self.paired,
+            paired_fours: self.paired_fours,
             fanout_consume,
             fanout_p99,
             many_topics: self.many_topics,
@@ -173,6 +195,9 @@ impl Scaling {
 pub struct Finished {
     /// (size, topics, system, producers) → aggregate messages per second.
     concurrency: BTreeMap<ConcurrencyKey, f64>,
+    /// (size, topics, producers) → rocksmq's ratio from paired rounds.
+    paired: BTreeMap<(usize, Topics, usize), f64>,
+    paired_fours: usize,
     /// groups → aggregate messages per second.
     fanout_consume: BTreeMap<usize, f64>,
     /// groups → every group's p99 produce → receive.
@@ -210,14 +235,24 @@ impl Finished {
                     } else {
                         1.0
                     };
-                    let ratio = self.scaling(size, topics, producers);
+                    // The paired rounds' ratio when measured (drift weighs
+                    // on both counts alike), else the medians'.
+                    let medians = self.scaling(size, topics, producers);
+                    let paired = self.paired.get(&(size, topics, producers)).copied();
+                    let ratio = paired.or(medians);
+                    let shown = match (paired, medians) {
+                        (Some(p), Some(m)) => format!("{p:.2}× ({m:.2}× from the medians)"),
+                        (Some(p), None) => format!("{p:.2}×"),
+                        (None, Some(m)) => format!("{m:.2}× (from the medians)"),
+                        (None, None) => "not measured".to_owned(),
+                    };
                     targets.push((
                         format!(
                             "{producers} producers, {}, {}: aggregate ≥ {need}× one producer's",
                             topics.label(),
                             size_label(size)
                         ),
-                        ratio.map_or_else(|| "not measured".to_owned(), |r| format!("{r:.2}×")),
+                        shown,
                         ratio.map(|r| r >= need),
                     ));
                 }
@@ -386,6 +421,50 @@ impl Finished {
                         best.map_or_else(|| "–".to_owned(), |b| format!("{b:.2}×"))
                     );
                 }
+            }
+        }
+        md.push('\n');
+        self.paired_section(md);
+    }
+
+    /// rocksmq's ratios from paired rounds, if measured.
+    fn paired_section(&self, md: &mut String) {
+        if self.paired.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            md,
+            "Each count above is a benchmark of its own, run minutes after the one \
+             producer's, and the machine's speed drifts between them. rocksmq's \
+             aggregate over one producer's, measured in paired rounds instead: one \
+             store per count, rounds of the same number of calls by one producer and \
+             by all of them, in fours (1-n-n-1, then n-1-1-n), the ratio of each \
+             four's rates; the median over {} fours. The targets use these.\n",
+            self.paired_fours
+        );
+        let _ = write!(md, "| size | topics |");
+        for producers in PRODUCERS.into_iter().skip(1) {
+            let _ = write!(md, " {producers} |");
+        }
+        let _ = write!(md, "\n|---|---|");
+        for _ in PRODUCERS.into_iter().skip(1) {
+            let _ = write!(md, "--:|");
+        }
+        md.push('\n');
+        for size in concurrency::SIZES {
+            for topics in [Topics::Own, Topics::Shared] {
+                let _ = write!(md, "| {} | {} |", size_label(size), topics.label());
+                for producers in PRODUCERS.into_iter().skip(1) {
+                    match self.paired.get(&(size, topics, producers)) {
+                        Some(ratio) => {
+                            let _ = write!(md, " {ratio:.2}× |");
+                        }
+                        None => {
+                            let _ = write!(md, " – |");
+                        }
+                    }
+                }
+                md.push('\n');
             }
         }
         md.push('\n');
