@@ -6,8 +6,10 @@
 //!
 //! rocksmq's producers are threads that live as long as the benchmark; an
 //! iteration is one produce call by each of them (Criterion's `iters` calls
-//! each, run without a barrier between calls), timed from the start signal
-//! to the last thread done. Raw RocksDB is measured the same way, threads
+//! each, run without a barrier between calls), timed by the producers
+//! themselves, from the first one's first call to the last one's last
+//! return (a clock read by the thread that started them could be read late,
+//! when the producers hold both cores). Raw RocksDB is measured the same way, threads
 //! writing one value per call into one database: what RocksDB's own merging
 //! of concurrent writers gives on the machine.
 //!
@@ -91,7 +93,9 @@ struct Round {
 /// call at a time with its closure, as many as a round asks.
 struct Threads {
     rounds: Vec<mpsc::Sender<Round>>,
-    done: mpsc::Receiver<()>,
+    /// Each thread's round: when its first call began, when its last
+    /// returned.
+    done: mpsc::Receiver<(Instant, Instant)>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -108,10 +112,11 @@ impl Threads {
             threads.push(std::thread::spawn(move || {
                 while let Ok(round) = rx.recv() {
                     round.start.wait();
+                    let begun = Instant::now();
                     for _ in 0..round.calls {
                         call();
                     }
-                    if done.send(()).is_err() {
+                    if done.send((begun, Instant::now())).is_err() {
                         break;
                     }
                 }
@@ -124,8 +129,8 @@ impl Threads {
         }
     }
 
-    /// One round of `iters` calls by every thread, timed from the start
-    /// signal to the last thread done.
+    /// One round of `iters` calls by every thread, timed from the first
+    /// thread's first call to the last thread's last return.
     fn run(&self, iters: u64) -> Duration {
         let start = Arc::new(Barrier::new(self.rounds.len() + 1));
         for round in &self.rounds {
@@ -137,11 +142,16 @@ impl Threads {
                 .expect("the producer thread runs");
         }
         start.wait();
-        let begun = Instant::now();
+        let (mut first, mut last): (Option<Instant>, Option<Instant>) = (None, None);
         for _ in &self.rounds {
-            self.done.recv().expect("the producer thread runs");
+            let (begun, ended) = self.done.recv().expect("the producer thread runs");
+            first = Some(first.map_or(begun, |first| first.min(begun)));
+            last = Some(last.map_or(ended, |last| last.max(ended)));
         }
-        begun.elapsed()
+        match (first, last) {
+            (Some(first), Some(last)) => last - first,
+            _ => Duration::ZERO,
+        }
     }
 
     /// Stops the threads and waits for them.
