@@ -2,7 +2,7 @@
 # Runs the comparison benchmarks and writes the report: installs what is
 # missing (nats-server, the plot's font), then `cargo bench --bench compare`,
 # which measures rocksmq, NATS JetStream and the raw RocksDB ceiling in one
-# run (about twenty minutes on two cores, at most) and at its end writes
+# run (about 19 minutes on two cores) and at its end writes
 # docs/benchmarks.md and docs/benchmarks.png. Extra arguments go to Criterion
 # (with a filter the report is not written).
 set -eu
