@@ -8,10 +8,10 @@
 //! iteration is one produce call by each of them (Criterion's `iters` calls
 //! each, run without a barrier between calls), timed by the producers
 //! themselves, from the first one's first call to the last one's last
-//! return (a clock read by the thread that started them could be read late,
-//! when the producers hold both cores). Raw RocksDB is measured the same way, threads
-//! writing one value per call into one database: what RocksDB's own merging
-//! of concurrent writers gives on the machine.
+//! return (a clock read by the thread that started them could be read
+//! late, when the producers hold both cores). Raw RocksDB is measured the
+//! same way, threads writing one value per call into one database: what
+//! RocksDB's own merging of concurrent writers gives on the machine.
 //!
 //! Each count of producers is its own Criterion benchmark, run after the
 //! one before: on a shared machine whose speed drifts by ±15 % within
@@ -142,16 +142,16 @@ impl Threads {
                 .expect("the producer thread runs");
         }
         start.wait();
-        let (mut first, mut last): (Option<Instant>, Option<Instant>) = (None, None);
-        for _ in &self.rounds {
-            let (begun, ended) = self.done.recv().expect("the producer thread runs");
-            first = Some(first.map_or(begun, |first| first.min(begun)));
-            last = Some(last.map_or(ended, |last| last.max(ended)));
-        }
-        match (first, last) {
-            (Some(first), Some(last)) => last - first,
-            _ => Duration::ZERO,
-        }
+        let times: Vec<(Instant, Instant)> = self
+            .rounds
+            .iter()
+            .map(|_| self.done.recv().expect("the producer thread runs"))
+            .collect();
+        let first = times.iter().map(|&(begun, _)| begun).min();
+        let last = times.iter().map(|&(_, ended)| ended).max();
+        first
+            .zip(last)
+            .map_or(Duration::ZERO, |(first, last)| last - first)
     }
 
     /// Stops the threads and waits for them.
@@ -177,10 +177,9 @@ impl RocksmqConcurrent {
         let store = Store::open(config(dir.path())).expect("open the store");
         let calls = (0..producers)
             .map(|producer| {
-                let topic = topics.topic(producer);
-                if producer == 0 || topics == Topics::Own {
-                    store.create_topic(&topic).expect("create the topic");
-                }
+                store
+                    .create_topic(&topics.topic(producer))
+                    .expect("create the topic");
                 producer_call(&store, size, topics, producer)
             })
             .collect();
@@ -213,7 +212,7 @@ pub fn paired_ratios(
         .map(|producers| {
             let many = RocksmqConcurrent::new(size, producers, topics);
             // The one producer writes to the first of the same topics.
-            let one = Threads::new(vec![producer_call(&many.store, size, topics, 0)]);
+            let mut one = Threads::new(vec![producer_call(&many.store, size, topics, 0)]);
             let per_producer = calls / producers as u64;
             let rate = |threads: &Threads, count: usize, calls: u64| {
                 (count as u64 * calls) as f64 / threads.run(calls).as_secs_f64()
@@ -241,9 +240,7 @@ pub fn paired_ratios(
                     together / alone
                 })
                 .collect();
-            let mut one = one;
             one.stop();
-            drop(many);
             ratios.sort_by(f64::total_cmp);
             (producers, ratios[ratios.len() / 2])
         })

@@ -18,11 +18,12 @@
 //!    records the range here, oldest first, in one window for the store.
 //! 2. While the window holds more than the limit, the writer, once it let
 //!    go of its topic's lock (so that the topic's other producers write
-//!    meanwhile), takes out the oldest range, waits for its writeback (started long before, so the
-//!    wait is short unless the disk is slower than the producers: then it
-//!    paces them, as the kernel's dirty-page limit would) and drops its
-//!    pages (`posix_fadvise(POSIX_FADV_DONTNEED)`). Both calls go through
-//!    a descriptor opened for them and closed after, so that a write error
+//!    meanwhile), takes out the oldest range, waits for its writeback
+//!    (started long before, so the wait is short unless the disk is slower
+//!    than the producers: then it paces them, as the kernel's dirty-page
+//!    limit would) and drops its pages
+//!    (`posix_fadvise(POSIX_FADV_DONTNEED)`). Both calls go through a
+//!    descriptor opened for them and closed after, so that a write error
 //!    they see is still reported to the `fdatasync` of the writer's own
 //!    descriptor (Linux reports a writeback error to every descriptor open
 //!    when it happened).

@@ -154,6 +154,8 @@ impl Shard<'_> {
     /// those on their way while it puts its own into the batch); returns
     /// `own`'s outcome.
     fn lead(&self, role: &mut Role, own: Option<Own<'_>>) -> Outcome {
+        // Declared before the group, which borrows the queued calls: it
+        // must be dropped first.
         let queued;
         let mut group = Group::new(self.engine, self.db);
         let own = own.and_then(|own| {
