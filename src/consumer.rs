@@ -244,7 +244,8 @@ impl Consumer {
     /// [`ConsumerError::NotDelivered`] if `id` was not delivered yet,
     /// [`ConsumerError::GroupNotFound`], or a storage error.
     pub fn ack(&mut self, id: MessageId) -> Result<(), ConsumerError> {
-        let delivered = self.delivered_id();
+        // Never past the topic's last message, whatever was delivered.
+        let delivered = self.delivered_id().min(self.cursor.topic.last_id());
         if id > delivered {
             return Err(ConsumerError::NotDelivered {
                 topic: self.topic().to_owned(),
@@ -280,16 +281,17 @@ impl Consumer {
         Ok(())
     }
 
-    /// Called when messages `first..=last` are about to be returned. Under
-    /// [`AckMode::Auto`] they are acknowledged first; if that fails, the
+    /// Called when messages `first..=last` are about to be returned: the
+    /// damaged messages skipped before them are counted, and under
+    /// [`AckMode::Auto`] they are acknowledged. If either write fails, the
     /// cursor goes back to `first`, so that they are delivered again
     /// rather than lost.
     fn delivered(&mut self, first: MessageId, last: MessageId) -> Result<(), ConsumerError> {
-        self.save_skips()?;
-        match self.ack_mode {
+        let saved = self.save_skips().and_then(|()| match self.ack_mode {
             AckMode::Explicit => Ok(()),
-            AckMode::Auto => self.ack(last).inspect_err(|_| self.cursor.move_to(first)),
-        }
+            AckMode::Auto => self.ack(last),
+        });
+        saved.inspect_err(|_| self.cursor.move_to(first))
     }
 
     /// Counts the damaged messages skipped since the last call in the

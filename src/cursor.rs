@@ -17,7 +17,7 @@ use event_listener::{EventListener, Listener};
 use crate::error::ConsumerError;
 use crate::message::{MessageId, Position, StoredMessage};
 use crate::rocks::lifecycle::Handle;
-use crate::rocks::read::{self, ReadError};
+use crate::rocks::read::{self, Entry, ReadError};
 use crate::rocks::telemetry::Deliveries;
 use crate::rocks::topic::{Group, Topic};
 
@@ -36,7 +36,8 @@ pub(crate) struct Cursor {
     group: Option<Arc<Group>>,
     /// The id of the next message to deliver.
     next: MessageId,
-    buffer: VecDeque<StoredMessage>,
+    /// Messages read ahead, and lost messages' ids to pass over.
+    buffer: VecDeque<Entry>,
     listener: Option<EventListener>,
     /// What it delivered, counted for the metrics.
     deliveries: Deliveries,
@@ -48,6 +49,9 @@ pub(crate) struct Cursor {
     policy: DamagePolicy,
     /// Damaged messages skipped under [`DamagePolicy::Skip`].
     damaged_skipped: u64,
+    /// The newest damaged message skipped: one met again (the cursor moved
+    /// back to deliver a batch again) is not counted twice.
+    skipped_through: MessageId,
 }
 
 /// What a [`Consumer`](crate::Consumer) or [`Reader`](crate::Reader) does at
@@ -95,6 +99,7 @@ impl Cursor {
             damage: None,
             policy: DamagePolicy::Fail,
             damaged_skipped: 0,
+            skipped_through: 0,
         }
     }
 
@@ -176,19 +181,19 @@ impl Cursor {
                 }
                 Err(error) => return Err(self.map_read_error(error)),
             };
-            let Some(first) = batch.first() else {
+            let Some(first) = batch.first().map(Entry::id) else {
                 if self.damage.is_some() {
                     continue;
                 }
                 return Ok(false);
             };
-            if first.id > self.next {
-                let gap = first.id - self.next;
+            if first > self.next {
+                let gap = first - self.next;
                 self.skipped += gap;
                 tracing::warn!(
                     topic = %self.topic.name,
                     from = self.next,
-                    to = first.id - 1,
+                    to = first - 1,
                     skipped = gap,
                     "messages were deleted by retention before they were read"
                 );
@@ -203,13 +208,16 @@ impl Cursor {
     fn at_damage(&mut self, damage: Damage) -> Result<(), ConsumerError> {
         self.next = self.next.max(damage.id);
         if self.policy == DamagePolicy::Skip && !damage.io {
-            tracing::warn!(
-                topic = %self.topic.name,
-                id = damage.id,
-                reason = %damage.reason,
-                "skipping a damaged message"
-            );
-            self.damaged_skipped += 1;
+            if damage.id > self.skipped_through {
+                tracing::warn!(
+                    topic = %self.topic.name,
+                    id = damage.id,
+                    reason = %damage.reason,
+                    "skipping a damaged message"
+                );
+                self.damaged_skipped += 1;
+                self.skipped_through = damage.id;
+            }
             self.next = damage.id.saturating_add(1);
             return Ok(());
         }
@@ -223,15 +231,19 @@ impl Cursor {
     /// The next message, if one is readable now.
     pub(crate) fn try_next(&mut self) -> Result<Option<StoredMessage>, ConsumerError> {
         self.check_alive()?;
-        if self.buffer.is_empty() && !self.fill(READ_AHEAD_MESSAGES)? {
-            return Ok(None);
+        loop {
+            if self.buffer.is_empty() && !self.fill(READ_AHEAD_MESSAGES)? {
+                return Ok(None);
+            }
+            let Some(entry) = self.buffer.pop_front() else {
+                continue;
+            };
+            self.next = entry.id() + 1;
+            if let Some(message) = entry.into_message() {
+                self.deliveries.delivered_one(&message);
+                return Ok(Some(message));
+            }
         }
-        let message = self.buffer.pop_front();
-        if let Some(message) = &message {
-            self.next = message.id + 1;
-            self.deliveries.delivered_one(message);
-        }
-        Ok(message)
     }
 
     /// Up to `max` messages readable now. An error after some messages
@@ -248,10 +260,11 @@ impl Cursor {
                     Err(error) => return Err(error),
                 }
             }
-            let wanted = (max - out.len()).min(self.buffer.len());
-            out.extend(self.buffer.drain(..wanted));
-            if let Some(last) = out.last() {
-                self.next = last.id + 1;
+            while out.len() < max
+                && let Some(entry) = self.buffer.pop_front()
+            {
+                self.next = entry.id() + 1;
+                out.extend(entry.into_message());
             }
         }
         self.deliveries.delivered(&out);

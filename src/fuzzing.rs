@@ -72,6 +72,12 @@ pub enum Payload {
     Inline(Vec<u8>),
     /// A reference to the bytes in a segment file.
     External(PayloadRef),
+    /// The record `repair_topic` puts in place of a lost message, of this
+    /// size; such a message has no properties.
+    Lost {
+        /// The lost message's size.
+        size: u64,
+    },
 }
 
 /// A decoded message value.
@@ -93,6 +99,9 @@ impl Message {
         let payload = match &self.payload {
             Payload::Inline(bytes) => record::Payload::Inline(bytes),
             Payload::External(reference) => record::Payload::External((*reference).into()),
+            Payload::Lost { size } => {
+                return record::encode_lost(self.produce_ns, self.offset_bytes, *size);
+            }
         };
         let mut out = Vec::new();
         record::encode_message(
@@ -116,6 +125,7 @@ pub fn message_value(value: &[u8]) -> Result<Message, String> {
         payload: match decoded.payload {
             record::StoredPayload::Inline(bytes) => Payload::Inline(bytes),
             record::StoredPayload::External(reference) => Payload::External(reference.into()),
+            record::StoredPayload::Lost { size } => Payload::Lost { size },
         },
     })
 }

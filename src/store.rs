@@ -254,8 +254,9 @@ impl Store {
         Ok(Some(topic.last_id()).filter(|&id| id > 0))
     }
 
-    /// Message `id` of `topic`, `None` if it was never produced or is no
-    /// longer retained.
+    /// Message `id` of `topic`, `None` if it was never produced, is no
+    /// longer retained, or was lost and replaced by
+    /// [`Store::repair_topic`].
     ///
     /// # Errors
     /// [`TopicError::NotFound`] if there is no such topic.
@@ -285,8 +286,12 @@ impl Store {
             Bound::Excluded(&id) => id,
             Bound::Unbounded => MessageId::MAX,
         };
-        read::read(&self.engine, &topic, start..end, usize::MAX, u64::MAX)
-            .map_err(|error| error.into_topic_error(&topic.name))
+        let entries = read::read(&self.engine, &topic, start..end, usize::MAX, u64::MAX)
+            .map_err(|error| error.into_topic_error(&topic.name))?;
+        Ok(entries
+            .into_iter()
+            .filter_map(read::Entry::into_message)
+            .collect())
     }
 
     /// Appends `messages` to `topic` as one atomic write and returns their
@@ -590,18 +595,33 @@ impl Store {
         repair::check(&self.engine, progress)
     }
 
-    /// Cuts topic `name` back to its last intact message and rebuilds its
-    /// damaged records, in one batch: messages from the first damaged or
-    /// missing one on are dropped, groups acknowledged past the last kept
-    /// message move back to it, damaged group records are dropped. A
-    /// damaged topic opens again. Ids after the last kept message are used
-    /// again by the next produce. Consumers and readers of the topic should
-    /// be reopened afterwards. `rocksmq repair TOPIC` runs it.
+    /// Mends topic `name` in place, in one batch: every damaged or missing
+    /// message is recorded as *lost* (its id stays taken, it is never
+    /// delivered), keys that are no record of the topic are removed,
+    /// damaged records (state, pages, groups) are rebuilt from the
+    /// messages. A damaged topic opens again. It never drops an intact
+    /// message, never moves the first retained id or the next id backwards,
+    /// and on a healthy topic writes nothing; consumers and readers open on
+    /// the topic go on, passing over the lost ids. `rocksmq repair TOPIC`
+    /// runs it.
+    ///
+    /// ```
+    /// # use rocksmq::{Config, Message, Store};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(Config::builder().path(dir.path()).build())?;
+    /// store.create_topic("events")?;
+    /// store.produce("events", &[Message::new("a")])?;
+    /// let report = store.repair_topic("events")?;
+    /// assert!(!report.changed());
+    /// assert_eq!(report.kept, Some((1, 1)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// [`TopicError::NotFound`]; [`TopicError::Damaged`] if nothing can be
     /// repaired from (its topic record is gone: destroy it); a storage
-    /// error.
+    /// error (I/O, or RocksDB's own) when something could not be read:
+    /// then nothing was changed, and the repair can be run again.
     pub fn repair_topic(&self, name: &str) -> Result<RepairReport, TopicError> {
         repair::repair_topic(&self.engine, name)
     }

@@ -57,7 +57,7 @@ fn messages() -> impl Strategy<Value = Message> {
         vec(any::<u8>(), 0..64).prop_map(Payload::Inline),
         payload_refs().prop_map(Payload::External),
     ];
-    (
+    let with_payload = (
         any::<u64>(),
         any::<u64>(),
         btree_map(".{0,8}", ".{0,8}", 0..4),
@@ -68,7 +68,18 @@ fn messages() -> impl Strategy<Value = Message> {
             offset_bytes,
             properties,
             payload,
-        })
+        });
+    // A lost message's record has no properties.
+    let lost =
+        (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(produce_ns, offset_bytes, size)| {
+            Message {
+                produce_ns,
+                offset_bytes,
+                properties: BTreeMap::new(),
+                payload: Payload::Lost { size },
+            }
+        });
+    prop_oneof![4 => with_payload, 1 => lost]
 }
 
 /// A segment file holding a payload between other bytes, and its reference.
@@ -144,9 +155,11 @@ fn page(fields: [u64; 6]) -> PageRecord {
     }
 }
 
+/// A valid group record: acknowledged below the last possible id (the next
+/// id to deliver must exist; the decoder refuses `u64::MAX`).
 fn group(fields: [u64; 4]) -> GroupRecord {
     GroupRecord {
-        acked_id: fields[0],
+        acked_id: fields[0].min(u64::MAX - 1),
         created_ns: fields[1],
         skipped: fields[2],
         damaged_skipped: fields[3],

@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rocksmq::{
-    AckMode, Config, ConsumerError, Environment, ManualClock, Message, Position, Store, TopicError,
+    AckMode, Config, ConsumerError, DamagePolicy, Environment, ManualClock, Message, Position,
+    Store, TopicError,
 };
 
 /// Defect 7: under `AckMode::Auto`, a failed acknowledgement lost the
@@ -41,6 +42,56 @@ fn a_failed_automatic_acknowledgement_delivers_the_messages_again() {
     assert_eq!(again, [1, 2], "delivered again, not lost");
     assert_eq!(consumer.acked_id(), 2);
     scenario.teardown();
+}
+
+/// Issue 21, defect 6: counting the damaged messages a consumer skipped
+/// is a write of the group's record; when it failed, the consumer returned
+/// the error with its cursor already past the batch after the damaged
+/// message, and that batch was never delivered (in either ack mode).
+#[test]
+fn a_failed_write_of_the_skip_count_delivers_the_messages_again() {
+    for mode in [AckMode::Explicit, AckMode::Auto] {
+        let scenario = fail::FailScenario::setup();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(Config::builder().path(dir.path()).build()).unwrap();
+        store.create_topic("t").unwrap();
+        store.create_group("t", "g", Position::Earliest).unwrap();
+        for i in 1..=6u8 {
+            // The third is large: its payload is in a segment file.
+            let payload = if i == 3 { vec![i; 30_000] } else { vec![i; 10] };
+            store.produce("t", &[Message::new(payload)]).unwrap();
+        }
+        store.close().unwrap();
+        common::damage_segment_files(dir.path());
+
+        let store = Store::open(Config::builder().path(dir.path()).build()).unwrap();
+        let mut consumer = store
+            .consumer("t", "g")
+            .unwrap()
+            .with_ack_mode(mode)
+            .with_damage_policy(DamagePolicy::Skip);
+        let ids = |batch: Vec<rocksmq::StoredMessage>| -> Vec<u64> {
+            batch.iter().map(|message| message.id).collect()
+        };
+        // The read goes past message 3, skipped; saving that count fails.
+        fail::cfg("group::write", "return").unwrap();
+        let error = consumer.consume(10).unwrap_err();
+        assert!(matches!(error, ConsumerError::Storage(_)), "{error}");
+        fail::remove("group::write");
+        assert_eq!(
+            ids(consumer.consume(10).unwrap()),
+            [1, 2, 4, 5, 6],
+            "{mode:?}: delivered again, not lost"
+        );
+        // Skipped once, counted once.
+        assert_eq!(consumer.damaged_skipped(), 1);
+        drop(consumer);
+        assert_eq!(
+            store.stats().unwrap().topics[0].groups[0].damaged_skipped,
+            1
+        );
+        scenario.teardown();
+    }
 }
 
 /// Defect 9: a panic in the background thread killed it, and retention

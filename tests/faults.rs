@@ -326,3 +326,135 @@ fn power_loss_without_sync_writes_leaves_no_message_without_its_payload() {
         power_loss(false, batches);
     }
 }
+
+/// A store that keeps every message (the repairs below must find them all).
+fn retaining(dir: &std::path::Path) -> Config {
+    Config::builder()
+        .path(dir)
+        .page_size_bytes(64 << 10)
+        .build()
+}
+
+fn open_retaining(dir: &std::path::Path, fs: &Arc<FaultFs>) -> Store {
+    let environment = Environment::default().file_system(Arc::clone(fs) as _);
+    Store::open_with(retaining(dir), environment).expect("open with the faulty file system")
+}
+
+/// Issue 21, defect 4: one `EMFILE` while repair read a healthy topic made
+/// it drop every message. An error that may go away now fails the repair,
+/// which changes nothing.
+#[test]
+fn a_transient_error_fails_a_repair_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = FaultFs::new();
+    let store = open_retaining(dir.path(), &fs);
+    store.create_topic("t").unwrap();
+    for n in 0..40 {
+        store
+            .produce("t", &[Message::new(payload("t", n, 20_000))])
+            .unwrap();
+    }
+    store.close().unwrap();
+    // No segment file open yet: the repair opens them.
+    let store = open_retaining(dir.path(), &fs);
+    fs.fail_next(Call::OpenRead, Fault::TooManyFiles);
+    let error = store.repair_topic("t").expect_err("the repair must fail");
+    assert!(error.to_string().contains("Too many open files"), "{error}");
+    let messages = store.read_range("t", ..).unwrap();
+    assert_eq!(messages.len(), 40);
+    for (n, message) in messages.iter().enumerate() {
+        assert_eq!(message.payload, payload("t", n, 20_000));
+    }
+    let report = store.repair_topic("t").unwrap();
+    assert!(!report.changed(), "{report:?}");
+    assert_eq!(report.kept, Some((1, 40)));
+}
+
+/// Issue 21: repair under faults. A topic with one damaged payload is
+/// repaired with each of the repair's segment-file calls failing in turn:
+/// the repair either fails, changing nothing, or does what a repair without
+/// faults does; never anything else. Then a repair without faults mends it,
+/// and what it kept reads back after a reopen.
+#[test]
+fn a_fault_at_any_call_of_a_repair_fails_it_or_changes_nothing_else() {
+    let template = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(retaining(template.path())).unwrap();
+        store.create_topic("t").unwrap();
+        for n in 0..12 {
+            store
+                .produce("t", &[Message::new(payload("t", n, 20_000))])
+                .unwrap();
+        }
+        store.close().unwrap();
+    }
+    // One payload fails its CRC: message 5, the second of its page's file.
+    let segment = template
+        .path()
+        .join("segments/1")
+        .join(format!("{:020}.seg", 4));
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[20_000 + 10] ^= 0xff;
+    std::fs::write(&segment, bytes).unwrap();
+
+    let copy = || {
+        let dir = tempfile::tempdir().unwrap();
+        common::copy_tree(template.path(), dir.path());
+        dir
+    };
+    // What a check finds before any repair.
+    let unrepaired = {
+        let dir = copy();
+        Store::open(retaining(dir.path())).unwrap().check().unwrap()
+    };
+    assert!(!unrepaired.is_clean());
+    // A repair without faults, and how many calls it makes.
+    let (clean, clean_calls) = {
+        let dir = copy();
+        let fs = FaultFs::new();
+        let store = open_retaining(dir.path(), &fs);
+        let before = fs.calls().len();
+        let report = store.repair_topic("t").unwrap();
+        (report, fs.calls().len() - before)
+    };
+    assert_eq!(clean.lost, [(5, 5)], "{clean:?}");
+    assert!(clean_calls > 10, "{clean_calls} calls");
+
+    let expected: Vec<u64> = (1..=12).filter(|&id| id != 5).collect();
+    let (mut failed, mut unaffected) = (0, 0);
+    for n in 0..clean_calls {
+        let dir = copy();
+        let fs = FaultFs::new();
+        let store = open_retaining(dir.path(), &fs);
+        let call = (fs.calls().len() + n) as u64;
+        fs.fail_at(call, Fault::Io, false);
+        match store.repair_topic("t") {
+            Err(error) => {
+                failed += 1;
+                fs.heal();
+                assert_eq!(store.check().unwrap(), unrepaired, "call {n}: {error}");
+            }
+            Ok(report) => {
+                unaffected += 1;
+                assert_eq!(report, clean, "call {n}");
+            }
+        }
+        fs.heal();
+        let report = store.repair_topic("t").unwrap();
+        assert_eq!(report.kept, Some((1, 12)), "call {n}");
+        store.close().unwrap();
+        let store = open_retaining(dir.path(), &fs);
+        let ids: Vec<u64> = store
+            .read_range("t", ..)
+            .unwrap()
+            .iter()
+            .map(|message| message.id)
+            .collect();
+        assert_eq!(ids, expected, "call {n}");
+        assert!(store.check().unwrap().is_clean(), "call {n}");
+    }
+    assert!(
+        failed > 0 && unaffected + failed == clean_calls,
+        "{failed} failed"
+    );
+}

@@ -217,3 +217,45 @@ fn page_age_and_retention_time_are_reached_at_their_limits() {
     let trace = api_model::run_traced(&api_model::encode(ACKED, &ops));
     assert_eq!(trace.deleted_by_time, 2, "{trace:?}");
 }
+
+/// Issue 21: repair and check of healthy topics, beside retention,
+/// compaction, destroy, produce (segment files included) and consumers:
+/// a check is clean and counts every retained message; a repair changes
+/// nothing and reports the retained range.
+#[test]
+fn repairs_and_checks_of_healthy_topics_change_nothing() {
+    let ops = [
+        Op::CreateTopic(0),
+        Op::CreateTopic(1),
+        group(0, 0, At::Earliest),
+        produce(0, &[60, 60, 60, 60]),
+        produce(1, &[5, 64, 5]),
+        Op::Repair(0),
+        Op::Repair(1),
+        Op::Check,
+        consume(0, 0, 3),
+        Op::Ack {
+            topic: 0,
+            group: 0,
+            back: 0,
+        },
+        Op::Retention,
+        Op::Repair(0),
+        Op::Check,
+        Op::Compact,
+        Op::Repair(1),
+        Op::DestroyTopic(1),
+        Op::Repair(1),
+        Op::Check,
+        Op::Reopen,
+        produce(0, &[64, 64]),
+        Op::Repair(0),
+        Op::Advance(11),
+        Op::Retention,
+        Op::Repair(0),
+        Op::Check,
+    ];
+    let trace = api_model::run_traced(&api_model::encode(ACKED | SIZE_1_MIB, &ops));
+    assert_eq!((trace.repairs, trace.checks), (6, 4), "{trace:?}");
+    assert!(trace.pages_deleted > 0, "{trace:?}");
+}

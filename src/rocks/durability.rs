@@ -59,13 +59,19 @@ fn sync_topic(engine: &Engine, db: &DB, topic: &Topic) -> Result<(), StorageErro
     };
     // Outside the lock: producers go on while the disk works. The payloads
     // of every id up to `last_id` were appended before it was published.
-    SyncJob::run_all(&jobs, &engine.segments).map_err(|error| {
+    let failed = |error: std::io::Error| {
         StorageError::io(
             format!("making the payloads of topic `{}` durable", topic.name),
             &error,
         )
-    })?;
+    };
+    let gone = SyncJob::run_all(&jobs, &engine.segments).map_err(failed)?;
     let mut writer = topic.writer.lock();
+    // A file retention deleted meanwhile needed no sync; one of a page
+    // still retained was lost, and the mark must not pass it.
+    if !topic.is_destroyed() {
+        SyncJob::check_gone(&gone, topic.first_id()).map_err(failed)?;
+    }
     writer.synced(&jobs);
     if last_id > writer.synced_through && !topic.is_destroyed() {
         write_mark(engine, db, topic, last_id)?;

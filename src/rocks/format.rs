@@ -427,6 +427,13 @@ impl GroupRecord {
             record.damaged_skipped = input.u64()?;
         }
         input.end()?;
+        // The next id to deliver, `acked_id + 1`, must exist.
+        if record.acked_id == MessageId::MAX {
+            return Err(DecodeError(format!(
+                "group record: acknowledged up to {}, past every id",
+                record.acked_id
+            )));
+        }
         Ok(record)
     }
 }
@@ -436,6 +443,12 @@ pub(crate) const MESSAGE_HEADER_LEN: usize = 22;
 /// Flag bit: the payload is in a segment file, and the value ends with a
 /// [`PayloadRef`] instead of the payload.
 const FLAG_EXTERNAL: u8 = 1;
+/// Flag bit: the message was lost — its record or payload was damaged, or
+/// it was missing — and `repair_topic` put this record in its place so
+/// that its id stays taken and the ids stay contiguous. Such a record has
+/// no properties and ends with the lost message's size (`u64`), which the
+/// page and byte accounting still count; it is never delivered.
+const FLAG_LOST: u8 = 2;
 /// The encoded length of a [`PayloadRef`].
 pub(crate) const PAYLOAD_REF_LEN: usize = 24;
 
@@ -555,6 +568,19 @@ pub(crate) fn append_message(
     }
 }
 
+/// The record `repair_topic` puts in place of a lost message: its produce
+/// time and byte offset, as far as they are known, and its size.
+pub(crate) fn encode_lost(produce_ns: u64, offset_bytes: u64, size: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(MESSAGE_HEADER_LEN + 8);
+    out.push(RECORD_V1);
+    out.push(FLAG_LOST);
+    out.extend_from_slice(&produce_ns.to_le_bytes());
+    out.extend_from_slice(&offset_bytes.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&size.to_le_bytes());
+    out
+}
+
 /// The encoded length of a message value whose payload is inline.
 pub(crate) fn message_value_len(properties: &BTreeMap<String, String>, payload: &[u8]) -> usize {
     MESSAGE_HEADER_LEN
@@ -579,6 +605,7 @@ impl MessageValue {
         let payload_len = match &self.payload {
             StoredPayload::Inline(bytes) => bytes.len(),
             StoredPayload::External(reference) => reference.len as usize,
+            StoredPayload::Lost { size } => return *size,
         };
         size_of(&self.properties, payload_len)
     }
@@ -589,11 +616,16 @@ impl MessageValue {
 pub(crate) enum StoredPayload {
     Inline(Vec<u8>),
     External(PayloadRef),
+    /// A record of a lost message (see `encode_lost`), of this size.
+    Lost {
+        size: u64,
+    },
 }
 
 /// The parts of a message value before its payload.
 struct Head<'a> {
     external: bool,
+    lost: bool,
     produce_ns: u64,
     offset_bytes: u64,
     property_count: u32,
@@ -603,11 +635,12 @@ struct Head<'a> {
 fn head(value: &[u8]) -> Decoded<Head<'_>> {
     let mut input = Input::v1(value, "message")?;
     let flags = input.u8()?;
-    if flags & !FLAG_EXTERNAL != 0 {
+    if !matches!(flags, 0 | FLAG_EXTERNAL | FLAG_LOST) {
         return Err(DecodeError(format!("message: unknown flags {flags:#04x}")));
     }
     Ok(Head {
-        external: flags & FLAG_EXTERNAL != 0,
+        external: flags == FLAG_EXTERNAL,
+        lost: flags == FLAG_LOST,
         produce_ns: input.u64()?,
         offset_bytes: input.u64()?,
         property_count: input.u32()?,
@@ -618,11 +651,26 @@ fn head(value: &[u8]) -> Decoded<Head<'_>> {
 pub(crate) fn decode_message(value: &[u8]) -> Decoded<MessageValue> {
     let Head {
         external,
+        lost,
         produce_ns,
         property_count,
         mut rest,
         ..
     } = head(value)?;
+    if lost {
+        if property_count != 0 {
+            return Err(DecodeError(format!(
+                "message: a lost message's record has {property_count} properties"
+            )));
+        }
+        let size = rest.u64()?;
+        rest.end()?;
+        return Ok(MessageValue {
+            produce_ns,
+            properties: BTreeMap::new(),
+            payload: StoredPayload::Lost { size },
+        });
+    }
     let mut properties = BTreeMap::new();
     for _ in 0..property_count {
         let key = rest.string()?;
@@ -847,6 +895,51 @@ mod tests {
         value.extend_from_slice(&2u64.to_le_bytes());
         value.extend_from_slice(&property_count.to_le_bytes());
         value
+    }
+
+    #[test]
+    fn lost_records_round_trip_and_are_canonical() {
+        let value = encode_lost(5, 6, 70_000);
+        assert_eq!(value.len(), MESSAGE_HEADER_LEN + 8);
+        let decoded = decode_message(&value).unwrap();
+        assert_eq!(decoded.produce_ns, 5);
+        assert!(decoded.properties.is_empty());
+        assert!(matches!(
+            decoded.payload,
+            StoredPayload::Lost { size: 70_000 }
+        ));
+        assert_eq!(decoded.size(), 70_000);
+        assert_eq!(message_size(&value).unwrap(), 70_000);
+        assert_eq!(message_offset(&value).unwrap(), 6);
+        assert_eq!(message_time(&value).unwrap(), 5);
+        // No trailing byte, no missing one, no property, no other flag.
+        let mut longer = value.clone();
+        longer.push(0);
+        assert!(decode_message(&longer).is_err());
+        assert!(decode_message(&value[..value.len() - 1]).is_err());
+        let mut with_property = value.clone();
+        with_property[18] = 1;
+        assert!(decode_message(&with_property).is_err());
+        let mut both = value;
+        both[1] = FLAG_LOST | FLAG_EXTERNAL;
+        assert!(decode_message(&both).is_err());
+    }
+
+    #[test]
+    fn a_group_acknowledged_up_to_the_last_possible_id_is_refused() {
+        let record = GroupRecord {
+            acked_id: u64::MAX,
+            created_ns: 1,
+            skipped: 0,
+            damaged_skipped: 0,
+        };
+        let error = GroupRecord::decode(&record.encode()).unwrap_err();
+        assert!(error.0.contains("acknowledged"), "{}", error.0);
+        let fine = GroupRecord {
+            acked_id: u64::MAX - 1,
+            ..record
+        };
+        assert_eq!(GroupRecord::decode(&fine.encode()).unwrap(), fine);
     }
 
     #[test]

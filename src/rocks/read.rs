@@ -7,6 +7,10 @@
 //! RocksDB read error), it stops there and returns the messages before it
 //! together with the error, which names the message: a damaged message never
 //! hides the intact ones before it, and a caller can go past it.
+//!
+//! A read returns [`Entry`]s: messages, and the ids of messages that were
+//! lost and that `repair_topic` replaced with a record of their loss, which
+//! keep their ids taken and are never delivered.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -26,20 +30,45 @@ use crate::rocks::topic::Topic;
 /// Reads of at most this many messages use point reads, not an iterator.
 const POINT_READS: u64 = 4;
 
+/// What a read found at one id.
+#[derive(Debug)]
+pub(crate) enum Entry {
+    Message(StoredMessage),
+    /// A message that was lost and that `repair_topic` replaced.
+    Lost(MessageId),
+}
+
+impl Entry {
+    pub(crate) fn id(&self) -> MessageId {
+        match self {
+            Self::Message(message) => message.id,
+            Self::Lost(id) => *id,
+        }
+    }
+
+    /// The message, unless it was lost.
+    pub(crate) fn into_message(self) -> Option<StoredMessage> {
+        match self {
+            Self::Message(message) => Some(message),
+            Self::Lost(_) => None,
+        }
+    }
+}
+
 /// Why a read stopped.
 #[derive(Debug)]
 pub(crate) enum ReadError {
     Closed,
     Destroyed,
     Storage(StorageError),
-    /// Message `id` cannot be read; `before` holds the messages read
-    /// before it, which the caller delivers first.
+    /// Message `id` cannot be read; `before` holds what was read before
+    /// it, which the caller delivers first.
     Damaged {
         id: MessageId,
         reason: String,
         /// An I/O error rather than damaged data: it may go away.
         io: bool,
-        before: Vec<StoredMessage>,
+        before: Vec<Entry>,
     },
 }
 
@@ -112,7 +141,7 @@ impl Damage {
         }
     }
 
-    fn into_error(self, before: Vec<StoredMessage>) -> ReadError {
+    fn into_error(self, before: Vec<Entry>) -> ReadError {
         ReadError::Damaged {
             id: self.id,
             reason: self.reason,
@@ -126,7 +155,7 @@ impl Damage {
 type Value = (MessageId, MessageValue);
 
 /// Reads the retained messages of `topic` with ids in `ids` that are
-/// readable now, up to `max_count` messages and, past the first message,
+/// readable now, up to `max_count` entries and, past the first,
 /// `max_bytes` message bytes.
 pub(crate) fn read(
     engine: &Engine,
@@ -134,7 +163,7 @@ pub(crate) fn read(
     ids: Range<MessageId>,
     max_count: usize,
     max_bytes: u64,
-) -> Result<Vec<StoredMessage>, ReadError> {
+) -> Result<Vec<Entry>, ReadError> {
     let start = ids.start.max(topic.first_id()).max(1);
     let end = ids.end.min(topic.last_id().saturating_add(1));
     if start >= end || max_count == 0 {
@@ -160,7 +189,7 @@ fn read_stored(
     Range { start, end }: Range<MessageId>,
     max_count: usize,
     max_bytes: u64,
-) -> Result<Vec<StoredMessage>, ReadError> {
+) -> Result<Vec<Entry>, ReadError> {
     let shards = engine.db()?;
     let db = shards.of(topic);
     if topic.is_destroyed() {
@@ -192,11 +221,17 @@ fn with_payloads(
     topic: &Topic,
     values: Vec<Value>,
     damage: Option<Damage>,
-) -> Result<Vec<StoredMessage>, ReadError> {
+) -> Result<Vec<Entry>, ReadError> {
     let mut messages = Vec::with_capacity(values.len());
     let mut run: Vec<(MessageId, MessageValue, PayloadRef)> = Vec::new();
     for (id, value) in values {
         match value.payload {
+            StoredPayload::Lost { .. } => {
+                if let Err(damage) = read_run(engine, topic, &mut run, &mut messages) {
+                    return Err(damage.into_error(messages));
+                }
+                messages.push(Entry::Lost(id));
+            }
             StoredPayload::External(reference) if (reference.len as usize) < EXTERNAL_MIN_BYTES => {
                 if run
                     .last()
@@ -222,6 +257,7 @@ fn with_payloads(
                             },
                         }
                     }
+                    StoredPayload::Lost { .. } => unreachable!("matched above"),
                 };
                 messages.push(stored(id, value.produce_ns, value.properties, payload));
             }
@@ -242,7 +278,7 @@ fn read_run(
     engine: &Engine,
     topic: &Topic,
     run: &mut Vec<(MessageId, MessageValue, PayloadRef)>,
-    messages: &mut Vec<StoredMessage>,
+    messages: &mut Vec<Entry>,
 ) -> Result<(), Damage> {
     if run.is_empty() {
         return Ok(());
@@ -433,8 +469,8 @@ fn decode(id: MessageId, value: &[u8]) -> Result<Value, Damage> {
 }
 
 /// `None` (the message is to be left out) if the payload's segment file is
-/// gone because retention deleted the message meanwhile; otherwise the
-/// damage, naming the message.
+/// gone, or no longer what it was, because retention deleted the message
+/// meanwhile; otherwise the damage, naming the message.
 fn payload_damage(
     topic: &Topic,
     id: MessageId,
@@ -442,7 +478,7 @@ fn payload_damage(
     error: PayloadError,
 ) -> Option<Damage> {
     Some(match error {
-        PayloadError::Gone if id < topic.first_id() => return None,
+        PayloadError::Gone | PayloadError::Damaged(_) if !is_retained(topic, id) => return None,
         PayloadError::Gone => Damage::corrupt(
             id,
             format!("its segment file {} is missing", reference.segment),
@@ -461,11 +497,11 @@ fn stored(
     produce_ns: u64,
     properties: BTreeMap<String, String>,
     payload: Vec<u8>,
-) -> StoredMessage {
-    StoredMessage {
+) -> Entry {
+    Entry::Message(StoredMessage {
         id,
         timestamp: from_nanos(produce_ns),
         properties,
         payload,
-    }
+    })
 }

@@ -564,8 +564,8 @@ pub(crate) fn scan(
 
 /// Deletes segment files that belong to no page: those of pages retention
 /// deleted and of destroyed topics, when a crash came before their files
-/// were deleted, and payloads of a batch that was never written. The
-/// directories of damaged topics are kept.
+/// were deleted, and payloads of a batch that was never written (past the
+/// last page). The directories of damaged topics are kept.
 pub(crate) fn clean_segments(
     segments: &Segments,
     topics: &[Topic],
@@ -586,8 +586,19 @@ pub(crate) fn clean_segments(
         let writer = topic.writer.lock();
         let pages: Vec<MessageId> = writer.pages().map(|page| page.first_id).collect();
         for (segment, path) in segments.list(topic.id)? {
-            if pages.binary_search(&segment).is_err() {
+            if pages.binary_search(&segment).is_ok() {
+                continue;
+            }
+            // Before the first page: retention's or a cut's; after the
+            // last: a batch never written. A file among the pages that
+            // starts none is not the store's doing: it is kept.
+            let orphan = pages.first().is_none_or(|&first| {
+                segment < first || pages.last().is_some_and(|&last| segment > last)
+            });
+            if orphan {
                 segments.remove(topic.id, &path)?;
+            } else {
+                tracing::warn!(topic = %topic.name, segment, "a segment file starts no page of its topic; it is kept");
             }
         }
     }

@@ -106,6 +106,12 @@ pub(crate) struct Segments {
     bytes: Mutex<FxHashMap<u32, u64>>,
     /// What is written and still cached, if `segmentCacheInMB` bounds it.
     cache: Option<Mutex<CacheWindow>>,
+    /// Segment files whose writeback failed while their bytes were dropped
+    /// from the page cache: the kernel reports such an error once, to the
+    /// descriptor that waited for it, so it is kept here for every later
+    /// sync of the file to report (a reference must never be made durable
+    /// on the strength of a sync that could not see it).
+    failed_writebacks: Mutex<FxHashMap<FileKey, (io::ErrorKind, String)>>,
 }
 
 /// A segment file: its topic and the first id of its page.
@@ -150,6 +156,7 @@ impl Segments {
             }),
             bytes: Mutex::new(FxHashMap::default()),
             cache: cache_limit.map(|limit| Mutex::new(CacheWindow::new(limit))),
+            failed_writebacks: Mutex::new(FxHashMap::default()),
         }
     }
 
@@ -219,13 +226,32 @@ impl Segments {
         match result {
             Ok(()) => metrics::counter!(telemetry::SEGMENT_DROPPED_BYTES).increment(extent.len),
             Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-            Err(error) => tracing::warn!(
-                topic_id = extent.topic_id,
-                segment = extent.segment,
-                %error,
-                "writing back segment bytes to drop them from the page cache failed; they stay cached"
-            ),
+            Err(error) => {
+                tracing::error!(
+                    topic_id = extent.topic_id,
+                    segment = extent.segment,
+                    %error,
+                    "writing back segment bytes to drop them from the page cache failed; every later sync of the file fails"
+                );
+                self.failed_writebacks.lock().insert(
+                    (extent.topic_id, extent.segment),
+                    (error.kind(), error.to_string()),
+                );
+            }
         }
+    }
+
+    /// The error the writeback of a segment file met while its bytes were
+    /// dropped from the page cache, if one did.
+    fn writeback_error(&self, topic_id: u32, segment: MessageId) -> Option<io::Error> {
+        let failed = self.failed_writebacks.lock();
+        let (kind, error) = failed.get(&(topic_id, segment))?;
+        Some(io::Error::new(
+            *kind,
+            format!(
+                "the writeback of segment {segment} failed when its bytes were dropped from the page cache ({error}): its bytes since the last sync may not be on disk"
+            ),
+        ))
     }
 
     /// Counts the bytes of topic `topic_id`'s segment files as they are on
@@ -313,21 +339,10 @@ impl Segments {
         for key in gone {
             open.files.pop(&key);
         }
-    }
-
-    /// Closes the files of topic `topic_id`'s segments after `last_kept`,
-    /// which a repair cut off.
-    pub(crate) fn forget_after(&self, topic_id: u32, last_kept: MessageId) {
-        let mut open = self.open.lock();
-        let gone: Vec<FileKey> = open
-            .files
-            .iter()
-            .filter(|((topic, segment), _)| *topic == topic_id && *segment > last_kept)
-            .map(|(key, _)| *key)
-            .collect();
-        for key in gone {
-            open.files.pop(&key);
-        }
+        drop(open);
+        self.failed_writebacks
+            .lock()
+            .retain(|&(topic, segment), _| topic != topic_id || segment >= first_retained);
     }
 
     /// Closes every file of topic `topic_id` and keeps none open from now
@@ -477,31 +492,71 @@ pub(crate) struct SyncJob {
 }
 
 impl SyncJob {
-    /// Runs `jobs`: syncs each file, then each directory once.
-    pub(crate) fn run_all(jobs: &[Self], segments: &Segments) -> io::Result<()> {
+    /// Runs `jobs`: syncs each file, then each directory once. A file (or
+    /// a topic directory) deleted meanwhile, by retention or a destroy, is
+    /// passed over and never created again; returns the segments whose
+    /// file was gone, for the caller to tell deleted from lost.
+    pub(crate) fn run_all(jobs: &[Self], segments: &Segments) -> io::Result<Vec<MessageId>> {
+        let mut gone = Vec::new();
         for job in jobs {
-            segments
-                .file(job.topic_id, job.segment, true)
-                .and_then(|file| file.sync_data())
-                .map_err(|error| {
-                    io::Error::new(
+            if let Some(error) = segments.writeback_error(job.topic_id, job.segment) {
+                return Err(error);
+            }
+            // Opened without creating it: a sync of a deleted file must not
+            // leave an empty one where its payloads were.
+            let file = match segments.file(job.topic_id, job.segment, false) {
+                Ok(file) => file,
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                    gone.push(job.segment);
+                    continue;
+                }
+                Err(error) => {
+                    return Err(io::Error::new(
                         error.kind(),
-                        format!("syncing segment {}: {error}", job.segment),
-                    )
-                })?;
+                        format!("opening segment {} to sync it: {error}", job.segment),
+                    ));
+                }
+            };
+            file.sync_data().map_err(|error| {
+                io::Error::new(
+                    error.kind(),
+                    format!("syncing segment {}: {error}", job.segment),
+                )
+            })?;
         }
         let mut dirs: Vec<&PathBuf> = jobs.iter().flat_map(|job| &job.dirs).collect();
         dirs.sort_unstable();
         dirs.dedup();
         for dir in dirs {
-            segments.fs.sync_dir(dir).map_err(|error| {
-                io::Error::new(
-                    error.kind(),
-                    format!("syncing directory {}: {error}", dir.display()),
-                )
-            })?;
+            match segments.fs.sync_dir(dir) {
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(error) => {
+                    return Err(io::Error::new(
+                        error.kind(),
+                        format!("syncing directory {}: {error}", dir.display()),
+                    ));
+                }
+                Ok(()) => {}
+            }
         }
-        Ok(())
+        Ok(gone)
+    }
+
+    /// Whether this job, once run, made durable all that `other` would.
+    pub(crate) fn covers(&self, other: &Self) -> bool {
+        self.topic_id == other.topic_id && self.segment == other.segment && self.len >= other.len
+    }
+
+    /// Fails if a file `run_all` found gone was of a page still retained
+    /// (from `first_retained` on): not deleted by the store, but lost.
+    pub(crate) fn check_gone(gone: &[MessageId], first_retained: MessageId) -> io::Result<()> {
+        match gone.iter().find(|&&segment| segment >= first_retained) {
+            Some(segment) => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("segment file {segment} of a retained page is missing"),
+            )),
+            None => Ok(()),
+        }
     }
 }
 
@@ -540,9 +595,14 @@ impl SegmentWriter {
         };
         // A new entry is durable once its directory is synced: the file's
         // in the topic's directory, a new topic directory's in `segments`,
-        // a new `segments`' in the store's directory.
+        // a new `segments`' in the store's directory. A file that is there
+        // already was created before this store opened, maybe just before a
+        // crash of the process that kept it in the page cache only: its
+        // entries are synced too, all of them.
         let mut dirs = Vec::new();
-        if !exists(&path)? {
+        if exists(&path)? {
+            dirs = vec![dir.clone(), segments.root.clone(), segments.store.clone()];
+        } else {
             dirs.push(dir.clone());
             if !exists(&dir)? {
                 dirs.push(segments.root.clone());

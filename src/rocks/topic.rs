@@ -102,10 +102,13 @@ impl Writer {
         jobs
     }
 
-    /// Records that `jobs`, taken by [`Writer::sync_jobs`], ran.
+    /// Records that `jobs`, taken by [`Writer::sync_jobs`], ran. Bytes
+    /// appended to a file after its job was taken (a sync runs without the
+    /// topic's lock) are still to sync, even once the writer moved on to
+    /// the next page's file.
     pub(crate) fn synced(&mut self, jobs: &[SyncJob]) {
         self.unsynced
-            .retain(|left| !jobs.iter().any(|job| job.segment == left.segment));
+            .retain(|left| !jobs.iter().any(|job| job.covers(left)));
         if let Some(open) = &mut self.segment {
             for job in jobs {
                 open.synced(job);
@@ -116,7 +119,8 @@ impl Writer {
     /// Syncs every payload appended so far (for `syncWrites`).
     pub(crate) fn sync(&mut self, segments: &Segments) -> std::io::Result<()> {
         let jobs = self.sync_jobs();
-        SyncJob::run_all(&jobs, segments)?;
+        let gone = SyncJob::run_all(&jobs, segments)?;
+        SyncJob::check_gone(&gone, self.state.first_id)?;
         self.synced(&jobs);
         Ok(())
     }
@@ -128,19 +132,6 @@ impl Writer {
             .segment
             .as_ref()
             .is_some_and(|open| open.segment < first_id)
-        {
-            self.segment = None;
-        }
-    }
-
-    /// Lets go of the segment files of pages after `last_kept`, which a
-    /// repair cut off.
-    pub(crate) fn forget_segments_after(&mut self, last_kept: MessageId) {
-        self.unsynced.retain(|job| job.segment <= last_kept);
-        if self
-            .segment
-            .as_ref()
-            .is_some_and(|open| open.segment > last_kept)
         {
             self.segment = None;
         }

@@ -97,6 +97,10 @@ pub enum Op {
     Recreate(usize),
     /// The clock jumps by this many times 3 minutes, back if negative.
     ClockJump(i8),
+    /// Repair the topic: on a healthy one, a no-op.
+    Repair(usize),
+    /// Check the store: clean, every retained message counted.
+    Check,
 }
 
 /// A position, as the ops give it.
@@ -167,6 +171,8 @@ pub fn decode(data: &[u8]) -> Vec<Op> {
             11 => Op::Compact,
             12 => Op::Recreate(topic),
             13 => Op::ClockJump(i8::from_ne_bytes([arg()])),
+            14 => Op::Repair(topic),
+            15 => Op::Check,
             _ => {
                 let count = arg() % 8;
                 Op::Produce {
@@ -222,6 +228,8 @@ pub fn encode(settings: u8, ops: &[Op]) -> Vec<u8> {
             Op::Compact => (11, 0, vec![]),
             Op::Recreate(t) => (12, *t, vec![]),
             Op::ClockJump(by) => (13, 0, by.to_ne_bytes().to_vec()),
+            Op::Repair(t) => (14, *t, vec![]),
+            Op::Check => (15, 0, vec![]),
         };
         let tag = if out.is_empty() {
             // The first tag carries the settings.
@@ -571,6 +579,9 @@ pub struct Trace {
     /// Seeks, readers and groups by time that landed inside the retained
     /// messages.
     pub time_positions: u64,
+    /// Repairs of healthy topics (each a no-op), and checks.
+    pub repairs: u64,
+    pub checks: u64,
 }
 
 /// A consumer and a reader of a destroyed topic, held on.
@@ -780,6 +791,43 @@ impl Driver {
                 self.check_all();
             }
             Op::Recreate(t) => self.recreate(t),
+            Op::Repair(t) => {
+                let name = TOPICS[t];
+                let Some(state) = self.model.get(&t) else {
+                    assert!(matches!(
+                        store.repair_topic(name),
+                        Err(TopicError::NotFound { .. })
+                    ));
+                    return;
+                };
+                let report = store.repair_topic(name).unwrap();
+                assert!(!report.changed(), "a repair of a healthy topic: {report:?}");
+                assert_eq!(report.intact, state.messages.len() as u64, "{report:?}");
+                let kept = state
+                    .messages
+                    .keys()
+                    .next()
+                    .map(|&first| (first, state.next_id - 1));
+                assert_eq!(report.kept, kept, "{report:?}");
+                self.trace.repairs += 1;
+                self.check_all();
+            }
+            Op::Check => {
+                let report = store.check().unwrap();
+                assert!(report.is_clean(), "{report:?}");
+                let counts: Vec<(String, u64)> = report
+                    .topics
+                    .iter()
+                    .map(|topic| (topic.name.clone(), topic.messages))
+                    .collect();
+                let expected: Vec<(String, u64)> = self
+                    .model
+                    .iter()
+                    .map(|(t, state)| (TOPICS[*t].to_owned(), state.messages.len() as u64))
+                    .collect();
+                assert_eq!(counts, expected);
+                self.trace.checks += 1;
+            }
             Op::ClockJump(by) => {
                 let jump = Duration::from_secs(u64::from(by.unsigned_abs()) * 180);
                 let now = self.clock.now();

@@ -7,14 +7,17 @@
 //! `EMFILE` for an open. [`FaultFs::power_loss`] then takes away, on disk,
 //! what a machine crash would: every byte appended after a file's last
 //! successful sync, and every file or directory whose entry was not synced
-//! into its parent directory.
+//! into its parent directory. [`FaultFs::gate`] holds the next call of a
+//! kind on one path, from whatever thread makes it, until the test lets it
+//! go: the races the tests replay happen in the order they choose.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, IoSlice, IoSliceMut};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use rocksmq::fs::{FileSystem, SegmentFile, StdFileSystem};
 
 /// What kind of call a fault hits.
@@ -80,6 +83,8 @@ struct State {
     /// same kind too.
     fail: Option<(u64, Fault, bool)>,
     failing: Option<(Call, Fault)>,
+    /// Fail the next call of this kind, whatever its number.
+    fail_next: Option<(Call, Fault)>,
     short_write_pending: bool,
     /// Bytes of each file known durable.
     synced: BTreeMap<PathBuf, u64>,
@@ -87,6 +92,66 @@ struct State {
     /// their parent directory.
     pending_entries: BTreeSet<PathBuf>,
     injected: u64,
+    /// Gates not yet reached.
+    gates: Vec<Arc<Gate>>,
+}
+
+/// Holds one call until the test releases it (see [`FaultFs::gate`]).
+#[derive(Debug)]
+pub struct Gate {
+    call: Call,
+    path: PathBuf,
+    state: Mutex<GateState>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct GateState {
+    reached: bool,
+    released: bool,
+}
+
+impl Gate {
+    /// Waits until a call reaches the gate; panics after `timeout`.
+    pub fn wait_reached(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.state.lock();
+        while !state.reached {
+            assert!(
+                !self.changed.wait_until(&mut state, deadline).timed_out(),
+                "no {:?} of {} reached the gate in {timeout:?}",
+                self.call,
+                self.path.display()
+            );
+        }
+    }
+
+    /// Whether a call reached the gate.
+    pub fn is_reached(&self) -> bool {
+        self.state.lock().reached
+    }
+
+    /// Lets the held call (and any later one) go on.
+    pub fn release(&self) {
+        self.state.lock().released = true;
+        self.changed.notify_all();
+    }
+
+    /// Called by the gated call: says it is here and waits to be let go.
+    fn pass(&self) {
+        let mut state = self.state.lock();
+        state.reached = true;
+        self.changed.notify_all();
+        while !state.released {
+            self.changed.wait(&mut state);
+        }
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        self.state.get_mut().released = true;
+    }
 }
 
 /// See the module documentation.
@@ -119,12 +184,54 @@ impl FaultFs {
         state.failing = None;
     }
 
+    /// Makes the next call of kind `call` (of the test's thread) fail
+    /// with `fault`.
+    pub fn fail_next(&self, call: Call, fault: Fault) {
+        self.state.lock().fail_next = Some((call, fault));
+    }
+
     /// Stops failing.
     pub fn heal(&self) {
         let mut state = self.state.lock();
         state.fail = None;
         state.failing = None;
+        state.fail_next = None;
         state.short_write_pending = false;
+    }
+
+    /// Holds the next `call` on `path`, made by any thread, until the
+    /// returned gate is released.
+    pub fn gate(&self, call: Call, path: &Path) -> Arc<Gate> {
+        let gate = Arc::new(Gate {
+            call,
+            path: path.to_path_buf(),
+            state: Mutex::new(GateState::default()),
+            changed: Condvar::new(),
+        });
+        self.state.lock().gates.push(Arc::clone(&gate));
+        gate
+    }
+
+    /// Lets every gate go (a test that fails must not leave threads held).
+    pub fn release_gates(&self) {
+        for gate in std::mem::take(&mut self.state.lock().gates) {
+            gate.release();
+        }
+    }
+
+    /// Waits at the gate set for `call` on `path`, if any.
+    fn at_gate(state: &Mutex<State>, call: Call, path: &Path) {
+        let gate = {
+            let mut state = state.lock();
+            let index = state
+                .gates
+                .iter()
+                .position(|gate| gate.call == call && gate.path == path);
+            index.map(|index| state.gates.remove(index))
+        };
+        if let Some(gate) = gate {
+            gate.pass();
+        }
     }
 
     /// The kinds of the calls made so far, in order.
@@ -163,8 +270,10 @@ impl FaultFs {
         }
     }
 
-    /// Counts a call; fails it if it is the one to fail.
-    fn call(state: &Mutex<State>, call: Call) -> io::Result<()> {
+    /// Holds a call at its gate, if one is set; counts it; fails it if it
+    /// is the one to fail.
+    fn call(state: &Mutex<State>, call: Call, path: &Path) -> io::Result<()> {
+        Self::at_gate(state, call, path);
         let mut state = state.lock();
         if state.thread != Some(std::thread::current().id()) {
             return Ok(());
@@ -172,6 +281,13 @@ impl FaultFs {
         let number = state.calls;
         state.calls += 1;
         state.log.push(call);
+        if let Some((next_call, fault)) = state.fail_next
+            && next_call == call
+        {
+            state.fail_next = None;
+            state.injected += 1;
+            return Err(fault.error());
+        }
         if let Some((failing_call, fault)) = state.failing
             && failing_call == call
         {
@@ -204,7 +320,7 @@ impl FaultFs {
 
 impl FileSystem for FaultFs {
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        Self::call(&self.state, Call::CreateDir)?;
+        Self::call(&self.state, Call::CreateDir, path)?;
         let mut missing = Vec::new();
         let mut at = path;
         while !at.exists() {
@@ -223,7 +339,7 @@ impl FileSystem for FaultFs {
     }
 
     fn open_append(&self, path: &Path) -> io::Result<Arc<dyn SegmentFile>> {
-        Self::call(&self.state, Call::OpenAppend)?;
+        Self::call(&self.state, Call::OpenAppend, path)?;
         let existed = path.exists();
         let file = self.std.open_append(path)?;
         if !existed {
@@ -237,7 +353,7 @@ impl FileSystem for FaultFs {
     }
 
     fn open_read(&self, path: &Path) -> io::Result<Arc<dyn SegmentFile>> {
-        Self::call(&self.state, Call::OpenRead)?;
+        Self::call(&self.state, Call::OpenRead, path)?;
         let file = self.std.open_read(path)?;
         Ok(Arc::new(FaultFile {
             file,
@@ -247,22 +363,22 @@ impl FileSystem for FaultFs {
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
-        Self::call(&self.state, Call::RemoveFile)?;
+        Self::call(&self.state, Call::RemoveFile, path)?;
         self.std.remove_file(path)
     }
 
     fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
-        Self::call(&self.state, Call::RemoveDir)?;
+        Self::call(&self.state, Call::RemoveDir, path)?;
         self.std.remove_dir_all(path)
     }
 
     fn read_dir(&self, path: &Path) -> io::Result<Vec<String>> {
-        Self::call(&self.state, Call::ReadDir)?;
+        Self::call(&self.state, Call::ReadDir, path)?;
         self.std.read_dir(path)
     }
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        Self::call(&self.state, Call::SyncDir)?;
+        Self::call(&self.state, Call::SyncDir, path)?;
         self.std.sync_dir(path)?;
         self.state
             .lock()
@@ -272,7 +388,7 @@ impl FileSystem for FaultFs {
     }
 
     fn file_len(&self, path: &Path) -> io::Result<u64> {
-        Self::call(&self.state, Call::FileLen)?;
+        Self::call(&self.state, Call::FileLen, path)?;
         self.std.file_len(path)
     }
 }
@@ -286,7 +402,7 @@ struct FaultFile {
 
 impl SegmentFile for FaultFile {
     fn append(&self, buffers: &[IoSlice<'_>]) -> io::Result<usize> {
-        FaultFs::call(&self.state, Call::Append)?;
+        FaultFs::call(&self.state, Call::Append, &self.path)?;
         let short = std::mem::take(&mut self.state.lock().short_write_pending);
         if short {
             // Half of the first buffer, then ENOSPC on the next call.
@@ -304,12 +420,12 @@ impl SegmentFile for FaultFile {
     }
 
     fn read_at(&self, buffers: &mut [IoSliceMut<'_>], offset: u64) -> io::Result<usize> {
-        FaultFs::call(&self.state, Call::ReadAt)?;
+        FaultFs::call(&self.state, Call::ReadAt, &self.path)?;
         self.file.read_at(buffers, offset)
     }
 
     fn sync_data(&self) -> io::Result<()> {
-        FaultFs::call(&self.state, Call::SyncData)?;
+        FaultFs::call(&self.state, Call::SyncData, &self.path)?;
         let len = self.file.size()?;
         self.file.sync_data()?;
         let mut state = self.state.lock();
@@ -319,17 +435,17 @@ impl SegmentFile for FaultFile {
     }
 
     fn size(&self) -> io::Result<u64> {
-        FaultFs::call(&self.state, Call::Size)?;
+        FaultFs::call(&self.state, Call::Size, &self.path)?;
         self.file.size()
     }
 
     fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
-        FaultFs::call(&self.state, Call::StartWriteback)?;
+        FaultFs::call(&self.state, Call::StartWriteback, &self.path)?;
         self.file.start_writeback(offset, len)
     }
 
     fn drop_cached(&self, offset: u64, len: u64) -> io::Result<()> {
-        FaultFs::call(&self.state, Call::DropCached)?;
+        FaultFs::call(&self.state, Call::DropCached, &self.path)?;
         self.file.drop_cached(offset, len)
     }
 }

@@ -30,16 +30,17 @@ pub fn copy_fixture(name: &str) -> tempfile::TempDir {
         .join("tests/fixtures")
         .join(name);
     let dir = tempfile::tempdir().expect("a temporary directory");
-    copy_dir(&from, dir.path());
+    copy_tree(&from, dir.path());
     dir
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+/// Copies directory `from` into `to`, recursively.
+pub fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("create a directory");
     for entry in std::fs::read_dir(from).expect("read the fixture").flatten() {
         let target = to.join(entry.file_name());
         if entry.file_type().expect("a file type").is_dir() {
-            copy_dir(&entry.path(), &target);
+            copy_tree(&entry.path(), &target);
         } else {
             std::fs::copy(entry.path(), target).expect("copy a fixture file");
         }
@@ -139,4 +140,23 @@ pub fn check_pages_agree_from(store: &Store, topic: &str, from: u64) -> u64 {
         assert_eq!(stats.first_id, first.id);
     }
     messages.len() as u64
+}
+
+/// Flips a byte in the middle of every segment file of the store at
+/// `dir` (closed): every external payload fails its CRC.
+pub fn damage_segment_files(dir: &Path) {
+    let Ok(topics) = std::fs::read_dir(dir.join("segments")) else {
+        return;
+    };
+    for topic in topics.flatten() {
+        for file in std::fs::read_dir(topic.path())
+            .expect("a topic's segments")
+            .flatten()
+        {
+            let mut bytes = std::fs::read(file.path()).expect("a segment file");
+            let middle = bytes.len() / 2;
+            bytes[middle] ^= 0xff;
+            std::fs::write(file.path(), bytes).expect("write the segment file back");
+        }
+    }
 }

@@ -89,7 +89,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Cut a damaged topic back to its last intact message and rebuild its records.
+    /// Mend a topic in place: damaged messages recorded as lost, every intact one kept, damaged records rebuilt.
     Repair {
         /// The topic.
         topic: String,
@@ -544,7 +544,7 @@ enum Failure {
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Damaged => f.write_str("the store is damaged (see above); `rocksmq repair TOPIC` cuts a topic back to its last intact message"),
+            Self::Damaged => f.write_str("the store is damaged (see above); `rocksmq repair TOPIC` records its damaged messages as lost and keeps every intact one"),
         }
     }
 }

@@ -144,17 +144,22 @@ pub fn stats_table(stats: &StoreStats, disk_stats: bool, out: &mut impl Write) -
 /// One line per topic: intact with its message count, or what is damaged.
 pub fn check_report(report: &CheckReport, out: &mut impl Write) -> io::Result<()> {
     for topic in &report.topics {
+        let lost = if topic.lost > 0 {
+            format!(" ({} recorded lost by a repair)", topic.lost)
+        } else {
+            String::new()
+        };
         if topic.damage.is_empty() {
             writeln!(
                 out,
-                "ok       {}: {} messages intact",
+                "ok       {}: {} messages intact{lost}",
                 topic.name, topic.messages
             )?;
             continue;
         }
         writeln!(
             out,
-            "DAMAGED  {}: {} messages intact, {} problem(s)",
+            "DAMAGED  {}: {} messages intact{lost}, {} problem(s)",
             topic.name,
             topic.messages,
             topic.damage.len()
@@ -178,32 +183,69 @@ pub fn check_report(report: &CheckReport, out: &mut impl Write) -> io::Result<()
     )
 }
 
-/// What a repair kept and dropped.
+/// What a repair found, kept and recorded as lost.
 pub fn repair_report(report: &RepairReport, out: &mut impl Write) -> io::Result<()> {
-    writeln!(out, "repaired topic {}", report.name)?;
+    if !report.changed() {
+        writeln!(out, "topic {}: nothing to repair", report.name)?;
+    } else {
+        writeln!(out, "repaired topic {}", report.name)?;
+    }
     for reason in &report.reasons {
         writeln!(out, "  found: {reason}")?;
     }
     match report.kept {
-        Some((first, last)) => writeln!(out, "  kept messages {first}..={last}")?,
-        None => writeln!(out, "  kept no message")?,
-    }
-    match report.dropped {
         Some((first, last)) => writeln!(
             out,
-            "  dropped messages {first}..={last} ({} ids); the next message produced gets id {first}",
-            report.dropped_messages
+            "  kept messages {first}..={last} ({} read intact)",
+            report.intact
         )?,
-        None => writeln!(out, "  dropped no message")?,
+        None => writeln!(out, "  no message retained")?,
+    }
+    if report.lost_messages > 0 {
+        let runs: Vec<String> = report
+            .lost
+            .iter()
+            .take(20)
+            .map(|&(first, last)| {
+                if first == last {
+                    first.to_string()
+                } else {
+                    format!("{first}..={last}")
+                }
+            })
+            .collect();
+        let more = if report.lost.len() > 20 { ", ..." } else { "" };
+        writeln!(
+            out,
+            "  recorded as lost: {} message(s), ids {}{more}; they are never delivered and their ids are not reused",
+            report.lost_messages,
+            runs.join(", ")
+        )?;
+    }
+    if report.removed_keys > 0 {
+        writeln!(
+            out,
+            "  removed {} key(s) that were no record of the topic",
+            report.removed_keys
+        )?;
+    }
+    for (first, last) in &report.pages_rebuilt {
+        writeln!(out, "  page {first}..={last}: record rebuilt")?;
     }
     for (group, acked) in &report.groups_moved {
         writeln!(
             out,
-            "  group {group}: acknowledged position moved back from {acked}"
+            "  group {group}: acknowledged position moved back from {acked} to the last message"
+        )?;
+    }
+    for group in &report.groups_reset {
+        writeln!(
+            out,
+            "  group {group}: its record was damaged; it starts again from the first retained message"
         )?;
     }
     for group in &report.groups_dropped {
-        writeln!(out, "  group {group}: its record was damaged; dropped")?;
+        writeln!(out, "  group key {group:?}: names no group; removed")?;
     }
     Ok(())
 }
