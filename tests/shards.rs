@@ -186,3 +186,78 @@ fn a_name_in_two_shards_resolves_to_the_newer_topic() {
     assert_eq!(store.read_range("a", ..).unwrap().len(), 1);
     assert!(store.check().unwrap().is_clean());
 }
+
+/// The names in the store's `segments/` directory: one per topic id with
+/// segment files.
+fn segment_dirs(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("segments"))
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Issue 21: a missing `shard-N/` directory (a disk not mounted, a restore
+/// not finished) made its topics silently absent, and the open created the
+/// shard again, empty, and deleted its topics' segment files, not knowing
+/// their ids. The store now remembers its shards: it opens without the
+/// missing one, says which, keeps every segment file, and has every topic
+/// back once the directory is.
+fn a_missing_shard_loses_nothing(gone: impl Fn(&Path)) {
+    let dir = tempfile::tempdir().unwrap();
+    let away = tempfile::tempdir().unwrap();
+    let topics: Vec<String> = (0..6).map(|i| format!("t{i}")).collect();
+    let store = Store::open(config(dir.path(), 3)).unwrap();
+    for topic in &topics {
+        store.create_topic(topic).unwrap();
+        produce_to(&store, topic, 10);
+    }
+    store.close().unwrap();
+    let segments = segment_dirs(dir.path());
+    assert_eq!(segments.len(), 6);
+    let shard = dir.path().join("shard-1");
+    let kept = away.path().join("shard-1");
+    std::fs::rename(&shard, &kept).unwrap();
+    gone(&shard);
+
+    let store = Store::open(config(dir.path(), 3)).unwrap();
+    assert_eq!(
+        segment_dirs(dir.path()),
+        segments,
+        "the segment files of the missing shard's topics are kept"
+    );
+    assert!(
+        !shard.join("CURRENT").exists(),
+        "no empty shard is made in its place"
+    );
+    // Topics t1 and t4 are in shard 1.
+    assert_eq!(store.list_topics().unwrap(), ["t0", "t2", "t3", "t5"]);
+    for topic in ["t0", "t2", "t3", "t5"] {
+        check(&store, topic, 10);
+    }
+    store.close().unwrap();
+
+    let _ = std::fs::remove_dir(&shard);
+    std::fs::rename(&kept, &shard).unwrap();
+    let store = Store::open(config(dir.path(), 3)).unwrap();
+    assert_eq!(store.list_topics().unwrap(), topics);
+    for topic in &topics {
+        check(&store, topic, 10);
+    }
+    assert!(store.check().unwrap().is_clean());
+    store.close().unwrap();
+}
+
+#[test]
+fn a_missing_shard_directory_loses_nothing() {
+    a_missing_shard_loses_nothing(|_| {});
+}
+
+/// The same when the directory is there and empty: a mount point whose
+/// disk is not mounted.
+#[test]
+fn an_empty_shard_directory_loses_nothing() {
+    a_missing_shard_loses_nothing(|shard| std::fs::create_dir(shard).unwrap());
+}

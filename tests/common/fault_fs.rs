@@ -87,6 +87,8 @@ struct State {
     /// their parent directory.
     pending_entries: BTreeSet<PathBuf>,
     injected: u64,
+    /// Set by [`FaultFs::cut_power`]: syncs no longer count.
+    power_cut: bool,
 }
 
 /// See the module documentation.
@@ -135,6 +137,27 @@ impl FaultFs {
     /// How many faults were injected.
     pub fn injected(&self) -> u64 {
         self.state.lock().injected
+    }
+
+    /// Bytes appended to segment files and not yet synced: what a power
+    /// loss now would take away from the files (entries aside).
+    pub fn unsynced_bytes(&self) -> u64 {
+        let state = self.state.lock();
+        state
+            .synced
+            .iter()
+            .filter_map(|(path, synced)| {
+                let len = std::fs::metadata(path).ok()?.len();
+                Some(len.saturating_sub(*synced))
+            })
+            .sum()
+    }
+
+    /// The machine loses power now: what is synced from here on does not
+    /// count ([`FaultFs::power_loss`] takes it away), so that the store
+    /// can be stopped (its threads joined) after the moment of the crash.
+    pub fn cut_power(&self) {
+        self.state.lock().power_cut = true;
     }
 
     /// Takes away what a machine crash would: bytes after each file's last
@@ -264,10 +287,12 @@ impl FileSystem for FaultFs {
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         Self::call(&self.state, Call::SyncDir)?;
         self.std.sync_dir(path)?;
-        self.state
-            .lock()
-            .pending_entries
-            .retain(|entry| entry.parent() != Some(path));
+        let mut state = self.state.lock();
+        if !state.power_cut {
+            state
+                .pending_entries
+                .retain(|entry| entry.parent() != Some(path));
+        }
         Ok(())
     }
 
@@ -313,6 +338,9 @@ impl SegmentFile for FaultFile {
         let len = self.file.size()?;
         self.file.sync_data()?;
         let mut state = self.state.lock();
+        if state.power_cut {
+            return Ok(());
+        }
         let synced = state.synced.entry(self.path.clone()).or_insert(0);
         *synced = (*synced).max(len);
         Ok(())
