@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rocksmq::{
-    AckMode, Config, ConsumerError, Environment, ManualClock, Message, Position, ProduceError, Store,
-    TopicError,
+    AckMode, Config, ConsumerError, Environment, ManualClock, Message, Position, ProduceError,
+    Store, TopicError,
 };
 
 /// Defect 7: under `AckMode::Auto`, a failed acknowledgement lost the
@@ -593,7 +593,12 @@ impl Hold {
 /// Runs `call` on a thread of its own and returns its result, failing the
 /// test if it takes longer than `limit` (after releasing `hold`, so that
 /// the test ends).
-fn finishes_within<T: Send>(limit: Duration, hold: &Hold, what: &str, call: impl FnOnce() -> T + Send) -> T {
+fn finishes_within<T: Send>(
+    limit: Duration,
+    hold: &Hold,
+    what: &str,
+    call: impl FnOnce() -> T + Send,
+) -> T {
     std::thread::scope(|scope| {
         let (sender, receiver) = std::sync::mpsc::channel();
         scope.spawn(move || {
@@ -632,14 +637,21 @@ fn payloads_are_synced_while_held(job: &str) {
     let mut produced = Vec::new();
     for n in 0..20u8 {
         let payload = vec![n; 30_000];
-        let ids = store.produce("t", &[Message::new(payload.clone())]).unwrap();
+        let ids = store
+            .produce("t", &[Message::new(payload.clone())])
+            .unwrap();
         produced.push((ids.start, payload));
     }
+    // Until a sync pass has made all of it durable: bytes and the new
+    // file's directory entry (the pass moves the sync mark after both).
     let started = std::time::Instant::now();
-    while fs.unsynced_bytes() > 0 && started.elapsed() < Duration::from_secs(10) {
+    while (fs.unsynced_bytes() > 0 || fs.unsynced_entries() > 0)
+        && started.elapsed() < Duration::from_secs(10)
+    {
         std::thread::sleep(Duration::from_millis(50));
     }
     let waited = started.elapsed();
+    println!("{job} held: the payloads were durable {waited:?} after the last produce");
     // The power goes now, while the job is still held; the store is
     // stopped after (what it syncs then does not count).
     fs.cut_power();
@@ -707,8 +719,10 @@ fn a_destroy_giving_its_disk_back_holds_up_no_other_call() {
         });
         assert_eq!(produced.unwrap(), 3..4);
         // Another destroy passes the fail point (it holds only the first).
-        finishes_within(limit, &hold, "destroying another topic", || store.destroy_topic("c"))
-            .unwrap();
+        finishes_within(limit, &hold, "destroying another topic", || {
+            store.destroy_topic("c")
+        })
+        .unwrap();
         finishes_within(limit, &hold, "the statistics", || store.stats()).unwrap();
         hold.release();
         destroying.join().unwrap().unwrap();

@@ -13,7 +13,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{OpenError, StorageError};
 use crate::fs::FileSystem;
-use crate::rocks::background::{Background, Body, Job, Kind, Outcome};
+use crate::rocks::background::{Background, Body, Job, Kind, Lane, Outcome};
 use crate::rocks::compaction::{compact, fit_levels};
 use crate::rocks::durability::{SYNC_INTERVAL, sync_segments};
 use crate::rocks::engine::{Engine, Parts, Shards};
@@ -97,28 +97,33 @@ pub(crate) fn open(
         topics: recovered.topics,
         damaged: recovered.damaged,
     }));
-    let background = Background::start(jobs(&engine), Arc::clone(&engine.background_status))
-        .map_err(|error| OpenError::Storage {
-            path,
-            source: StorageError::io("starting the background thread", &error),
+    let background =
+        Background::start(lanes(&engine), &engine.background_status).map_err(|error| {
+            OpenError::Storage {
+                path,
+                source: StorageError::io("starting the background thread", &error),
+            }
         })?;
     engine.set_background(background);
     Ok(Arc::new(Handle(engine)))
 }
 
-/// The background jobs of `engine`, each holding it weakly.
-fn jobs(engine: &Arc<Engine>) -> Vec<Job> {
+/// The background jobs of `engine`, each holding it weakly: the segment
+/// sync on a thread of its own, so that no long retention pass or
+/// compaction holds it up (its bound is in docs/durability.md); the others
+/// on a second one.
+fn lanes(engine: &Arc<Engine>) -> Vec<Lane> {
     let config = &engine.config;
     let weak = Arc::downgrade(engine);
+    let sync = Job::new(
+        Kind::SegmentSync,
+        SYNC_INTERVAL,
+        job(&weak, |engine, _| {
+            let db = engine.db().map_err(StorageError::from)?;
+            sync_segments(engine, &db)
+        }),
+    );
     let mut jobs = vec![
-        Job::new(
-            Kind::SegmentSync,
-            SYNC_INTERVAL,
-            job(&weak, |engine, _| {
-                let db = engine.db().map_err(StorageError::from)?;
-                sync_segments(engine, &db)
-            }),
-        ),
         Job::new(
             Kind::Retention,
             config.retention_check_interval(),
@@ -148,7 +153,7 @@ fn jobs(engine: &Arc<Engine>) -> Vec<Job> {
             job(&weak, |engine, stop| compact(engine, stop).map(drop)),
         ));
     }
-    jobs
+    vec![Lane::new("sync", vec![sync]), Lane::new("background", jobs)]
 }
 
 /// A job body that runs `body` on the engine while it is alive and open.

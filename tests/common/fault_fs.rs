@@ -153,6 +153,12 @@ impl FaultFs {
             .sum()
     }
 
+    /// Files and directories created and not yet synced into their
+    /// parent directory: what a power loss now would take away.
+    pub fn unsynced_entries(&self) -> usize {
+        self.state.lock().pending_entries.len()
+    }
+
     /// The machine loses power now: what is synced from here on does not
     /// count ([`FaultFs::power_loss`] takes it away), so that the store
     /// can be stopped (its threads joined) after the moment of the crash.
