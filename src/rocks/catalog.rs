@@ -32,6 +32,13 @@ pub(crate) fn create_topic(engine: &Engine, name: &str) -> Result<bool, TopicErr
     if engine.topics.read().contains_key(name) || engine.damaged.read().contains_key(name) {
         return Ok(false);
     }
+    if let Some(missing) = engine.missing_shards.first() {
+        return Err(TopicError::ShardMissing {
+            topic: name.to_owned(),
+            shard: missing.shard,
+            path: missing.path.clone(),
+        });
+    }
     // The last id is never handed out: a topic's message keys end before
     // the next id's.
     let topic_id = *next_topic_id;
