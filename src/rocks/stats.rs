@@ -35,7 +35,7 @@ pub struct StoreStats {
     /// bound that follows the process's file descriptor limit).
     pub open_segment_files: u64,
     /// Topics the store opened without, with what is wrong; see
-    /// [`Store::damaged_topics`].
+    /// [`Store::damaged_topics`](crate::Store::damaged_topics).
     pub damaged_topics: Vec<DamagedTopicStats>,
     /// Shards the store has and opened without: their directory is missing
     /// or holds no database. Their topics are absent (and no topic is
