@@ -1,35 +1,76 @@
 #!/bin/sh
 # Installs what building and testing rocksmq needs on Debian, when missing:
-# a C++ compiler and libclang (RocksDB is compiled from source and bound with
-# bindgen), nats-server (the peer of the NATS comparison benchmarks) and
-# the DejaVu fonts (the text of the benchmark report's plot).
+# a C++ compiler and libclang with its headers (RocksDB is compiled from
+# source and bound with bindgen), nats-server (the peer of the NATS
+# comparison benchmarks) and the DejaVu fonts (the text of the benchmark
+# report's plot).
+#
+# `deps.sh --check-libclang` only checks libclang: exit status 0 when bindgen
+# can use it, else 1 (it cannot parse <stddef.h>), 2 (none found) or 3 (it
+# cannot be loaded), with the reason on standard output.
 set -eu
+here="$(cd "$(dirname "$0")" && pwd)"
 
-# bindgen loads libclang itself (libclang.so, libclang.so.N or libclang-N.so*),
-# never LLVM's C++ library libclang-cpp.so.N, which machines with some LLVM
-# packages have without libclang: look for the library bindgen loads, in the
-# directories it searches.
-has_libclang() {
-    for dir in ${LIBCLANG_PATH:-} /usr/local/llvm*/lib* /usr/local/lib* /usr/lib*/*/* /usr/lib*/* /usr/lib*; do
-        for lib in "$dir"/libclang.so "$dir"/libclang.so.* "$dir"/libclang-[0-9]*.so*; do
-            [ -e "$lib" ] && return 0
-        done
-    done
-    return 1
+# bindgen loads libclang when RocksDB's bindings are built, and libclang
+# needs the compiler's own headers (stddef.h, ...) from its resource
+# directory: Debian's libclang1-N has the library without them (they are
+# in libclang-common-N-dev), and bindgen then fails 15 minutes into the
+# first build with "'stddef.h' file not found". So ask the library bindgen would
+# load, found as clang-sys finds it, to parse `#include <stddef.h>`
+# (scripts/libclang-check.cc); print why not.
+libclang_works() {
+    if ! command -v c++ >/dev/null 2>&1; then
+        echo "no C++ compiler to check libclang with"
+        return 1
+    fi
+    probe="$(mktemp -d)"
+    if ! c++ -o "$probe/check" "$here/libclang-check.cc" -ldl >"$probe/log" 2>&1; then
+        echo "cannot build the libclang check: $(cat "$probe/log")"
+        rm -rf "$probe"
+        return 1
+    fi
+    # In an empty directory: libclang also looks for its headers relative
+    # to the current one.
+    status=0
+    (cd "$probe" && ./check) || status=$?
+    rm -rf "$probe"
+    return "$status"
+}
+
+if [ "${1:-}" = "--check-libclang" ]; then
+    status=0
+    libclang_works || status=$?
+    exit "$status"
+fi
+
+updated=""
+install() {
+    echo "installing: $*" >&2
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    if [ -z "$updated" ]; then
+        $sudo apt-get update -q
+        updated=1
+    fi
+    $sudo apt-get install -y -q --no-install-recommends "$@"
 }
 
 missing=""
 command -v c++ >/dev/null 2>&1 || missing="$missing g++"
-has_libclang || missing="$missing libclang-dev"
 command -v nats-server >/dev/null 2>&1 || missing="$missing nats-server"
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing="$missing fonts-dejavu-core"
+# shellcheck disable=SC2086
+[ -z "$missing" ] || install $missing
 
-if [ -n "$missing" ]; then
-    echo "installing:$missing" >&2
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    export DEBIAN_FRONTEND=noninteractive
-    $sudo apt-get update -q
-    # shellcheck disable=SC2086
-    $sudo apt-get install -y -q --no-install-recommends $missing
+# After the compiler: the check compiles a small program.
+if ! found="$(libclang_works)"; then
+    echo "libclang is not usable by bindgen ($(echo "$found" | paste -sd ';' - | sed 's/;/; /g')): installing libclang-dev" >&2
+    install libclang-dev
+    if ! found="$(libclang_works)"; then
+        echo "deps.sh: libclang is still not usable by bindgen after installing libclang-dev:" >&2
+        echo "$found" >&2
+        echo "deps.sh: set LIBCLANG_PATH to the directory of a libclang whose headers are installed" >&2
+        exit 1
+    fi
 fi

@@ -5,11 +5,12 @@
 # included), and every example. Needs no network once installed.
 set -eu
 here="$(cd "$(dirname "$0")" && pwd)"
-"$here/deps.sh"
-cd "$here/.."
 # One build for the demo, the tests, the benchmarks and CI: RocksDB takes long
 # to compile, so every script shares this target directory.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/rocksmq/target}"
+echo "building the tests in $CARGO_TARGET_DIR: the first build compiles RocksDB from source, about 15 minutes on two cores; later ones take seconds" >&2
+"$here/deps.sh"
+cd "$here/.."
 # The integration tests include fault injection (fail points, a simulated
 # crash) and the lock-order stress test with parking_lot's deadlock
 # detection: both are features, never in a default build; and the NATS

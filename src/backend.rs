@@ -420,6 +420,7 @@ impl Backend {
                     memtable_bytes: 0,
                     open_segment_files: 0,
                     damaged_topics: Vec::new(),
+                    missing_shards: Vec::new(),
                     background: BackgroundStats::default(),
                 })
             }

@@ -272,7 +272,7 @@ const MAX_MESSAGE_SIZE_LIMIT: u64 = 1 << 30;
 const MAX_SEGMENT_CACHE_MB: i64 = 1 << 20;
 
 /// The most shards a store may have.
-const MAX_SHARDS: u64 = 64;
+pub(crate) const MAX_SHARDS: u64 = 64;
 
 /// The longest interval (`compactionInterval`, `retentionCheckInterval`):
 /// 10 years of 365.25 days, in seconds. Far beyond any useful schedule, and

@@ -277,6 +277,23 @@ pub enum TopicError {
     /// The store was closed.
     #[error("the store is closed")]
     Closed,
+    /// A topic cannot be created while a shard of the store is missing
+    /// (its directory gone, or holding no database; see
+    /// [`StoreStats::missing_shards`](crate::StoreStats::missing_shards)):
+    /// the shard may hold a topic of that name, which the new one would
+    /// replace when the shard is back.
+    #[error(
+        "cannot create topic `{topic}`: shard {shard} of the store ({}) is missing, and may hold a topic of that name; restore it and open the store again",
+        path.display()
+    )]
+    ShardMissing {
+        /// The topic.
+        topic: String,
+        /// The missing shard.
+        shard: usize,
+        /// Its directory.
+        path: PathBuf,
+    },
     /// The engine cannot do this (see [`Capabilities`](crate::Capabilities)).
     #[error(transparent)]
     Unsupported(#[from] Unsupported),

@@ -95,7 +95,9 @@ pub use rocks::compaction::CompactionReport;
 pub use rocks::options::bench_support;
 pub use rocks::repair::{CheckReport, Damage, RepairReport, TopicCheck};
 pub use rocks::retention::{RetentionFailure, RetentionReport, TopicRetention};
-pub use rocks::stats::{DamagedTopicStats, GroupStats, PageInfo, StoreStats, TopicStats};
+pub use rocks::stats::{
+    DamagedTopicStats, GroupStats, MissingShardStats, PageInfo, StoreStats, TopicStats,
+};
 pub use store::{Environment, Store};
 
 /// The README's examples, compiled and run as doctests.

@@ -332,3 +332,59 @@ fn the_demo_produces_checks_and_prints_stats() {
     let out = ok(dir.path(), &["demo", "--messages", "100"], b"");
     assert!(out.contains("checked all 100 messages"), "{out}");
 }
+
+/// Issue 21: a missing shard directory is named by `stats` and `check`,
+/// and `check` fails (its topics could not be checked).
+#[test]
+fn stats_and_check_name_a_missing_shard() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let store =
+        rocksmq::Store::open(rocksmq::Config::builder().path(dir).shards(2).build()).unwrap();
+    for topic in ["a", "b"] {
+        store.create_topic(topic).unwrap();
+        store.produce(topic, &[rocksmq::Message::new("x")]).unwrap();
+    }
+    store.close().unwrap();
+    let away = tempfile::tempdir().unwrap();
+    std::fs::rename(dir.join("shard-1"), away.path().join("shard-1")).unwrap();
+
+    let stats = ok(dir, &["stats"], b"");
+    assert!(stats.contains("MISSING  shard 1 ("), "{stats}");
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(dir, &["stats", "--json"], b"")).unwrap();
+    assert_eq!(json["missing_shards"][0]["shard"], 1, "{json}");
+
+    let output = rocksmq(dir, &["check"], b"");
+    assert!(!output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("ok       a: 1 messages intact"), "{stdout}");
+    assert!(stdout.contains("MISSING  shard 1 ("), "{stdout}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("a shard of the store is missing"),
+        "{stderr}"
+    );
+    let output = rocksmq(dir, &["check", "--json"], b"");
+    assert!(!output.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["missing_shards"][0]["shard"], 1, "{json}");
+    assert!(json["topics"].is_array(), "{json}");
+
+    // The open logs the missing shard on standard error, then the error.
+    let output = rocksmq(dir, &["topic", "create", "c"], b"");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("a shard of the store is missing"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("rocksmq: error: cannot create topic `c`: shard 1 of the store"),
+        "{stderr}"
+    );
+
+    std::fs::rename(away.path().join("shard-1"), dir.join("shard-1")).unwrap();
+    let out = ok(dir, &["check"], b"");
+    assert!(out.contains("2 topic(s) checked, 0 damaged"), "{out}");
+}

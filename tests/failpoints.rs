@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use rocksmq::{
     AckMode, Config, ConsumerError, DamagePolicy, Environment, ManualClock, Message, Position,
-    Store, TopicError,
+    ProduceError, Store, TopicError,
 };
 
 /// Defect 7: under `AckMode::Auto`, a failed acknowledgement lost the
@@ -587,5 +587,199 @@ fn a_topic_held_by_retention_does_not_hold_up_the_other_topics_of_its_shard() {
         fail::remove("retention::delete_pages");
     });
     assert_eq!(store.topic_stats("b").unwrap().last_id, 800);
+    scenario.teardown();
+}
+
+/// A fail point that holds the first thread to reach it until released,
+/// and tells the test when one is there (`fail`'s `pause` does not say).
+#[derive(Clone, Default)]
+struct Hold(Arc<(std::sync::Mutex<HoldState>, std::sync::Condvar)>);
+
+#[derive(Default)]
+struct HoldState {
+    entered: bool,
+    released: bool,
+}
+
+impl Hold {
+    /// Holds the first thread that reaches fail point `name`.
+    fn at(name: &str) -> Self {
+        let hold = Self::default();
+        let held = hold.clone();
+        fail::cfg_callback(name, move || held.enter()).unwrap();
+        hold
+    }
+
+    fn enter(&self) {
+        let (state, changed) = &*self.0;
+        let mut state = state.lock().unwrap();
+        if state.entered || state.released {
+            return;
+        }
+        state.entered = true;
+        changed.notify_all();
+        while !state.released {
+            state = changed.wait(state).unwrap();
+        }
+    }
+
+    /// Waits until a thread is held; panics after `limit`.
+    fn wait_entered(&self, limit: Duration) {
+        let (state, changed) = &*self.0;
+        let state = state.lock().unwrap();
+        let (state, _) = changed
+            .wait_timeout_while(state, limit, |state| !state.entered)
+            .unwrap();
+        assert!(state.entered, "nothing reached the fail point in {limit:?}");
+    }
+
+    fn release(&self) {
+        let (state, changed) = &*self.0;
+        state.lock().unwrap().released = true;
+        changed.notify_all();
+    }
+}
+
+/// Runs `call` on a thread of its own and returns its result, failing the
+/// test if it takes longer than `limit` (after releasing `hold`, so that
+/// the test ends).
+fn finishes_within<T: Send>(
+    limit: Duration,
+    hold: &Hold,
+    what: &str,
+    call: impl FnOnce() -> T + Send,
+) -> T {
+    std::thread::scope(|scope| {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        scope.spawn(move || {
+            let _ = sender.send(call());
+        });
+        let result = receiver.recv_timeout(limit);
+        if result.is_err() {
+            hold.release();
+        }
+        result.unwrap_or_else(|_| panic!("{what} waited more than {limit:?} for the held job"))
+    })
+}
+
+/// Issue 21: the segment sync shared the background thread with retention
+/// and compaction, so that during a long job no payload was made durable
+/// and a power loss lost every payload produced meanwhile, however old.
+/// Payloads produced while `job` is held must still be synced (within a
+/// few seconds on a loaded machine; the interval is 1 s), and be there
+/// after a power loss.
+fn payloads_are_synced_while_held(job: &str) {
+    let scenario = fail::FailScenario::setup();
+    let dir = tempfile::tempdir().unwrap();
+    let fs = common::fault_fs::FaultFs::new();
+    let config = || {
+        Config::builder()
+            .path(dir.path())
+            .compaction_interval_secs(1)
+            .retention_check_interval_secs(1)
+            .build()
+    };
+    let environment = Environment::default().file_system(Arc::clone(&fs) as _);
+    let store = Store::open_with(config(), environment).unwrap();
+    store.create_topic("t").unwrap();
+    let hold = Hold::at(job);
+    hold.wait_entered(Duration::from_secs(20));
+    let mut produced = Vec::new();
+    for n in 0..20u8 {
+        let payload = vec![n; 30_000];
+        let ids = store
+            .produce("t", &[Message::new(payload.clone())])
+            .unwrap();
+        produced.push((ids.start, payload));
+    }
+    // Until a sync pass has made all of it durable: bytes and the new
+    // file's directory entry (the pass moves the sync mark after both).
+    let started = std::time::Instant::now();
+    while (fs.unsynced_bytes() > 0 || fs.unsynced_entries() > 0)
+        && started.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let waited = started.elapsed();
+    println!("{job} held: the payloads were durable {waited:?} after the last produce");
+    // The power goes now, while the job is still held; the store is
+    // stopped after (what it syncs then does not count).
+    fs.cut_power();
+    hold.release();
+    fail::remove(job);
+    store.simulate_crash();
+    drop(store);
+    fs.power_loss();
+
+    let store = Store::open(config()).unwrap();
+    let kept = store.read_range("t", ..).unwrap();
+    assert_eq!(
+        kept.len(),
+        produced.len(),
+        "payloads produced {waited:?} before the power loss, while {job} was held, were lost"
+    );
+    for (message, (id, payload)) in kept.iter().zip(&produced) {
+        assert_eq!((message.id, &message.payload), (*id, payload));
+    }
+    store.close().unwrap();
+    scenario.teardown();
+}
+
+#[test]
+fn payloads_are_synced_while_a_compaction_runs() {
+    payloads_are_synced_while_held("background::compaction");
+}
+
+#[test]
+fn payloads_are_synced_while_a_retention_pass_runs() {
+    payloads_are_synced_while_held("background::retention");
+}
+
+/// Issue 21: destroying a topic held the catalog lock and the topic's lock
+/// while RocksDB flushed and compacted the topic's range (which can take
+/// seconds): creating any topic, destroying another, and a produce to the
+/// topic waited for it. Now they do not.
+#[test]
+fn a_destroy_giving_its_disk_back_holds_up_no_other_call() {
+    let scenario = fail::FailScenario::setup();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(Config::builder().path(dir.path()).build()).unwrap();
+    for topic in ["a", "b", "c"] {
+        store.create_topic(topic).unwrap();
+        store
+            .produce(topic, &[Message::new(vec![1; 20_000]), Message::new("x")])
+            .unwrap();
+    }
+    let hold = Hold::at("destroy_topic::reclaim");
+    std::thread::scope(|scope| {
+        let destroying = scope.spawn(|| store.destroy_topic("a"));
+        hold.wait_entered(Duration::from_secs(20));
+        let limit = Duration::from_secs(3);
+        let created = finishes_within(limit, &hold, "creating a topic", || store.create_topic("d"));
+        assert!(created.unwrap());
+        let produced = finishes_within(limit, &hold, "a produce to the destroyed topic", || {
+            store.produce("a", &[Message::new("late")])
+        });
+        assert!(
+            matches!(produced, Err(ProduceError::TopicNotFound { .. })),
+            "{produced:?}"
+        );
+        let produced = finishes_within(limit, &hold, "a produce to another topic", || {
+            store.produce("b", &[Message::new(vec![2; 20_000])])
+        });
+        assert_eq!(produced.unwrap(), 3..4);
+        // Another destroy passes the fail point (it holds only the first).
+        finishes_within(limit, &hold, "destroying another topic", || {
+            store.destroy_topic("c")
+        })
+        .unwrap();
+        finishes_within(limit, &hold, "the statistics", || store.stats()).unwrap();
+        hold.release();
+        destroying.join().unwrap().unwrap();
+    });
+    fail::remove("destroy_topic::reclaim");
+    assert_eq!(store.list_topics().unwrap(), ["b", "d"]);
+    assert_eq!(store.read_range("b", ..).unwrap().len(), 3);
+    store.close().unwrap();
     scenario.teardown();
 }

@@ -1,21 +1,27 @@
-//! The background thread: runs jobs on their schedules (a retention pass
-//! every `retentionCheckInterval`, a full compaction every
-//! `compactionInterval`, the segment files made durable every second; the
-//! jobs themselves are given by `lifecycle`, which opens the store).
+//! The background threads: each runs its jobs on their schedules (a
+//! retention pass every `retentionCheckInterval`, a full compaction every
+//! `compactionInterval`, the metrics refreshed; the segment files made
+//! durable every second; the jobs themselves are given by `lifecycle`, which
+//! opens the store).
 //!
-//! It is a plain thread, not a tokio task: every step is a blocking RocksDB
+//! The segment sync has a thread of its own: a compaction or a retention
+//! pass can take minutes, and a sync waiting behind it would leave that much
+//! of the newest payloads to a power loss, where `docs/durability.md`
+//! promises about a second.
+//!
+//! They are plain threads, not tokio tasks: every step is a blocking RocksDB
 //! call (a compaction takes seconds), the store must work without any async
 //! runtime, and a thread that sleeps on a condition variable stops at once
-//! when the store closes. Its jobs hold the store's core weakly, so that
+//! when the store closes. Their jobs hold the store's core weakly, so that
 //! dropping the last handle closes the store.
 //!
-//! It never dies silently: a job that fails or panics is logged, counted
+//! No thread dies silently: a job that fails or panics is logged, counted
 //! and remembered (see [`BackgroundStats`]), and runs again at its next
 //! time.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
-use std::thread::{self, JoinHandle, ThreadId};
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::{Condvar, Mutex};
@@ -182,42 +188,72 @@ fn later(now: Instant, interval: Duration) -> Instant {
         .unwrap_or(now)
 }
 
-/// The running task.
+/// A thread of the task and the jobs it runs, one after the other.
+pub(crate) struct Lane {
+    name: &'static str,
+    jobs: Vec<Job>,
+}
+
+impl Lane {
+    /// A thread named `name` running `jobs`.
+    pub(crate) fn new(name: &'static str, jobs: Vec<Job>) -> Self {
+        Self { name, jobs }
+    }
+}
+
+/// The running task: a thread per lane.
 #[derive(Debug)]
 pub(crate) struct Background {
     signal: Arc<(Mutex<bool>, Condvar)>,
-    thread: Mutex<Option<JoinHandle<()>>>,
-    thread_id: Option<ThreadId>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Background {
-    /// Starts the thread running `jobs`.
-    pub(crate) fn start(jobs: Vec<Job>, status: Arc<Status>) -> std::io::Result<Self> {
-        let signal = Arc::new((Mutex::new(false), Condvar::new()));
-        let task_signal = Arc::clone(&signal);
-        let thread = thread::Builder::new()
-            .name("rocksmq-background".to_owned())
-            .spawn(move || run(jobs, &task_signal, &status))?;
-        Ok(Self {
-            signal,
-            thread_id: Some(thread.thread().id()),
-            thread: Mutex::new(Some(thread)),
-        })
+    /// Starts a thread for each lane. If one cannot be started, those
+    /// started already are stopped.
+    pub(crate) fn start(lanes: Vec<Lane>, status: &Arc<Status>) -> std::io::Result<Self> {
+        let background = Self {
+            signal: Arc::new((Mutex::new(false), Condvar::new())),
+            threads: Mutex::new(Vec::with_capacity(lanes.len())),
+        };
+        for lane in lanes {
+            let signal = Arc::clone(&background.signal);
+            let status = Arc::clone(status);
+            let started = thread::Builder::new()
+                .name(format!("rocksmq-{}", lane.name))
+                .spawn(move || run(lane.jobs, &signal, &status));
+            match started {
+                Ok(thread) => background.threads.lock().push(thread),
+                Err(error) => {
+                    background.stop();
+                    return Err(error);
+                }
+            }
+        }
+        Ok(background)
     }
 
-    /// Tells the task to stop and waits for it, unless called from the task
-    /// itself (when it held the last handle of the store).
+    /// Tells the threads to stop and waits for them, but for the calling
+    /// thread if it is one of them (when it held the last handle of the
+    /// store: the others hold none then, and end at once).
     pub(crate) fn stop(&self) {
         let (stopped, wake) = &*self.signal;
         *stopped.lock() = true;
         wake.notify_all();
-        if self.thread_id == Some(thread::current().id()) {
-            return;
-        }
-        if let Some(thread) = self.thread.lock().take()
-            && thread.join().is_err()
-        {
-            tracing::error!("the background thread panicked");
+        let current = thread::current().id();
+        let threads = std::mem::take(&mut *self.threads.lock());
+        for thread in threads {
+            if thread.thread().id() == current {
+                continue;
+            }
+            let name = thread
+                .thread()
+                .name()
+                .unwrap_or("rocksmq-background")
+                .to_owned();
+            if thread.join().is_err() {
+                tracing::error!(thread = name, "a background thread panicked");
+            }
         }
     }
 }

@@ -32,6 +32,13 @@ pub(crate) fn create_topic(engine: &Engine, name: &str) -> Result<bool, TopicErr
     if engine.topics.read().contains_key(name) || engine.damaged.read().contains_key(name) {
         return Ok(false);
     }
+    if let Some(missing) = engine.missing_shards.first() {
+        return Err(TopicError::ShardMissing {
+            topic: name.to_owned(),
+            shard: missing.shard,
+            path: missing.path.clone(),
+        });
+    }
     // The last id is never handed out: a topic's message keys end before
     // the next id's.
     let topic_id = *next_topic_id;
@@ -99,42 +106,56 @@ fn write_topic_records(
 }
 
 /// Destroys topic `name`: one batch deletes its records (from then on it
-/// is gone and the name free), then its column family is dropped and its
-/// segment files deleted; a failure there is logged and finished by the
-/// next open.
+/// is gone and the name free), then its segment files are deleted and the
+/// disk of its messages given back; a failure there is logged and finished
+/// by the next open (segment directories of no topic) or a compaction.
+///
+/// The catalog lock and the topic's locks are held for the batch only:
+/// giving the disk back flushes and compacts (seconds, on a large store),
+/// and nothing needs to wait for it (the topic is gone, its id is never
+/// given again).
 pub(crate) fn destroy_topic(engine: &Engine, name: &str) -> Result<(), TopicError> {
     let db = engine.db()?;
-    let _catalog = engine.catalog.lock();
+    let catalog = engine.catalog.lock();
     let Some(topic) = engine.topic(name) else {
-        let damaged = engine.damaged.read().get(name).cloned();
-        return match damaged {
-            Some(damage) => destroy_damaged(engine, db.get(damage.shard), &damage),
-            None => Err(TopicError::NotFound {
+        let damage = engine.damaged.read().get(name).cloned();
+        let Some(damage) = damage else {
+            return Err(TopicError::NotFound {
                 topic: name.to_owned(),
-            }),
+            });
         };
+        let db = db.get(damage.shard);
+        destroy_damaged(engine, db, &damage)?;
+        drop(catalog);
+        if let Some(id) = damage.id {
+            give_disk_back(engine, db, name, id);
+        }
+        tracing::info!(topic = %name, "destroyed damaged topic");
+        return Ok(());
     };
-    // Every lock that guards a write of this topic's metadata, so that
-    // no produce, acknowledgement or group creation writes after the batch.
-    let mut writer = topic.writer.lock();
-    let groups = topic.groups.lock();
-    let records: Vec<_> = groups.values().map(|group| group.record.lock()).collect();
     let db = db.of(&topic);
-    delete_topic(engine, db, &topic)?;
-    // From here the topic is gone: what follows gives its disk back, and
-    // the next open finishes it if it fails (a column family or segment
-    // directory of no topic is deleted there).
-    engine.topics.write().remove(name);
-    for group in groups.values() {
-        group.destroyed.store(true, Ordering::Release);
+    {
+        // Every lock that guards a write of this topic's metadata, so that
+        // no produce, acknowledgement or group creation writes after the
+        // batch.
+        let mut writer = topic.writer.lock();
+        let groups = topic.groups.lock();
+        let _records: Vec<_> = groups.values().map(|group| group.record.lock()).collect();
+        delete_topic(engine, db, &topic)?;
+        // From here the topic is gone: what follows gives its disk back, and
+        // the next open finishes it if it fails (a segment directory of no
+        // topic is deleted there).
+        engine.topics.write().remove(name);
+        for group in groups.values() {
+            group.destroyed.store(true, Ordering::Release);
+        }
+        topic.mark_destroyed();
+        // Consumers and readers may keep the topic alive: its files must not.
+        writer.forget_segments_before(MessageId::MAX);
+        engine.segments.close_topic(topic.id);
     }
-    topic.mark_destroyed();
-    // Consumers and readers may keep the topic alive: its files must not.
-    writer.forget_segments_before(MessageId::MAX);
-    engine.segments.close_topic(topic.id);
-    drop(records);
-    drop(groups);
-    give_disk_back(engine, db, &topic);
+    drop(catalog);
+    give_disk_back(engine, db, name, topic.id);
     tracing::debug!(topic = name, "destroyed topic");
     Ok(())
 }
@@ -154,19 +175,18 @@ fn delete_topic(engine: &Engine, db: &DB, topic: &Topic) -> Result<(), StorageEr
 /// Gives a destroyed topic's disk back: its segment files deleted, and the
 /// table files of its messages deleted or compacted away. A failure is
 /// logged; the space comes back at a later compaction (and the files at the
-/// next open).
-fn give_disk_back(engine: &Engine, db: &DB, topic: &Topic) {
-    let name = &topic.name;
-    engine.segments.close_topic(topic.id);
+/// next open). Called with no lock held but the database handle's.
+fn give_disk_back(engine: &Engine, db: &DB, name: &str, topic_id: u32) {
+    engine.segments.close_topic(topic_id);
     let deleted = failpoint::check("destroy_topic::segments", name)
-        .and_then(|()| engine.segments.delete_topic(topic.id));
+        .and_then(|()| engine.segments.delete_topic(topic_id));
     if let Err(error) = deleted {
         tracing::warn!(topic = %name, %error, "could not delete the segment files of a destroyed topic; the next open deletes them");
     }
     let reclaimed = failpoint::check("destroy_topic::reclaim", name)
         .map_err(|error| error.to_string())
         .and_then(|()| {
-            compaction::reclaim(db, &[topic_range(topic.id)]).map_err(|error| error.to_string())
+            compaction::reclaim(db, &[topic_range(topic_id)]).map_err(|error| error.to_string())
         });
     if let Err(error) = reclaimed {
         tracing::warn!(topic = %name, %error, "could not give the disk of a destroyed topic's messages back; a later compaction does");
@@ -179,8 +199,8 @@ fn topic_range(topic_id: u32) -> std::ops::Range<[u8; format::MESSAGE_KEY_LEN]> 
     start..end
 }
 
-/// Destroys a damaged topic: whatever of its records, column family and
-/// segment files can be found.
+/// The batch that destroys a damaged topic: whatever of its records can be
+/// found; from then on the name is free.
 fn destroy_damaged(engine: &Engine, db: &DB, damage: &DamagedTopic) -> Result<(), TopicError> {
     let name = &damage.name;
     let mut batch = WriteBatch::default();
@@ -196,16 +216,6 @@ fn destroy_damaged(engine: &Engine, db: &DB, damage: &DamagedTopic) -> Result<()
             ))
         })?;
     engine.damaged.write().remove(name);
-    if let Some(id) = damage.id {
-        engine.segments.close_topic(id);
-        if let Err(error) = engine.segments.delete_topic(id) {
-            tracing::warn!(topic = %name, %error, "could not delete the segment files of a destroyed topic; the next open deletes them");
-        }
-        if let Err(error) = compaction::reclaim(db, &[topic_range(id)]) {
-            tracing::warn!(topic = %name, %error, "could not give the disk of a destroyed topic's messages back; a later compaction does");
-        }
-    }
-    tracing::info!(topic = %name, "destroyed damaged topic");
     Ok(())
 }
 

@@ -5,8 +5,9 @@
 //!   (and, for a new file, its directories) before its batch, whose
 //!   write-ahead log RocksDB then syncs.
 //! - Without it, RocksDB syncs its log and writes table files on its own
-//!   schedule, so a reference can become durable before its payload. The
-//!   background task syncs every topic's new segment bytes every
+//!   schedule, so a reference can become durable before its payload. A
+//!   background thread of its own (no long retention pass or compaction
+//!   delays it) syncs every topic's new segment bytes every
 //!   [`SYNC_INTERVAL`], and the store does it when it closes; after each
 //!   sync the topic's *sync mark* records the id up to which every payload
 //!   is durable. After a machine crash, opening checks the payloads past
@@ -25,9 +26,10 @@ use crate::rocks::options::meta_cf;
 use crate::rocks::segment::SyncJob;
 use crate::rocks::topic::Topic;
 
-/// How often the background task makes new payloads durable without
-/// `syncWrites`: at most this much is lost, and checked at open, after a
-/// machine crash.
+/// How long the background sync waits after a pass before the next,
+/// without `syncWrites`: a payload is durable at most this long, plus twice
+/// a pass's own time, after its produce returned (docs/durability.md); what
+/// a machine crash lost of the newest is found and cut off at open.
 pub(crate) const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Syncs what every topic appended to its segment files and moves its sync

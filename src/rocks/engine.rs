@@ -22,6 +22,7 @@ use crate::clock::{Clock, to_nanos};
 use crate::config::Config;
 use crate::error::{ProduceError, TopicError, Unavailable};
 use crate::rocks::background::{Background, Status};
+use crate::rocks::layout::MissingShard;
 use crate::rocks::page::PageRules;
 use crate::rocks::queue::Commits;
 use crate::rocks::recovery::DamagedTopic;
@@ -36,18 +37,26 @@ pub(crate) type Db<'a> = MappedRecursiveRwLockReadGuard<'a, Shards>;
 /// log, so that producers of topics in different shards write in parallel.
 /// A topic lives in one shard, all of it: its records, its pages, its
 /// groups and its messages, so that every batch stays in one instance.
-/// Shard 0 is in the store's directory, shard *k* in `shard-<k>/`.
-pub(crate) struct Shards(Vec<DB>);
+/// Shard 0 is in the store's directory, shard *k* in `shard-<k>/`; a shard
+/// the store has and could not find (see `layout`) is `None`.
+pub(crate) struct Shards(Vec<Option<DB>>);
 
 impl Shards {
-    pub(crate) fn new(dbs: Vec<DB>) -> Self {
-        debug_assert!(!dbs.is_empty(), "shard 0 is always opened");
+    pub(crate) fn new(dbs: Vec<Option<DB>>) -> Self {
+        debug_assert!(
+            dbs.first().is_some_and(Option::is_some),
+            "shard 0 is always opened"
+        );
         Self(dbs)
     }
 
-    /// The instance of shard `shard`.
+    /// The instance of shard `shard`, which is open: it holds a topic
+    /// (damaged or not), or a topic is being created in it, which only
+    /// happens while every shard is open.
     pub(crate) fn get(&self, shard: usize) -> &DB {
-        &self.0[shard]
+        self.0[shard]
+            .as_ref()
+            .expect("a shard that holds a topic, or gets one, is open")
     }
 
     /// The instance topic `topic` lives in.
@@ -55,9 +64,17 @@ impl Shards {
         self.get(topic.shard)
     }
 
-    /// Every instance, shard 0 first.
-    pub(crate) fn all(&self) -> &[DB] {
-        &self.0
+    /// Every open instance with its shard number, shard 0 first.
+    pub(crate) fn open(&self) -> impl Iterator<Item = (usize, &DB)> {
+        self.0
+            .iter()
+            .enumerate()
+            .filter_map(|(shard, db)| Some((shard, db.as_ref()?)))
+    }
+
+    /// How many shards the store has, missing ones included.
+    pub(crate) fn count(&self) -> usize {
+        self.0.len()
     }
 }
 
@@ -82,6 +99,9 @@ pub(crate) struct Engine {
     /// Serialises topic creation, destruction and repair; holds the next
     /// topic id.
     pub(crate) catalog: Mutex<u32>,
+    /// The shards the store opened without: no topic is created until they
+    /// are back.
+    pub(crate) missing_shards: Vec<MissingShard>,
     closed: AtomicBool,
     /// Set by `simulate_crash`: closing syncs nothing.
     crashed: AtomicBool,
@@ -99,6 +119,7 @@ pub(crate) struct Parts {
     pub(crate) next_topic_id: u32,
     pub(crate) topics: Vec<Topic>,
     pub(crate) damaged: Vec<DamagedTopic>,
+    pub(crate) missing_shards: Vec<MissingShard>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -115,7 +136,7 @@ impl Engine {
     pub(crate) fn new(parts: Parts) -> Self {
         let mut write_options = WriteOptions::default();
         write_options.set_sync(parts.config.sync_writes);
-        let shards = parts.db.all().len();
+        let shards = parts.db.count();
         Self {
             db: RecursiveRwLock::new(Some(parts.db)),
             pages: PageRules::new(parts.config.page_size_bytes, parts.config.page_max_age()),
@@ -141,6 +162,7 @@ impl Engine {
                     .collect(),
             ),
             catalog: Mutex::new(parts.next_topic_id),
+            missing_shards: parts.missing_shards,
             closed: AtomicBool::new(false),
             crashed: AtomicBool::new(false),
             background: Mutex::new(None),
@@ -248,7 +270,7 @@ impl Engine {
         }
         if let Some(shards) = self.db.read().as_ref() {
             // Makes a running compaction give up, so that closing is prompt.
-            for db in shards.all() {
+            for (_, db) in shards.open() {
                 db.cancel_all_background_work(false);
             }
         }

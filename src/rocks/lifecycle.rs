@@ -4,7 +4,7 @@
 //! (receivers woken, the background stopped, running calls waited for, the
 //! segment files and the log synced).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Weak};
 
 use rocksdb::{Cache, ColumnFamilyDescriptor, DB, Options};
@@ -13,11 +13,12 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{OpenError, StorageError};
 use crate::fs::FileSystem;
-use crate::rocks::background::{Background, Body, Job, Kind, Outcome};
+use crate::rocks::background::{Background, Body, Job, Kind, Lane, Outcome};
 use crate::rocks::compaction::{compact, fit_levels};
 use crate::rocks::durability::{SYNC_INTERVAL, sync_segments};
 use crate::rocks::engine::{Engine, Parts, Shards};
 use crate::rocks::format::{self, MESSAGES_CF, META_CF, TOPIC_CF_PREFIX};
+use crate::rocks::layout::{self, MissingShard};
 use crate::rocks::migration;
 use crate::rocks::options::{
     cache_bytes, db_options, fd_budget, messages_options, meta_cf, meta_options,
@@ -66,7 +67,7 @@ pub(crate) fn open(
         path: path.clone(),
         source,
     })?;
-    let dbs = open_shards(&config)?;
+    let (dbs, missing_shards) = open_shards(&config)?;
     let segments = Segments::new(
         file_system,
         &path,
@@ -77,7 +78,13 @@ pub(crate) fn open(
         path: path.clone(),
         source,
     })?;
-    if let Err(error) = clean_segments(&segments, &recovered.topics, &recovered.damaged) {
+    let cleaned = clean_segments(
+        &segments,
+        &recovered.topics,
+        &recovered.damaged,
+        !missing_shards.is_empty(),
+    );
+    if let Err(error) = cleaned {
         tracing::warn!(%error, "could not delete segment files that belong to no page; the next open tries again");
     }
     tracing::info!(
@@ -85,6 +92,7 @@ pub(crate) fn open(
         topics = recovered.topics.len(),
         damaged = recovered.damaged.len(),
         shards = dbs.len(),
+        missing_shards = missing_shards.len(),
         "opened rocksmq store"
     );
     let engine = Arc::new(Engine::new(Parts {
@@ -96,29 +104,35 @@ pub(crate) fn open(
         next_topic_id: recovered.next_topic_id,
         topics: recovered.topics,
         damaged: recovered.damaged,
+        missing_shards,
     }));
-    let background = Background::start(jobs(&engine), Arc::clone(&engine.background_status))
-        .map_err(|error| OpenError::Storage {
-            path,
-            source: StorageError::io("starting the background thread", &error),
+    let background =
+        Background::start(lanes(&engine), &engine.background_status).map_err(|error| {
+            OpenError::Storage {
+                path,
+                source: StorageError::io("starting the background thread", &error),
+            }
         })?;
     engine.set_background(background);
     Ok(Arc::new(Handle(engine)))
 }
 
-/// The background jobs of `engine`, each holding it weakly.
-fn jobs(engine: &Arc<Engine>) -> Vec<Job> {
+/// The background jobs of `engine`, each holding it weakly: the segment
+/// sync on a thread of its own, so that no long retention pass or
+/// compaction holds it up (its bound is in docs/durability.md); the others
+/// on a second one.
+fn lanes(engine: &Arc<Engine>) -> Vec<Lane> {
     let config = &engine.config;
     let weak = Arc::downgrade(engine);
+    let sync = Job::new(
+        Kind::SegmentSync,
+        SYNC_INTERVAL,
+        job(&weak, |engine, _| {
+            let db = engine.db().map_err(StorageError::from)?;
+            sync_segments(engine, &db)
+        }),
+    );
     let mut jobs = vec![
-        Job::new(
-            Kind::SegmentSync,
-            SYNC_INTERVAL,
-            job(&weak, |engine, _| {
-                let db = engine.db().map_err(StorageError::from)?;
-                sync_segments(engine, &db)
-            }),
-        ),
         Job::new(
             Kind::Retention,
             config.retention_check_interval(),
@@ -148,7 +162,7 @@ fn jobs(engine: &Arc<Engine>) -> Vec<Job> {
             job(&weak, |engine, stop| compact(engine, stop).map(drop)),
         ));
     }
-    jobs
+    vec![Lane::new("sync", vec![sync]), Lane::new("background", jobs)]
 }
 
 /// A job body that runs `body` on the engine while it is alive and open.
@@ -188,7 +202,7 @@ pub(crate) fn close(engine: &Engine) -> Result<(), StorageError> {
     let result = match &db {
         Some(_) if engine.is_crashed() => Ok(()),
         Some(shards) => sync_segments(engine, shards).and_then(|()| {
-            shards.all().iter().try_for_each(|db| {
+            shards.open().try_for_each(|(_, db)| {
                 db.flush_wal(true)
                     .map_err(|error| StorageError::rocksdb("syncing the write-ahead log", &error))
             })
@@ -215,57 +229,72 @@ impl Drop for Engine {
     }
 }
 
-/// The directory of shard `shard` of the store at `path`: the store's own
-/// for shard 0.
-fn shard_dir(path: &Path, shard: usize) -> PathBuf {
-    if shard == 0 {
-        path.to_path_buf()
-    } else {
-        path.join(format!("shard-{shard}"))
-    }
-}
-
-/// How many shards the store at `path` has already: one more than the
-/// highest `shard-<k>` directory that holds a database (shard 0 always).
-fn existing_shards(path: &Path) -> usize {
-    let highest = std::fs::read_dir(path)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let name = entry.file_name().into_string().ok()?;
-            let shard: usize = name.strip_prefix("shard-")?.parse().ok()?;
-            entry.path().join("CURRENT").exists().then_some(shard)
-        })
-        .max();
-    highest.map_or(1, |shard| shard + 1)
-}
-
-/// Opens every shard: those the store has, and as many more as `shards`
-/// asks for. They share one block cache, one memtable budget and the
-/// store's budget of open files. Shard 0 may be of format 1 or 2, which it
-/// is migrated from; the others are created by this format.
-fn open_shards(config: &Config) -> Result<Vec<DB>, OpenError> {
+/// Opens every shard the store has (those recorded in shard 0, and those
+/// found) and as many more as `shards` asks for; records the count. They
+/// share one block cache, one memtable budget and the store's budget of
+/// open files. A shard the store has whose directory is missing or holds
+/// no database is not made anew (an empty shard would take its place, and
+/// its topics' segment files would be deleted): it is returned as missing,
+/// and the store opens without it. Shard 0 may be of format 1 or 2, which
+/// it is migrated from; the others are created by this format.
+fn open_shards(config: &Config) -> Result<(Vec<Option<DB>>, Vec<MissingShard>), OpenError> {
     let path = &config.path;
-    let count = existing_shards(path).max(config.shards());
+    let found = layout::found_shards(path);
+    if found > 1 && !layout::has_database(path) {
+        return Err(OpenError::Storage {
+            path: path.clone(),
+            source: StorageError::corrupt(
+                "opening the store",
+                format!(
+                    "its shard 0 (the RocksDB database in the store's directory) is missing, but shard {} is there: restore shard 0",
+                    found - 1
+                ),
+            ),
+        });
+    }
+    // The shards found or asked for: at least as many as will be open (a
+    // shard only the record knows of is missing, and not opened).
+    let table_files = fd_budget(found.max(config.shards())).table_files;
     let cache = Cache::new_lru_cache(cache_bytes(config.lru_cache_ratio));
     let memtables = write_buffer_manager();
-    let table_files = fd_budget(count).table_files;
-    let mut dbs = Vec::with_capacity(count);
-    for shard in 0..count {
-        let dir = shard_dir(path, shard);
-        if shard > 0 {
-            std::fs::create_dir_all(&dir).map_err(|source| OpenError::CreateDir {
-                path: dir.clone(),
-                source,
-            })?;
-        }
+    let open = |dir: &Path| {
         let options = db_options(table_files, &memtables);
-        let (mut db, column_families) = open_rocksdb(config, &dir, &options, &cache)?;
-        check_format(&mut db, &dir, &column_families)?;
-        dbs.push(db);
+        let (mut db, column_families) = open_rocksdb(config, dir, &options, &cache)?;
+        check_format(&mut db, dir, &column_families)?;
+        Ok::<DB, OpenError>(db)
+    };
+    let first = open(path)?;
+    let recorded = layout::recorded_shards(&first).map_err(|source| OpenError::Storage {
+        path: path.clone(),
+        source,
+    })?;
+    let known = recorded.unwrap_or(1).max(found);
+    let count = known.max(config.shards());
+    let mut dbs = vec![Some(first)];
+    let mut missing = Vec::new();
+    for shard in 1..count {
+        let dir = layout::shard_dir(path, shard);
+        if shard < known && !layout::has_database(&dir) {
+            let shard = MissingShard::new(shard, dir);
+            tracing::error!(shard = shard.shard, path = %shard.path.display(), reason = %shard.reason, "a shard of the store is missing: the store opens without its topics, and creates no topic until it is back");
+            missing.push(shard);
+            dbs.push(None);
+            continue;
+        }
+        std::fs::create_dir_all(&dir).map_err(|source| OpenError::CreateDir {
+            path: dir.clone(),
+            source,
+        })?;
+        dbs.push(Some(open(&dir)?));
     }
-    Ok(dbs)
+    if recorded != Some(count) {
+        let shard_zero = dbs[0].as_ref().expect("shard 0 is open");
+        layout::record_shards(shard_zero, path, count).map_err(|source| OpenError::Storage {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    Ok((dbs, missing))
 }
 
 /// Opens the RocksDB of directory `path` with the metadata and messages

@@ -13,6 +13,7 @@ pub(crate) mod durability;
 pub(crate) mod engine;
 pub(crate) mod failpoint;
 pub(crate) mod format;
+pub(crate) mod layout;
 pub(crate) mod lifecycle;
 pub(crate) mod migration;
 pub(crate) mod options;

@@ -44,13 +44,20 @@ pub(crate) struct Recovered {
     pub(crate) damaged: Vec<DamagedTopic>,
 }
 
-/// Reads every topic of every shard back. Fails only when the metadata
-/// itself cannot be read.
-pub(crate) fn recover(shards: &[DB], segments: &Segments) -> Result<Recovered, StorageError> {
+/// Reads every topic of every open shard back (a missing shard is `None`).
+/// Fails only when the metadata itself cannot be read.
+pub(crate) fn recover(
+    shards: &[Option<DB>],
+    segments: &Segments,
+) -> Result<Recovered, StorageError> {
     let mut counter = None;
     let mut topics = Vec::new();
     let mut damaged = Vec::new();
-    for (shard, db) in shards.iter().enumerate() {
+    let open = shards
+        .iter()
+        .enumerate()
+        .filter_map(|(shard, db)| Some((shard, db.as_ref()?)));
+    for (shard, db) in open {
         // Each topic creation writes the counter into its own shard: the
         // highest is the newest.
         counter = counter.max(read_topic_counter(db)?);
@@ -99,7 +106,7 @@ pub(crate) fn recover(shards: &[DB], segments: &Segments) -> Result<Recovered, S
 /// neither is synced). The newest (highest id) is the topic; the older one's
 /// records and messages are deleted.
 fn drop_superseded(
-    shards: &[DB],
+    shards: &[Option<DB>],
     topics: &mut Vec<Topic>,
     damaged: &mut Vec<DamagedTopic>,
 ) -> Result<(), StorageError> {
@@ -134,7 +141,9 @@ fn drop_superseded(
     });
     for (shard, name, id) in superseded {
         tracing::warn!(topic = %name, shard, ?id, "a newer topic of the same name is in another shard: deleting this one");
-        let db = &shards[shard];
+        let Some(db) = &shards[shard] else {
+            continue;
+        };
         let mut batch = WriteBatch::default();
         match id {
             Some(id) => delete_topic(&mut batch, db, &name, id),
@@ -565,14 +574,18 @@ pub(crate) fn scan(
 /// Deletes segment files that belong to no page: those of pages retention
 /// deleted and of destroyed topics, when a crash came before their files
 /// were deleted, and payloads of a batch that was never written (past the
-/// last page). The directories of damaged topics are kept.
+/// last page). The directories of damaged topics are kept, and, with
+/// `shards_missing`, every directory of no topic found (it may be a
+/// topic's of a missing shard).
 pub(crate) fn clean_segments(
     segments: &Segments,
     topics: &[Topic],
     damaged: &[DamagedTopic],
+    shards_missing: bool,
 ) -> std::io::Result<()> {
-    // A damaged topic of unknown id may own any directory: keep them all.
-    let ids_known = damaged.iter().all(|damage| damage.id.is_some());
+    // A damaged topic of unknown id, or a topic of a missing shard, may own
+    // any directory: keep them all.
+    let ids_known = !shards_missing && damaged.iter().all(|damage| damage.id.is_some());
     for topic_id in segments.topic_ids()? {
         let known = topics.iter().any(|topic| topic.id == topic_id)
             || damaged.iter().any(|damage| damage.id == Some(topic_id));

@@ -176,7 +176,7 @@ impl Pass {
         }
         let db = engine.db()?;
         let mut result = Ok(());
-        for (shard, db) in db.all().iter().enumerate() {
+        for (shard, db) in db.open() {
             let ranges: Vec<Range<[u8; MESSAGE_KEY_LEN]>> = self
                 .ranges
                 .iter()

@@ -3,7 +3,7 @@
 //! The field names are a contract: `rocksmq stats --json` prints these
 //! structures as they are, and later versions add fields, never rename them.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -35,10 +35,26 @@ pub struct StoreStats {
     /// bound that follows the process's file descriptor limit).
     pub open_segment_files: u64,
     /// Topics the store opened without, with what is wrong; see
-    /// [`Store::damaged_topics`].
+    /// [`Store::damaged_topics`](crate::Store::damaged_topics).
     pub damaged_topics: Vec<DamagedTopicStats>,
+    /// Shards the store has and opened without: their directory is missing
+    /// or holds no database. Their topics are absent (and no topic is
+    /// created) until the directory is restored and the store opened again.
+    pub missing_shards: Vec<MissingShardStats>,
     /// What the background task did, and its last failure.
     pub background: BackgroundStats,
+}
+
+/// A shard the store has and opened without.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct MissingShardStats {
+    /// Its number: 1 for `shard-1/`, ...
+    pub shard: usize,
+    /// Its directory.
+    pub path: PathBuf,
+    /// What is wrong: no directory, or no database in it.
+    pub reason: String,
 }
 
 /// A topic the store opened without because it is damaged.
@@ -176,6 +192,15 @@ pub(crate) fn stats(engine: &Engine) -> Result<StoreStats, TopicError> {
         memtable_bytes,
         open_segment_files: engine.segments.open_files() as u64,
         damaged_topics,
+        missing_shards: engine
+            .missing_shards
+            .iter()
+            .map(|missing| MissingShardStats {
+                shard: missing.shard,
+                path: missing.path.clone(),
+                reason: missing.reason.clone(),
+            })
+            .collect(),
         background: engine.background_status.snapshot(),
     })
 }
@@ -360,7 +385,7 @@ pub(crate) fn record_metrics(engine: &Engine) -> Result<(), TopicError> {
 /// The memory of every shard's memtables.
 fn memtable_bytes(shards: &Shards) -> Result<u64, StorageError> {
     let mut bytes = 0;
-    for db in shards.all() {
+    for (_, db) in shards.open() {
         for cf in [meta_cf(db), messages_cf(db)] {
             bytes += db
                 .property_int_value_cf(cf, "rocksdb.cur-size-all-mem-tables")

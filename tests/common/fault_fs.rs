@@ -94,6 +94,8 @@ struct State {
     injected: u64,
     /// Gates not yet reached.
     gates: Vec<Arc<Gate>>,
+    /// Set by [`FaultFs::cut_power`]: syncs no longer count.
+    power_cut: bool,
 }
 
 /// Holds one call until the test releases it (see [`FaultFs::gate`]).
@@ -244,6 +246,33 @@ impl FaultFs {
         self.state.lock().injected
     }
 
+    /// Bytes appended to segment files and not yet synced: what a power
+    /// loss now would take away from the files (entries aside).
+    pub fn unsynced_bytes(&self) -> u64 {
+        let state = self.state.lock();
+        state
+            .synced
+            .iter()
+            .filter_map(|(path, synced)| {
+                let len = std::fs::metadata(path).ok()?.len();
+                Some(len.saturating_sub(*synced))
+            })
+            .sum()
+    }
+
+    /// Files and directories created and not yet synced into their
+    /// parent directory: what a power loss now would take away.
+    pub fn unsynced_entries(&self) -> usize {
+        self.state.lock().pending_entries.len()
+    }
+
+    /// The machine loses power now: what is synced from here on does not
+    /// count ([`FaultFs::power_loss`] takes it away), so that the store
+    /// can be stopped (its threads joined) after the moment of the crash.
+    pub fn cut_power(&self) {
+        self.state.lock().power_cut = true;
+    }
+
     /// Takes away what a machine crash would: bytes after each file's last
     /// sync, entries never synced into their directory. Call it after the
     /// store is closed (or its crash simulated).
@@ -380,10 +409,12 @@ impl FileSystem for FaultFs {
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         Self::call(&self.state, Call::SyncDir, path)?;
         self.std.sync_dir(path)?;
-        self.state
-            .lock()
-            .pending_entries
-            .retain(|entry| entry.parent() != Some(path));
+        let mut state = self.state.lock();
+        if !state.power_cut {
+            state
+                .pending_entries
+                .retain(|entry| entry.parent() != Some(path));
+        }
         Ok(())
     }
 
@@ -429,6 +460,9 @@ impl SegmentFile for FaultFile {
         let len = self.file.size()?;
         self.file.sync_data()?;
         let mut state = self.state.lock();
+        if state.power_cut {
+            return Ok(());
+        }
         let synced = state.synced.entry(self.path.clone()).or_insert(0);
         *synced = (*synced).max(len);
         Ok(())

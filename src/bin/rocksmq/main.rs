@@ -83,7 +83,7 @@ enum Command {
     Retention(RetentionCommand),
     /// Compact every column family now (the embedded engine).
     Compact,
-    /// Read every message of every topic and report damage; exits 1 if there is any.
+    /// Read every message of every topic and report damage and missing shards; exits 1 if there is any.
     Check {
         /// One JSON object.
         #[arg(long)]
@@ -305,11 +305,19 @@ fn dispatch(store: &Backend, command: Command) -> Result<()> {
         }
         Command::Check { json } => {
             let report = check(store, json)?;
+            // A shard the store opened without: its topics were not checked.
+            let missing = store.stats()?.missing_shards;
             if json {
-                serde_json::to_writer(&mut out, &report)?;
+                let mut value = serde_json::to_value(&report)?;
+                value["missing_shards"] = serde_json::to_value(&missing)?;
+                serde_json::to_writer(&mut out, &value)?;
                 writeln!(out)?;
             } else {
                 output::check_report(&report, &mut out)?;
+                output::missing_shards(&missing, &mut out)?;
+            }
+            if !missing.is_empty() {
+                return Err(Failure::ShardMissing.into());
             }
             if !report.is_clean() {
                 return Err(Failure::Damaged.into());
@@ -539,12 +547,14 @@ fn check(store: &Backend, quiet: bool) -> Result<rocksmq::CheckReport> {
 #[derive(Debug)]
 enum Failure {
     Damaged,
+    ShardMissing,
 }
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Damaged => f.write_str("the store is damaged (see above); `rocksmq repair TOPIC` records its damaged messages as lost and keeps every intact one"),
+            Self::ShardMissing => f.write_str("a shard of the store is missing (see above), and its topics were not checked: restore its directory"),
         }
     }
 }

@@ -4,7 +4,9 @@ use std::io::{self, Write};
 use std::time::SystemTime;
 
 use base64::Engine;
-use rocksmq::{CheckReport, RepairReport, RetentionReport, StoreStats, StoredMessage};
+use rocksmq::{
+    CheckReport, MissingShardStats, RepairReport, RetentionReport, StoreStats, StoredMessage,
+};
 use serde_json::json;
 
 /// One message on one line: its payload as text, or with `json` an object
@@ -93,6 +95,7 @@ pub fn stats_table(stats: &StoreStats, disk_stats: bool, out: &mut impl Write) -
     if disk_stats {
         writeln!(out, "store directory: {}", bytes(stats.disk_bytes))?;
     }
+    missing_shards(&stats.missing_shards, out)?;
     if stats.topics.is_empty() {
         return writeln!(out, "no topics");
     }
@@ -137,6 +140,20 @@ pub fn stats_table(stats: &StoreStats, disk_stats: bool, out: &mut impl Write) -
                 }
             )?;
         }
+    }
+    Ok(())
+}
+
+/// One line per shard the store opened without, and what that means.
+pub fn missing_shards(missing: &[MissingShardStats], out: &mut impl Write) -> io::Result<()> {
+    for shard in missing {
+        writeln!(
+            out,
+            "MISSING  shard {} ({}): {}; its topics are absent and no topic can be created until it is restored",
+            shard.shard,
+            shard.path.display(),
+            shard.reason
+        )?;
     }
     Ok(())
 }
