@@ -70,6 +70,7 @@ mod message;
 mod name;
 #[cfg(feature = "nats")]
 pub mod nats;
+mod producer;
 mod reader;
 mod rocks;
 mod store;
@@ -89,6 +90,7 @@ pub use error::{
 };
 pub use message::{AckMode, Message, MessageId, Position, ProducedIds, StoredMessage};
 pub use name::MAX_NAME_LEN;
+pub use producer::{DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_BYTES, Producer, Ticket};
 pub use reader::Reader;
 pub use rocks::background::BackgroundStats;
 pub use rocks::compaction::CompactionReport;

@@ -18,6 +18,7 @@ use crate::consumer::Consumer;
 use crate::error::{ConsumerError, OpenError, ProduceError, StorageError, TopicError};
 use crate::fs::{FileSystem, StdFileSystem};
 use crate::message::{Message, MessageId, Position, StoredMessage};
+use crate::producer::Producer;
 use crate::reader::Reader;
 use crate::rocks::compaction::{self, CompactionReport};
 use crate::rocks::lifecycle::Handle;
@@ -395,6 +396,27 @@ impl Store {
     /// [`ConsumerError::GroupNotFound`] or [`ConsumerError::TopicNotFound`].
     pub fn seek_group(&self, topic: &str, group: &str, to: Position) -> Result<(), ConsumerError> {
         self.consumer(topic, group)?.seek(to)
+    }
+
+    /// A pipelined producer: [`Producer::send`] returns a [`Ticket`] at
+    /// once, and the calls sent are written together (each still atomic,
+    /// ids in call order), so that one thread has many calls in flight.
+    ///
+    /// ```
+    /// # use rocksmq::{Config, Message, Store};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(Config::builder().path(dir.path()).build())?;
+    /// store.create_topic("events")?;
+    /// let producer = store.producer();
+    /// let first = producer.send("events", vec![Message::new("a")])?;
+    /// let second = producer.send("events", vec![Message::new("b"), Message::new("c")])?;
+    /// assert_eq!(second.wait()?, 2..4);
+    /// assert_eq!(first.wait()?, 1..2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn producer(&self) -> Producer {
+        Producer::new(Arc::clone(&self.engine))
     }
 
     /// Opens the consumer of `group` on `topic`, with explicit

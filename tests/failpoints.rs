@@ -94,6 +94,36 @@ fn a_failed_write_of_the_skip_count_delivers_the_messages_again() {
     }
 }
 
+/// Issue 24: a pipelined producer's calls written together fail together
+/// when their write fails: every ticket says so, none of them is stored,
+/// and the producer goes on.
+#[test]
+fn a_failed_write_fails_every_pipelined_call_in_it_and_stores_none() {
+    let scenario = fail::FailScenario::setup();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(Config::builder().path(dir.path()).build()).unwrap();
+    store.create_topic("t").unwrap();
+    let producer = store.producer();
+    // Large enough to be written alone, not in a group commit.
+    let tickets: Vec<_> = (0..10)
+        .map(|i| {
+            producer
+                .send("t", vec![Message::new(vec![i; 20_000])])
+                .unwrap()
+        })
+        .collect();
+    fail::cfg("produce::write", "return").unwrap();
+    producer.flush();
+    fail::remove("produce::write");
+    for ticket in tickets {
+        assert!(matches!(ticket.wait(), Err(ProduceError::Storage(_))));
+    }
+    assert_eq!(store.latest_id("t").unwrap(), None);
+    let next = producer.send("t", vec![Message::new("after")]).unwrap();
+    assert_eq!(next.wait().unwrap(), 1..2);
+    scenario.teardown();
+}
+
 /// Defect 9: a panic in the background thread killed it, and retention
 /// never ran again; now it is logged, counted, shown in stats, and the job
 /// runs at its next time.
