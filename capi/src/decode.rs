@@ -16,7 +16,7 @@ use crate::types::{
 
 /// The most messages one produce call takes: a batch is one RocksDB write,
 /// and its ids one contiguous range.
-pub const MAX_BATCH: usize = 1 << 24;
+pub const RMQ_MAX_BATCH: usize = 1 << 24;
 
 /// `len` bytes at `ptr`, as the caller gives them; `what` names the argument
 /// in an error. A null pointer is an empty slice when `len` is 0.
@@ -148,9 +148,9 @@ pub unsafe fn messages(
     messages: *const rmq_message_in_t,
     count: usize,
 ) -> Result<Vec<Message>, Failure> {
-    if count > MAX_BATCH {
+    if count > RMQ_MAX_BATCH {
         return Err(Failure::argument(format!(
-            "count: {count} messages in one produce; at most {MAX_BATCH}"
+            "count: {count} messages in one produce; at most {RMQ_MAX_BATCH}"
         )));
     }
     // SAFETY: forwarded from the caller.

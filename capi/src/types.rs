@@ -7,15 +7,15 @@ use std::ffi::c_void;
 
 use rocksmq::StoredMessage;
 
-/// [`rmq_position_t::kind`]: the first retained message.
+/// `rmq_position_t.kind`: the first retained message.
 pub const RMQ_POSITION_EARLIEST: u32 = 0;
-/// [`rmq_position_t::kind`]: the next message produced.
+/// `rmq_position_t.kind`: the next message produced.
 pub const RMQ_POSITION_LATEST: u32 = 1;
-/// [`rmq_position_t::kind`]: message `value` itself (inclusive).
+/// `rmq_position_t.kind`: message `value` itself (inclusive).
 pub const RMQ_POSITION_ID: u32 = 2;
-/// [`rmq_position_t::kind`]: the message after `value` (exclusive).
+/// `rmq_position_t.kind`: the message after `value` (exclusive).
 pub const RMQ_POSITION_AFTER: u32 = 3;
-/// [`rmq_position_t::kind`]: the first message produced at or after `value`
+/// `rmq_position_t.kind`: the first message produced at or after `value`
 /// nanoseconds since the Unix epoch.
 pub const RMQ_POSITION_TIME: u32 = 4;
 

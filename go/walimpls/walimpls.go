@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 
 	"github.com/milvus-io/milvus-proto/go-api/v2/commonpb"
 	"github.com/milvus-io/milvus/pkg/v2/proto/streamingpb"
@@ -182,6 +183,7 @@ type scanner struct {
 	s    *wal.Scanner
 	ch   chan message.ImmutableMessage
 	stop chan struct{}
+	once sync.Once
 }
 
 func (s *scanner) run() {
@@ -201,10 +203,6 @@ func (s *scanner) Error() error                          { return s.s.Error() }
 func (s *scanner) Done() <-chan struct{}                 { return s.s.Done() }
 
 func (s *scanner) Close() error {
-	select {
-	case <-s.stop:
-	default:
-		close(s.stop)
-	}
+	s.once.Do(func() { close(s.stop) })
 	return s.s.Close()
 }

@@ -5,6 +5,8 @@
 package abitest
 
 /*
+#cgo CFLAGS: -I${SRCDIR}/../../../capi/include
+#cgo LDFLAGS: -L${SRCDIR}/../../lib -lrocksmq_capi -lstdc++ -lm -ldl -lpthread
 #include <stdlib.h>
 #include "rocksmq.h"
 */
