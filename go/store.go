@@ -56,7 +56,7 @@ type ConsumerMessage struct {
 	Timestamp time.Time
 }
 
-// Options configure a store. Zero fields keep rocksmq's defaults
+// Options configure a store. Zero (or nil) fields keep rocksmq's defaults
 // (Milvus's: 64 MiB pages, 3 days and 8 GiB of retention, ...).
 type Options struct {
 	// Path is the store's directory; it overrides YAML's rocksmq.path.
@@ -67,10 +67,12 @@ type Options struct {
 	YAML string
 	// PageSizeBytes is rocksmqPageSize.
 	PageSizeBytes int64
-	// RetentionTimeMinutes is retentionTimeInMinutes (-1: no limit).
-	RetentionTimeMinutes float64
-	// RetentionSizeMB is retentionSizeInMB (-1: no limit).
-	RetentionSizeMB int64
+	// RetentionTimeMinutes is retentionTimeInMinutes (-1: no limit; 0
+	// deletes acknowledged pages at the next pass); nil keeps the default.
+	RetentionTimeMinutes *float64
+	// RetentionSizeMB is retentionSizeInMB (-1: no limit); nil keeps the
+	// default.
+	RetentionSizeMB *int64
 	// MaxMessageSizeBytes is maxMessageSize.
 	MaxMessageSizeBytes int64
 	// SyncWrites fsyncs the log on every produce (syncWrites).
@@ -90,11 +92,11 @@ func (o Options) yaml() (string, error) {
 	if o.PageSizeBytes != 0 {
 		add("rocksmqPageSize", strconv.FormatInt(o.PageSizeBytes, 10))
 	}
-	if o.RetentionTimeMinutes != 0 {
-		add("retentionTimeInMinutes", strconv.FormatFloat(o.RetentionTimeMinutes, 'g', -1, 64))
+	if o.RetentionTimeMinutes != nil {
+		add("retentionTimeInMinutes", strconv.FormatFloat(*o.RetentionTimeMinutes, 'g', -1, 64))
 	}
-	if o.RetentionSizeMB != 0 {
-		add("retentionSizeInMB", strconv.FormatInt(o.RetentionSizeMB, 10))
+	if o.RetentionSizeMB != nil {
+		add("retentionSizeInMB", strconv.FormatInt(*o.RetentionSizeMB, 10))
 	}
 	if o.MaxMessageSizeBytes != 0 {
 		add("maxMessageSize", strconv.FormatInt(o.MaxMessageSizeBytes, 10))
@@ -121,6 +123,10 @@ func (o Options) yaml() (string, error) {
 	}
 	return "rocksmq:\n" + strings.Join(keys, "\n") + "\n", nil
 }
+
+// Ptr is a pointer to v, for the optional fields of Options
+// (RetentionTimeMinutes: rocksmq.Ptr(0.5)).
+func Ptr[T any](v T) *T { return &v }
 
 // Store is an open rocksmq store.
 type Store struct {

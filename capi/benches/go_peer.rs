@@ -47,7 +47,11 @@ fn benches(c: &mut Criterion) {
         group.throughput(Throughput::Elements(1));
         group.bench_function(BenchmarkId::new("produce_one", label(size)), |b| {
             let (_dir, store) = store();
-            b.iter(|| store.produce("bench", &[Message::new(payload.clone())]).expect("produce"));
+            b.iter(|| {
+                store
+                    .produce("bench", &[Message::new(payload.clone())])
+                    .expect("produce")
+            });
         });
         group.bench_function(BenchmarkId::new("produce_batch", label(size)), |b| {
             let (_dir, store) = store();
@@ -57,7 +61,8 @@ fn benches(c: &mut Criterion) {
                 let mut left = iters as usize;
                 while left > 0 {
                     let n = left.min(BATCH);
-                    let batch: Vec<Message> = (0..n).map(|_| Message::new(payload.clone())).collect();
+                    let batch: Vec<Message> =
+                        (0..n).map(|_| Message::new(payload.clone())).collect();
                     store.produce("bench", &batch).expect("produce");
                     left -= n;
                 }
@@ -70,12 +75,18 @@ fn benches(c: &mut Criterion) {
                 let n = iters as usize;
                 let pool = n.min(pool(size));
                 for start in (0..pool).step_by(BATCH) {
-                    let batch: Vec<Message> =
-                        (start..pool.min(start + BATCH)).map(|_| Message::new(payload.clone())).collect();
+                    let batch: Vec<Message> = (start..pool.min(start + BATCH))
+                        .map(|_| Message::new(payload.clone()))
+                        .collect();
                     store.produce("bench", &batch).expect("produce");
                 }
-                store.create_group("bench", "g", Position::Earliest).expect("group");
-                let mut consumer = store.consumer("bench", "g").expect("consumer").with_ack_mode(AckMode::Explicit);
+                store
+                    .create_group("bench", "g", Position::Earliest)
+                    .expect("group");
+                let mut consumer = store
+                    .consumer("bench", "g")
+                    .expect("consumer")
+                    .with_ack_mode(AckMode::Explicit);
                 let start = Instant::now();
                 let mut read = 0;
                 while read < n {

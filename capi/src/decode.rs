@@ -4,6 +4,7 @@
 //! wrong with it.
 
 use std::collections::BTreeMap;
+use std::fmt::{self, Display};
 use std::time::{Duration, UNIX_EPOCH};
 
 use rocksmq::{AckMode, Message, Position};
@@ -11,7 +12,7 @@ use rocksmq::{AckMode, Message, Position};
 use crate::status::Failure;
 use crate::types::{
     RMQ_ACK_AUTO, RMQ_ACK_EXPLICIT, RMQ_POSITION_AFTER, RMQ_POSITION_EARLIEST, RMQ_POSITION_ID,
-    RMQ_POSITION_LATEST, RMQ_POSITION_TIME, rmq_message_in_t, rmq_position_t, rmq_property_t,
+    RMQ_POSITION_LATEST, RMQ_POSITION_TIME, rmq_message_in_t, rmq_position_t,
 };
 
 /// The most messages one produce call takes: a batch is one RocksDB write,
@@ -24,7 +25,11 @@ pub const RMQ_MAX_BATCH: usize = 1 << 24;
 /// # Safety
 /// Unless null, `ptr` points to `len` readable bytes that stay unchanged for
 /// `'a`.
-pub unsafe fn bytes<'a>(ptr: *const u8, len: usize, what: &str) -> Result<&'a [u8], Failure> {
+pub unsafe fn bytes<'a>(
+    ptr: *const u8,
+    len: usize,
+    what: impl Display,
+) -> Result<&'a [u8], Failure> {
     if len > isize::MAX as usize {
         return Err(Failure::argument(format!(
             "{what}: length {len} is larger than any buffer can be"
@@ -46,7 +51,11 @@ pub unsafe fn bytes<'a>(ptr: *const u8, len: usize, what: &str) -> Result<&'a [u
 ///
 /// # Safety
 /// Unless null, `ptr` points to `count` initialised, aligned elements.
-pub unsafe fn elements<'a, T>(ptr: *const T, count: usize, what: &str) -> Result<&'a [T], Failure> {
+pub unsafe fn elements<'a, T>(
+    ptr: *const T,
+    count: usize,
+    what: impl Display,
+) -> Result<&'a [T], Failure> {
     let too_many = count
         .checked_mul(size_of::<T>())
         .is_none_or(|size| size > isize::MAX as usize);
@@ -73,7 +82,7 @@ pub unsafe fn elements<'a, T>(ptr: *const T, count: usize, what: &str) -> Result
 }
 
 /// `bytes` as UTF-8 text; `what` names the argument in an error.
-pub fn text<'a>(bytes: &'a [u8], what: &str) -> Result<&'a str, Failure> {
+pub fn text<'a>(bytes: &'a [u8], what: impl Display) -> Result<&'a str, Failure> {
     std::str::from_utf8(bytes).map_err(|error| {
         Failure::argument(format!(
             "{what} is not valid UTF-8 (byte {} of {})",
@@ -163,26 +172,56 @@ pub unsafe fn messages(
         .collect()
 }
 
+/// Where in a produce call's messages an argument is, named only when an
+/// error needs it (no allocation on success).
+#[derive(Clone, Copy)]
+enum Place {
+    Payload(usize),
+    Properties(usize),
+    Key(usize, usize),
+    Value(usize, usize),
+    Property(usize, usize),
+}
+
+impl Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Place::Payload(index) => write!(f, "messages[{index}].payload"),
+            Place::Properties(index) => write!(f, "messages[{index}].properties"),
+            Place::Key(index, at) => write!(f, "messages[{index}].properties[{at}].key"),
+            Place::Value(index, at) => write!(f, "messages[{index}].properties[{at}].value"),
+            Place::Property(index, at) => write!(f, "messages[{index}].properties[{at}]"),
+        }
+    }
+}
+
 /// Message `index` of a batch.
 ///
 /// # Safety
 /// As [`messages`], for this one message.
 unsafe fn message(input: &rmq_message_in_t, index: usize) -> Result<Message, Failure> {
-    let what = format!("messages[{index}].payload");
     // SAFETY: forwarded from the caller.
-    let payload = unsafe { bytes(input.payload, input.payload_len, &what) }?;
-    let what = format!("messages[{index}].properties");
+    let payload = unsafe { bytes(input.payload, input.payload_len, Place::Payload(index)) }?;
     // SAFETY: forwarded from the caller.
-    let properties =
-        unsafe { elements(input.properties, input.properties_len, &what) }?;
+    let properties = unsafe {
+        elements(
+            input.properties,
+            input.properties_len,
+            Place::Properties(index),
+        )
+    }?;
     let mut map = BTreeMap::new();
     for (at, property) in properties.iter().enumerate() {
-        let what = format!("messages[{index}].properties[{at}]");
         // SAFETY: forwarded from the caller.
-        let (key, value) = unsafe { self::property(property, &what) }?;
+        let key = unsafe { bytes(property.key, property.key_len, Place::Key(index, at)) }?;
+        let key = text(key, Place::Key(index, at))?;
+        // SAFETY: forwarded from the caller.
+        let value = unsafe { bytes(property.value, property.value_len, Place::Value(index, at)) }?;
+        let value = text(value, Place::Value(index, at))?;
         if map.insert(key.to_owned(), value.to_owned()).is_some() {
             return Err(Failure::argument(format!(
-                "{what}: key `{key}` is given twice"
+                "{}: key `{key}` is given twice",
+                Place::Property(index, at)
             )));
         }
     }
@@ -190,24 +229,4 @@ unsafe fn message(input: &rmq_message_in_t, index: usize) -> Result<Message, Fai
         payload: payload.to_vec(),
         properties: map,
     })
-}
-
-/// A property's key and value, both UTF-8.
-///
-/// # Safety
-/// As [`bytes`], for the key and the value.
-unsafe fn property<'a>(
-    property: &rmq_property_t,
-    what: &str,
-) -> Result<(&'a str, &'a str), Failure> {
-    let key_what = format!("{what}.key");
-    // SAFETY: forwarded from the caller.
-    let key = text(unsafe { bytes(property.key, property.key_len, &key_what) }?, &key_what)?;
-    let value_what = format!("{what}.value");
-    // SAFETY: forwarded from the caller.
-    let value = text(
-        unsafe { bytes(property.value, property.value_len, &value_what) }?,
-        &value_what,
-    )?;
-    Ok((key, value))
 }

@@ -63,7 +63,10 @@ fn raw(bytes: &[u8], null: bool) -> (*const u8, usize) {
 
 /// The outcome of one call, checked.
 fn checked(status: i32, err: *mut c_char) {
-    assert!((RMQ_OK..=RMQ_PANIC).contains(&status), "unknown status {status}");
+    assert!(
+        (RMQ_OK..=RMQ_PANIC).contains(&status),
+        "unknown status {status}"
+    );
     assert_ne!(status, RMQ_PANIC, "a call panicked");
     if status == RMQ_OK {
         assert!(err.is_null(), "a call succeeded with an error message");
@@ -71,7 +74,9 @@ fn checked(status: i32, err: *mut c_char) {
     }
     assert!(!err.is_null(), "status {status} without a message");
     // SAFETY: a message from rocksmq, freed once here.
-    let message = unsafe { CStr::from_ptr(err) }.to_string_lossy().into_owned();
+    let message = unsafe { CStr::from_ptr(err) }
+        .to_string_lossy()
+        .into_owned();
     assert!(!message.is_empty(), "status {status} with an empty message");
     // SAFETY: as above.
     unsafe { rmq_string_free(err) };
@@ -107,7 +112,15 @@ pub fn run(dir: &Path, data: &[u8]) {
     let mut err = ptr::null_mut();
     // SAFETY: valid buffers and out-pointers throughout this function.
     let status = unsafe {
-        rmq_store_open(path.as_ptr(), path.len(), yaml.as_ptr(), yaml.len(), ptr::null(), &raw mut store, &raw mut err)
+        rmq_store_open(
+            path.as_ptr(),
+            path.len(),
+            yaml.as_ptr(),
+            yaml.len(),
+            ptr::null(),
+            &raw mut store,
+            &raw mut err,
+        )
     };
     checked(status, err);
     assert!(!store.is_null());
@@ -142,7 +155,11 @@ unsafe fn step(
 ) {
     let op = input.byte();
     let null = op & 0x80 != 0 && input.byte() < 16;
-    let store = if op & 0x40 != 0 && input.byte() < 8 { ptr::null() } else { store.cast_const() };
+    let store = if op & 0x40 != 0 && input.byte() < 8 {
+        ptr::null()
+    } else {
+        store.cast_const()
+    };
     let mut err = ptr::null_mut();
     let e = &raw mut err;
     let topic = input.name();
@@ -190,14 +207,26 @@ unsafe fn step(
             3 => {
                 let group = input.name();
                 let (g, gl) = raw(&group, false);
-                let from = rmq_position_t { kind: u32::from(input.byte() % 7), value: input.u64() % 8 };
+                let from = rmq_position_t {
+                    kind: u32::from(input.byte() % 7),
+                    value: input.u64() % 8,
+                };
                 rmq_group_create(store, t, tl, g, gl, from, e)
             }
             4 => {
                 let group = input.name();
                 let (g, gl) = raw(&group, false);
                 rmq_consumer_free(std::mem::replace(consumer, ptr::null_mut()));
-                rmq_consumer_open(store, t, tl, g, gl, u32::from(input.byte() % 3), consumer, e)
+                rmq_consumer_open(
+                    store,
+                    t,
+                    tl,
+                    g,
+                    gl,
+                    u32::from(input.byte() % 3),
+                    consumer,
+                    e,
+                )
             }
             5 => {
                 let mut batch = ptr::null_mut();
@@ -220,13 +249,19 @@ unsafe fn step(
             }
             7 => rmq_consumer_ack(*consumer, input.u64() % 16, e),
             8 => {
-                let to = rmq_position_t { kind: u32::from(input.byte() % 7), value: input.u64() };
+                let to = rmq_position_t {
+                    kind: u32::from(input.byte() % 7),
+                    value: input.u64(),
+                };
                 rmq_consumer_seek(*consumer, to, e)
             }
             9 => rmq_consumer_close(*consumer, e),
             10 => {
                 rmq_reader_free(std::mem::replace(reader, ptr::null_mut()));
-                let from = rmq_position_t { kind: u32::from(input.byte() % 7), value: input.u64() % 8 };
+                let from = rmq_position_t {
+                    kind: u32::from(input.byte() % 7),
+                    value: input.u64() % 8,
+                };
                 rmq_reader_open(store, t, tl, from, reader, e)
             }
             11 => {

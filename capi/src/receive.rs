@@ -93,9 +93,8 @@ fn check_max(max: usize) -> Result<(), Failure> {
 }
 
 impl Receiver for Consumer {
-    type Recv<'a> = std::pin::Pin<
-        Box<dyn Future<Output = Result<StoredMessage, ConsumerError>> + 'a>,
-    >;
+    type Recv<'a> =
+        std::pin::Pin<Box<dyn Future<Output = Result<StoredMessage, ConsumerError>> + 'a>>;
     fn recv(&mut self) -> Self::Recv<'_> {
         Box::pin(Consumer::recv(self))
     }
@@ -105,9 +104,8 @@ impl Receiver for Consumer {
 }
 
 impl Receiver for Reader {
-    type Recv<'a> = std::pin::Pin<
-        Box<dyn Future<Output = Result<StoredMessage, ConsumerError>> + 'a>,
-    >;
+    type Recv<'a> =
+        std::pin::Pin<Box<dyn Future<Output = Result<StoredMessage, ConsumerError>> + 'a>>;
     fn recv(&mut self) -> Self::Recv<'_> {
         Box::pin(Reader::recv(self))
     }
@@ -431,7 +429,10 @@ pub unsafe extern "C" fn rmq_reader_next_id(
 /// # Safety
 /// As `rmq_consumer_ack`, for a reader.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rmq_reader_close(reader: *const rmq_reader_t, err: *mut *mut c_char) -> i32 {
+pub unsafe extern "C" fn rmq_reader_close(
+    reader: *const rmq_reader_t,
+    err: *mut *mut c_char,
+) -> i32 {
     guard(err, || {
         // SAFETY: forwarded from the caller.
         let reader = unsafe { handle(reader, "reader") }?;
@@ -477,7 +478,10 @@ pub extern "C" fn rmq_cancel_new() -> *mut rmq_cancel_t {
 /// # Safety
 /// `cancel` is null or a live token.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rmq_cancel_cancel(cancel: *const rmq_cancel_t, err: *mut *mut c_char) -> i32 {
+pub unsafe extern "C" fn rmq_cancel_cancel(
+    cancel: *const rmq_cancel_t,
+    err: *mut *mut c_char,
+) -> i32 {
     guard(err, || {
         // SAFETY: forwarded from the caller.
         let cancel = unsafe { handle(cancel, "cancel") }?;
@@ -503,7 +507,10 @@ pub unsafe extern "C" fn rmq_cancel_free(cancel: *mut rmq_cancel_t) {
 ///
 /// # Safety
 /// `out` is writable.
-unsafe fn put_batch(out: *mut *mut rmq_batch_t, messages: Vec<StoredMessage>) -> Result<(), Failure> {
+unsafe fn put_batch(
+    out: *mut *mut rmq_batch_t,
+    messages: Vec<StoredMessage>,
+) -> Result<(), Failure> {
     // SAFETY: forwarded from the caller.
     unsafe { put(out, Box::into_raw(rmq_batch_t::new(messages)), "out") }
 }

@@ -12,8 +12,8 @@ use serde::Serialize;
 
 use crate::decode;
 use crate::status::{Failure, RMQ_STORAGE, guard};
-use crate::types::rmq_position_t;
 use crate::types::rmq_message_in_t;
+use crate::types::rmq_position_t;
 
 /// An open store. Safe to use from any thread; every call after
 /// `rmq_store_close` fails with `RMQ_CLOSED`.

@@ -109,12 +109,17 @@ impl rmq_batch_t {
         let property_count = messages.iter().map(|m| m.properties.len()).sum();
         let mut properties = Vec::with_capacity(property_count);
         for message in &messages {
-            properties.extend(message.properties.iter().map(|(key, value)| rmq_property_t {
-                key: key.as_ptr(),
-                key_len: key.len(),
-                value: value.as_ptr(),
-                value_len: value.len(),
-            }));
+            properties.extend(
+                message
+                    .properties
+                    .iter()
+                    .map(|(key, value)| rmq_property_t {
+                        key: key.as_ptr(),
+                        key_len: key.len(),
+                        value: value.as_ptr(),
+                        value_len: value.len(),
+                    }),
+            );
         }
         let mut at = 0;
         let views: Vec<rmq_message_t> = messages
@@ -168,5 +173,7 @@ impl rmq_batch_t {
 
 fn nanos(time: std::time::SystemTime) -> u64 {
     time.duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| u64::try_from(since.as_nanos()).unwrap_or(u64::MAX))
+        .map_or(0, |since| {
+            u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+        })
 }

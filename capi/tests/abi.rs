@@ -26,7 +26,9 @@ fn call(body: impl FnOnce(*mut *mut c_char) -> i32) -> (i32, String) {
         String::new()
     } else {
         // SAFETY: a message from rocksmq, freed once.
-        let text = unsafe { CStr::from_ptr(err) }.to_string_lossy().into_owned();
+        let text = unsafe { CStr::from_ptr(err) }
+            .to_string_lossy()
+            .into_owned();
         unsafe { rmq_string_free(err) };
         text
     };
@@ -42,18 +44,42 @@ fn open(dir: &std::path::Path) -> Shared<rmq_store_t> {
     let path = dir.to_str().unwrap();
     let mut store = ptr::null_mut();
     // SAFETY: valid buffers and out-pointers.
-    ok(|e| unsafe { rmq_store_open(path.as_ptr(), path.len(), ptr::null(), 0, ptr::null(), &raw mut store, e) });
+    ok(|e| unsafe {
+        rmq_store_open(
+            path.as_ptr(),
+            path.len(),
+            ptr::null(),
+            0,
+            ptr::null(),
+            &raw mut store,
+            e,
+        )
+    });
     Shared(store)
 }
 
 fn topic_and_group(store: Shared<rmq_store_t>) -> Shared<rmq_consumer_t> {
-    let earliest = rmq_position_t { kind: RMQ_POSITION_EARLIEST, value: 0 };
+    let earliest = rmq_position_t {
+        kind: RMQ_POSITION_EARLIEST,
+        value: 0,
+    };
     let mut consumer = ptr::null_mut();
     // SAFETY: valid buffers and out-pointers throughout.
     unsafe {
         ok(|e| rmq_topic_create(store.0, b"t".as_ptr(), 1, &mut false, e));
         ok(|e| rmq_group_create(store.0, b"t".as_ptr(), 1, b"g".as_ptr(), 1, earliest, e));
-        ok(|e| rmq_consumer_open(store.0, b"t".as_ptr(), 1, b"g".as_ptr(), 1, RMQ_ACK_EXPLICIT, &raw mut consumer, e));
+        ok(|e| {
+            rmq_consumer_open(
+                store.0,
+                b"t".as_ptr(),
+                1,
+                b"g".as_ptr(),
+                1,
+                RMQ_ACK_EXPLICIT,
+                &raw mut consumer,
+                e,
+            )
+        });
     }
     Shared(consumer)
 }
@@ -73,10 +99,16 @@ fn produce(store: Shared<rmq_store_t>, payload: &[u8]) -> u64 {
 
 /// A receive on `consumer` with `timeout_ms` and `cancel`: its status and
 /// the ids it returned.
-fn receive(consumer: Shared<rmq_consumer_t>, timeout_ms: i64, cancel: Shared<rmq_cancel_t>) -> (i32, Vec<u64>) {
+fn receive(
+    consumer: Shared<rmq_consumer_t>,
+    timeout_ms: i64,
+    cancel: Shared<rmq_cancel_t>,
+) -> (i32, Vec<u64>) {
     let mut batch = ptr::null_mut();
     // SAFETY: valid out-pointers; the batch is freed once.
-    let (status, _) = call(|e| unsafe { rmq_consumer_receive(consumer.0, 16, timeout_ms, cancel.0, &raw mut batch, e) });
+    let (status, _) = call(|e| unsafe {
+        rmq_consumer_receive(consumer.0, 16, timeout_ms, cancel.0, &raw mut batch, e)
+    });
     let mut ids = Vec::new();
     if !batch.is_null() {
         // SAFETY: a batch from rocksmq.
@@ -131,7 +163,10 @@ fn a_receive_times_out_with_an_empty_batch() {
     let store = open(dir.path());
     let consumer = topic_and_group(store);
     let started = Instant::now();
-    assert_eq!(receive(consumer, 50, Shared(ptr::null_mut())), (RMQ_OK, vec![]));
+    assert_eq!(
+        receive(consumer, 50, Shared(ptr::null_mut())),
+        (RMQ_OK, vec![])
+    );
     assert!(started.elapsed() >= Duration::from_millis(50));
     // SAFETY: freed once.
     unsafe {
@@ -152,10 +187,24 @@ fn closing_the_consumer_wakes_its_receive_and_frees_the_group() {
     assert_eq!((status, ids), (RMQ_CLOSED, vec![]));
     // Every later call fails with RMQ_CLOSED, naming the consumer.
     let (status, message) = call(|e| unsafe { rmq_consumer_ack(consumer.0, 1, e) });
-    assert_eq!((status, message.as_str()), (RMQ_CLOSED, "the consumer is closed"));
+    assert_eq!(
+        (status, message.as_str()),
+        (RMQ_CLOSED, "the consumer is closed")
+    );
     // The group is free for another consumer.
     let mut again = ptr::null_mut();
-    ok(|e| unsafe { rmq_consumer_open(store.0, b"t".as_ptr(), 1, b"g".as_ptr(), 1, RMQ_ACK_AUTO, &raw mut again, e) });
+    ok(|e| unsafe {
+        rmq_consumer_open(
+            store.0,
+            b"t".as_ptr(),
+            1,
+            b"g".as_ptr(),
+            1,
+            RMQ_ACK_AUTO,
+            &raw mut again,
+            e,
+        )
+    });
     // SAFETY: freed once.
     unsafe {
         rmq_consumer_free(again);
@@ -174,7 +223,8 @@ fn closing_the_store_wakes_every_receive() {
         ok(|e| unsafe { rmq_store_close(store.0, e) });
     });
     assert_eq!(status, RMQ_CLOSED);
-    let (status, _) = call(|e| unsafe { rmq_topic_create(store.0, b"u".as_ptr(), 1, &mut false, e) });
+    let (status, _) =
+        call(|e| unsafe { rmq_topic_create(store.0, b"u".as_ptr(), 1, &mut false, e) });
     assert_eq!(status, RMQ_CLOSED);
     // SAFETY: freed once.
     unsafe {
@@ -197,7 +247,10 @@ fn cancelling_wakes_a_receive_and_every_later_one() {
     assert_eq!(receive(consumer, -1, cancel).0, RMQ_CANCELLED);
     // Without the token, the consumer receives as before.
     produce(store, b"x");
-    assert_eq!(receive(consumer, -1, Shared(ptr::null_mut())), (RMQ_OK, vec![1]));
+    assert_eq!(
+        receive(consumer, -1, Shared(ptr::null_mut())),
+        (RMQ_OK, vec![1])
+    );
     // SAFETY: freed once.
     unsafe {
         rmq_cancel_free(cancel.0);
@@ -212,7 +265,10 @@ fn acknowledging_goes_on_while_a_receive_waits() {
     let store = open(dir.path());
     let consumer = topic_and_group(store);
     produce(store, b"one");
-    assert_eq!(receive(consumer, 0, Shared(ptr::null_mut())), (RMQ_OK, vec![1]));
+    assert_eq!(
+        receive(consumer, 0, Shared(ptr::null_mut())),
+        (RMQ_OK, vec![1])
+    );
     let (status, ids, _) = woken_by(consumer, Shared(ptr::null_mut()), || {
         // SAFETY: live handles.
         ok(|e| unsafe { rmq_consumer_ack(consumer.0, 1, e) });
@@ -260,12 +316,27 @@ fn bad_arguments_are_refused_naming_them() {
             let (s3, m3) = call(|e| rmq_topic_create(store.0, b"\xff".as_ptr(), 1, &mut false, e));
             let (s4, m4) = call(|e| rmq_topic_create(store.0, b"a\0".as_ptr(), 2, &mut false, e));
             let (s5, m5) = call(|e| rmq_topic_create(store.0, b"a/b".as_ptr(), 3, &mut false, e));
-            let (s6, m6) = call(|e| rmq_topic_create(store.0, b"t".as_ptr(), 1, ptr::null_mut(), e));
+            let (s6, m6) =
+                call(|e| rmq_topic_create(store.0, b"t".as_ptr(), 1, ptr::null_mut(), e));
             let bad = rmq_position_t { kind: 9, value: 0 };
-            let (s7, m7) = call(|e| rmq_group_create(store.0, b"t".as_ptr(), 1, b"g".as_ptr(), 1, bad, e));
-            let (s8, m8) = call(|e| rmq_consumer_open(store.0, b"t".as_ptr(), 1, b"g".as_ptr(), 1, 7, &raw mut out, e));
-            let (s9, m9) = call(|e| rmq_produce(store.0, b"t".as_ptr(), 1, ptr::null(), 2, &mut 0, e));
-            let (s10, m10) = call(|e| rmq_topic_create(store.0, b"t".as_ptr(), usize::MAX, &mut false, e));
+            let (s7, m7) =
+                call(|e| rmq_group_create(store.0, b"t".as_ptr(), 1, b"g".as_ptr(), 1, bad, e));
+            let (s8, m8) = call(|e| {
+                rmq_consumer_open(
+                    store.0,
+                    b"t".as_ptr(),
+                    1,
+                    b"g".as_ptr(),
+                    1,
+                    7,
+                    &raw mut out,
+                    e,
+                )
+            });
+            let (s9, m9) =
+                call(|e| rmq_produce(store.0, b"t".as_ptr(), 1, ptr::null(), 2, &mut 0, e));
+            let (s10, m10) =
+                call(|e| rmq_topic_create(store.0, b"t".as_ptr(), usize::MAX, &mut false, e));
             vec![
                 (s1, m1, "store is null"),
                 (s2, m2, "topic: the pointer is null but the length is 3"),
@@ -276,13 +347,20 @@ fn bad_arguments_are_refused_naming_them() {
                 (s7, m7, "from: kind 9 is not a position"),
                 (s8, m8, "ack_mode: 7 is not an acknowledgement mode"),
                 (s9, m9, "messages: the pointer is null but the count is 2"),
-                (s10, m10, "topic: length 18446744073709551615 is larger than any buffer can be"),
+                (
+                    s10,
+                    m10,
+                    "topic: length 18446744073709551615 is larger than any buffer can be",
+                ),
             ]
         }
     };
     for (status, message, expected) in cases {
         assert_ne!(status, RMQ_OK, "{expected}");
-        assert!(message.starts_with(expected), "`{message}` should start with `{expected}`");
+        assert!(
+            message.starts_with(expected),
+            "`{message}` should start with `{expected}`"
+        );
     }
     // SAFETY: freed once.
     unsafe { rmq_store_free(store.0) };

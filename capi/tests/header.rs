@@ -40,7 +40,14 @@ fn header_compiles_as_c_and_cpp() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("include/rocksmq.h");
     for (compiler, language) in [("cc", "c"), ("c++", "c++")] {
         let output = Command::new(compiler)
-            .args(["-fsyntax-only", "-Wall", "-Wextra", "-Werror", "-x", language])
+            .args([
+                "-fsyntax-only",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-x",
+                language,
+            ])
             .arg(&path)
             .output()
             .unwrap_or_else(|error| panic!("cannot run {compiler}: {error}"));

@@ -68,7 +68,7 @@ func retentionRMQ(t *testing.T, sizeMB int64, minutes float64) (*RMQ, *rocksmq.M
 	clock := rocksmq.NewManualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	rmq, err := NewRocksMQWithOptions(rocksmq.Options{
 		Path: t.TempDir(), CompressionTypes: []int{0, 0, 0, 0, 0}, PageSizeBytes: 1024,
-		RetentionSizeMB: sizeMB, RetentionTimeMinutes: minutes, RetentionCheckIntervalSeconds: 3600,
+		RetentionSizeMB: rocksmq.Ptr(sizeMB), RetentionTimeMinutes: rocksmq.Ptr(minutes), RetentionCheckIntervalSeconds: 3600,
 		Clock: clock,
 	})
 	must(t, err)

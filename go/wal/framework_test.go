@@ -284,7 +284,7 @@ func TestMessageIDEncoding(t *testing.T) {
 func TestTruncateLetsRetentionDelete(t *testing.T) {
 	clock := rocksmq.NewManualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	store, err := rocksmq.Open(rocksmq.Options{Path: t.TempDir(), Clock: clock, PageSizeBytes: 1024,
-		RetentionTimeMinutes: 1, RetentionSizeMB: -1, RetentionCheckIntervalSeconds: 3600})
+		RetentionTimeMinutes: rocksmq.Ptr(1.0), RetentionSizeMB: rocksmq.Ptr[int64](-1), RetentionCheckIntervalSeconds: 3600})
 	if err != nil {
 		t.Fatal(err)
 	}
