@@ -11,8 +11,13 @@ use std::time::{Duration, Instant};
 use rocksmq_capi::*;
 
 /// A handle pointer that may cross threads (the ABI is thread-safe).
-#[derive(Clone, Copy)]
 struct Shared<T>(*mut T);
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Shared<T> {}
 // SAFETY: every handle of the ABI may be used from any thread.
 unsafe impl<T> Send for Shared<T> {}
 // SAFETY: as above.
