@@ -7,7 +7,8 @@ set -eu
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/rocksmq/target}"
-"$here/go-deps.sh"
+PATH="$("$here/go-deps.sh"):$PATH"
+export PATH
 "$here/go-lib.sh" >/dev/null
 rm -rf "$CARGO_TARGET_DIR/criterion/go_peer"
 cargo bench -p rocksmq-capi --bench go_peer

@@ -23,8 +23,8 @@ cargo test --release --doc
 # detector and with cgo's full pointer checks (the crash test's short run
 # included).
 cargo test --release -p rocksmq-capi
-"$here/go-deps.sh"
-export PATH="$PATH:/usr/local/go/bin"
+PATH="$("$here/go-deps.sh"):$PATH"
+export PATH
 "$here/go-lib.sh" >/dev/null
 (cd go && go vet ./... && go test -race -short ./... && GOEXPERIMENT=cgocheck2 go test -short ./...)
 for example in examples/*.rs; do
