@@ -11,6 +11,10 @@ import (
 	"unsafe"
 )
 
+// arenaPayload is the largest payload copied into its batch's shared
+// allocation: a message kept alive keeps at most a batch of these.
+const arenaPayload = 4 << 10
+
 // messagesOf copies a batch's messages into Go memory (the one copy on
 // this side) and frees the batch.
 func messagesOf(batch *C.rmq_batch_t) []ConsumerMessage {
@@ -23,15 +27,30 @@ func messagesOf(batch *C.rmq_batch_t) []ConsumerMessage {
 		return nil
 	}
 	views := unsafe.Slice(batch.messages, n)
+	// Small payloads are copied into one allocation for the batch, each
+	// capped to its own bytes; large ones each into their own, without
+	// zeroing it first (append).
+	arena := 0
+	for i := range views {
+		if views[i].payload_len <= arenaPayload {
+			arena += int(views[i].payload_len)
+		}
+	}
+	shared := make([]byte, 0, arena)
 	out := make([]ConsumerMessage, n)
 	for i := range views {
 		v := &views[i]
 		m := &out[i]
 		m.MsgID = UniqueID(v.id)
 		m.Timestamp = time.Unix(0, int64(v.timestamp_ns))
-		m.Payload = make([]byte, int(v.payload_len))
-		if v.payload_len > 0 {
-			copy(m.Payload, unsafe.Slice((*byte)(unsafe.Pointer(v.payload)), int(v.payload_len)))
+		size := int(v.payload_len)
+		src := unsafe.Slice((*byte)(unsafe.Pointer(v.payload)), size)
+		if size <= arenaPayload {
+			start := len(shared)
+			shared = append(shared, src...)
+			m.Payload = shared[start:len(shared):len(shared)]
+		} else {
+			m.Payload = append([]byte(nil), src...)
 		}
 		if v.properties_len > 0 {
 			props := unsafe.Slice(v.properties, int(v.properties_len))

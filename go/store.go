@@ -272,9 +272,21 @@ func (s *Store) Produce(topic string, messages []ProducerMessage) ([]UniqueID, e
 	return ids, nil
 }
 
-// ProduceOne appends one message to topic and returns its id.
-func (s *Store) ProduceOne(topic string, payload []byte, properties map[string]string) (UniqueID, error) {
-	return s.produce(topic, []ProducerMessage{{Payload: payload, Properties: properties}})
+// ProduceOne appends one message to topic and returns its id. The payload
+// goes to C as an argument, read in place: no array to build or pin.
+func (s *Store) ProduceOne(topic string, payload []byte, properties map[string]string) (id UniqueID, err error) {
+	err = s.use("produce", func(h *C.rmq_store_t) error {
+		var pinner runtime.Pinner
+		defer pinner.Unpin()
+		props, n := propertiesOf(properties, &pinner)
+		var out C.uint64_t
+		var cerr *C.char
+		status := C.rmq_produce_one(h, strPtr(topic), C.size_t(len(topic)),
+			(*C.uint8_t)(unsafe.SliceData(payload)), C.size_t(len(payload)), props, n, &out, &cerr)
+		id = UniqueID(out)
+		return failure("produce", status, cerr)
+	})
+	return id, err
 }
 
 func (s *Store) produce(topic string, messages []ProducerMessage) (first UniqueID, err error) {
@@ -307,11 +319,17 @@ func fill(in *C.rmq_message_in_t, m *ProducerMessage, pinner *runtime.Pinner) {
 		in.payload = (*C.uint8_t)(unsafe.Pointer(data))
 		in.payload_len = C.size_t(len(m.Payload))
 	}
-	if len(m.Properties) == 0 {
-		return
+	in.properties, in.properties_len = propertiesOf(m.Properties, pinner)
+}
+
+// propertiesOf is properties as C's array, in Go memory, every pointer in
+// it pinned for the call; nil for none.
+func propertiesOf(m map[string]string, pinner *runtime.Pinner) (*C.rmq_property_t, C.size_t) {
+	if len(m) == 0 {
+		return nil, 0
 	}
-	properties := make([]C.rmq_property_t, 0, len(m.Properties))
-	for key, value := range m.Properties {
+	properties := make([]C.rmq_property_t, 0, len(m))
+	for key, value := range m {
 		var p C.rmq_property_t
 		if len(key) > 0 {
 			pinner.Pin(unsafe.StringData(key))
@@ -326,8 +344,7 @@ func fill(in *C.rmq_message_in_t, m *ProducerMessage, pinner *runtime.Pinner) {
 		properties = append(properties, p)
 	}
 	pinner.Pin(&properties[0])
-	in.properties = &properties[0]
-	in.properties_len = C.size_t(len(properties))
+	return &properties[0], C.size_t(len(properties))
 }
 
 // CreateGroup creates consumer group group of topic, its first delivery

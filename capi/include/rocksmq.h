@@ -461,6 +461,23 @@ int32_t rmq_produce(const rmq_store_t *store,
                     uint64_t *first_id,
                     char **err);
 
+// Appends one message to `topic` and returns its id in `*id`: as
+// `rmq_produce` with one message, its payload and properties passed as
+// arguments (so that a caller need not build an array in its own memory).
+//
+// # Safety
+// As `rmq_produce`; `payload` is valid for `payload_len` bytes and
+// `properties` for `properties_len` properties.
+int32_t rmq_produce_one(const rmq_store_t *store,
+                        const uint8_t *topic,
+                        size_t topic_len,
+                        const uint8_t *payload,
+                        size_t payload_len,
+                        const rmq_property_t *properties,
+                        size_t properties_len,
+                        uint64_t *id,
+                        char **err);
+
 // Creates consumer group `group` of `topic`, its first delivery the
 // message `from` designates.
 //

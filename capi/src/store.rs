@@ -12,8 +12,8 @@ use serde::Serialize;
 
 use crate::decode;
 use crate::status::{Failure, RMQ_STORAGE, guard};
-use crate::types::rmq_message_in_t;
 use crate::types::rmq_position_t;
+use crate::types::{rmq_message_in_t, rmq_property_t};
 
 /// An open store. Safe to use from any thread; every call after
 /// `rmq_store_close` fails with `RMQ_CLOSED`.
@@ -350,6 +350,45 @@ pub unsafe extern "C" fn rmq_produce(
         let ids = store.store.produce(topic, &messages)?;
         // SAFETY: checked writable above.
         unsafe { put(first_id, ids.start, "first_id") }
+    })
+}
+
+/// Appends one message to `topic` and returns its id in `*id`: as
+/// `rmq_produce` with one message, its payload and properties passed as
+/// arguments (so that a caller need not build an array in its own memory).
+///
+/// # Safety
+/// As `rmq_produce`; `payload` is valid for `payload_len` bytes and
+/// `properties` for `properties_len` properties.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rmq_produce_one(
+    store: *const rmq_store_t,
+    topic: *const u8,
+    topic_len: usize,
+    payload: *const u8,
+    payload_len: usize,
+    properties: *const rmq_property_t,
+    properties_len: usize,
+    id: *mut u64,
+    err: *mut *mut c_char,
+) -> i32 {
+    guard(err, || {
+        // SAFETY: forwarded from the caller.
+        let store = unsafe { handle(store, "store") }?;
+        // SAFETY: forwarded from the caller.
+        let topic = unsafe { decode::name(topic, topic_len, "topic") }?;
+        writable(id, "id")?;
+        let message = rmq_message_in_t {
+            payload,
+            payload_len,
+            properties,
+            properties_len,
+        };
+        // SAFETY: forwarded from the caller.
+        let messages = unsafe { decode::messages(&raw const message, 1) }?;
+        let ids = store.store.produce(topic, &messages)?;
+        // SAFETY: checked writable above.
+        unsafe { put(id, ids.start, "id") }
     })
 }
 
