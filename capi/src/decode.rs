@@ -82,7 +82,7 @@ pub unsafe fn elements<'a, T>(
 }
 
 /// `bytes` as UTF-8 text; `what` names the argument in an error.
-pub fn text<'a>(bytes: &'a [u8], what: impl Display) -> Result<&'a str, Failure> {
+pub fn text(bytes: &[u8], what: impl Display) -> Result<&str, Failure> {
     std::str::from_utf8(bytes).map_err(|error| {
         Failure::argument(format!(
             "{what} is not valid UTF-8 (byte {} of {})",

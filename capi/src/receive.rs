@@ -512,5 +512,11 @@ unsafe fn put_batch(
     messages: Vec<StoredMessage>,
 ) -> Result<(), Failure> {
     // SAFETY: forwarded from the caller.
-    unsafe { put(out, Box::into_raw(rmq_batch_t::new(messages)), "out") }
+    unsafe {
+        put(
+            out,
+            Box::into_raw(Box::new(rmq_batch_t::new(messages))),
+            "out",
+        )
+    }
 }

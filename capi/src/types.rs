@@ -105,7 +105,7 @@ struct Owner {
 
 impl rmq_batch_t {
     /// A batch holding `messages`, with views of them for the caller.
-    pub(crate) fn new(messages: Vec<StoredMessage>) -> Box<Self> {
+    pub(crate) fn new(messages: Vec<StoredMessage>) -> Self {
         let property_count = messages.iter().map(|m| m.properties.len()).sum();
         let mut properties = Vec::with_capacity(property_count);
         for message in &messages {
@@ -150,10 +150,10 @@ impl rmq_batch_t {
             _views: views,
             _properties: properties,
         });
-        Box::new(Self {
+        Self {
             owner: Box::into_raw(owner).cast(),
             ..batch
-        })
+        }
     }
 
     /// Frees a batch made by [`rmq_batch_t::new`].

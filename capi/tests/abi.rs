@@ -319,7 +319,7 @@ fn bad_arguments_are_refused_naming_them() {
             let (s1, m1) = call(|e| rmq_topic_create(ptr::null(), b"t".as_ptr(), 1, &mut false, e));
             let (s2, m2) = call(|e| rmq_topic_create(store.0, ptr::null(), 3, &mut false, e));
             let (s3, m3) = call(|e| rmq_topic_create(store.0, b"\xff".as_ptr(), 1, &mut false, e));
-            let (s4, m4) = call(|e| rmq_topic_create(store.0, b"a\0".as_ptr(), 2, &mut false, e));
+            let (s4, m4) = call(|e| rmq_topic_create(store.0, b"a\0b".as_ptr(), 3, &mut false, e));
             let (s5, m5) = call(|e| rmq_topic_create(store.0, b"a/b".as_ptr(), 3, &mut false, e));
             let (s6, m6) =
                 call(|e| rmq_topic_create(store.0, b"t".as_ptr(), 1, ptr::null_mut(), e));

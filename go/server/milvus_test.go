@@ -138,9 +138,8 @@ func TestRocksmq_RegisterConsumer(t *testing.T) {
 	must(t, err)
 	rmq.Notify(topicName, groupName)
 	must(t, rmq.RegisterConsumer(&Consumer{Topic: topicName, GroupName: groupName, MsgMutex: make(chan struct{})}))
-	// Difference: registering a consumer of a group that was never created
-	// is accepted (as in Milvus), but ExistConsumerGroup says false until
-	// the group exists: groups are the store's, consumers the server's.
+	// A consumer of a group never created registers, and, as in Milvus,
+	// ExistConsumerGroup still says false: the group does not exist.
 	must(t, rmq.RegisterConsumer(&Consumer{Topic: topicName, GroupName: "group_register2", MsgMutex: make(chan struct{})}))
 	exist, _, _ = rmq.ExistConsumerGroup(topicName, "group_register2")
 	equal(t, exist, false)
