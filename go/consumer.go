@@ -81,20 +81,21 @@ func (c *Consumer) use(op string, f func(h *C.rmq_consumer_t) error) error {
 }
 
 // Consume returns up to max messages readable now, without waiting.
-func (c *Consumer) Consume(max int) (messages []ConsumerMessage, err error) {
+func (c *Consumer) Consume(max int) ([]ConsumerMessage, error) {
 	if max <= 0 {
 		return nil, &Error{Op: "consume", Kind: ErrInvalidArgument, Message: "max: at least 1 message must be asked for"}
 	}
-	err = c.use("consume", func(h *C.rmq_consumer_t) error {
-		var batch *C.rmq_batch_t
-		var cerr *C.char
-		if err := failure("consume", C.rmq_consumer_consume(h, C.size_t(max), &batch, &cerr), cerr); err != nil {
-			return err
-		}
-		messages = messagesOf(batch)
-		return nil
-	})
-	return messages, err
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.h == nil {
+		return nil, closedError("consume", "consumer")
+	}
+	var batch *C.rmq_batch_t
+	var cerr *C.char
+	if status := C.rmq_consumer_consume(c.h, C.size_t(max), &batch, &cerr); status != C.RMQ_OK {
+		return nil, failure("consume", status, cerr)
+	}
+	return messagesOf(batch), nil
 }
 
 // Receive waits until at least one message is readable and returns up to
@@ -115,10 +116,16 @@ func (c *Consumer) Ack(id UniqueID) error {
 	if id < 0 {
 		return &Error{Op: "ack", Kind: ErrInvalidArgument, Message: "id: negative ids are never delivered"}
 	}
-	return c.use("ack", func(h *C.rmq_consumer_t) error {
-		var cerr *C.char
-		return failure("ack", C.rmq_consumer_ack(h, C.uint64_t(id), &cerr), cerr)
-	})
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.h == nil {
+		return closedError("ack", "consumer")
+	}
+	var cerr *C.char
+	if status := C.rmq_consumer_ack(c.h, C.uint64_t(id), &cerr); status != C.RMQ_OK {
+		return failure("ack", status, cerr)
+	}
+	return nil
 }
 
 // Seek moves the consumer and its group's acknowledged position so that

@@ -274,19 +274,24 @@ func (s *Store) Produce(topic string, messages []ProducerMessage) ([]UniqueID, e
 
 // ProduceOne appends one message to topic and returns its id. The payload
 // goes to C as an argument, read in place: no array to build or pin.
-func (s *Store) ProduceOne(topic string, payload []byte, properties map[string]string) (id UniqueID, err error) {
-	err = s.use("produce", func(h *C.rmq_store_t) error {
-		var pinner runtime.Pinner
-		defer pinner.Unpin()
-		props, n := propertiesOf(properties, &pinner)
-		var out C.uint64_t
-		var cerr *C.char
-		status := C.rmq_produce_one(h, strPtr(topic), C.size_t(len(topic)),
-			(*C.uint8_t)(unsafe.SliceData(payload)), C.size_t(len(payload)), props, n, &out, &cerr)
-		id = UniqueID(out)
-		return failure("produce", status, cerr)
-	})
-	return id, err
+func (s *Store) ProduceOne(topic string, payload []byte, properties map[string]string) (UniqueID, error) {
+	// No closure on this path: one call, no allocation of Go's own.
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.h == nil {
+		return 0, closedError("produce", "store")
+	}
+	var pinner runtime.Pinner
+	defer pinner.Unpin()
+	props, n := propertiesOf(properties, &pinner)
+	var out C.uint64_t
+	var cerr *C.char
+	status := C.rmq_produce_one(s.h, strPtr(topic), C.size_t(len(topic)),
+		(*C.uint8_t)(unsafe.SliceData(payload)), C.size_t(len(payload)), props, n, &out, &cerr)
+	if status != C.RMQ_OK {
+		return 0, failure("produce", status, cerr)
+	}
+	return UniqueID(out), nil
 }
 
 func (s *Store) produce(topic string, messages []ProducerMessage) (first UniqueID, err error) {

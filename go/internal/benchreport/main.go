@@ -1,8 +1,11 @@
-// Command benchreport writes docs/benchmarks-go.md from one run of the Go
-// benchmarks (their output, on standard input or in -go FILE) and of the
-// Rust peer benchmark (Criterion's estimates under -criterion DIR): the
-// median time per message of each workload on each side, their ratio, and
-// the goals of issue 22. scripts/bench-go.sh runs both and then this.
+// Command benchreport writes docs/benchmarks-go.md from one run of
+// scripts/bench-go.sh: rounds of the Rust peer benchmark (Criterion's
+// estimates, one directory per round in -criterion DIR,DIR,...) each
+// followed by the Go benchmarks (their output in -go FILE, each round
+// opened by a line "=== ROUND n"). For each workload: the median over the
+// rounds of each side's time per message, and the cgo cost as the median
+// of the rounds' paired ratios (a Go round against the Rust round just
+// before it), so that the machine's drift weighs on both sides alike.
 package main
 
 import (
@@ -21,10 +24,10 @@ import (
 )
 
 var (
-	goFile       = flag.String("go", "-", "the output of `go test -bench`")
-	criterionDir = flag.String("criterion", "", "Criterion's output directory (CARGO_TARGET_DIR/criterion)")
-	out          = flag.String("out", "docs/benchmarks-go.md", "the report to write")
-	machine      = flag.String("machine", "", "a line describing the machine")
+	goFile        = flag.String("go", "-", "the output of `go test -bench`")
+	criterionDirs = flag.String("criterion", "", "Criterion's output directories, one per round, comma-separated")
+	out           = flag.String("out", "docs/benchmarks-go.md", "the report to write")
+	machine       = flag.String("machine", "", "a line describing the machine")
 )
 
 var workloads = []struct{ key, title string }{
@@ -46,27 +49,46 @@ func main() {
 		defer f.Close()
 		in = f
 	}
+	// goRounds[round][benchmark] is that round's Go time per message.
+	var goRounds []map[string]float64
 	goRuns := map[string][]float64{}
 	scanner := bufio.NewScanner(in)
 	for scanner.Scan() {
-		if m := benchLine.FindStringSubmatch(strings.TrimSpace(scanner.Text())); m != nil {
+		line := strings.TrimSpace(scanner.Text())
+		if strings.HasPrefix(line, "=== ROUND") {
+			goRounds = append(goRounds, map[string]float64{})
+			continue
+		}
+		if m := benchLine.FindStringSubmatch(line); m != nil {
 			ns, err := strconv.ParseFloat(m[2], 64)
 			check(err)
 			goRuns[m[1]] = append(goRuns[m[1]], ns)
+			if len(goRounds) > 0 {
+				goRounds[len(goRounds)-1][m[1]] = ns
+			}
 		}
 	}
 	check(scanner.Err())
 	if len(goRuns) == 0 {
 		fail("no benchmark result in the Go output")
 	}
+	var rustRounds []string
+	if *criterionDirs != "" {
+		rustRounds = strings.Split(*criterionDirs, ",")
+	}
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Go benchmarks: rocksmq through cgo beside the same workloads in Rust\n\n")
-	fmt.Fprintf(&b, "Written by `sh scripts/bench-go.sh` (go/internal/benchreport) on %s from one run:\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
-	fmt.Fprintf(&b, "the Rust workloads (Criterion, `capi/benches/go_peer.rs`: medians of 10 samples) and then the Go\n")
-	fmt.Fprintf(&b, "ones (`go/bench_test.go`, testing.B: medians of %d runs). Every figure is per message; a store\n", runs(goRuns))
-	fmt.Fprintf(&b, "with the default configuration (no fsync per produce) in a temporary directory. The cgo cost is\n")
-	fmt.Fprintf(&b, "Go's time per message over Rust's, minus one. Do not edit: rerun the script.\n\n")
+	fmt.Fprintf(&b, "Written by `sh scripts/bench-go.sh` (go/internal/benchreport) on %s from one run of %d\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), len(rustRounds))
+	fmt.Fprintf(&b, "rounds, each the Rust workloads (Criterion, `capi/benches/go_peer.rs`: the median of 10 samples)\n")
+	fmt.Fprintf(&b, "then the same workloads through Go (`go/bench_test.go`, testing.B, one run of about 1 s each).\n")
+	fmt.Fprintf(&b, "Every figure is per message, on a store with the default configuration (no fsync per produce)\n")
+	fmt.Fprintf(&b, "in a temporary directory. Rust and Go columns: medians over the rounds. cgo cost: the median\n")
+	fmt.Fprintf(&b, "over the rounds of Go's time over the Rust time of the same round, minus one. Do not edit:\n")
+	fmt.Fprintf(&b, "rerun the script.\n\n")
+	if load, err := os.ReadFile("/proc/loadavg"); err == nil {
+		fmt.Fprintf(&b, "Load average when the report was written (1, 5, 15 min): %s\n\n", strings.Join(strings.Fields(string(load))[:3], ", "))
+	}
 	if *machine != "" {
 		fmt.Fprintf(&b, "Machine: %s\n\n", *machine)
 	}
@@ -77,13 +99,27 @@ func main() {
 	for _, w := range workloads {
 		for _, size := range sizes {
 			key := w.key + "/" + size
-			rustNs, rustOK := criterionMedian(key)
+			var rustAll, ratios []float64
+			for round, dir := range rustRounds {
+				rust, ok := criterionMedian(dir, key)
+				if !ok {
+					continue
+				}
+				rustAll = append(rustAll, rust)
+				if round < len(goRounds) {
+					if g, ok := goRounds[round]["BenchmarkGo/"+key]; ok {
+						ratios = append(ratios, g/rust)
+					}
+				}
+			}
+			rustNs, rustOK := median(rustAll)
 			goNs, goOK := median(goRuns["BenchmarkGo/"+key])
-			if !rustOK || !goOK {
+			ratio, ratioOK := median(ratios)
+			if !rustOK || !goOK || !ratioOK {
 				fmt.Fprintf(&b, "| %s | %s | %s | %s | | | |\n", w.title, size, rateText(rustNs, rustOK), rateText(goNs, goOK))
 				continue
 			}
-			c := goNs/rustNs - 1
+			c := ratio - 1
 			cost[key] = c
 			rate[key] = 1e9 / goNs
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %.2f | %.2f | %+.1f %% |\n", w.title, size,
@@ -131,19 +167,8 @@ func main() {
 	fmt.Println("wrote", *out)
 }
 
-func runs(goRuns map[string][]float64) int {
-	n := 0
-	for _, r := range goRuns {
-		n = max(n, len(r))
-	}
-	return n
-}
-
-func criterionMedian(key string) (float64, bool) {
-	if *criterionDir == "" {
-		return 0, false
-	}
-	data, err := os.ReadFile(filepath.Join(*criterionDir, "go_peer", filepath.FromSlash(key), "new", "estimates.json"))
+func criterionMedian(dir, key string) (float64, bool) {
+	data, err := os.ReadFile(filepath.Join(dir, "go_peer", filepath.FromSlash(key), "new", "estimates.json"))
 	if err != nil {
 		return 0, false
 	}
