@@ -174,3 +174,16 @@ func BenchmarkMilvusThroughput(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCallOverhead is the fixed cost of a call through the Go package
+// and the C ABI: LatestID does a lookup of the topic and nothing else.
+func BenchmarkCallOverhead(b *testing.B) {
+	store := benchStore(b)
+	defer store.Close()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := store.LatestID("bench"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
