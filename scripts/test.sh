@@ -19,6 +19,15 @@ cd "$here/.."
 # doctests and the examples run on the default build, as users get it.
 cargo test --release --all-targets --features fault-injection,deadlock-detection,nats
 cargo test --release --doc
+# The C ABI (capi/: its header, argument decoding and waking), then the Go
+# package over it (go/): the static library, go vet, the tests with the race
+# detector and with cgo's full pointer checks (the crash test's short run
+# included).
+cargo test --release -p rocksmq-capi
+PATH="$("$here/go-deps.sh"):$PATH"
+export PATH
+"$here/go-lib.sh" >/dev/null
+(cd go && go vet ./... && go test -race -short ./... && GOEXPERIMENT=cgocheck2 go test -short ./...)
 for example in examples/*.rs; do
     [ -e "$example" ] || continue
     cargo run --release --quiet --example "$(basename "$example" .rs)"

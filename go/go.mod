@@ -1,0 +1,3 @@
+module github.com/rocksmq/rocksmq/go
+
+go 1.23
