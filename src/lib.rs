@@ -84,8 +84,8 @@ pub use config::{
 pub use consumer::Consumer;
 pub use cursor::DamagePolicy;
 pub use error::{
-    ConfigError, ConsumerError, Error, NameError, OpenError, ProduceError, StorageError,
-    StorageErrorKind, TopicError, Unsupported,
+    ConfigError, ConsumerError, DiskFull, DiskFullReason, Error, NameError, OpenError,
+    ProduceError, StorageError, StorageErrorKind, TopicError, Unsupported,
 };
 pub use message::{AckMode, Message, MessageId, Position, ProducedIds, StoredMessage};
 pub use name::MAX_NAME_LEN;

@@ -28,6 +28,9 @@ use crate::rocks::topic::{Group, Topic, check_name};
 pub(crate) fn create_topic(engine: &Engine, name: &str) -> Result<bool, TopicError> {
     check_name("topic", name)?;
     let db = engine.db()?;
+    engine
+        .space
+        .admit_write(|| format!("create topic `{name}`"))?;
     let mut next_topic_id = engine.catalog.lock();
     if engine.topics.read().contains_key(name) || engine.damaged.read().contains_key(name) {
         return Ok(false);
@@ -104,6 +107,9 @@ fn write_topic_records(
 /// next open.
 pub(crate) fn destroy_topic(engine: &Engine, name: &str) -> Result<(), TopicError> {
     let db = engine.db()?;
+    engine
+        .space
+        .admit_write(|| format!("destroy topic `{name}`"))?;
     let _catalog = engine.catalog.lock();
     let Some(topic) = engine.topic(name) else {
         let damaged = engine.damaged.read().get(name).cloned();
@@ -135,6 +141,7 @@ pub(crate) fn destroy_topic(engine: &Engine, name: &str) -> Result<(), TopicErro
     drop(records);
     drop(groups);
     give_disk_back(engine, db, &topic);
+    engine.space.measure();
     tracing::debug!(topic = name, "destroyed topic");
     Ok(())
 }
@@ -226,6 +233,12 @@ pub(crate) fn write_group(
         return Err(group_not_found(&topic.name, &group.name));
     }
     let context = || format!("saving group `{}` of topic `{}`", group.name, topic.name);
+    engine.space.admit_write(|| {
+        format!(
+            "save the position of group `{}` of topic `{}`",
+            group.name, topic.name
+        )
+    })?;
     failpoint::check("group::write", &group.name)
         .map_err(|error| StorageError::io(context(), &error))?;
     db.put_cf_opt(
@@ -288,6 +301,9 @@ pub(crate) fn destroy_group(
 ) -> Result<(), ConsumerError> {
     let handle = topic_for_group(engine, topic)?;
     let db = engine.db()?;
+    engine
+        .space
+        .admit_write(|| format!("destroy group `{group}` of topic `{topic}`"))?;
     let mut groups = handle.groups.lock();
     let entry = groups
         .get(group)

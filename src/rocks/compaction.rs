@@ -110,6 +110,9 @@ pub(crate) fn compact(
     stop: impl Fn() -> bool,
 ) -> Result<CompactionReport, TopicError> {
     engine.check_open()?;
+    engine
+        .space
+        .admit_write(|| "compact the store".to_owned())?;
     let started = Instant::now();
     let disk_bytes_before = disk_bytes(engine);
     let options = compact_options();
@@ -126,6 +129,7 @@ pub(crate) fn compact(
         }
         column_families += 1;
     }
+    engine.space.measure();
     let report = CompactionReport {
         column_families,
         shards,
@@ -146,6 +150,19 @@ pub(crate) fn compact(
     Ok(report)
 }
 
+/// `config` with the most LSM levels RocksDB has, the last level's
+/// compression repeated: opens a store whose tables use more levels than
+/// `compressionTypes` lists.
+pub(crate) fn widest(config: &Config) -> Config {
+    let mut widest = config.clone();
+    let last = *config
+        .compression_types
+        .last()
+        .expect("validated: 2 to 7 levels");
+    widest.compression_types.resize(MAX_LEVELS, last);
+    widest
+}
+
 /// Moves every topic's tables into the levels `compressionTypes` allows,
 /// after it was shortened: opens the store with the most levels RocksDB
 /// has, compacts each topic into its last allowed level, and closes it.
@@ -159,13 +176,7 @@ pub(crate) fn fit_levels(
         levels,
         "compressionTypes lists fewer levels than the store uses: moving the messages' tables into {levels} levels"
     );
-    let mut widest = config.clone();
-    let last = *config
-        .compression_types
-        .last()
-        .expect("validated: 2 to 7 levels");
-    widest.compression_types.resize(MAX_LEVELS, last);
-    let mut wide = messages_options(&widest, cache);
+    let mut wide = messages_options(&widest(config), cache);
     // An automatic compaction could move tables back down meanwhile.
     wide.set_disable_auto_compactions(true);
     let db = open_db(&wide)?;

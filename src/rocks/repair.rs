@@ -168,6 +168,9 @@ pub(crate) fn check(
 /// damaged records, in one batch; a damaged topic opens again.
 pub(crate) fn repair_topic(engine: &Engine, name: &str) -> Result<RepairReport, TopicError> {
     let db = engine.db()?;
+    engine
+        .space
+        .admit_write(|| format!("repair topic `{name}`"))?;
     let _catalog = engine.catalog.lock();
     if let Some(topic) = engine.topic(name) {
         return repair_live(engine, db.of(&topic), &topic);

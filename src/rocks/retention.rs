@@ -120,9 +120,13 @@ pub(crate) fn run_retention(
     stop: impl Fn() -> bool,
 ) -> Result<RetentionReport, TopicError> {
     engine.check_open()?;
+    engine.space.admit_write(|| "run retention".to_owned())?;
     let started = Instant::now();
     let mut pass = delete_due_pages(engine, &stop)?;
     pass.reclaim(engine)?;
+    if !pass.topics.is_empty() {
+        engine.space.measure();
+    }
     let report = pass.report(disk_bytes(engine), started.elapsed());
     record(&report);
     Ok(report)

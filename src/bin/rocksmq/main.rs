@@ -447,7 +447,9 @@ fn consume(
         out.flush()?;
         let last = messages.last().expect("not empty").id;
         if options.ack {
-            consumer.ack(last)?;
+            consumer.ack(last).map_err(|error| {
+                format!("{error} (the messages printed up to id {last} were not acknowledged: the group receives them again)")
+            })?;
         }
         remaining -= messages.len() as u64;
     }
