@@ -198,8 +198,8 @@ pub enum DiskFullReason {
     Reserve,
     /// The file system has less free space than the store needs to write
     /// anything at all (its floor: 1 MiB per shard): something other than
-    /// the store's producers filled it. Nothing is written until space is
-    /// freed on the file system; reads go on.
+    /// the store's producers filled it (or `diskReserveInMB` is 0). Nothing
+    /// is written until space is freed on the file system; reads go on.
     Floor,
     /// The store was opened read-only: when it opened, its file system had
     /// less free space than RocksDB needs to open for writing. Reads,
@@ -251,7 +251,7 @@ impl DiskFull {
                 "disk full: cannot {operation}: the file system of the store at {path} has {free} free, and a produce needs {needed} (the batch and the reserve, diskReserveInMB, kept so that acknowledgements, retention and topic destruction can run); nothing of the batch was written. To free space: acknowledge what consumers processed and run retention (`rocksmq retention run`), destroy topics no longer needed, lower retentionSizeInMB or retentionTimeInMinutes, or free or add space on the file system"
             ),
             DiskFullReason::Floor => format!(
-                "disk full: cannot {operation}: the file system of the store at {path} has {free} free, under the {needed} the store needs to write anything (something other than the store's producers filled it); nothing was written. Free or add space on the file system: the store writes again once {needed} are free"
+                "disk full: cannot {operation}: the file system of the store at {path} has {free} free, under the {needed} the store needs to write anything (something other than the store's producers filled it, or diskReserveInMB is 0); nothing was written. Free or add space on the file system: the store writes again once {needed} are free"
             ),
             DiskFullReason::ReadOnly => format!(
                 "disk full: cannot {operation}: the store at {path} is open read-only, because its file system had {free} free when it opened, under the {needed} RocksDB needs to open for writing; reads, consumers, stats and check work, nothing can be written or deleted. Free or add space on the file system, then open the store again"

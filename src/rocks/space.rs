@@ -195,7 +195,12 @@ impl Space {
             self.produced.fetch_add(bytes, Ordering::Relaxed);
             return Ok(());
         }
-        Err(self.full(operation(), free, needed, DiskFullReason::Reserve))
+        let reason = if self.reserve >= self.floor {
+            DiskFullReason::Reserve
+        } else {
+            DiskFullReason::Floor
+        };
+        Err(self.full(operation(), free, needed, reason))
     }
 
     /// Admits a write that is not a produce (an acknowledgement, a seek, a
@@ -236,4 +241,123 @@ impl Space {
 /// The floor of a store of `shards` shards.
 pub(crate) fn floor_bytes(shards: usize) -> u64 {
     FLOOR_BYTES_PER_SHARD.saturating_mul(shards.max(1) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use super::*;
+    use crate::fs::{SegmentFile, StdFileSystem};
+
+    /// Says `free` bytes are available, and counts how often it is asked.
+    #[derive(Debug, Default)]
+    struct Counting {
+        free: AtomicU64,
+        asked: AtomicU64,
+    }
+
+    impl FileSystem for Counting {
+        fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+            StdFileSystem.create_dir_all(path)
+        }
+        fn open_append(&self, path: &Path) -> io::Result<Arc<dyn SegmentFile>> {
+            StdFileSystem.open_append(path)
+        }
+        fn open_read(&self, path: &Path) -> io::Result<Arc<dyn SegmentFile>> {
+            StdFileSystem.open_read(path)
+        }
+        fn remove_file(&self, path: &Path) -> io::Result<()> {
+            StdFileSystem.remove_file(path)
+        }
+        fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+            StdFileSystem.remove_dir_all(path)
+        }
+        fn read_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+            StdFileSystem.read_dir(path)
+        }
+        fn sync_dir(&self, path: &Path) -> io::Result<()> {
+            StdFileSystem.sync_dir(path)
+        }
+        fn file_len(&self, path: &Path) -> io::Result<u64> {
+            StdFileSystem.file_len(path)
+        }
+        fn available_bytes(&self, _: &Path) -> io::Result<u64> {
+            self.asked.fetch_add(1, Ordering::Relaxed);
+            Ok(self.free.load(Ordering::Relaxed))
+        }
+    }
+
+    const MIB: u64 = 1 << 20;
+
+    fn space(free: u64, reserve: u64) -> (Space, Arc<Counting>) {
+        let fs = Arc::new(Counting::default());
+        fs.free.store(free, Ordering::Relaxed);
+        let space = Space::new(Path::new("/store"), Arc::clone(&fs) as _, reserve, 1);
+        (space, fs)
+    }
+
+    fn produce(space: &Space, bytes: u64) -> Result<(), DiskFull> {
+        space.admit_produce(bytes, || format!("produce {bytes} bytes"))
+    }
+
+    #[test]
+    fn produce_measures_once_per_quarter_of_the_reserve_not_per_call() {
+        let (space, fs) = space(1 << 40, 64 * MIB);
+        for _ in 0..1024 {
+            produce(&space, 64 << 10).unwrap();
+        }
+        // 64 MiB produced, a measure every 16 MiB, and one when opened.
+        let asked = fs.asked.load(Ordering::Relaxed);
+        assert!((4..=6).contains(&asked), "{asked} measures for 1024 calls");
+    }
+
+    #[test]
+    fn produce_is_refused_below_the_reserve_and_admitted_once_space_is_freed() {
+        let (space, fs) = space(64 * MIB + 100_000, 64 * MIB);
+        produce(&space, 50_000).unwrap();
+        let refused = produce(&space, 200_000).unwrap_err();
+        assert_eq!(refused.reason, DiskFullReason::Reserve);
+        assert_eq!(refused.needed_bytes, 64 * MIB + 200_000);
+        assert!(refused.free_bytes < refused.needed_bytes);
+        // Refusals in a row do not measure each time.
+        let before = fs.asked.load(Ordering::Relaxed);
+        for _ in 0..1000 {
+            produce(&space, 200_000).unwrap_err();
+        }
+        let measured = fs.asked.load(Ordering::Relaxed) - before;
+        assert!(measured < 100, "{measured} measures for 1000 refusals");
+        // Every other write still runs in the reserve.
+        space.admit_write(|| "acknowledge".into()).unwrap();
+        fs.free.store(128 * MIB, Ordering::Relaxed);
+        space.measure();
+        produce(&space, 200_000).unwrap();
+    }
+
+    #[test]
+    fn below_the_floor_nothing_is_written() {
+        let (space, _) = space(MIB / 2, 0);
+        let refused = space.admit_write(|| "acknowledge".into()).unwrap_err();
+        assert_eq!(refused.reason, DiskFullReason::Floor);
+        assert_eq!(refused.needed_bytes, FLOOR_BYTES_PER_SHARD);
+        // With no reserve, produce stops at the floor too.
+        assert_eq!(
+            produce(&space, 10).unwrap_err().reason,
+            DiskFullReason::Floor
+        );
+    }
+
+    #[test]
+    fn a_store_opened_read_only_refuses_every_write() {
+        let (space, _) = space(1 << 40, 0);
+        let space = space.opened_read_only(1000);
+        assert!(space.is_read_only());
+        for refused in [
+            produce(&space, 1).unwrap_err(),
+            space.admit_write(|| "acknowledge".into()).unwrap_err(),
+        ] {
+            assert_eq!(refused.reason, DiskFullReason::ReadOnly);
+            assert_eq!(refused.free_bytes, 1000);
+        }
+    }
 }

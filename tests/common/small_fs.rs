@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
 
 use rocksmq::fs::{FileSystem, StdFileSystem};
 
@@ -21,10 +20,6 @@ pub enum Kind {
     /// A tmpfs: in memory, no writeback, space counted in pages.
     Tmpfs,
 }
-
-/// Mounting and unmounting one at a time: `mount -o loop` run by two
-/// threads at once can give both images one loop device.
-static MOUNTING: Mutex<()> = Mutex::new(());
 
 /// A mounted file system; unmounted (and its image deleted) on drop.
 #[derive(Debug)]
@@ -40,9 +35,6 @@ impl SmallFs {
     pub fn mount(kind: Kind, mib: u64) -> Result<Self, String> {
         let mount_point = tempfile::tempdir().map_err(|error| error.to_string())?;
         let target = mount_point.path();
-        let _one_at_a_time = MOUNTING
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let image = match kind {
             Kind::Tmpfs => {
                 run(Command::new("mount")
@@ -84,9 +76,6 @@ impl SmallFs {
 impl Drop for SmallFs {
     fn drop(&mut self) {
         let target = self.mount_point.path();
-        let _one_at_a_time = MOUNTING
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if run(Command::new("umount").arg(target)).is_err() {
             // Busy (a child killed a moment ago): detach it now, it goes
             // when the last file is closed.
