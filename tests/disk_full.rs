@@ -913,3 +913,62 @@ fn the_command_line_on_a_full_disk() {
     ok(&["produce", "t0"], Some(b"one more\n"));
     ok(&["topic", "delete", "t0"], None);
 }
+
+/// A machine crash lost payloads, and the disk is full: the read-only open
+/// cannot cut the topic back (a write), so the topic opens damaged with that
+/// reason and the other stays readable; the next open for writing cuts it.
+#[cfg(feature = "fault-injection")]
+#[test]
+fn a_topic_to_cut_back_opens_damaged_while_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    let fs = FaultFs::new();
+    let environment = Environment::default().file_system(Arc::clone(&fs) as _);
+    let store = Store::open_with(config(&store_dir, 0), environment.clone()).unwrap();
+    create_topics(&store);
+    let mut acked = Acked::new();
+    produce_some(&store, 3, &mut acked);
+    // Nothing synced (the background syncs every second): a power loss
+    // takes the segment payloads, RocksDB's records stay (closed untouched).
+    store.simulate_crash();
+    drop(store);
+    fs.power_loss();
+
+    fs.report_available(Some(0));
+    let store = Store::open_with(config(&store_dir, 0), environment.clone()).unwrap();
+    assert!(store.stats().unwrap().read_only);
+    let damaged = store.damaged_topics().unwrap();
+    for (topic, reason) in &damaged {
+        assert!(reason.contains("read-only"), "{topic}: {reason}");
+    }
+    for topic in TOPICS {
+        if damaged.iter().all(|(name, _)| name != topic) {
+            verify(
+                &store,
+                &BTreeMap::from([(topic.to_owned(), acked[topic])]),
+                "read-only",
+            );
+        }
+    }
+    store.close().unwrap();
+
+    fs.report_available(None);
+    let store = Store::open_with(config(&store_dir, 0), environment).unwrap();
+    assert!(
+        store.damaged_topics().unwrap().is_empty(),
+        "the open for writing cut them"
+    );
+    for topic in TOPICS {
+        let latest = store.latest_id(topic).unwrap().unwrap_or(0);
+        let was_damaged = damaged.iter().any(|(name, _)| name == topic);
+        assert_eq!(
+            latest < acked[topic],
+            was_damaged,
+            "{topic}: cut back iff it was damaged"
+        );
+        let messages = store.read_range(topic, ..).unwrap();
+        assert_eq!(messages.len() as u64, latest, "{topic}: a prefix");
+    }
+    println!("damaged while read-only, cut when writable: {damaged:?}");
+    store.close().unwrap();
+}
