@@ -173,7 +173,9 @@ fn give_disk_back(engine: &Engine, db: &DB, topic: &Topic) {
     let reclaimed = failpoint::check("destroy_topic::reclaim", name)
         .map_err(|error| error.to_string())
         .and_then(|()| {
-            compaction::reclaim(db, &[topic_range(topic.id)]).map_err(|error| error.to_string())
+            compaction::reclaim_if_room(engine, db, &[topic_range(topic.id)])
+                .map(drop)
+                .map_err(|error| error.to_string())
         });
     if let Err(error) = reclaimed {
         tracing::warn!(topic = %name, %error, "could not give the disk of a destroyed topic's messages back; a later compaction does");
@@ -208,7 +210,7 @@ fn destroy_damaged(engine: &Engine, db: &DB, damage: &DamagedTopic) -> Result<()
         if let Err(error) = engine.segments.delete_topic(id) {
             tracing::warn!(topic = %name, %error, "could not delete the segment files of a destroyed topic; the next open deletes them");
         }
-        if let Err(error) = compaction::reclaim(db, &[topic_range(id)]) {
+        if let Err(error) = compaction::reclaim_if_room(engine, db, &[topic_range(id)]) {
             tracing::warn!(topic = %name, %error, "could not give the disk of a destroyed topic's messages back; a later compaction does");
         }
     }

@@ -91,6 +91,35 @@ pub(crate) fn reclaim(
     Ok(())
 }
 
+/// As [`reclaim`], if the file system has room for its flush (the shard's
+/// memtables written to table files) above the store's floor; otherwise it
+/// does nothing and returns `false`: a flush that meets `ENOSPC` stops every
+/// write of the shard until 64 MiB are free. The segment files of what was
+/// deleted, most of its disk for large messages, are deleted either way;
+/// the rest comes back at a later pass or compaction.
+pub(crate) fn reclaim_if_room(
+    engine: &Engine,
+    db: &DB,
+    ranges: &[Range<[u8; MESSAGE_KEY_LEN]>],
+) -> Result<bool, rocksdb::Error> {
+    let mut memtables = 0;
+    for cf in [meta_cf(db), messages_cf(db)] {
+        memtables += db
+            .property_int_value_cf(cf, "rocksdb.cur-size-all-mem-tables")?
+            .unwrap_or_default();
+    }
+    let free = engine.space.measure();
+    if free < memtables.saturating_add(engine.space.floor()) {
+        tracing::info!(
+            free_bytes = free,
+            memtable_bytes = memtables,
+            "too little free space to flush the memtables: the table space of deleted messages comes back later"
+        );
+        return Ok(false);
+    }
+    reclaim(db, ranges).map(|()| true)
+}
+
 /// The greatest key below `key` of the same length, if there is one.
 fn key_before(key: &[u8; MESSAGE_KEY_LEN]) -> Option<[u8; MESSAGE_KEY_LEN]> {
     let mut key = *key;

@@ -117,7 +117,10 @@ fn open_store(
     );
     let free = space.measure();
     let (dbs, space) = if free >= space.floor() {
-        match open_shards(&config, count) {
+        // With less room than the write-ahead logs hold, the open keeps them
+        // rather than writing their contents to tables.
+        let keep_log = free < space.floor().saturating_add(log_bytes(&path, existing));
+        match open_shards(&config, count, keep_log) {
             Err(error) if is_disk_full(&error) => {
                 tracing::warn!(path = %path.display(), %error, "the disk filled while the store opened for writing: opening it read-only");
                 let free = space.measure();
@@ -338,13 +341,29 @@ fn is_disk_full(error: &OpenError) -> bool {
     }
 }
 
+/// The bytes of the write-ahead logs of the store's first `shards` shards.
+fn log_bytes(path: &Path, shards: usize) -> u64 {
+    (0..shards)
+        .flat_map(|shard| {
+            std::fs::read_dir(shard_dir(path, shard))
+                .into_iter()
+                .flatten()
+        })
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".log"))
+        .filter_map(|entry| entry.metadata().ok())
+        .map(|meta| meta.len())
+        .sum()
+}
+
 /// Opens every shard for writing: those the store has, and as many more as
 /// make `count`. They share one block cache, one memtable budget and the
 /// store's budget of open files. Shard 0 may be of format 1 or 2, which it
-/// is migrated from; the others are created by this format. A shard whose
-/// open fails for lack of space is left as it was found (see
-/// [`Listing::undo`]).
-fn open_shards(config: &Config, count: usize) -> Result<Vec<DB>, OpenError> {
+/// is migrated from; the others are created by this format. With
+/// `keep_log`, RocksDB keeps the write-ahead logs instead of writing them
+/// to tables. A shard whose open fails for lack of space is left as it was
+/// found (see [`Listing::undo`]).
+fn open_shards(config: &Config, count: usize, keep_log: bool) -> Result<Vec<DB>, OpenError> {
     let path = &config.path;
     let cache = Cache::new_lru_cache(cache_bytes(config.lru_cache_ratio));
     let memtables = write_buffer_manager();
@@ -360,7 +379,7 @@ fn open_shards(config: &Config, count: usize) -> Result<Vec<DB>, OpenError> {
             })?;
         }
         let before = Listing::of(&dir);
-        let options = db_options(table_files, &memtables);
+        let options = db_options(table_files, &memtables, keep_log);
         let opened = open_rocksdb(config, &dir, &options, &cache, false).and_then(
             |(mut db, column_families)| {
                 check_format(&mut db, &dir, &column_families)?;
@@ -411,7 +430,7 @@ fn open_shards_read_only(
     let mut dbs = Vec::with_capacity(count);
     for shard in 0..count {
         let dir = shard_dir(path, shard);
-        let options = db_options(table_files, &memtables);
+        let options = db_options(table_files, &memtables, false);
         let (db, _) = open_rocksdb(config, &dir, &options, &cache, true)?;
         let found = read_format(&db, &dir)?;
         match found {

@@ -40,18 +40,20 @@ const MESSAGES_WRITE_BUFFERS: i32 = 4;
 const MAX_TOTAL_WAL_BYTES: u64 = 256 << 20;
 /// The MANIFEST, which would otherwise grow without bound.
 const MAX_MANIFEST_BYTES: usize = 64 << 20;
-/// Options the C API has no setter for, in RocksDB's options-string form:
-///
-/// - `allow_fallocate=false`: RocksDB preallocates the write-ahead log
-///   (110 % of a memtable: 70 MiB), the MANIFEST (4 MiB) and table files.
-///   On a nearly full disk that takes the space the store needs to open and
-///   to free space; on ext4 a preallocation that fails half-way keeps what
-///   it took. Files grow as they are written instead.
-/// - `avoid_flush_during_recovery=true`: opening replays the write-ahead
-///   log into the memtables and keeps it, instead of writing its contents
-///   to new table files, which needs as much free space as the log holds
-///   (up to 256 MiB) and so fails on a full disk.
-const DB_OPTIONS: &str = "allow_fallocate=false;avoid_flush_during_recovery=true";
+/// An option the C API has no setter for, in RocksDB's options-string
+/// form: RocksDB preallocates the write-ahead log (110 % of a memtable:
+/// 70 MiB), the MANIFEST (4 MiB) and table files. On a nearly full disk
+/// that takes the space the store needs to open and to free space, and on
+/// ext4 a preallocation that fails half-way keeps what it took (a store of
+/// two shards could not be created on a 48 MiB ext4 file system: the first
+/// shard's log took the space of the second's directory). Files grow as
+/// they are written instead.
+const NO_PREALLOCATION: &str = "allow_fallocate=false";
+/// Opening replays the write-ahead log into the memtables and keeps it,
+/// instead of writing its contents to new table files: for an open with
+/// less free space than the log holds. Not the default: each open would
+/// then add a log file, and replay all of them, until a memtable fills.
+const KEEP_THE_LOG: &str = "allow_fallocate=false;avoid_flush_during_recovery=true";
 /// The most LSM levels `compressionTypes` may list.
 pub(crate) const MAX_LEVELS: usize = 7;
 
@@ -100,7 +102,7 @@ pub mod bench_support {
     #[must_use]
     pub fn db_options() -> Options {
         let budget = super::fd_budget(1);
-        super::db_options(budget.table_files, &super::write_buffer_manager())
+        super::db_options(budget.table_files, &super::write_buffer_manager(), false)
     }
 
     /// The messages column family's options for `config`.
@@ -117,10 +119,20 @@ pub(crate) fn write_buffer_manager() -> WriteBufferManager {
 }
 
 /// The options of one shard's database: at most `table_files` table files
-/// open, memtables within the store's `memtables` budget.
-pub(crate) fn db_options(table_files: i32, memtables: &WriteBufferManager) -> Options {
+/// open, memtables within the store's `memtables` budget; with `keep_log`,
+/// an open that does not write the write-ahead log's contents to tables
+/// (it needs no space for them).
+pub(crate) fn db_options(
+    table_files: i32,
+    memtables: &WriteBufferManager,
+    keep_log: bool,
+) -> Options {
     let mut options = Options::default()
-        .get_options_from_string(DB_OPTIONS)
+        .get_options_from_string(if keep_log {
+            KEEP_THE_LOG
+        } else {
+            NO_PREALLOCATION
+        })
         .expect("RocksDB knows these options");
     options.set_info_logger(info_logger());
     options.set_max_open_files(table_files);

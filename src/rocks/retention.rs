@@ -188,7 +188,7 @@ impl Pass {
                 .map(|(_, range)| range.clone())
                 .collect();
             if !ranges.is_empty() {
-                result = result.and(compaction::reclaim(db, &ranges));
+                result = result.and(compaction::reclaim_if_room(engine, db, &ranges).map(drop));
             }
         }
         if let Err(error) = result {

@@ -13,8 +13,9 @@
 //!   it is reopened. A store whose file system has less than the floor when
 //!   it opens is opened read-only ([`DiskFullReason::ReadOnly`]): RocksDB
 //!   needs a little space to open for writing (a MANIFEST, an OPTIONS file,
-//!   a write-ahead log record), and an open that fails half-way leaves files
-//!   behind.
+//!   a write-ahead log record; with less room than its logs hold, it keeps
+//!   them rather than writing them to tables), and an open that fails
+//!   half-way leaves files behind.
 //!
 //! The free bytes are measured with `statvfs` (through
 //! [`FileSystem::available_bytes`]), not on every call: the last measure is
@@ -38,9 +39,10 @@ use crate::fs::FileSystem;
 
 /// Free bytes per shard below which the store writes nothing and opens
 /// read-only. Opening a shard for writing writes a few KiB (a MANIFEST
-/// holding the live files, an OPTIONS file of about 15 KiB, a record in a
-/// new write-ahead log, RocksDB's file preallocation being off); the rest
-/// is room for the small writes that follow before the next measure.
+/// holding the live files, an OPTIONS file of about 20 KiB, a record in a
+/// new write-ahead log; RocksDB's file preallocation is off, and the log is
+/// kept rather than written to tables when space is short); the rest is
+/// room for the small writes that follow before the next measure.
 pub(crate) const FLOOR_BYTES_PER_SHARD: u64 = 1 << 20;
 
 /// A produce measures again once it has written this much since the last
