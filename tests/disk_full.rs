@@ -392,6 +392,8 @@ fn full_to_the_last_byte(fs: &SmallFs) {
         assert_eq!(stats.topics.len(), 2);
         verify(&store, &acked, label);
         assert!(store.check().unwrap().is_clean(), "{label}: check");
+        assert!(!store.pages("t0").unwrap().is_empty(), "{label}: pages");
+        store.record_metrics().unwrap();
         let mut consumer = store.consumer("t0", GROUP).unwrap();
         let delivered = consumer.consume(500).unwrap();
         assert_eq!(delivered.len(), 500, "{label}: a consumer reads");
@@ -410,6 +412,7 @@ fn full_to_the_last_byte(fs: &SmallFs) {
         }
         for (what, result) in [
             ("retention", store.run_retention().map(drop)),
+            ("compaction", store.compact().map(drop)),
             ("destroy", store.destroy_topic("t1")),
             ("create", store.create_topic("new").map(drop)),
         ] {
