@@ -975,3 +975,51 @@ fn a_topic_to_cut_back_opens_damaged_while_read_only() {
     println!("damaged while read-only, cut when writable: {damaged:?}");
     store.close().unwrap();
 }
+
+/// The table files under `dir`.
+fn table_files(dir: &Path) -> usize {
+    listing(dir)
+        .keys()
+        .filter(|name| name.extension().is_some_and(|ext| ext == "sst"))
+        .count()
+}
+
+/// With less free space than its write-ahead logs hold, the store opens for
+/// writing without writing them to tables (which would need that space);
+/// with room, the open writes them to tables as usual.
+#[test]
+fn short_of_space_an_open_keeps_the_write_ahead_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    let fs = FaultFs::new();
+    let environment = Environment::default().file_system(Arc::clone(&fs) as _);
+    let open = || Store::open_with(config(&store_dir, 0), environment.clone()).unwrap();
+    let mut acked = Acked::new();
+    let store = open();
+    create_topics(&store);
+    // Small calls, kept in the write-ahead log (not in segment files).
+    for _ in 0..100 {
+        for topic in TOPICS {
+            let next = acked.get(topic).copied().unwrap_or(0) + 1;
+            let calls: Vec<Message> = (next..next + 10)
+                .map(|id| Message::new(payload(topic, id)))
+                .collect();
+            let ids = store.produce(topic, &calls).unwrap();
+            acked.insert(topic.to_owned(), ids.end - 1);
+        }
+    }
+    store.close().unwrap();
+    let tables = table_files(&store_dir);
+    // Room for the floor (1 MiB a shard), not for the 2 MiB of logs.
+    fs.report_available(Some((2 << 20) + (256 << 10)));
+    let store = open();
+    assert!(!store.stats().unwrap().read_only, "opened for writing");
+    verify(&store, &acked, "logs kept");
+    store.close().unwrap();
+    assert_eq!(table_files(&store_dir), tables, "no table written at open");
+    fs.report_available(None);
+    let store = open();
+    verify(&store, &acked, "logs written to tables");
+    store.close().unwrap();
+    assert!(table_files(&store_dir) > tables, "the open wrote the logs to tables");
+}
