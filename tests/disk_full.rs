@@ -543,7 +543,10 @@ fn an_open_that_fails_for_lack_of_space_leaves_nothing_behind() {
         store.close().unwrap();
         // Opened again, its write-ahead log is written to tables: the next
         // open for writing gets past recovery, to the files it creates.
-        Store::open(config(&dir, RESERVE_MIB)).unwrap().close().unwrap();
+        Store::open(config(&dir, RESERVE_MIB))
+            .unwrap()
+            .close()
+            .unwrap();
     }
     let (ballast, _) = fill_with_ballast(fs.path());
     let new = fs.path().join("new").join("store");
@@ -1024,5 +1027,8 @@ fn short_of_space_an_open_keeps_the_write_ahead_log() {
     let store = open();
     verify(&store, &acked, "logs written to tables");
     store.close().unwrap();
-    assert!(table_files(&store_dir) > tables, "the open wrote the logs to tables");
+    assert!(
+        table_files(&store_dir) > tables,
+        "the open wrote the logs to tables"
+    );
 }
