@@ -132,6 +132,17 @@ pub struct Config {
     /// default 1024 (1 GiB). See [`Config::segment_cache_limit_bytes`].
     #[serde(rename = "segmentCacheInMB")]
     pub segment_cache_mb: i64,
+    /// Extension `diskReserveInMB`: MiB of the store's file system that
+    /// produce leaves free. A produce that would take the free space below
+    /// it fails with [`ProduceError::DiskFull`](crate::ProduceError::DiskFull),
+    /// writing nothing, so that acknowledgements, retention, compaction and
+    /// topic and group destruction, which write little and free space,
+    /// always have room. `0` keeps no reserve (produce runs until the store's
+    /// floor, 1 MiB per shard); at most 1048576 (1 TiB); default 256. See
+    /// [`Config::disk_reserve_bytes`] and `docs/durability.md`, "When the
+    /// disk fills".
+    #[serde(rename = "diskReserveInMB")]
+    pub disk_reserve_mb: i64,
 }
 
 /// Which pages the retention limits may delete (extension `retentionPolicy`).
@@ -270,6 +281,8 @@ const INTERVAL_LIMIT: &str = "must be at most 315576000 (10 years)";
 const MAX_MESSAGE_SIZE_LIMIT: u64 = 1 << 30;
 /// The largest `segmentCacheInMB`: 1 TiB.
 const MAX_SEGMENT_CACHE_MB: i64 = 1 << 20;
+/// The largest `diskReserveInMB`: 1 TiB.
+const MAX_DISK_RESERVE_MB: i64 = 1 << 20;
 
 /// The most shards a store may have.
 pub(crate) const MAX_SHARDS: u64 = 64;
@@ -307,6 +320,7 @@ impl Default for Config {
             retention_policy: RetentionPolicy::Acked,
             shards: None,
             segment_cache_mb: 1024,
+            disk_reserve_mb: 256,
         }
     }
 }
@@ -410,6 +424,7 @@ impl Config {
                 }
                 Key::Shards => config.shards = Some(unsigned(key, value)?),
                 Key::SegmentCache => config.segment_cache_mb = integer(key, value)?,
+                Key::DiskReserve => config.disk_reserve_mb = integer(key, value)?,
                 Key::RetentionPolicy => {
                     let policy = read(key, value, text, "a string")?;
                     config.retention_policy = RetentionPolicy::parse(&policy).ok_or_else(|| {
@@ -489,6 +504,13 @@ impl Config {
                 "segmentCacheInMB",
                 self.segment_cache_mb.to_string(),
                 "must be -1 (leave it to the OS) or between 0 and 1048576 (1 TiB)",
+            );
+        }
+        if !(0..=MAX_DISK_RESERVE_MB).contains(&self.disk_reserve_mb) {
+            return bad(
+                "diskReserveInMB",
+                self.disk_reserve_mb.to_string(),
+                "must be between 0 (no reserve) and 1048576 (1 TiB)",
             );
         }
         self.validate_durations()
@@ -601,6 +623,15 @@ impl Config {
         u64::try_from(self.segment_cache_mb)
             .ok()
             .map(|mib| mib.saturating_mul(1 << 20))
+    }
+
+    /// The bytes of its file system that produce leaves free
+    /// (`diskReserveInMB`); 0 for no reserve.
+    #[must_use]
+    pub fn disk_reserve_bytes(&self) -> u64 {
+        u64::try_from(self.disk_reserve_mb)
+            .unwrap_or(0)
+            .saturating_mul(1 << 20)
     }
 
     /// How many shards new topics are spread over: `shards`, or by default
@@ -771,6 +802,13 @@ impl ConfigBuilder {
         self
     }
 
+    /// Extension `diskReserveInMB`: MiB of the file system that produce
+    /// leaves free; `0` for none.
+    pub fn disk_reserve_mb(mut self, mib: i64) -> Self {
+        self.config.disk_reserve_mb = mib;
+        self
+    }
+
     /// The configuration.
     #[must_use]
     pub fn build(self) -> Config {
@@ -903,6 +941,7 @@ enum Key {
     RetentionPolicy,
     Shards,
     SegmentCache,
+    DiskReserve,
 }
 
 impl Key {
@@ -925,6 +964,7 @@ impl Key {
             "retentionpolicy" => Self::RetentionPolicy,
             "shards" => Self::Shards,
             "segmentcacheinmb" => Self::SegmentCache,
+            "diskreserveinmb" => Self::DiskReserve,
             _ => return None,
         })
     }

@@ -242,7 +242,11 @@ impl Consumer {
     ///
     /// # Errors
     /// [`ConsumerError::NotDelivered`] if `id` was not delivered yet,
-    /// [`ConsumerError::GroupNotFound`], or a storage error.
+    /// [`ConsumerError::GroupNotFound`], [`ConsumerError::DiskFull`] if the
+    /// file system is too full to write the position (or the store is open
+    /// read-only: then nothing is acknowledged, and what was delivered is
+    /// delivered again after the store is opened for writing), or a storage
+    /// error.
     pub fn ack(&mut self, id: MessageId) -> Result<(), ConsumerError> {
         // Never past the topic's last message, whatever was delivered.
         let delivered = self.delivered_id().min(self.cursor.topic.last_id());

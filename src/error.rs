@@ -76,6 +76,10 @@ impl StorageError {
     pub(crate) fn rocksdb(context: impl Into<String>, error: &rocksdb::Error) -> Self {
         let (kind, io_kind) = match error.kind() {
             rocksdb::ErrorKind::Corruption => (StorageErrorKind::Corruption, None),
+            // RocksDB's status says ENOSPC only in its text.
+            rocksdb::ErrorKind::IOError if is_no_space(error) => {
+                (StorageErrorKind::Io, Some(io::ErrorKind::StorageFull))
+            }
             rocksdb::ErrorKind::IOError => (StorageErrorKind::Io, Some(io::ErrorKind::Other)),
             rocksdb::ErrorKind::ShutdownInProgress => (StorageErrorKind::Closed, None),
             _ => (StorageErrorKind::Other, None),
@@ -141,7 +145,8 @@ impl StorageError {
 
     /// For an [`StorageErrorKind::Io`] failure of a file rocksmq wrote
     /// itself, the operating system's error kind (`StorageFull` for a full
-    /// disk, ...); `Other` for RocksDB's own I/O errors.
+    /// disk, ...); for RocksDB's own I/O errors, `StorageFull` when it ran
+    /// out of space and `Other` otherwise.
     #[must_use]
     pub fn io_kind(&self) -> Option<io::ErrorKind> {
         self.io_kind
@@ -160,6 +165,12 @@ impl StorageError {
     }
 }
 
+/// Whether RocksDB failed for lack of space: its `IOStatus::NoSpace`, or
+/// an `ENOSPC` from the file system.
+pub(crate) fn is_no_space(error: &rocksdb::Error) -> bool {
+    error.to_string().contains("No space left on device")
+}
+
 /// An engine cannot do what was asked; [`Capabilities`](crate::Capabilities)
 /// says beforehand what each engine can do. Never a silent no-op: a call an
 /// engine cannot honour fails with this, and changes nothing.
@@ -172,6 +183,98 @@ pub struct Unsupported {
     pub operation: String,
     /// Why, and what to do instead.
     pub reason: String,
+}
+
+/// Why a store refused a write for lack of disk space; see
+/// [`DiskFull`] and `docs/durability.md`, "When the disk fills".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DiskFullReason {
+    /// The write is a produce, and the file system's free space less the
+    /// batch would fall below the reserve (`diskReserveInMB`), which is
+    /// kept for the calls that write little and free space:
+    /// acknowledgements, retention, compaction, topic and group
+    /// destruction. Those still run.
+    Reserve,
+    /// The file system has less free space than the store needs to write
+    /// anything at all (its floor: 1 MiB per shard): something other than
+    /// the store's producers filled it (or `diskReserveInMB` is 0). Nothing
+    /// is written until space is freed on the file system; reads go on.
+    Floor,
+    /// The store was opened read-only: when it opened, its file system had
+    /// less free space than RocksDB needs to open for writing. Reads,
+    /// consumers, statistics and checks work; nothing can be written (so
+    /// nothing deleted) until space is freed on the file system and the
+    /// store is opened again.
+    ReadOnly,
+}
+
+/// The store's file system is too full for a call, which wrote nothing.
+/// It names the store, what the call needed, what is free (the file
+/// system's bytes available, `statvfs`'s `f_bavail` × `f_frsize`), and what
+/// frees space.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.describe())]
+#[non_exhaustive]
+pub struct DiskFull {
+    /// What was refused, for instance "producing 200 messages (204800 bytes) to topic `t`".
+    pub operation: String,
+    /// The store's directory.
+    pub path: PathBuf,
+    /// Bytes free on its file system when the call was refused (for
+    /// [`DiskFullReason::ReadOnly`], when the store was opened).
+    pub free_bytes: u64,
+    /// Bytes the call needed free: the reserve and the batch for a produce,
+    /// the floor for another write, what RocksDB needs to open for writing
+    /// for a store opened read-only.
+    pub needed_bytes: u64,
+    /// Why the call was refused.
+    pub reason: DiskFullReason,
+}
+
+impl DiskFull {
+    fn describe(&self) -> String {
+        let Self {
+            operation,
+            path,
+            free_bytes,
+            needed_bytes,
+            reason,
+        } = self;
+        let (path, free, needed) = (
+            path.display(),
+            human_bytes(*free_bytes),
+            human_bytes(*needed_bytes),
+        );
+        match reason {
+            DiskFullReason::Reserve => format!(
+                "disk full: cannot {operation}: the file system of the store at {path} has {free} free, and a produce needs {needed} (the batch and the reserve, diskReserveInMB, kept so that acknowledgements, retention and topic destruction can run); nothing of the batch was written. To free space: acknowledge what consumers processed and run retention (`rocksmq retention run`), destroy topics no longer needed, lower retentionSizeInMB or retentionTimeInMinutes, or free or add space on the file system"
+            ),
+            DiskFullReason::Floor => format!(
+                "disk full: cannot {operation}: the file system of the store at {path} has {free} free, under the {needed} the store needs to write anything (something other than the store's producers filled it, or diskReserveInMB is 0); nothing was written. Free or add space on the file system: the store writes again once {needed} are free"
+            ),
+            DiskFullReason::ReadOnly => format!(
+                "disk full: cannot {operation}: the store at {path} is open read-only, because its file system had {free} free when it opened, under the {needed} RocksDB needs to open for writing; reads, consumers, stats and check work, nothing can be written or deleted. Free or add space on the file system, then open the store again"
+            ),
+        }
+    }
+}
+
+/// A byte count for people: `12.3 MiB (12897484 bytes)`.
+#[allow(clippy::cast_precision_loss, reason = "one decimal is shown")]
+fn human_bytes(count: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = count as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{count} bytes")
+    } else {
+        format!("{value:.1} {} ({count} bytes)", UNITS[unit])
+    }
 }
 
 /// A store could not be opened.
@@ -225,6 +328,12 @@ pub enum OpenError {
     /// The configuration asks for what this engine or this build cannot do.
     #[error(transparent)]
     Unsupported(#[from] Unsupported),
+    /// The store's file system is too full for the open to write what it
+    /// must: a new store, or a store of an older format to migrate. (A
+    /// store that exists opens read-only instead: see
+    /// [`DiskFullReason::ReadOnly`].) Nothing was written.
+    #[error(transparent)]
+    DiskFull(#[from] DiskFull),
 }
 
 /// A topic or consumer-group name breaks the naming rule.
@@ -297,6 +406,10 @@ pub enum TopicError {
     /// The engine cannot do this (see [`Capabilities`](crate::Capabilities)).
     #[error(transparent)]
     Unsupported(#[from] Unsupported),
+    /// The store's file system is too full for this write, or the store is
+    /// open read-only for that reason; nothing was written.
+    #[error(transparent)]
+    DiskFull(#[from] DiskFull),
     /// RocksDB failed, or the NATS server did.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -405,6 +518,12 @@ pub enum ProduceError {
     /// The engine cannot do this (see [`Capabilities`](crate::Capabilities)).
     #[error(transparent)]
     Unsupported(#[from] Unsupported),
+    /// The store's file system is too full: the batch would take its free
+    /// space below the reserve (`diskReserveInMB`), or the store is open
+    /// read-only for lack of space. Nothing of the batch was written; the
+    /// error says what frees space.
+    #[error(transparent)]
+    DiskFull(#[from] DiskFull),
     /// RocksDB or a segment file failed, or the NATS server did; see the
     /// type's documentation.
     #[error(transparent)]
@@ -498,6 +617,13 @@ pub enum ConsumerError {
     /// The engine cannot do this (see [`Capabilities`](crate::Capabilities)).
     #[error(transparent)]
     Unsupported(#[from] Unsupported),
+    /// The store's file system is too full to write the group's record
+    /// (an acknowledgement, a seek, a group created or destroyed), or the
+    /// store is open read-only for that reason. Nothing was written: the
+    /// group's durable position is where it was, and what the consumer
+    /// delivered is delivered again after a restart.
+    #[error(transparent)]
+    DiskFull(#[from] DiskFull),
     /// RocksDB failed, or the NATS server did.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -528,6 +654,9 @@ pub enum Error {
     /// See [`Unsupported`].
     #[error(transparent)]
     Unsupported(#[from] Unsupported),
+    /// See [`DiskFull`].
+    #[error(transparent)]
+    DiskFull(#[from] DiskFull),
 }
 
 /// Why a call cannot reach a topic's data: the store was closed, or the

@@ -43,6 +43,35 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
     /// The length of file `path`.
     fn file_len(&self, path: &Path) -> io::Result<u64>;
+    /// The bytes available for new data on the file system holding `path`
+    /// (`statvfs`: `f_bavail` × `f_frsize`, the blocks free to an
+    /// unprivileged process; on ext4 the blocks reserved for root are not
+    /// counted). The store measures its own directory with this, for its
+    /// reserve (`diskReserveInMB`) and for whether it can open for
+    /// writing; the default asks the operating system.
+    fn available_bytes(&self, path: &Path) -> io::Result<u64> {
+        statvfs_available(path)
+    }
+}
+
+/// `statvfs(path)`'s bytes available to an unprivileged process.
+fn statvfs_available(path: &Path) -> io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a path with a NUL byte"))?;
+    // SAFETY: all-zero bytes are a valid `statvfs` (integers only).
+    let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is a NUL-terminated string and `stats` a `statvfs`
+    // that statvfs only writes.
+    if unsafe { libc::statvfs(path.as_ptr(), &raw mut stats) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    #[allow(
+        clippy::useless_conversion,
+        reason = "the field types differ between platforms"
+    )]
+    let (available, fragment) = (u64::from(stats.f_bavail), u64::from(stats.f_frsize));
+    Ok(available.saturating_mul(fragment))
 }
 
 /// An open segment file.

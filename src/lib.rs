@@ -15,6 +15,10 @@
 //! - **Receivers wake** on new messages by notification, blocking or async,
 //!   and never hang: destroying the topic or closing the store wakes them.
 //! - **Retention** by time and size deletes whole pages and reclaims disk.
+//! - **A full disk** never makes the store unopenable: produce fails with
+//!   [`DiskFull`] before the file system is full (`diskReserveInMB`), so
+//!   that acknowledgements, retention and destruction always have room; a
+//!   store on a disk full to the last byte opens read-only.
 //!
 //! ```
 //! use rocksmq::{Config, Message, Position, Store};
@@ -85,8 +89,8 @@ pub use config::{
 pub use consumer::Consumer;
 pub use cursor::DamagePolicy;
 pub use error::{
-    ConfigError, ConsumerError, Error, NameError, OpenError, ProduceError, StorageError,
-    StorageErrorKind, TopicError, Unsupported,
+    ConfigError, ConsumerError, DiskFull, DiskFullReason, Error, NameError, OpenError,
+    ProduceError, StorageError, StorageErrorKind, TopicError, Unsupported,
 };
 pub use message::{AckMode, Message, MessageId, Position, ProducedIds, StoredMessage};
 pub use name::MAX_NAME_LEN;

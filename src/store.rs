@@ -91,11 +91,19 @@ impl Store {
     /// Opens (creating if needed) the store at `config.path`, reading time
     /// from the system clock.
     ///
+    /// On a file system too full to open the store for writing (under
+    /// 1 MiB free per shard), the store opens **read-only**: reads,
+    /// consumers' deliveries, statistics and checks work, and every write
+    /// fails with [`DiskFull`](crate::DiskFull)
+    /// ([`StoreStats::read_only`]; see `docs/durability.md`, "When the disk
+    /// fills"). An open that fails leaves the directory as it found it.
+    ///
     /// # Errors
     /// [`OpenError::Config`] for an invalid configuration,
     /// [`OpenError::Locked`] if another process holds the store,
-    /// [`OpenError::UnsupportedFormat`] for a store of another format, and
-    /// [`OpenError::Storage`] if RocksDB fails.
+    /// [`OpenError::UnsupportedFormat`] for a store of another format,
+    /// [`OpenError::DiskFull`] for a new store (or one to migrate) on a
+    /// full disk, and [`OpenError::Storage`] if RocksDB fails.
     pub fn open(config: Config) -> Result<Self, OpenError> {
         Self::open_with(config, Environment::default())
     }
@@ -322,9 +330,11 @@ impl Store {
     /// ```
     ///
     /// # Errors
-    /// [`ProduceError::TopicNotFound`], or [`ProduceError::MessageTooLarge`]
-    /// if a message exceeds `maxMessageSize`; in every error case nothing of
-    /// the batch is written.
+    /// [`ProduceError::TopicNotFound`], [`ProduceError::MessageTooLarge`]
+    /// if a message exceeds `maxMessageSize`, or [`ProduceError::DiskFull`]
+    /// if the batch would take the file system's free space below
+    /// `diskReserveInMB` (or the store is open read-only); in every error
+    /// case nothing of the batch is written.
     pub fn produce(
         &self,
         topic: &str,

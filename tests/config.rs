@@ -272,6 +272,14 @@ fn each_bad_value_is_refused_naming_its_key_and_value() {
             "segmentCacheInMB = 1048577 must be -1",
         ),
         (
+            "  diskReserveInMB: -1",
+            "diskReserveInMB = -1 must be between 0 (no reserve) and 1048576 (1 TiB)",
+        ),
+        (
+            "  diskReserveInMB: 1048577",
+            "diskReserveInMB = 1048577 must be between 0",
+        ),
+        (
             "  maxMessageSize: 2147483648",
             "maxMessageSize = 2147483648 must be between",
         ),
@@ -321,9 +329,11 @@ fn the_builder_sets_every_key() {
         .retention_check_interval_secs(1)
         .retention_policy(RetentionPolicy::Limits)
         .segment_cache_mb(64)
+        .disk_reserve_mb(16)
         .build();
     config.validate().unwrap();
     assert_eq!(config.segment_cache_limit_bytes(), Some(64 << 20));
+    assert_eq!(config.disk_reserve_bytes(), 16 << 20);
     assert_eq!(
         config.retention_time(),
         Some(std::time::Duration::from_secs(3600))
@@ -817,6 +827,20 @@ fn fractional_and_non_finite_durations_are_validated() {
         let message = invalid_when_validated(section);
         assert!(message.contains(expected), "{section}: {message}");
     }
+}
+
+#[test]
+fn disk_reserve_in_mb_is_read_as_milvus_reads_integers() {
+    let read = |value: &str| {
+        Config::from_yaml_str(&format!("rocksmq:\n  diskReserveInMB: {value}\n")).unwrap()
+    };
+    assert_eq!(Config::default().disk_reserve_bytes(), 256 << 20);
+    assert_eq!(read("1024").disk_reserve_bytes(), 1 << 30);
+    assert_eq!(read("\"0\"").disk_reserve_bytes(), 0);
+    let snake = Config::from_yaml_str("rocksmq:\n  disk_reserve_in_mb: 8\n").unwrap();
+    assert_eq!(snake.disk_reserve_bytes(), 8 << 20);
+    let error = Config::from_yaml_str("rocksmq:\n  diskReserveInMB: 8MB\n").unwrap_err();
+    assert!(error.to_string().contains("diskReserveInMB"), "{error}");
 }
 
 #[test]

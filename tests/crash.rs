@@ -13,18 +13,15 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+use common::child::{DIR_VAR, MARK, abort_on_panic, spawn_child};
 use common::{check_pages_agree, check_pages_agree_from};
 use rocksmq::{Config, Consumer, Message, Position, RetentionPolicy, Store};
 
-const DIR_VAR: &str = "ROCKSMQ_CRASH_DIR";
-const MARK: &str = "@@ ";
 const TOPICS: [&str; 2] = ["crash-a", "crash-b"];
 
 fn cycles() -> usize {
@@ -55,43 +52,10 @@ fn payload(topic: &str, id: u64) -> Vec<u8> {
     text.into_bytes()
 }
 
-/// Starts this binary as the child `entry`, on the store in `dir`; returns
-/// the child and a channel of its stdout lines.
-fn spawn_child(entry: &str, dir: &Path) -> (Child, mpsc::Receiver<String>) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            entry,
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(DIR_VAR, dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (send, receive) = mpsc::channel();
-    // The child's protocol lines start with `@@ `; libtest prints around them.
-    thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            let Some((_, message)) = line.split_once(MARK) else {
-                continue;
-            };
-            if send.send(message.to_owned()).is_err() {
-                break;
-            }
-        }
-    });
-    (child, receive)
-}
-
 /// Lets the child run for a random while after it is ready, then kills it
 /// with SIGKILL; returns every line it printed.
 fn run_and_kill(entry: &str, dir: &Path, rng: &mut fastrand::Rng) -> Vec<String> {
-    let (mut child, lines) = spawn_child(entry, dir);
+    let (mut child, lines) = spawn_child(entry, dir, None);
     let mut seen = Vec::new();
     let ready = lines
         .recv_timeout(Duration::from_secs(60))
@@ -171,15 +135,6 @@ fn produced_messages_survive_sigkill() {
         reported.values().any(|&last| last > 0),
         "the children produced"
     );
-}
-
-/// A child aborts on any panic, so that the parent sees it exit early
-/// instead of a thread dying quietly.
-fn abort_on_panic() {
-    std::panic::set_hook(Box::new(|info| {
-        eprintln!("{info}");
-        std::process::abort();
-    }));
 }
 
 /// Produces numbered batches to `topic` until killed, printing

@@ -179,6 +179,14 @@ fn the_store_records_what_an_operator_watches() {
     assert_eq!(value(&samples, "rocksmq_topics", &[]), 2.0);
     assert_eq!(value(&samples, "rocksmq_damaged_topics", &[]), 0.0);
     assert!(value(&samples, "rocksmq_disk_bytes", &[]) > 0.0);
+    // The file system's free bytes, the reserve (diskReserveInMB's
+    // default, 256 MiB), and the store open for writing.
+    assert!(value(&samples, "rocksmq_disk_free_bytes", &[]) > 0.0);
+    assert_eq!(
+        value(&samples, "rocksmq_disk_reserve_bytes", &[]),
+        f64::from(256u32 << 20)
+    );
+    assert_eq!(value(&samples, "rocksmq_read_only", &[]), 0.0);
     assert!(value(&samples, "rocksmq_block_cache_capacity_bytes", &[]) >= f64::from(512u32 << 20));
     assert!(value(&samples, "rocksmq_process_open_fds", &[]) > 0.0);
     assert_eq!(

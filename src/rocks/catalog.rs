@@ -28,6 +28,9 @@ use crate::rocks::topic::{Group, Topic, check_name};
 pub(crate) fn create_topic(engine: &Engine, name: &str) -> Result<bool, TopicError> {
     check_name("topic", name)?;
     let db = engine.db()?;
+    engine
+        .space
+        .admit_write(|| format!("create topic `{name}`"))?;
     let mut next_topic_id = engine.catalog.lock();
     if engine.topics.read().contains_key(name) || engine.damaged.read().contains_key(name) {
         return Ok(false);
@@ -116,6 +119,9 @@ fn write_topic_records(
 /// given again).
 pub(crate) fn destroy_topic(engine: &Engine, name: &str) -> Result<(), TopicError> {
     let db = engine.db()?;
+    engine
+        .space
+        .admit_write(|| format!("destroy topic `{name}`"))?;
     let catalog = engine.catalog.lock();
     let Some(topic) = engine.topic(name) else {
         let damage = engine.damaged.read().get(name).cloned();
@@ -186,11 +192,14 @@ fn give_disk_back(engine: &Engine, db: &DB, name: &str, topic_id: u32) {
     let reclaimed = failpoint::check("destroy_topic::reclaim", name)
         .map_err(|error| error.to_string())
         .and_then(|()| {
-            compaction::reclaim(db, &[topic_range(topic_id)]).map_err(|error| error.to_string())
+            compaction::reclaim_if_room(engine, db, &[topic_range(topic_id)])
+                .map(drop)
+                .map_err(|error| error.to_string())
         });
     if let Err(error) = reclaimed {
         tracing::warn!(topic = %name, %error, "could not give the disk of a destroyed topic's messages back; a later compaction does");
     }
+    engine.space.measure();
 }
 
 /// Every message key of topic `topic_id`.
@@ -236,6 +245,12 @@ pub(crate) fn write_group(
         return Err(group_not_found(&topic.name, &group.name));
     }
     let context = || format!("saving group `{}` of topic `{}`", group.name, topic.name);
+    engine.space.admit_write(|| {
+        format!(
+            "save the position of group `{}` of topic `{}`",
+            group.name, topic.name
+        )
+    })?;
     failpoint::check("group::write", &group.name)
         .map_err(|error| StorageError::io(context(), &error))?;
     db.put_cf_opt(
@@ -298,6 +313,9 @@ pub(crate) fn destroy_group(
 ) -> Result<(), ConsumerError> {
     let handle = topic_for_group(engine, topic)?;
     let db = engine.db()?;
+    engine
+        .space
+        .admit_write(|| format!("destroy group `{group}` of topic `{topic}`"))?;
     let mut groups = handle.groups.lock();
     let entry = groups
         .get(group)

@@ -91,6 +91,35 @@ pub(crate) fn reclaim(
     Ok(())
 }
 
+/// As [`reclaim`], if the file system has room for its flush (the shard's
+/// memtables written to table files) above the store's floor; otherwise it
+/// does nothing and returns `false`: a flush that meets `ENOSPC` stops every
+/// write of the shard until 64 MiB are free. The segment files of what was
+/// deleted, most of its disk for large messages, are deleted either way;
+/// the rest comes back at a later pass or compaction.
+pub(crate) fn reclaim_if_room(
+    engine: &Engine,
+    db: &DB,
+    ranges: &[Range<[u8; MESSAGE_KEY_LEN]>],
+) -> Result<bool, rocksdb::Error> {
+    let mut memtables = 0;
+    for cf in [meta_cf(db), messages_cf(db)] {
+        memtables += db
+            .property_int_value_cf(cf, "rocksdb.cur-size-all-mem-tables")?
+            .unwrap_or_default();
+    }
+    let free = engine.space.measure();
+    if free < memtables.saturating_add(engine.space.floor()) {
+        tracing::info!(
+            free_bytes = free,
+            memtable_bytes = memtables,
+            "too little free space to flush the memtables: the table space of deleted messages comes back later"
+        );
+        return Ok(false);
+    }
+    reclaim(db, ranges).map(|()| true)
+}
+
 /// The greatest key below `key` of the same length, if there is one.
 fn key_before(key: &[u8; MESSAGE_KEY_LEN]) -> Option<[u8; MESSAGE_KEY_LEN]> {
     let mut key = *key;
@@ -110,6 +139,9 @@ pub(crate) fn compact(
     stop: impl Fn() -> bool,
 ) -> Result<CompactionReport, TopicError> {
     engine.check_open()?;
+    engine
+        .space
+        .admit_write(|| "compact the store".to_owned())?;
     let started = Instant::now();
     let disk_bytes_before = disk_bytes(engine);
     let options = compact_options();
@@ -128,6 +160,7 @@ pub(crate) fn compact(
         }
         column_families += 1;
     }
+    engine.space.measure();
     let report = CompactionReport {
         column_families,
         shards,
@@ -148,6 +181,19 @@ pub(crate) fn compact(
     Ok(report)
 }
 
+/// `config` with the most LSM levels RocksDB has, the last level's
+/// compression repeated: opens a store whose tables use more levels than
+/// `compressionTypes` lists.
+pub(crate) fn widest(config: &Config) -> Config {
+    let mut widest = config.clone();
+    let last = *config
+        .compression_types
+        .last()
+        .expect("validated: 2 to 7 levels");
+    widest.compression_types.resize(MAX_LEVELS, last);
+    widest
+}
+
 /// Moves every topic's tables into the levels `compressionTypes` allows,
 /// after it was shortened: opens the store with the most levels RocksDB
 /// has, compacts each topic into its last allowed level, and closes it.
@@ -161,13 +207,7 @@ pub(crate) fn fit_levels(
         levels,
         "compressionTypes lists fewer levels than the store uses: moving the messages' tables into {levels} levels"
     );
-    let mut widest = config.clone();
-    let last = *config
-        .compression_types
-        .last()
-        .expect("validated: 2 to 7 levels");
-    widest.compression_types.resize(MAX_LEVELS, last);
-    let mut wide = messages_options(&widest, cache);
+    let mut wide = messages_options(&widest(config), cache);
     // An automatic compaction could move tables back down meanwhile.
     wide.set_disable_auto_compactions(true);
     let db = open_db(&wide)?;

@@ -27,6 +27,7 @@ use crate::rocks::page::PageRules;
 use crate::rocks::queue::Commits;
 use crate::rocks::recovery::DamagedTopic;
 use crate::rocks::segment::Segments;
+use crate::rocks::space::Space;
 use crate::rocks::telemetry::StoreMetrics;
 use crate::rocks::topic::Topic;
 
@@ -88,6 +89,9 @@ pub(crate) struct Engine {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) pages: PageRules,
     pub(crate) segments: Segments,
+    /// The file system's free space, the reserve and the floor; whether the
+    /// store was opened read-only for lack of space.
+    pub(crate) space: Space,
     /// The histograms of the produce and read paths.
     pub(crate) metrics: StoreMetrics,
     pub(crate) write_options: WriteOptions,
@@ -116,6 +120,7 @@ pub(crate) struct Parts {
     pub(crate) config: Config,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) segments: Segments,
+    pub(crate) space: Space,
     pub(crate) next_topic_id: u32,
     pub(crate) topics: Vec<Topic>,
     pub(crate) damaged: Vec<DamagedTopic>,
@@ -141,6 +146,7 @@ impl Engine {
             db: RecursiveRwLock::new(Some(parts.db)),
             pages: PageRules::new(parts.config.page_size_bytes, parts.config.page_max_age()),
             segments: parts.segments,
+            space: parts.space,
             metrics: StoreMetrics::new(shards),
             path: parts.path,
             config: parts.config,

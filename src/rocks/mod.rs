@@ -24,6 +24,7 @@ pub(crate) mod recovery;
 pub(crate) mod repair;
 pub(crate) mod retention;
 pub(crate) mod segment;
+pub(crate) mod space;
 pub(crate) mod stats;
 pub(crate) mod telemetry;
 pub(crate) mod topic;

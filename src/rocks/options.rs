@@ -1,9 +1,12 @@
 //! The RocksDB options of a store: one block cache for every column family,
-//! bounds on memtables, the write-ahead log, the MANIFEST, the info LOG and
-//! open files, and the messages' levels and compression from
+//! bounds on memtables, the write-ahead log, the MANIFEST and open files,
+//! RocksDB's info log sent to `tracing`, nothing that takes disk space
+//! ahead of need, and the messages' levels and compression from
 //! `compressionTypes`; and the store's budget of open files.
 
-use rocksdb::{BlockBasedOptions, Cache, ColumnFamily, DB, Options, WriteBufferManager};
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamily, DB, InfoLogger, LogLevel, Options, WriteBufferManager,
+};
 
 use crate::config::Config;
 use crate::rocks::format::{MESSAGES_CF, META_CF};
@@ -35,13 +38,22 @@ const MESSAGES_WRITE_BUFFERS: i32 = 4;
 /// Beyond this much write-ahead log, the column families holding the oldest
 /// log are flushed, so that the log cannot grow without bound.
 const MAX_TOTAL_WAL_BYTES: u64 = 256 << 20;
-/// RocksDB's own files that would otherwise grow without bound. The info
-/// LOG is kept at warning level: at info level it logs every flush and
-/// compaction, and each new LOG file starts with every column family's
-/// options, so with many topics small LOG files roll over and over.
+/// The MANIFEST, which would otherwise grow without bound.
 const MAX_MANIFEST_BYTES: usize = 64 << 20;
-const MAX_INFO_LOG_BYTES: usize = 8 << 20;
-const KEEP_INFO_LOGS: usize = 3;
+/// An option the C API has no setter for, in RocksDB's options-string
+/// form: RocksDB preallocates the write-ahead log (110 % of a memtable:
+/// 70 MiB), the MANIFEST (4 MiB) and table files. On a nearly full disk
+/// that takes the space the store needs to open and to free space, and on
+/// ext4 a preallocation that fails half-way keeps what it took (a store of
+/// two shards could not be created on a 48 MiB ext4 file system: the first
+/// shard's log took the space of the second's directory). Files grow as
+/// they are written instead.
+const NO_PREALLOCATION: &str = "allow_fallocate=false";
+/// Opening replays the write-ahead log into the memtables and keeps it,
+/// instead of writing its contents to new table files: for an open with
+/// less free space than the log holds. Not the default: each open would
+/// then add a log file, and replay all of them, until a memtable fills.
+const KEEP_THE_LOG: &str = "allow_fallocate=false;avoid_flush_during_recovery=true";
 /// The most LSM levels `compressionTypes` may list.
 pub(crate) const MAX_LEVELS: usize = 7;
 
@@ -90,7 +102,7 @@ pub mod bench_support {
     #[must_use]
     pub fn db_options() -> Options {
         let budget = super::fd_budget(1);
-        super::db_options(budget.table_files, &super::write_buffer_manager())
+        super::db_options(budget.table_files, &super::write_buffer_manager(), false)
     }
 
     /// The messages column family's options for `config`.
@@ -107,18 +119,28 @@ pub(crate) fn write_buffer_manager() -> WriteBufferManager {
 }
 
 /// The options of one shard's database: at most `table_files` table files
-/// open, memtables within the store's `memtables` budget.
-pub(crate) fn db_options(table_files: i32, memtables: &WriteBufferManager) -> Options {
-    let mut options = Options::default();
+/// open, memtables within the store's `memtables` budget; with `keep_log`,
+/// an open that does not write the write-ahead log's contents to tables
+/// (it needs no space for them).
+pub(crate) fn db_options(
+    table_files: i32,
+    memtables: &WriteBufferManager,
+    keep_log: bool,
+) -> Options {
+    let mut options = Options::default()
+        .get_options_from_string(if keep_log {
+            KEEP_THE_LOG
+        } else {
+            NO_PREALLOCATION
+        })
+        .expect("RocksDB knows these options");
+    options.set_info_logger(info_logger());
     options.set_max_open_files(table_files);
     options.create_if_missing(true);
     options.create_missing_column_families(true);
     options.set_write_buffer_manager(memtables);
     options.set_max_total_wal_size(MAX_TOTAL_WAL_BYTES);
     options.set_max_manifest_file_size(MAX_MANIFEST_BYTES);
-    options.set_log_level(rocksdb::LogLevel::Warn);
-    options.set_max_log_file_size(MAX_INFO_LOG_BYTES);
-    options.set_keep_log_file_num(KEEP_INFO_LOGS);
     options.set_bytes_per_sync(1 << 20);
     options.set_wal_bytes_per_sync(1 << 20);
     // Producers of different topics write at once: with the log and the
@@ -127,6 +149,27 @@ pub(crate) fn db_options(table_files: i32, memtables: &WriteBufferManager) -> Op
     // 1.15-1.2x one thread's rate, against 0.6-1.0x without).
     options.set_enable_pipelined_write(true);
     options
+}
+
+/// RocksDB's info log, at warning level, into `tracing` (target `rocksdb`),
+/// instead of LOG files in the store's directory: an open then writes no
+/// log file, which on a full disk would fail it (or, written, be left
+/// behind by an open that fails), and a host sees RocksDB's warnings where
+/// it sees the store's. At info level RocksDB logs every flush and
+/// compaction.
+fn info_logger() -> InfoLogger {
+    InfoLogger::new_callback_logger(LogLevel::Warn, |level, message| {
+        let message = message.trim_end();
+        match level {
+            LogLevel::Debug | LogLevel::Info => {
+                tracing::debug!(target: "rocksdb", "{message}");
+            }
+            LogLevel::Warn => tracing::warn!(target: "rocksdb", "{message}"),
+            LogLevel::Error | LogLevel::Fatal | LogLevel::Header => {
+                tracing::error!(target: "rocksdb", "{message}");
+            }
+        }
+    })
 }
 
 fn block_options(cache: &Cache) -> BlockBasedOptions {

@@ -45,10 +45,14 @@ pub(crate) struct Recovered {
 }
 
 /// Reads every topic of every open shard back (a missing shard is `None`).
-/// Fails only when the metadata itself cannot be read.
+/// Fails only when the metadata itself cannot be read. Unless `writable` (a
+/// store opened read-only for lack of space), it writes nothing: a topic
+/// that would have to be cut back opens damaged, and a superseded topic is
+/// only left out.
 pub(crate) fn recover(
     shards: &[Option<DB>],
     segments: &Segments,
+    writable: bool,
 ) -> Result<Recovered, StorageError> {
     let mut counter = None;
     let mut topics = Vec::new();
@@ -66,7 +70,7 @@ pub(crate) fn recover(
             .map_err(|error| StorageError::rocksdb("reading topics", &error))?;
         for (key, value) in records {
             let outcome = match format::topic_name_of_key(&key) {
-                Ok(name) => recover_topic(db, segments, &name, &value),
+                Ok(name) => recover_topic(db, segments, &name, &value, writable),
                 Err(error) => Err(DamagedTopic {
                     name: String::from_utf8_lossy(key.get(1..).unwrap_or_default()).into_owned(),
                     id: None,
@@ -83,7 +87,7 @@ pub(crate) fn recover(
             }
         }
     }
-    drop_superseded(shards, &mut topics, &mut damaged)?;
+    drop_superseded(shards, &mut topics, &mut damaged, writable)?;
     // A counter behind a topic's id (or damaged) must not hand it out again.
     let next_topic_id = topics
         .iter()
@@ -109,6 +113,7 @@ fn drop_superseded(
     shards: &[Option<DB>],
     topics: &mut Vec<Topic>,
     damaged: &mut Vec<DamagedTopic>,
+    writable: bool,
 ) -> Result<(), StorageError> {
     let mut newest: BTreeMap<String, u32> = BTreeMap::new();
     for (name, id) in topics.iter().map(|topic| (&topic.name, topic.id)).chain(
@@ -140,6 +145,10 @@ fn drop_superseded(
         keep
     });
     for (shard, name, id) in superseded {
+        if !writable {
+            tracing::warn!(topic = %name, shard, ?id, "a newer topic of the same name is in another shard: leaving this one out (the store is read-only; an open for writing deletes it)");
+            continue;
+        }
         tracing::warn!(topic = %name, shard, ?id, "a newer topic of the same name is in another shard: deleting this one");
         let Some(db) = &shards[shard] else {
             continue;
@@ -196,7 +205,7 @@ pub(crate) fn recover_one(db: &DB, segments: &Segments, name: &str) -> Result<To
         .get_cf(meta_cf(db), format::topic_key(name))
         .map_err(|error| damaged(format!("reading its topic record: {error}")))?
         .ok_or_else(|| damaged("its topic record is missing".to_owned()))?;
-    recover_topic(db, segments, name, &value)
+    recover_topic(db, segments, name, &value, true)
 }
 
 /// Reads one topic back, checking what a crash may have lost.
@@ -205,6 +214,7 @@ fn recover_topic(
     segments: &Segments,
     name: &str,
     value: &[u8],
+    writable: bool,
 ) -> Result<Topic, DamagedTopic> {
     let record = TopicRecord::decode(value).map_err(|error| DamagedTopic {
         name: name.to_owned(),
@@ -213,12 +223,13 @@ fn recover_topic(
         reason: format!("its topic record is damaged: {}", error.0),
     })?;
     let id = record.topic_id;
-    let (records, state) = read_back(db, segments, name, id).map_err(|reason| DamagedTopic {
-        name: name.to_owned(),
-        id: Some(id),
-        shard: 0,
-        reason,
-    })?;
+    let (records, state) =
+        read_back(db, segments, name, id, writable).map_err(|reason| DamagedTopic {
+            name: name.to_owned(),
+            id: Some(id),
+            shard: 0,
+            reason,
+        })?;
     let groups = records
         .groups
         .into_iter()
@@ -243,6 +254,7 @@ fn read_back(
     segments: &Segments,
     name: &str,
     id: u32,
+    writable: bool,
 ) -> Result<(TopicRecords, TopicState), String> {
     // A cut rewrites the records: read them again.
     loop {
@@ -253,6 +265,13 @@ fn read_back(
         let Some(lost) = first_lost_payload(db, segments, id, &state, mark)? else {
             return Ok((records, state));
         };
+        if !writable {
+            return Err(format!(
+                "the payloads of messages {lost}..={} were lost in a machine crash, and cutting the topic back to message {} is a write: the store is open read-only for lack of disk space",
+                state.next_id - 1,
+                lost - 1
+            ));
+        }
         tracing::warn!(
             topic = name,
             from = lost,

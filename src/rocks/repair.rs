@@ -276,6 +276,11 @@ fn repairing(name: &str) -> String {
 /// Mends topic `name` in place (see the module documentation); a damaged
 /// topic opens again.
 pub(crate) fn repair_topic(engine: &Engine, name: &str) -> Result<RepairReport, TopicError> {
+    // Repair writes (a batch, and for a damaged topic its records): with
+    // too little room it is refused before it reads anything.
+    engine
+        .space
+        .admit_write(|| format!("repair topic `{name}`"))?;
     if let Some(topic) = engine.topic(name) {
         return repair_live(engine, &topic);
     }

@@ -120,9 +120,13 @@ pub(crate) fn run_retention(
     stop: impl Fn() -> bool,
 ) -> Result<RetentionReport, TopicError> {
     engine.check_open()?;
+    engine.space.admit_write(|| "run retention".to_owned())?;
     let started = Instant::now();
     let mut pass = delete_due_pages(engine, &stop)?;
     pass.reclaim(engine)?;
+    if !pass.topics.is_empty() {
+        engine.space.measure();
+    }
     let report = pass.report(disk_bytes(engine), started.elapsed());
     record(&report);
     Ok(report)
@@ -184,7 +188,7 @@ impl Pass {
                 .map(|(_, range)| range.clone())
                 .collect();
             if !ranges.is_empty() {
-                result = result.and(compaction::reclaim(db, &ranges));
+                result = result.and(compaction::reclaim_if_room(engine, db, &ranges).map(drop));
             }
         }
         if let Err(error) = result {

@@ -351,6 +351,14 @@ impl Segments {
         self.forget_before(topic_id, MessageId::MAX);
     }
 
+    /// Closes every open file: the store is closed. A handle kept after
+    /// closing (a `Store`, a consumer) then holds no descriptor of a file
+    /// that the next open's retention may delete, whose disk would only
+    /// come back when the handle goes.
+    pub(crate) fn close_all(&self) {
+        self.open.lock().files.clear();
+    }
+
     /// How many segment files are open now.
     pub(crate) fn open_files(&self) -> usize {
         self.open.lock().files.len()

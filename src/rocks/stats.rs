@@ -28,6 +28,17 @@ pub struct StoreStats {
     pub topics: Vec<TopicStats>,
     /// Bytes of every file in the store's directory, as present on disk.
     pub disk_bytes: u64,
+    /// Bytes free on the store's file system now (`statvfs`: `f_bavail` ×
+    /// `f_frsize`, the blocks free to an unprivileged process).
+    pub disk_free_bytes: u64,
+    /// Bytes of the file system that produce leaves free
+    /// (`diskReserveInMB`): below them, produce fails with
+    /// [`ProduceError::DiskFull`](crate::ProduceError::DiskFull).
+    pub disk_reserve_bytes: u64,
+    /// Whether the store was opened read-only because its file system was
+    /// full (see `docs/durability.md`, "When the disk fills"): reads work,
+    /// writes fail with [`DiskFull`](crate::DiskFull).
+    pub read_only: bool,
     /// Memory held by the memtables, which all topics share (RocksDB's
     /// arena: allocated in blocks, so more than the messages it holds).
     pub memtable_bytes: u64,
@@ -189,6 +200,9 @@ pub(crate) fn stats(engine: &Engine) -> Result<StoreStats, TopicError> {
     Ok(StoreStats {
         topics,
         disk_bytes: disk_bytes(engine),
+        disk_free_bytes: engine.space.measure(),
+        disk_reserve_bytes: engine.space.reserve(),
+        read_only: engine.space.is_read_only(),
         memtable_bytes,
         open_segment_files: engine.segments.open_files() as u64,
         damaged_topics,
@@ -378,6 +392,9 @@ pub(crate) fn record_metrics(engine: &Engine) -> Result<(), TopicError> {
         block_cache_capacity: cache("rocksdb.block-cache-capacity")?,
         open_segment_files: engine.segments.open_files() as u64,
         segment_cached_bytes: engine.segments.cached_bytes(),
+        disk_free_bytes: engine.space.measure(),
+        disk_reserve_bytes: engine.space.reserve(),
+        read_only: engine.space.is_read_only(),
     });
     Ok(())
 }

@@ -67,6 +67,9 @@ const BLOCK_CACHE_BYTES: &str = "rocksmq_block_cache_bytes";
 const BLOCK_CACHE_CAPACITY: &str = "rocksmq_block_cache_capacity_bytes";
 const OPEN_SEGMENT_FILES: &str = "rocksmq_open_segment_files";
 const SEGMENT_CACHED_BYTES: &str = "rocksmq_segment_cached_bytes";
+const DISK_FREE_BYTES: &str = "rocksmq_disk_free_bytes";
+const DISK_RESERVE_BYTES: &str = "rocksmq_disk_reserve_bytes";
+const READ_ONLY: &str = "rocksmq_read_only";
 /// The counter of segment bytes dropped from the page cache (see
 /// `cache_window`).
 pub(crate) const SEGMENT_DROPPED_BYTES: &str = "rocksmq_segment_dropped_bytes_total";
@@ -225,6 +228,24 @@ const DESCRIPTIONS: &[(Kind, &str, Unit, &str)] = &[
         SEGMENT_BYTES,
         Unit::Bytes,
         "Bytes of every segment file",
+    ),
+    (
+        Kind::Gauge,
+        DISK_FREE_BYTES,
+        Unit::Bytes,
+        "Bytes free on the store's file system (statvfs: f_bavail times f_frsize)",
+    ),
+    (
+        Kind::Gauge,
+        DISK_RESERVE_BYTES,
+        Unit::Bytes,
+        "Bytes of the file system produce leaves free (diskReserveInMB); below them produce fails with DiskFull",
+    ),
+    (
+        Kind::Gauge,
+        READ_ONLY,
+        Unit::Count,
+        "1 when the store was opened read-only because its file system was full, else 0",
     ),
     (
         Kind::Gauge,
@@ -576,6 +597,9 @@ pub(crate) struct StoreGauges {
     pub(crate) block_cache_capacity: u64,
     pub(crate) open_segment_files: u64,
     pub(crate) segment_cached_bytes: u64,
+    pub(crate) disk_free_bytes: u64,
+    pub(crate) disk_reserve_bytes: u64,
+    pub(crate) read_only: bool,
 }
 
 /// Sets the store-wide gauges, and the process's open file descriptors.
@@ -589,6 +613,9 @@ pub(crate) fn store_gauges(values: &StoreGauges) {
     gauge!(BLOCK_CACHE_CAPACITY).set(values.block_cache_capacity as f64);
     gauge!(OPEN_SEGMENT_FILES).set(values.open_segment_files as f64);
     gauge!(SEGMENT_CACHED_BYTES).set(values.segment_cached_bytes as f64);
+    gauge!(DISK_FREE_BYTES).set(values.disk_free_bytes as f64);
+    gauge!(DISK_RESERVE_BYTES).set(values.disk_reserve_bytes as f64);
+    gauge!(READ_ONLY).set(if values.read_only { 1.0 } else { 0.0 });
     if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
         gauge!(PROCESS_OPEN_FDS).set(fds.count() as f64);
     }

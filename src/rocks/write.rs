@@ -49,6 +49,15 @@ pub(crate) fn produce(
         .ok_or_else(|| engine.missing_topic(topic))?;
     let db = shards.of(&handle);
     let shape = Shape::of(engine, topic, messages)?;
+    if !messages.is_empty() {
+        engine.space.admit_produce(shape.disk_bytes(), || {
+            format!(
+                "produce {} messages ({} bytes) to topic `{topic}`",
+                messages.len(),
+                shape.payload_bytes
+            )
+        })?;
+    }
     let grouped = shape
         .joins_groups(messages)
         .then(|| commit::produce(engine, db, &handle, messages, shape.encoded_bytes, started));
@@ -170,6 +179,13 @@ impl Shape {
             encoded_bytes,
             external,
         })
+    }
+
+    /// About the bytes the call adds to the disk: its encoded messages
+    /// (in the write-ahead log) and the payloads for segment files.
+    fn disk_bytes(&self) -> u64 {
+        let external = if self.external { self.payload_bytes } else { 0 };
+        (self.encoded_bytes + external) as u64
     }
 
     /// Whether the call may be written in a group commit: small, with

@@ -10,6 +10,12 @@
 //! into its parent directory. [`FaultFs::gate`] holds the next call of a
 //! kind on one path, from whatever thread makes it, until the test lets it
 //! go: the races the tests replay happen in the order they choose.
+//!
+//! [`FaultFs::with_capacity`] makes it a small disk for segment files:
+//! appends past the capacity fail with `ENOSPC` (keeping what fitted, as a
+//! real file system does), deleting files gives their bytes back, and
+//! [`FileSystem::available_bytes`] says what is left.
+//! [`FaultFs::report_available`] makes it say something else.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, IoSlice, IoSliceMut};
@@ -86,6 +92,12 @@ struct State {
     /// Fail the next call of this kind, whatever its number.
     fail_next: Option<(Call, Fault)>,
     short_write_pending: bool,
+    /// The simulated disk's size, if there is one.
+    capacity: Option<u64>,
+    /// The bytes of the segment files on it.
+    used: u64,
+    /// What `available_bytes` says instead of measuring, if set.
+    reported: Option<u64>,
     /// Bytes of each file known durable.
     synced: BTreeMap<PathBuf, u64>,
     /// Entries (files and directories) created and not yet synced into
@@ -176,6 +188,30 @@ impl FaultFs {
                 ..State::default()
             })),
         })
+    }
+
+    /// A file system of `capacity` bytes for the segment files of the store
+    /// at `store` (see the module documentation); the segment files already
+    /// there count.
+    pub fn with_capacity(store: &Path, capacity: u64) -> Arc<Self> {
+        let fs = Self::new();
+        {
+            let mut state = fs.state.lock();
+            state.capacity = Some(capacity);
+            state.used = tree_bytes(&store.join("segments"));
+        }
+        fs
+    }
+
+    /// Makes `available_bytes` say `bytes` (or measure again, with `None`),
+    /// whatever is free.
+    pub fn report_available(&self, bytes: Option<u64>) {
+        self.state.lock().reported = bytes;
+    }
+
+    /// The bytes of the segment files on the simulated disk.
+    pub fn used(&self) -> u64 {
+        self.state.lock().used
     }
 
     /// Makes call number `call` fail with `fault`; with `sticky`, every
@@ -393,12 +429,20 @@ impl FileSystem for FaultFs {
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         Self::call(&self.state, Call::RemoveFile, path)?;
-        self.std.remove_file(path)
+        let bytes = tree_bytes(path);
+        self.std.remove_file(path)?;
+        let mut state = self.state.lock();
+        state.used = state.used.saturating_sub(bytes);
+        Ok(())
     }
 
     fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
         Self::call(&self.state, Call::RemoveDir, path)?;
-        self.std.remove_dir_all(path)
+        let bytes = tree_bytes(path);
+        self.std.remove_dir_all(path)?;
+        let mut state = self.state.lock();
+        state.used = state.used.saturating_sub(bytes);
+        Ok(())
     }
 
     fn read_dir(&self, path: &Path) -> io::Result<Vec<String>> {
@@ -422,6 +466,32 @@ impl FileSystem for FaultFs {
         Self::call(&self.state, Call::FileLen, path)?;
         self.std.file_len(path)
     }
+
+    fn available_bytes(&self, path: &Path) -> io::Result<u64> {
+        let state = self.state.lock();
+        match (state.reported, state.capacity) {
+            (Some(reported), _) => Ok(reported),
+            (None, Some(capacity)) => Ok(capacity.saturating_sub(state.used)),
+            (None, None) => self.std.available_bytes(path),
+        }
+    }
+}
+
+/// The bytes of file `path`, or of every file under directory `path`; 0 if
+/// there is none.
+fn tree_bytes(path: &Path) -> u64 {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    std::fs::read_dir(path)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| tree_bytes(&entry.path()))
+        .sum()
 }
 
 #[derive(Debug)]
@@ -434,6 +504,30 @@ struct FaultFile {
 impl SegmentFile for FaultFile {
     fn append(&self, buffers: &[IoSlice<'_>]) -> io::Result<usize> {
         FaultFs::call(&self.state, Call::Append, &self.path)?;
+        let room = {
+            let state = self.state.lock();
+            state
+                .capacity
+                .map(|capacity| capacity.saturating_sub(state.used))
+        };
+        if let Some(room) = room {
+            let wanted: usize = buffers.iter().map(|buffer| buffer.len()).sum();
+            let written = if wanted as u64 <= room {
+                self.file.append(buffers)?
+            } else if room == 0 {
+                return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+            } else {
+                // What fits, as a full disk's write does.
+                let mut fitting = Vec::with_capacity(room as usize);
+                for buffer in buffers {
+                    let take = (room as usize - fitting.len()).min(buffer.len());
+                    fitting.extend_from_slice(&buffer[..take]);
+                }
+                self.file.append(&[IoSlice::new(&fitting)])?
+            };
+            self.state.lock().used += written as u64;
+            return Ok(written);
+        }
         let short = std::mem::take(&mut self.state.lock().short_write_pending);
         if short {
             // Half of the first buffer, then ENOSPC on the next call.

@@ -1,10 +1,12 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod child;
 pub mod fault_fs;
 pub mod nats;
 #[path = "../../benches/support/nats_server.rs"]
 pub mod nats_server;
+pub mod small_fs;
 
 use std::path::Path;
 use std::sync::Arc;

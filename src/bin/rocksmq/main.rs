@@ -170,11 +170,13 @@ enum GroupCommand {
 type Result<T, E = Box<dyn std::error::Error>> = std::result::Result<T, E>;
 
 fn main() -> ExitCode {
+    // RocksDB's own warnings (its info log, target `rocksdb`) repeat what
+    // the command's one-line error says: only its errors are shown.
     tracing_subscriber::fmt()
         .with_writer(io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,rocksdb=error")),
         )
         .init();
     let cli = match Cli::try_parse() {
@@ -455,7 +457,9 @@ fn consume(
         out.flush()?;
         let last = messages.last().expect("not empty").id;
         if options.ack {
-            consumer.ack(last)?;
+            consumer.ack(last).map_err(|error| {
+                format!("{error} (the messages printed up to id {last} were not acknowledged: the group receives them again)")
+            })?;
         }
         remaining -= messages.len() as u64;
     }

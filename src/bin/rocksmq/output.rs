@@ -94,6 +94,18 @@ pub fn retention_report(report: &RetentionReport, out: &mut impl Write) -> io::R
 pub fn stats_table(stats: &StoreStats, disk_stats: bool, out: &mut impl Write) -> io::Result<()> {
     if disk_stats {
         writeln!(out, "store directory: {}", bytes(stats.disk_bytes))?;
+        writeln!(
+            out,
+            "file system: {} free; produce leaves {} free (diskReserveInMB)",
+            bytes(stats.disk_free_bytes),
+            bytes(stats.disk_reserve_bytes)
+        )?;
+        if stats.read_only {
+            writeln!(
+                out,
+                "opened read-only: the file system was too full to open the store for writing; free or add space, then open it again"
+            )?;
+        }
     }
     missing_shards(&stats.missing_shards, out)?;
     if stats.topics.is_empty() {
