@@ -1,8 +1,9 @@
 #!/bin/sh
 # Installs what building and testing rocksmq needs on Debian, when missing:
 # a C++ compiler and libclang (RocksDB is compiled from source and bound with
-# bindgen), nats-server (the peer of the NATS comparison benchmarks) and
-# the DejaVu fonts (the text of the benchmark report's plot).
+# bindgen), Debian's nats-server (2.9: one of the two servers the NATS
+# engine's tests run on; `scripts/nats-server.sh` installs the other, 2.15)
+# and the DejaVu fonts (the text of the benchmark report's plot).
 set -eu
 
 # bindgen loads libclang itself (libclang.so, libclang.so.N or libclang-N.so*),

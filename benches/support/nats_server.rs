@@ -2,7 +2,9 @@
 //! itself, on free ports of 127.0.0.1, with JetStream on file storage in a
 //! temporary directory: one server, or a cluster of servers with
 //! JetStream replication. No network, no service to install but the
-//! executable (`sh scripts/deps.sh`).
+//! executable: the one `ROCKSMQ_NATS_SERVER` names, or else `nats-server`
+//! on `PATH` (`scripts/deps.sh` installs Debian's, `scripts/nats-server.sh`
+//! a current one; `scripts/test.sh` runs the NATS tests on each).
 //!
 //! Shared by the comparison benchmark (`benches/support/nats.rs`) and the
 //! integration tests (`tests/common`, which include this file by path), so
@@ -24,8 +26,22 @@ use tempfile::TempDir;
 /// their headers; Milvus's natsmq raises it to 8 MiB the same way.
 pub const CONFIG_FILE: &str = "max_payload: 8MB\n";
 
-/// The `nats-server` executable on `PATH`, if there is one.
+/// The variable naming the `nats-server` executable to run instead of the
+/// one on `PATH`.
+pub const SERVER_VARIABLE: &str = "ROCKSMQ_NATS_SERVER";
+
+/// The `nats-server` executable: the one [`SERVER_VARIABLE`] names (which
+/// must exist), or else the one on `PATH`, if there is one.
 pub fn find_server() -> Option<PathBuf> {
+    if let Some(chosen) = std::env::var_os(SERVER_VARIABLE) {
+        let chosen = PathBuf::from(chosen);
+        assert!(
+            chosen.is_file(),
+            "{SERVER_VARIABLE}={} is not a file (`sh scripts/nats-server.sh` installs one)",
+            chosen.display()
+        );
+        return Some(chosen);
+    }
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join("nats-server"))
@@ -39,6 +55,20 @@ pub fn server_version(server: &Path) -> String {
         .output()
         .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
         .unwrap_or_else(|error| format!("unknown ({error})"))
+}
+
+/// From now on, every panic of this process also says which server the
+/// NATS runs of the process use, so that a failing test names it.
+fn name_server_in_panics(server: &Path) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    let label = format!("{} ({})", server_version(server), server.display());
+    ONCE.call_once(move || {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            previous(info);
+            eprintln!("(the NATS runs of this process use {label})");
+        }));
+    });
 }
 
 /// A port of 127.0.0.1 that is free now; a race with another process
@@ -117,8 +147,8 @@ pub struct NatsServer {
 }
 
 impl NatsServer {
-    /// Starts a server, or says on standard error why not and returns
-    /// `None` if `nats-server` is not on `PATH`. Panics if it is there but
+    /// Starts a server ([`find_server`]), or says on standard error why
+    /// not and returns `None` if there is none. Panics if it is there but
     /// does not come up.
     pub fn start() -> Option<Self> {
         let Some(server) = find_server() else {
@@ -128,6 +158,7 @@ impl NatsServer {
             );
             return None;
         };
+        name_server_in_panics(&server);
         let dir = tempfile::tempdir().expect("a temporary directory");
         let config = dir.path().join("nats.conf");
         std::fs::write(&config, CONFIG_FILE).expect("write the server's configuration");
@@ -219,13 +250,14 @@ pub struct NatsCluster {
 }
 
 impl NatsCluster {
-    /// Starts `size` servers; `None` (with a message) without
-    /// `nats-server` on `PATH`.
+    /// Starts `size` servers ([`find_server`]); `None` (with a message)
+    /// if there is none.
     pub fn start(size: usize) -> Option<Self> {
         let Some(server) = find_server() else {
             eprintln!("nats-server is not on PATH: the cluster runs are skipped");
             return None;
         };
+        name_server_in_panics(&server);
         let dir = tempfile::tempdir().expect("a temporary directory");
         let ports: Vec<(u16, u16)> = (0..size).map(|_| (free_port(), free_port())).collect();
         let mut nodes = Vec::with_capacity(size);
