@@ -284,6 +284,23 @@ fn batches_of_1000_from_two_producers_keep_their_ids_as_the_server_promises() {
     }
 }
 
+/// A batch larger than the server's ingest queue for a stream (128 MiB by
+/// default from 2.10, which refuses what passes it, silently for a
+/// message sent without a reply): 100 messages of 4 MiB, stored whole.
+#[test]
+fn a_batch_larger_than_the_servers_ingest_queue_is_stored_whole() {
+    let store = connect(&common::nats::unique_prefix("large"));
+    store.create_topic("log").unwrap();
+    let messages: Vec<Message> = (0..100_u8)
+        .map(|n| Message::new(vec![n; 4 << 20]))
+        .collect();
+    let ids = store.produce("log", &messages).expect("stored");
+    assert_eq!(ids, 1..101);
+    assert_eq!(store.latest_id("log").unwrap(), Some(100));
+    let last = store.get("log", 100).unwrap().expect("the last message");
+    assert_eq!((last.payload.len(), last.payload[0]), (4 << 20, 99));
+}
+
 /// What the engine relies on, on this server, to never store a batch
 /// twice when a commit goes unanswered: the same batch sent again (a new
 /// batch id, the same `Nats-Msg-Id` on its first message) is refused whole

@@ -53,6 +53,9 @@ pub(crate) mod code {
     /// More atomic batches in flight than the stream (50) or the server
     /// (1000) takes at once; nothing of this one was stored.
     pub(crate) const BATCH_TOO_MANY_IN_FLIGHT: u64 = 10210;
+    /// More bytes or messages waiting for the stream than its ingest queue
+    /// holds (128 MiB by default): the message was dropped.
+    pub(crate) const TOO_MANY_REQUESTS: u64 = 10167;
     /// A message id (`Nats-Msg-Id`) the stream is storing right now, in a
     /// proposal not yet applied.
     pub(crate) const DUPLICATE_IN_PROCESS: u64 = 10158;

@@ -10,7 +10,9 @@
 //! - With atomic batches (nats-server 2.12 and later), the batch is one
 //!   JetStream atomic batch (ADR-50): its messages carry `Nats-Batch-Id`
 //!   and `Nats-Batch-Sequence`, the first is a request (a refusal comes back
-//!   at once), the last carries `Nats-Batch-Commit` and its answer names
+//!   at once), and so is the last of every window of 256 messages or
+//!   16 MiB, so that the stream's ingest queue never overflows; the
+//!   last carries `Nats-Batch-Commit` and its answer names
 //!   the batch's last id and its count; the server stores all of it or
 //!   nothing. A batch known not stored (its leader lost with what it had
 //!   staged, no leader yet) is sent again as a new attempt. The first
@@ -669,8 +671,9 @@ async fn publish_atomic(
 
 /// One attempt at an atomic batch, `batch_id`, its first message with
 /// `Nats-Msg-Id` `msg_id`: the first message is a request (staged, or
-/// refused at once), the middle ones are published, the last is the
-/// commit, a request whose answer gives the batch's ids.
+/// refused at once), the middle ones are published (a window's last one
+/// as a request), the last is the commit, a request whose answer gives the
+/// batch's ids.
 async fn attempt_atomic(
     js: &async_nats::jetstream::Context,
     subject: &str,
@@ -680,6 +683,11 @@ async fn attempt_atomic(
 ) -> Attempt {
     let count = outgoing.len();
     let client = js.client();
+    // Sent since the last answer: the server's ingest queue for the stream
+    // (128 MiB by default) refuses what passes it, silently for a message
+    // without a reply, so a message is a request (answered once staged)
+    // whenever a window is full.
+    let (mut unanswered, mut unanswered_bytes) = (0, 0);
     for (index, message) in outgoing.iter().enumerate() {
         let mut headers = message.headers.clone();
         if index == 0 {
@@ -688,9 +696,14 @@ async fn attempt_atomic(
         headers.insert("Nats-Batch-Id", batch_id);
         headers.insert("Nats-Batch-Sequence", (index + 1).to_string().as_str());
         let last = index + 1 == count;
+        unanswered += 1;
+        unanswered_bytes += message.payload.len();
         if last {
             headers.insert("Nats-Batch-Commit", "1");
-        } else if index > 0 {
+        } else if index > 0
+            && unanswered < WINDOW_MESSAGES
+            && unanswered_bytes + outgoing[index + 1].payload.len() <= WINDOW_BYTES
+        {
             if let Err(error) = client
                 .publish_with_headers(subject.to_owned(), headers, message.payload.clone())
                 .await
@@ -699,6 +712,7 @@ async fn attempt_atomic(
             }
             continue;
         }
+        (unanswered, unanswered_bytes) = (0, 0);
         let answer = match client
             .request_with_headers(subject.to_owned(), headers, message.payload.clone())
             .await
@@ -742,6 +756,7 @@ fn refusal(error_code: u64, text: String, commit: bool) -> Attempt {
     } else if code::TRANSIENT.contains(&error_code)
         || error_code == code::BATCH_INCOMPLETE
         || error_code == code::BATCH_TOO_MANY_IN_FLIGHT
+        || error_code == code::TOO_MANY_REQUESTS
         || error_code == code::DUPLICATE_IN_PROCESS
     {
         Attempt::NotStored(text)
@@ -916,8 +931,9 @@ mod tests {
     #[test]
     fn a_batch_lost_with_its_leader_is_sent_again_and_a_limit_refuses_it() {
         // 10176: the staged messages went with a leader; 10008: no leader;
-        // 10210: too many batches in flight; 10158: the id is in process.
-        for code in [10176, 10210, 10008, 10158] {
+        // 10210: too many batches in flight; 10167: the ingest queue is
+        // full; 10158: the id is in process.
+        for code in [10176, 10210, 10167, 10008, 10158] {
             assert!(
                 matches!(refusal(code, String::new(), true), Attempt::NotStored(_)),
                 "{code}"
