@@ -71,9 +71,29 @@ fn name_server_in_panics(server: &Path) {
     });
 }
 
-/// A port of 127.0.0.1 that is free now; a race with another process
-/// taking it in between shows as a server that does not come up.
+/// A port of 127.0.0.1 that is free now, below the kernel's range of
+/// ephemeral ports (so that no outgoing connection, of this process or
+/// another, takes it before the server binds it: a cluster test saw a
+/// route port taken so) and not handed out before by this process (the
+/// tests of a binary start their clusters at once). A race with another
+/// process picking the same port shows as a server that does not come up.
 pub fn free_port() -> u16 {
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let ephemeral_from = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768)
+        .max(10_001);
+    let mut handed_out = HANDED_OUT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for _ in 0..1000 {
+        let port = fastrand::u16(10_000..ephemeral_from);
+        if !handed_out.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            handed_out.push(port);
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .expect("a free port")
