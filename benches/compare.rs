@@ -419,7 +419,7 @@ fn nats_settings((server, client): (&NatsServer, &NatsClient)) -> NatsSettings {
     let (stream, consumer) = client.describe();
     NatsSettings {
         version: support::nats::server_version(
-            &support::nats::find_server().expect("nats-server ran, so it is on PATH"),
+            &support::nats::find_server().expect("nats-server ran, so it was found"),
         ),
         command: server.command.clone(),
         config_file: support::nats::CONFIG_FILE.to_owned(),

@@ -1,9 +1,10 @@
 #!/bin/sh
 # Installs what building and testing rocksmq needs on Debian, when missing:
 # a C++ compiler and libclang with its headers (RocksDB is compiled from
-# source and bound with bindgen), nats-server (the peer of the NATS
-# comparison benchmarks) and the DejaVu fonts (the text of the benchmark
-# report's plot).
+# source and bound with bindgen), Debian's nats-server (2.9: one of the two
+# servers the NATS engine's tests run on; `scripts/nats-server.sh` installs
+# the other, 2.15) and the DejaVu fonts (the text of the benchmark report's
+# plot).
 #
 # `deps.sh --check-libclang` only checks libclang: exit status 0 when bindgen
 # can use it, else 1 (it cannot parse <stddef.h>), 2 (none found) or 3 (it

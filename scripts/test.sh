@@ -2,7 +2,10 @@
 # Runs the whole test suite: installs what is missing, then the unit,
 # integration (fault injection and lock-order stress included) and doc
 # tests, the benchmarks in smoke mode (each workload run once, NATS
-# included), and every example. Needs no network once installed.
+# included), and every example. The NATS engine's tests run twice: on a
+# current nats-server (2.15, `scripts/nats-server.sh`), which the
+# benchmarks' NATS runs use too, and on Debian's 2.9 (`scripts/deps.sh`).
+# Needs no network once installed.
 set -eu
 here="$(cd "$(dirname "$0")" && pwd)"
 # One build for the demo, the tests, the benchmarks and CI: RocksDB takes long
@@ -10,6 +13,8 @@ here="$(cd "$(dirname "$0")" && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/rocksmq/target}"
 echo "building the tests in $CARGO_TARGET_DIR: the first build compiles RocksDB from source, about 15 minutes on two cores; later ones take seconds" >&2
 "$here/deps.sh"
+nats_current="$("$here/nats-server.sh")"
+nats_debian="$(command -v nats-server)"
 cd "$here/.."
 # The integration tests include fault injection (fail points, a simulated
 # crash) and the lock-order stress test with parking_lot's deadlock
@@ -17,7 +22,12 @@ cd "$here/.."
 # engine's (feature nats: the conformance suite on both engines, a 3-server
 # cluster), on nats-server processes the tests start on 127.0.0.1. The
 # doctests and the examples run on the default build, as users get it.
-cargo test --release --all-targets --features fault-injection,deadlock-detection,nats
+features=fault-injection,deadlock-detection,nats
+echo "== every test, the NATS ones on $("$nats_current" --version)" >&2
+ROCKSMQ_NATS_SERVER="$nats_current" cargo test --release --all-targets --features "$features"
+echo "== the NATS engine's tests again, on $("$nats_debian" --version)" >&2
+ROCKSMQ_NATS_SERVER="$nats_debian" cargo test --release --features "$features" \
+    --test conformance --test nats_engine --test nats_cluster --test cli_engines
 cargo test --release --doc
 # The C ABI (capi/: its header, argument decoding and waking), then the Go
 # package over it (go/): the static library, go vet, the tests with the race

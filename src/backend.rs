@@ -255,7 +255,8 @@ impl Backend {
     ///
     /// # Errors
     /// As [`Store::produce`], and [`ProduceError::InvalidProperty`],
-    /// [`ProduceError::BatchTooLarge`] and [`ProduceError::Partial`] as
+    /// [`ProduceError::BatchTooLarge`], [`ProduceError::Partial`],
+    /// [`ProduceError::BatchRefused`] and [`ProduceError::Unconfirmed`] as
     /// the engine's capabilities say.
     pub fn produce(&self, topic: &str, messages: &[Message]) -> Result<ProducedIds, ProduceError> {
         match self {

@@ -24,10 +24,14 @@ use serde::Serialize;
 #[non_exhaustive]
 #[allow(clippy::struct_excessive_bools)] // One flag per capability is the point.
 pub struct Capabilities {
-    /// A produce stores all of its batch or nothing of it. Without, the
-    /// batch is stored message by message, in order, and a failure part way
-    /// returns [`ProduceError::Partial`](crate::ProduceError::Partial) with
-    /// the ids of the stored prefix.
+    /// A produce stores all of its batch or nothing of it, at contiguous
+    /// ids (on NATS, a server's refusal of the whole batch is
+    /// [`ProduceError::BatchRefused`](crate::ProduceError::BatchRefused)).
+    /// Without, the batch is stored message by message, in order, and a
+    /// failure part way returns
+    /// [`ProduceError::Partial`](crate::ProduceError::Partial) with the ids
+    /// of the stored prefix. NATS JetStream has atomic batches from
+    /// nats-server 2.12, told by the version the server reports.
     pub atomic_batch: bool,
     /// The most messages one atomic batch may hold; `None`: no limit but
     /// memory (and `maxMessageSize` per message).
@@ -69,13 +73,17 @@ pub struct Capabilities {
     /// stamps messages with its own clock, and seeking by time reads that.
     pub client_timestamps: bool,
     /// A produce retried across a failover of the server that stores the
-    /// topic is never stored twice. The embedded store has no failover.
-    /// JetStream guarantees it from 2.11, where a new stream leader takes
-    /// writes only once it has applied everything committed before
-    /// (nats-server#6485); with an older server, a publish retried during
-    /// a leader election may, rarely, be stored twice (its duplicate
-    /// tracking on the new leader can be behind), and then its first copy
-    /// may come after a later publish.
+    /// topic is never stored twice, and the ids it returns are where its
+    /// messages are read. The embedded store has no failover. JetStream
+    /// guarantees it from 2.11, where a new stream leader takes writes only
+    /// once it has applied everything committed before (nats-server#6485).
+    /// With an older server, for the calls in flight at a leader election:
+    /// a retried publish may, rarely, be stored twice (the new leader's
+    /// duplicate tracking can be behind), its first copy may come after a
+    /// later publish, and an id the new leader acknowledges before it has
+    /// applied its predecessor's last writes may be off (the message is
+    /// stored, at a later id), as may the ids a failed batch's
+    /// [`ProduceError::Partial`](crate::ProduceError::Partial) reports.
     pub exactly_once_across_failover: bool,
 }
 

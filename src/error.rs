@@ -416,15 +416,19 @@ pub enum TopicError {
 }
 
 /// A produce failed; nothing of its batch is readable, except after
-/// [`ProduceError::Partial`].
+/// [`ProduceError::Partial`] and [`ProduceError::Unconfirmed`].
 ///
-/// Every error but two comes before the batch is written, and the produce
-/// can be retried as it is. The exceptions: a [`ProduceError::Storage`]
-/// error from RocksDB's write itself (its log written, then its sync
-/// failing, say) may leave the batch in the write-ahead log, so that it is
-/// there after the next open (see `docs/durability.md`); and
-/// [`ProduceError::Partial`], from an engine without atomic batches, says
-/// which messages were stored.
+/// Every error but three comes before the batch is written, and the
+/// produce can be retried as it is. The exceptions: a
+/// [`ProduceError::Storage`] error from RocksDB's write itself (its log
+/// written, then its sync failing, say) may leave the batch in the
+/// write-ahead log, so that it is there after the next open (see
+/// `docs/durability.md`); [`ProduceError::Partial`], from an engine without
+/// atomic batches, says which messages were stored; and
+/// [`ProduceError::Unconfirmed`], from a NATS server that stopped answering
+/// during an atomic batch's commit, says that all of it or none of it was.
+/// [`ProduceError::BatchRefused`] is an atomic batch the server refused
+/// whole: nothing of it was stored.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProduceError {
@@ -510,6 +514,38 @@ pub enum ProduceError {
         /// The first message of the batch (from 0) that was not stored.
         index: usize,
         /// Why it was not.
+        reason: String,
+    },
+    /// An engine with atomic batches
+    /// ([`Capabilities::atomic_batch`](crate::Capabilities::atomic_batch))
+    /// sent the batch and the server refused it whole (a stream limit with
+    /// the `new` discard policy, say): nothing of it was stored. Not a
+    /// partial write: the batch can be sent again once `reason` is dealt
+    /// with.
+    #[error(
+        "the server refused the batch of {count} messages to topic `{topic}` whole: {reason}; nothing of the batch was stored"
+    )]
+    BatchRefused {
+        /// The topic.
+        topic: String,
+        /// The messages in the batch.
+        count: usize,
+        /// The server's words, with its error code.
+        reason: String,
+    },
+    /// An engine with atomic batches sent the batch and no answer said
+    /// whether it was stored before the call's deadline (the server or the
+    /// cluster's leader stayed away): all of it or none of it was stored,
+    /// never a part. Reading the topic tells which.
+    #[error(
+        "whether the batch of {count} messages to topic `{topic}` was stored is not known: {reason}; all of it or none of it was"
+    )]
+    Unconfirmed {
+        /// The topic.
+        topic: String,
+        /// The messages in the batch.
+        count: usize,
+        /// What went unanswered.
         reason: String,
     },
     /// The store was closed.

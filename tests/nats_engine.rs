@@ -1,6 +1,8 @@
-//! What only the NATS engine does, against a `nats-server` the tests start:
-//! what it learns of the server, how it names streams and consumers, a
-//! batch stored in part, and a delivery lost on the way.
+//! What only the NATS engine does, against a `nats-server` the tests start
+//! (`ROCKSMQ_NATS_SERVER`, else the one on `PATH`): what it learns of the
+//! server, how it names streams and consumers, a batch the server takes
+//! whole or in part as its capabilities say, and a delivery lost on the
+//! way.
 #![cfg(feature = "nats")]
 
 mod common;
@@ -36,26 +38,58 @@ fn raw() -> (tokio::runtime::Runtime, jetstream::Context) {
     (runtime, js)
 }
 
+/// `major.minor` of a server version such as `2.9.10` or `2.15.3`.
+fn major_minor(version: &str) -> (u64, u64) {
+    let mut parts = version.split(['.', '-']).map(|part| part.parse::<u64>());
+    match (parts.next(), parts.next()) {
+        (Some(Ok(major)), Some(Ok(minor))) => (major, minor),
+        _ => panic!("a server version: {version:?}"),
+    }
+}
+
 #[test]
-fn atomic_batches_are_detected_from_the_servers_echo() {
-    let store = connect(&common::nats::unique_prefix("atomic"));
+fn capabilities_follow_the_servers_version() {
+    let prefix = common::nats::unique_prefix("atomic");
+    let store = connect(&prefix);
     let capabilities = store.capabilities();
     let version = store.server_version().to_owned();
-    let old =
-        version.starts_with("2.9.") || version.starts_with("2.10.") || version.starts_with("2.11.");
-    if old {
-        // The server drops `allow_atomic`, which it does not know.
-        assert!(!capabilities.atomic_batch, "{version}");
-        assert_eq!(capabilities.max_atomic_batch, None);
-    }
+    let at = major_minor(&version);
+    // Atomic batches from 2.12 (ADR-50); a new leader that applies what
+    // was committed before taking writes from 2.11 (nats-server#6485).
+    assert_eq!(capabilities.atomic_batch, at >= (2, 12), "{version}");
     assert_eq!(
-        capabilities.max_atomic_batch.is_some(),
-        capabilities.atomic_batch
+        capabilities.max_atomic_batch,
+        capabilities.atomic_batch.then_some(1000),
+        "{version}"
+    );
+    assert_eq!(
+        capabilities.exactly_once_across_failover,
+        at >= (2, 11),
+        "{version}"
     );
     assert!(!capabilities.exclusive_groups && !capabilities.pages && !capabilities.acked_retention);
+    // A topic's stream allows atomic publishes where the engine uses them
+    // (a 2.9 server drops the option it does not know).
+    store.create_topic("log").unwrap();
+    let name = store.stream_name("log").unwrap();
+    let (runtime, js) = raw();
+    let config = runtime.block_on(async {
+        js.get_stream(&name)
+            .await
+            .unwrap()
+            .info()
+            .await
+            .unwrap()
+            .config
+            .clone()
+    });
+    assert_eq!(
+        config.allow_atomic_publish, capabilities.atomic_batch,
+        "{version}"
+    );
     println!(
-        "nats-server {version}: atomic batches {}",
-        capabilities.atomic_batch
+        "nats-server {version}: atomic batches {}, exactly once across a failover {}",
+        capabilities.atomic_batch, capabilities.exactly_once_across_failover
     );
 }
 
@@ -115,7 +149,7 @@ fn streams_and_consumers_are_named_by_the_escape() {
 }
 
 #[test]
-fn a_batch_stored_in_part_says_which_ids_were_stored() {
+fn a_batch_past_a_stream_limit_is_refused_whole_or_stored_in_part() {
     let prefix = common::nats::unique_prefix("partial");
     let store = connect(&prefix);
     store.create_topic("log").unwrap();
@@ -137,23 +171,206 @@ fn a_batch_stored_in_part_says_which_ids_were_stored() {
         js.update_stream(config).await.unwrap();
     });
     let batch: Vec<Message> = (0..5).map(|i| Message::new(format!("m{i}"))).collect();
-    match store.produce("log", &batch) {
-        Err(ProduceError::Partial {
-            topic,
-            stored,
-            index,
-            reason,
-        }) => {
-            assert_eq!(
-                (topic.as_str(), stored.as_slice(), index),
-                ("log", &[1, 2, 3][..], 3)
-            );
-            assert!(reason.contains("maximum messages"), "{reason}");
+    let result = store.produce("log", &batch);
+    if store.capabilities().atomic_batch {
+        // The server checks the whole batch at its commit and refuses it
+        // whole: not a partial write.
+        match result {
+            Err(ProduceError::BatchRefused {
+                topic,
+                count,
+                reason,
+            }) => {
+                assert_eq!((topic.as_str(), count), ("log", 5));
+                assert!(reason.contains("maximum messages"), "{reason}");
+            }
+            other => panic!("{other:?}"),
         }
-        other => panic!("{other:?}"),
+        assert_eq!(store.latest_id("log").unwrap(), None, "nothing stored");
+        // What fits is taken.
+        let three: Vec<Message> = (0..3).map(|i| Message::new(format!("m{i}"))).collect();
+        assert_eq!(store.produce("log", &three).unwrap(), 1..4);
+    } else {
+        // Stored message by message until the limit.
+        match result {
+            Err(ProduceError::Partial {
+                topic,
+                stored,
+                index,
+                reason,
+            }) => {
+                assert_eq!(
+                    (topic.as_str(), stored.as_slice(), index),
+                    ("log", &[1, 2, 3][..], 3)
+                );
+                assert!(reason.contains("maximum messages"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
     assert_eq!(store.latest_id("log").unwrap(), Some(3));
     assert_eq!(store.get("log", 3).unwrap().unwrap().payload, b"m2");
+}
+
+#[test]
+fn batches_of_1000_from_two_producers_keep_their_ids_as_the_server_promises() {
+    const BATCH: usize = 1000;
+    const BATCHES: usize = 4;
+    let store = connect(&common::nats::unique_prefix("thousand"));
+    store.create_topic("log").unwrap();
+    let atomic = store.capabilities().atomic_batch;
+    let producers: Vec<_> = (0..2)
+        .map(|producer| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                (0..BATCHES)
+                    .map(|batch| {
+                        let messages: Vec<Message> = (0..BATCH)
+                            .map(|n| Message::new(format!("p{producer} b{batch} n{n}")))
+                            .collect();
+                        let ids = store.produce("log", &messages).expect("produce");
+                        (format!("p{producer} b{batch}"), ids)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let batches: Vec<_> = producers
+        .into_iter()
+        .flat_map(|producer| producer.join().expect("a producer"))
+        .collect();
+    let mut reader = store.reader("log", Position::Earliest).unwrap();
+    let mut stored = std::collections::BTreeMap::new();
+    while stored.len() < 2 * BATCHES * BATCH {
+        let read = reader.read(BATCH).unwrap();
+        assert!(!read.is_empty(), "only {} messages read back", stored.len());
+        stored.extend(
+            read.into_iter()
+                .map(|message| (message.id, message.payload)),
+        );
+    }
+    let mut interleaved = 0;
+    for (name, ids) in &batches {
+        assert_eq!(ids.len(), BATCH, "{name}");
+        if atomic {
+            // One atomic write: its ids follow each other.
+            let range = ids.range().unwrap_or_else(|| panic!("{name}: {ids:?}"));
+            assert_eq!(range.end - range.start, BATCH as u64, "{name}");
+        } else if ids.range().is_none() {
+            interleaved += 1;
+        }
+        for (n, id) in ids.iter().enumerate() {
+            assert_eq!(
+                stored.get(&id).map(Vec::as_slice),
+                Some(format!("{name} n{n}").as_bytes()),
+                "message {n} of {name} at id {id}"
+            );
+        }
+    }
+    println!(
+        "{} batches of {BATCH} from two producers: {interleaved} interleaved with the other's",
+        batches.len()
+    );
+    if atomic {
+        let too_many: Vec<Message> = (0..=BATCH).map(|n| Message::new(format!("{n}"))).collect();
+        assert!(matches!(
+            store.produce("log", &too_many),
+            Err(ProduceError::BatchTooLarge {
+                count: 1001,
+                max: 1000,
+                ..
+            })
+        ));
+    }
+}
+
+/// A batch larger than the server's ingest queue for a stream (128 MiB by
+/// default from 2.10, which refuses what passes it, silently for a
+/// message sent without a reply): 100 messages of 4 MiB, stored whole.
+#[test]
+fn a_batch_larger_than_the_servers_ingest_queue_is_stored_whole() {
+    let store = connect(&common::nats::unique_prefix("large"));
+    store.create_topic("log").unwrap();
+    let messages: Vec<Message> = (0..100_u8)
+        .map(|n| Message::new(vec![n; 4 << 20]))
+        .collect();
+    let ids = store.produce("log", &messages).expect("stored");
+    assert_eq!(ids, 1..101);
+    assert_eq!(store.latest_id("log").unwrap(), Some(100));
+    let last = store.get("log", 100).unwrap().expect("the last message");
+    assert_eq!((last.payload.len(), last.payload[0]), (4 << 20, 99));
+}
+
+/// What the engine relies on, on this server, to never store a batch
+/// twice when a commit goes unanswered: the same batch sent again (a new
+/// batch id, the same `Nats-Msg-Id` on its first message) is refused whole
+/// as a duplicate (10201) where batches are atomic, and its first message
+/// sent again alone is answered as a duplicate with the id it was stored
+/// at; neither stores anything.
+#[test]
+fn a_batch_sent_again_is_refused_as_a_duplicate_and_found_by_its_message_id() {
+    let store = connect(&common::nats::unique_prefix("again"));
+    store.create_topic("log").unwrap();
+    store.produce("log", &[Message::new("before")]).unwrap();
+    let name = store.stream_name("log").unwrap();
+    let atomic = store.capabilities().atomic_batch;
+    let (runtime, js) = raw();
+    // The batch (message by message without atomic batches), twice: the
+    // commit's (or last message's) answer.
+    let send = |batch_id: &str| -> String {
+        runtime.block_on(async {
+            let client = js.client();
+            let mut answer = String::new();
+            for n in 0..3 {
+                let mut headers = async_nats::HeaderMap::new();
+                if n == 0 {
+                    headers.insert("Nats-Msg-Id", "the-call");
+                }
+                if atomic {
+                    headers.insert("Nats-Batch-Id", batch_id);
+                    headers.insert("Nats-Batch-Sequence", (n + 1).to_string().as_str());
+                    if n == 2 {
+                        headers.insert("Nats-Batch-Commit", "1");
+                    }
+                }
+                let reply = client
+                    .request_with_headers(name.clone(), headers, format!("m{n}").into())
+                    .await
+                    .unwrap();
+                answer = String::from_utf8_lossy(&reply.payload).into_owned();
+            }
+            answer
+        })
+    };
+    let first = send("attempt-1");
+    assert!(first.contains("\"seq\":4"), "{first}");
+    let again = send("attempt-2");
+    if atomic {
+        assert!(
+            again.contains("10201"),
+            "refused whole as a duplicate: {again}"
+        );
+        assert_eq!(store.latest_id("log").unwrap(), Some(4), "nothing stored");
+    }
+    let found = runtime.block_on(async {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", "the-call");
+        js.send_publish(
+            name.clone(),
+            jetstream::message::PublishMessage::build()
+                .payload("m0".into())
+                .headers(headers),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap()
+    });
+    assert!(found.duplicate);
+    assert_eq!(found.sequence, 2, "the batch's first id");
+    if atomic {
+        assert_eq!(store.latest_id("log").unwrap(), Some(4), "nothing stored");
+    }
 }
 
 #[test]

@@ -116,18 +116,33 @@ impl NatsClient {
     }
 }
 
-/// Publishes `payloads` to `subject` all at once (all in flight), then
+/// Payload bytes one `publish_all` keeps in flight at most: a stream's
+/// ingest queue holds 128 MiB by default (nats-server 2.10 and later), and
+/// the server refuses what passes it ("too many requests", 429).
+pub const PUBLISH_MAX_BYTES: usize = 64 << 20;
+
+/// Publishes `payloads` to `subject` without waiting between them (up to
+/// `PUBLISH_MAX_BYTES` in flight: all of a batch of small messages), then
 /// waits for every JetStream ack.
 pub async fn publish_all(js: &jetstream::Context, subject: &str, payloads: &[Bytes]) {
-    let mut acks = Vec::with_capacity(payloads.len());
+    let mut acks = std::collections::VecDeque::with_capacity(payloads.len());
+    let mut in_flight = 0;
     for payload in payloads {
+        while in_flight + payload.len() > PUBLISH_MAX_BYTES
+            && let Some((bytes, ack)) = acks.pop_front()
+        {
+            let ack: jetstream::context::PublishAckFuture = ack;
+            ack.await.expect("the publish is acknowledged");
+            in_flight -= bytes;
+        }
         let ack = js
             .publish(subject.to_owned(), payload.clone())
             .await
             .expect("publish");
-        acks.push(ack);
+        in_flight += payload.len();
+        acks.push_back((payload.len(), ack));
     }
-    for ack in acks {
+    for (_, ack) in acks {
         ack.await.expect("the publish is acknowledged");
     }
 }

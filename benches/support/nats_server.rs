@@ -2,7 +2,9 @@
 //! itself, on free ports of 127.0.0.1, with JetStream on file storage in a
 //! temporary directory: one server, or a cluster of servers with
 //! JetStream replication. No network, no service to install but the
-//! executable (`sh scripts/deps.sh`).
+//! executable: the one `ROCKSMQ_NATS_SERVER` names, or else `nats-server`
+//! on `PATH` (`scripts/deps.sh` installs Debian's, `scripts/nats-server.sh`
+//! a current one; `scripts/test.sh` runs the NATS tests on each).
 //!
 //! Shared by the comparison benchmark (`benches/support/nats.rs`) and the
 //! integration tests (`tests/common`, which include this file by path), so
@@ -24,8 +26,22 @@ use tempfile::TempDir;
 /// their headers; Milvus's natsmq raises it to 8 MiB the same way.
 pub const CONFIG_FILE: &str = "max_payload: 8MB\n";
 
-/// The `nats-server` executable on `PATH`, if there is one.
+/// The variable naming the `nats-server` executable to run instead of the
+/// one on `PATH`.
+pub const SERVER_VARIABLE: &str = "ROCKSMQ_NATS_SERVER";
+
+/// The `nats-server` executable: the one [`SERVER_VARIABLE`] names (which
+/// must exist), or else the one on `PATH`, if there is one.
 pub fn find_server() -> Option<PathBuf> {
+    if let Some(chosen) = std::env::var_os(SERVER_VARIABLE) {
+        let chosen = PathBuf::from(chosen);
+        assert!(
+            chosen.is_file(),
+            "{SERVER_VARIABLE}={} is not a file (`sh scripts/nats-server.sh` installs one)",
+            chosen.display()
+        );
+        return Some(chosen);
+    }
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join("nats-server"))
@@ -41,9 +57,43 @@ pub fn server_version(server: &Path) -> String {
         .unwrap_or_else(|error| format!("unknown ({error})"))
 }
 
-/// A port of 127.0.0.1 that is free now; a race with another process
-/// taking it in between shows as a server that does not come up.
+/// From now on, every panic of this process also says which server the
+/// NATS runs of the process use, so that a failing test names it.
+fn name_server_in_panics(server: &Path) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    let label = format!("{} ({})", server_version(server), server.display());
+    ONCE.call_once(move || {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            previous(info);
+            eprintln!("(the NATS runs of this process use {label})");
+        }));
+    });
+}
+
+/// A port of 127.0.0.1 that is free now, below the kernel's range of
+/// ephemeral ports (so that no outgoing connection, of this process or
+/// another, takes it before the server binds it: a cluster test saw a
+/// route port taken so) and not handed out before by this process (the
+/// tests of a binary start their clusters at once). A race with another
+/// process picking the same port shows as a server that does not come up.
 pub fn free_port() -> u16 {
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let ephemeral_from = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768)
+        .max(10_001);
+    let mut handed_out = HANDED_OUT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for _ in 0..1000 {
+        let port = fastrand::u16(10_000..ephemeral_from);
+        if !handed_out.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            handed_out.push(port);
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .expect("a free port")
@@ -117,8 +167,8 @@ pub struct NatsServer {
 }
 
 impl NatsServer {
-    /// Starts a server, or says on standard error why not and returns
-    /// `None` if `nats-server` is not on `PATH`. Panics if it is there but
+    /// Starts a server ([`find_server`]), or says on standard error why
+    /// not and returns `None` if there is none. Panics if it is there but
     /// does not come up.
     pub fn start() -> Option<Self> {
         let Some(server) = find_server() else {
@@ -128,6 +178,7 @@ impl NatsServer {
             );
             return None;
         };
+        name_server_in_panics(&server);
         let dir = tempfile::tempdir().expect("a temporary directory");
         let config = dir.path().join("nats.conf");
         std::fs::write(&config, CONFIG_FILE).expect("write the server's configuration");
@@ -219,13 +270,14 @@ pub struct NatsCluster {
 }
 
 impl NatsCluster {
-    /// Starts `size` servers; `None` (with a message) without
-    /// `nats-server` on `PATH`.
+    /// Starts `size` servers ([`find_server`]); `None` (with a message)
+    /// if there is none.
     pub fn start(size: usize) -> Option<Self> {
         let Some(server) = find_server() else {
             eprintln!("nats-server is not on PATH: the cluster runs are skipped");
             return None;
         };
+        name_server_in_panics(&server);
         let dir = tempfile::tempdir().expect("a temporary directory");
         let ports: Vec<(u16, u16)> = (0..size).map(|_| (free_port(), free_port())).collect();
         let mut nodes = Vec::with_capacity(size);

@@ -1,5 +1,6 @@
 //! The NATS engine's core: the connection, its runtime, the configuration,
-//! what the server can do, and the JetStream API requests every part makes.
+//! what the server can do (from the version it reports), and the
+//! JetStream API requests every part makes.
 //!
 //! Management goes through JetStream's JSON API (`$JS.API.…`) as plain
 //! requests, so that every answer is one of two shapes: the server could
@@ -30,10 +31,11 @@ pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long the engine keeps retrying what an unavailable server (a
 /// stream without a leader, during an election) could not do, before it
-/// gives up and reports the failure.
+/// gives up and reports the failure: a call's deadline.
 pub(crate) const RETRY_FOR: Duration = Duration::from_secs(30);
 
-/// JetStream error codes the engine tells apart.
+/// JetStream error codes the engine tells apart (nats-server's
+/// `server/jetstream_errors_generated.go`).
 pub(crate) mod code {
     pub(crate) const STREAM_NOT_FOUND: u64 = 10059;
     pub(crate) const CONSUMER_NOT_FOUND: u64 = 10014;
@@ -44,6 +46,22 @@ pub(crate) mod code {
     /// offline). Other errors, many with status 503 too (a store failure,
     /// a limit reached), stay as they are if retried.
     pub(crate) const TRANSIENT: [u64; 5] = [10008, 10009, 10005, 10118, 10119];
+    /// An atomic batch the server no longer holds whole when its commit
+    /// comes: its staged messages went with a leader that failed, or it
+    /// waited too long. Nothing of it was stored.
+    pub(crate) const BATCH_INCOMPLETE: u64 = 10176;
+    /// More atomic batches in flight than the stream (50) or the server
+    /// (1000) takes at once; nothing of this one was stored.
+    pub(crate) const BATCH_TOO_MANY_IN_FLIGHT: u64 = 10210;
+    /// More bytes or messages waiting for the stream than its ingest queue
+    /// holds (128 MiB by default): the message was dropped.
+    pub(crate) const TOO_MANY_REQUESTS: u64 = 10167;
+    /// A message id (`Nats-Msg-Id`) the stream is storing right now, in a
+    /// proposal not yet applied.
+    pub(crate) const DUPLICATE_IN_PROCESS: u64 = 10158;
+    /// An atomic batch holding a message id the stream has stored: refused
+    /// whole, but the id's message is there.
+    pub(crate) const BATCH_DUPLICATE: u64 = 10201;
 }
 
 /// Why a JetStream request failed.
@@ -160,9 +178,13 @@ impl Engine {
             .block_on(open_connection(addresses, nats.credentials_file.clone()))
             .map_err(&connect_error)?;
         let info = client.server_info();
-        let (js, atomic) = runtime
-            .block_on(ready(client.clone(), nats.stream_prefix.clone()))
+        let js = runtime
+            .block_on(ready(client.clone()))
             .map_err(&connect_error)?;
+        // What the server the client reached says it is (its INFO). A
+        // cluster runs one version; one of servers of mixed versions is
+        // taken at its word.
+        let atomic = version_at_least(&info.version, 2, 12);
         let capabilities = Capabilities {
             atomic_batch: atomic,
             max_atomic_batch: atomic.then_some(MAX_ATOMIC_BATCH),
@@ -362,7 +384,17 @@ impl Engine {
         subject: String,
         body: &(impl Serialize + Sync),
     ) -> Result<T, ApiError> {
-        let deadline = tokio::time::Instant::now() + RETRY_FOR;
+        Self::api_until(js, subject, body, tokio::time::Instant::now() + RETRY_FOR).await
+    }
+
+    /// As [`Engine::api`], retrying until `deadline` while the answer is
+    /// transient.
+    pub(crate) async fn api_until<T: DeserializeOwned>(
+        js: &jetstream::Context,
+        subject: String,
+        body: &(impl Serialize + Sync),
+        deadline: tokio::time::Instant,
+    ) -> Result<T, ApiError> {
         let mut pause = Duration::from_millis(50);
         loop {
             match Self::api(js, subject.clone(), body).await {
@@ -376,12 +408,75 @@ impl Engine {
         }
     }
 
-    /// The stream's information.
+    /// The stream's information. "Stream not found" is believed only once
+    /// the cluster's metadata leader confirms it ([`Engine::stream_listed`]):
+    /// while a stream elects a leader every replica answers, and one that
+    /// has not loaded the stream yet (restarted a moment ago) says it is
+    /// not found. A stream the leader lists is asked again until
+    /// [`RETRY_FOR`] passes.
     pub(crate) async fn stream_info(
         js: &jetstream::Context,
         stream: &str,
     ) -> Result<stream::Info, ApiError> {
-        Self::api_retrying(js, format!("STREAM.INFO.{stream}"), &serde_json::json!({})).await
+        let deadline = tokio::time::Instant::now() + RETRY_FOR;
+        let subject = format!("STREAM.INFO.{stream}");
+        let mut pause = Duration::from_millis(50);
+        loop {
+            match Self::api_until(js, subject.clone(), &serde_json::json!({}), deadline).await {
+                Err(error) if error.is(code::STREAM_NOT_FOUND) => {
+                    if !Self::stream_listed(js, stream, deadline).await? {
+                        return Err(error);
+                    }
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(ApiError::Unavailable(format!(
+                            "stream `{stream}` exists, and no server gave its information in {} s",
+                            RETRY_FOR.as_secs()
+                        )));
+                    }
+                    tracing::debug!(%stream, "a server did not find a stream that exists; asking again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Whether stream `stream` exists, by the account's list of streams
+    /// with its subject: in a cluster only the metadata leader answers that
+    /// list (a cluster without one says so, and is asked again until
+    /// `deadline`), and it holds every stream's assignment, so its answer
+    /// tells a deleted stream from one electing a leader. A topic's stream
+    /// has one subject, its own name.
+    pub(crate) async fn stream_listed(
+        js: &jetstream::Context,
+        stream: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<bool, ApiError> {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            total: usize,
+            #[serde(default)]
+            streams: Option<Vec<String>>,
+        }
+        let mut seen = 0;
+        loop {
+            let page: Page = Self::api_until(
+                js,
+                "STREAM.NAMES".to_owned(),
+                &serde_json::json!({ "offset": seen, "subject": stream }),
+                deadline,
+            )
+            .await?;
+            let streams = page.streams.unwrap_or_default();
+            if streams.iter().any(|name| name == stream) {
+                return Ok(true);
+            }
+            seen += streams.len();
+            if streams.is_empty() || seen >= page.total {
+                return Ok(false);
+            }
+        }
     }
 
     /// The consumer's information.
@@ -511,8 +606,8 @@ async fn open_connection(
 }
 
 /// Waits until JetStream answers (a cluster that is starting does once it
-/// has a leader), and learns whether it stores atomic batches.
-async fn ready(client: Client, prefix: String) -> Result<(jetstream::Context, bool), String> {
+/// has a leader).
+async fn ready(client: Client) -> Result<jetstream::Context, String> {
     // The context spawns a task: it is built on the runtime.
     let js = jetstream::context::ContextBuilder::new()
         .timeout(REQUEST_TIMEOUT)
@@ -531,8 +626,7 @@ async fn ready(client: Client, prefix: String) -> Result<(jetstream::Context, bo
             Err(error) => return Err(format!("JetStream is not available: {error}")),
         }
     }
-    let atomic = probe_atomic(&js, &client, &prefix).await;
-    Ok((js, atomic))
+    Ok(js)
 }
 
 /// Whether server version `version` (`2.9.10`, `v2.11.0-RC.1`) is
@@ -549,52 +643,14 @@ fn version_at_least(version: &str, major: u64, minor: u64) -> bool {
     }
 }
 
-/// The most messages JetStream takes in one atomic batch (2.12's limit).
+/// The most messages JetStream takes in one atomic batch (its default
+/// limit since 2.12; a server's `jetstream { limits { batch { max_msgs } } }`
+/// can change it, which the engine cannot see).
 pub(crate) const MAX_ATOMIC_BATCH: usize = 1000;
 
 /// How long a group's consumer may hold a message without acknowledging
 /// it before the server would deliver it again.
 pub(crate) const GROUP_ACK_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
-
-/// Whether the server stores atomic batches: it echoes `allow_atomic`
-/// back in the configuration of a stream created with it (2.12 and
-/// later); an older server drops the option it does not know. Found with
-/// a small in-memory stream, deleted at once; if even that cannot be
-/// created, atomic batches are taken as unavailable.
-async fn probe_atomic(js: &jetstream::Context, client: &Client, prefix: &str) -> bool {
-    // `~` is in no escaped topic name: the probe never meets a topic.
-    let id = client.new_inbox();
-    let name = format!(
-        "{prefix}~probe-{}",
-        id.rsplit('.').next().unwrap_or_default()
-    );
-    let config = stream::Config {
-        name: name.clone(),
-        subjects: vec![name.clone()],
-        storage: stream::StorageType::Memory,
-        num_replicas: 1,
-        max_messages: 1,
-        allow_atomic_publish: true,
-        ..Default::default()
-    };
-    let created: Result<stream::Info, ApiError> =
-        Engine::api(js, format!("STREAM.CREATE.{name}"), &config).await;
-    match created {
-        Ok(info) => {
-            let atomic = info.config.allow_atomic_publish;
-            let deleted: Result<serde_json::Value, ApiError> =
-                Engine::api(js, format!("STREAM.DELETE.{name}"), &serde_json::json!({})).await;
-            if let Err(error) = deleted {
-                tracing::warn!(stream = %name, %error, "cannot delete the capability probe's stream");
-            }
-            atomic
-        }
-        Err(error) => {
-            tracing::warn!(%error, "cannot create a stream to learn whether the server stores atomic batches; taking it as not");
-            false
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -177,8 +177,12 @@ impl NatsStore {
     /// # Errors
     /// [`ProduceError::TopicNotFound`], [`ProduceError::MessageTooLarge`],
     /// [`ProduceError::InvalidProperty`], [`ProduceError::BatchTooLarge`]
-    /// (nothing written); [`ProduceError::Partial`] with the ids of the
-    /// stored prefix.
+    /// (nothing written); without atomic batches,
+    /// [`ProduceError::Partial`] with the ids of the stored prefix; with
+    /// them, [`ProduceError::BatchRefused`] (refused whole, nothing
+    /// written) and [`ProduceError::Unconfirmed`] (all or nothing written,
+    /// not known which); a storage error when the server stayed away for
+    /// the call's deadline (30 s).
     pub fn produce(&self, topic: &str, messages: &[Message]) -> Result<ProducedIds, ProduceError> {
         produce::produce(&self.engine, topic, messages)
     }

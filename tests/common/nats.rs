@@ -30,7 +30,7 @@ extern "C" fn stop_server() {
 }
 
 /// The shared server's URL; `None` (said once on standard error) without
-/// `nats-server` on `PATH`.
+/// a `nats-server` (`ROCKSMQ_NATS_SERVER`, or on `PATH`).
 pub fn url() -> Option<String> {
     let mut started = STARTED
         .lock()
