@@ -45,6 +45,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::MutexGuard;
 use rocksdb::{ColumnFamily, DB, WriteBatch};
+use smallvec::SmallVec;
 
 use crate::config::available_cores;
 use crate::error::{ProduceError, StorageError};
@@ -63,6 +64,13 @@ const GATHER_TIME: Duration = Duration::from_micros(2);
 /// group (held by a call written alone, a retention pass, the segment
 /// sync), then gives the topic's calls back to their callers.
 const TOPIC_PATIENCE: Duration = Duration::from_micros(200);
+/// A batch's header (sequence number and count).
+const BATCH_HEADER_BYTES: usize = 12;
+/// A put's tag, column family, lengths and the rest of its key, beyond
+/// what `encoded_bytes` counts.
+const PUT_HEADER_BYTES: usize = 16;
+/// The room a group of queued calls starts with.
+const GROUP_RESERVE_BYTES: usize = 4 << 10;
 /// A queued producer spins this many times before it yields…
 const WAIT_SPINS: u32 = 64;
 /// …and yields until it has waited this long, then sleeps on the role.
@@ -91,6 +99,7 @@ pub(crate) fn produce(
         let own = Own {
             topic,
             messages,
+            encoded_bytes,
             started,
         };
         return shard.lead(&mut role, Some(own));
@@ -144,6 +153,8 @@ struct Shard<'a> {
 struct Own<'a> {
     topic: &'a Topic,
     messages: &'a [Message],
+    /// The bytes its keys and values take in a batch.
+    encoded_bytes: usize,
     /// When its produce began, on the store's metrics clock.
     started: Option<u64>,
 }
@@ -157,7 +168,12 @@ impl Shard<'_> {
         // Declared before the group, which borrows the queued calls: it
         // must be dropped first.
         let queued;
-        let mut group = Group::new(self.engine, self.db);
+        // Room for the holder's own call: most groups are one small call,
+        // and a batch that needs more grows.
+        let reserve = own.as_ref().map_or(GROUP_RESERVE_BYTES, |own| {
+            own.encoded_bytes + PUT_HEADER_BYTES * own.messages.len() + BATCH_HEADER_BYTES
+        });
+        let mut group = Group::new(self.engine, self.db, reserve);
         let own = own.and_then(|own| {
             let range = group.add(own.topic, Member::Own(own.messages))?;
             Some((range, own.started))
@@ -231,7 +247,8 @@ struct Group<'a> {
     /// the queued calls are taken; each topic's never goes backwards: see
     /// [`Locked::now_ns`]).
     now_ns: u64,
-    topics: Vec<Locked<'a>>,
+    /// Most groups are of one topic: no allocation for it.
+    topics: SmallVec<[Locked<'a>; 1]>,
 }
 
 /// A call of a group.
@@ -266,15 +283,16 @@ impl Locked<'_> {
 }
 
 impl<'a> Group<'a> {
-    fn new(engine: &'a Engine, db: &'a DB) -> Self {
+    /// A group whose batch has room for `reserve` bytes.
+    fn new(engine: &'a Engine, db: &'a DB, reserve: usize) -> Self {
         Self {
             engine,
             db,
             messages_cf: messages_cf(db),
             meta_cf: meta_cf(db),
-            batch: WriteBatch::with_capacity_bytes(4 << 10),
+            batch: WriteBatch::with_capacity_bytes(reserve),
             now_ns: engine.now_ns(),
-            topics: Vec::new(),
+            topics: SmallVec::new(),
         }
     }
 
