@@ -19,10 +19,12 @@ use criterion::{BenchmarkGroup, Criterion, SamplingMode};
 
 use support::concurrency::{NatsConcurrent, PRODUCERS, RawConcurrent, RocksmqConcurrent, Topics};
 use support::fanout::{FanoutConsume, FanoutEndToEnd, GROUPS};
+use support::fjall::FjallProduce;
 use support::nats::{NatsClient, NatsConsume, NatsEndToEnd, NatsProduce, NatsServer};
 use support::report::{self, CriterionSettings, NatsSettings, Results, System, Workload};
-use support::rocks::{RawProduce, RocksmqConsume, RocksmqEndToEnd, RocksmqProduce};
+use support::rocks::{Raw, RawProduce, RocksmqConsume, RocksmqEndToEnd, RocksmqProduce};
 use support::scaling::{Producer, Scaling};
+use support::walrus::WalrusProcess;
 use support::{
     BATCH, LARGE_SIZES, Run, SIZES, Scale, backends, concurrency, disk, fanout, memory,
     metrics_cost, retention, topics,
@@ -45,7 +47,7 @@ const CONCURRENCY_MEASUREMENT: Duration = Duration::from_secs(3);
 const SMOKE_REPORT_ENV: &str = "ROCKSMQ_BENCH_SMOKE_REPORT";
 
 fn main() {
-    if memory::child_main() || topics::child_main() {
+    if memory::child_main() || topics::child_main() || support::walrus::child_main() {
         return;
     }
     let run = Run::from_args();
@@ -65,18 +67,21 @@ fn main() {
         .without_plots()
         .configure_from_args();
     let mut results = Results::new(scale);
+    let systems = System::selected();
 
     produce(
         &mut criterion,
         &mut results,
         nats.as_ref(),
         Workload::ProduceSingle,
+        &systems,
     );
     produce(
         &mut criterion,
         &mut results,
         nats.as_ref(),
         Workload::ProduceBatch,
+        &systems,
     );
     consume(&mut criterion, &mut results, nats.as_ref(), scale);
     end_to_end(&mut criterion, &mut results, nats.as_ref());
@@ -181,12 +186,14 @@ fn main() {
     }
 }
 
-/// Produce, one message per call or `BATCH` per call, each call confirmed.
+/// Produce, one message per call or `BATCH` per call, each call confirmed,
+/// on rocksmq and every peer selected.
 fn produce(
     c: &mut Criterion,
     results: &mut Results,
     nats: Option<&NatsClient>,
     workload: Workload,
+    systems: &[System],
 ) {
     let batch = if workload == Workload::ProduceBatch {
         BATCH
@@ -195,35 +202,37 @@ fn produce(
     };
     let mut group = group(c, workload);
     for size in SIZES {
-        measure(
-            &mut group,
-            results,
-            workload,
-            System::Rocksmq,
-            size,
-            batch,
-            || RocksmqProduce::new(size, batch),
-        );
-        if let Some(client) = nats {
-            measure(
-                &mut group,
-                results,
-                workload,
-                System::Nats,
-                size,
-                batch,
-                || NatsProduce::new(client, size, batch),
-            );
+        for &system in systems {
+            let raw = |blob_files| Raw {
+                blob_files,
+                sync: false,
+            };
+            let (group, results) = (&mut group, &mut *results);
+            match system {
+                System::Rocksmq => measure(group, results, workload, system, size, batch, || {
+                    RocksmqProduce::new(size, batch)
+                }),
+                System::Nats => {
+                    if let Some(client) = nats {
+                        measure(group, results, workload, system, size, batch, || {
+                            NatsProduce::new(client, size, batch)
+                        });
+                    }
+                }
+                System::RocksDb | System::BlobDb => {
+                    let raw = raw(system == System::BlobDb);
+                    measure(group, results, workload, system, size, batch, || {
+                        RawProduce::new(size, batch, raw)
+                    });
+                }
+                System::Fjall => measure(group, results, workload, system, size, batch, || {
+                    FjallProduce::new(size, batch, false)
+                }),
+                System::Walrus => measure(group, results, workload, system, size, batch, || {
+                    WalrusProcess::produce(size, batch, false)
+                }),
+            }
         }
-        measure(
-            &mut group,
-            results,
-            workload,
-            System::RocksDb,
-            size,
-            batch,
-            || RawProduce::new(size, batch),
-        );
     }
     group.finish();
 }
@@ -302,7 +311,7 @@ fn concurrent(c: &mut Criterion, scaling: &mut Scaling, nats: Option<&NatsClient
                 if topics == Topics::Shared {
                     let id = concurrency::function_id(Producer::RawRocksdb.id(), topics, producers);
                     let recorded = support::bench(&mut group, &id, size, producers as u64, || {
-                        RawConcurrent::new(size, producers)
+                        RawConcurrent::new(size, producers, Raw::default())
                     });
                     scaling.add_concurrency(
                         size,

@@ -13,6 +13,7 @@ pub mod backends;
 pub mod concurrency;
 pub mod disk;
 pub mod fanout;
+pub mod fjall;
 pub mod memory;
 pub mod metrics_cost;
 pub mod nats;
@@ -25,6 +26,7 @@ pub mod rocks;
 pub mod scaling;
 pub mod text;
 pub mod topics;
+pub mod walrus;
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -298,6 +300,12 @@ pub trait Workload {
     /// Runs `iters` iterations and returns the time they took (setup
     /// excluded), recording latencies into `samples`.
     fn run(&mut self, iters: u64, samples: &mut Samples) -> Duration;
+}
+
+impl<W: Workload + ?Sized> Workload for Box<W> {
+    fn run(&mut self, iters: u64, samples: &mut Samples) -> Duration {
+        (**self).run(iters, samples)
+    }
 }
 
 /// Benchmarks the workload `setup` builds as `group/system/size`, counting

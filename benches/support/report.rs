@@ -71,32 +71,91 @@ pub enum System {
     Nats,
     /// Raw RocksDB write batches: the ceiling of produce.
     RocksDb,
+    /// Raw RocksDB with its integrated blob files (BlobDB).
+    BlobDb,
+    /// fjall, an LSM tree in Rust, a keyspace per topic.
+    Fjall,
+    /// walrus, a write-ahead log by topic.
+    Walrus,
 }
 
+/// The variable that selects the peers a run measures (`nats,fjall`;
+/// every peer when unset). rocksmq always runs.
+pub const PEERS_ENV: &str = "ROCKSMQ_BENCH_PEERS";
+
 impl System {
-    /// Its Criterion function name (and output directory).
+    /// Every system, in the report's order.
+    pub const ALL: [Self; 6] = [
+        Self::Rocksmq,
+        Self::Nats,
+        Self::RocksDb,
+        Self::BlobDb,
+        Self::Fjall,
+        Self::Walrus,
+    ];
+
+    /// Its Criterion function name (and output directory), and its name
+    /// in [`PEERS_ENV`].
     pub fn id(self) -> &'static str {
         match self {
             Self::Rocksmq => "rocksmq",
             Self::Nats => "nats",
             Self::RocksDb => "rocksdb",
+            Self::BlobDb => "blobdb",
+            Self::Fjall => "fjall",
+            Self::Walrus => "walrus",
         }
     }
 
-    fn name(self) -> &'static str {
+    /// Its name in the report.
+    pub fn name(self) -> &'static str {
         match self {
             Self::Rocksmq => "rocksmq",
             Self::Nats => "NATS JetStream",
             Self::RocksDb => "raw RocksDB",
+            Self::BlobDb => "RocksDB blob files",
+            Self::Fjall => "fjall",
+            Self::Walrus => "walrus",
         }
     }
 
-    fn color(self) -> (u8, u8, u8) {
+    /// Its colour in the plots.
+    pub fn color(self) -> (u8, u8, u8) {
         match self {
             Self::Rocksmq => (214, 39, 40),
             Self::Nats => (31, 119, 180),
             Self::RocksDb => (90, 90, 90),
+            Self::BlobDb => (44, 160, 44),
+            Self::Fjall => (148, 103, 189),
+            Self::Walrus => (255, 127, 14),
         }
+    }
+
+    /// The systems this run measures: rocksmq, and the peers
+    /// [`PEERS_ENV`] names (all of them when it is unset). An unknown
+    /// name is an error that lists the known ones.
+    pub fn selected() -> Vec<Self> {
+        let Ok(list) = std::env::var(PEERS_ENV) else {
+            return Self::ALL.to_vec();
+        };
+        let mut systems = vec![Self::Rocksmq];
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let system = Self::ALL
+                .into_iter()
+                .find(|system| system.id() == name)
+                .unwrap_or_else(|| {
+                    let known: Vec<&str> = Self::ALL[1..].iter().map(|s| s.id()).collect();
+                    panic!(
+                        "{PEERS_ENV}: unknown peer `{name}` (known: {})",
+                        known.join(", ")
+                    )
+                });
+            if !systems.contains(&system) {
+                systems.push(system);
+            }
+        }
+        systems.sort();
+        systems
     }
 }
 
@@ -274,7 +333,7 @@ impl Report {
     }
 
     fn plot(&self, path: &Path) -> Result<(), String> {
-        let series: Vec<super::plot::Series> = [System::Rocksmq, System::Nats, System::RocksDb]
+        let series: Vec<super::plot::Series> = System::ALL
             .into_iter()
             .map(|system| super::plot::Series {
                 name: system.name().to_owned(),
@@ -488,38 +547,67 @@ impl Report {
         md
     }
 
+    /// The systems with at least one measurement, in the report's order.
+    fn systems(&self) -> Vec<System> {
+        System::ALL
+            .into_iter()
+            .filter(|&system| self.measured.keys().any(|&(_, _, s)| s == system))
+            .collect()
+    }
+
+    /// The fastest system other than rocksmq at `workload` and `size`, with
+    /// its rate.
+    fn fastest_peer(&self, workload: Workload, size: usize) -> Option<(System, f64)> {
+        System::ALL[1..]
+            .iter()
+            .filter_map(|&system| Some((system, self.rate(workload, size, system)?)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+    }
+
     fn summary(&self, md: &mut String) {
+        let systems = self.systems();
         let _ = writeln!(md, "## Summary\n");
-        let _ = writeln!(
+        let _ = write!(md, "Messages per second.\n\n| workload | size |");
+        for system in &systems {
+            let _ = write!(md, " {} |", system.name());
+        }
+        let _ = write!(
             md,
-            "Messages per second.\n\n\
-             | workload | size | rocksmq | NATS JetStream | raw RocksDB | rocksmq ÷ NATS | rocksmq ÷ RocksDB |\n\
-             |---|---|--:|--:|--:|--:|--:|"
+            " rocksmq ÷ NATS | rocksmq ÷ raw RocksDB | rocksmq ÷ the fastest peer |\n|---|---|"
         );
+        for _ in &systems {
+            let _ = write!(md, "--:|");
+        }
+        let _ = writeln!(md, "--:|--:|--:|");
         for workload in [
             Workload::ProduceSingle,
             Workload::ProduceBatch,
             Workload::Consume,
         ] {
             for size in SIZES {
-                let cell = |system| {
-                    self.rate(workload, size, system)
-                        .map_or_else(|| "–".to_owned(), rate)
-                };
                 let ratio = |system| {
                     self.ratio(workload, size, system)
                         .map_or_else(|| "–".to_owned(), |r| format!("{r:.2}×"))
                 };
+                let _ = write!(md, "| {} | {} |", workload.title(), size_label(size));
+                for &system in &systems {
+                    let cell = self
+                        .rate(workload, size, system)
+                        .map_or_else(|| "–".to_owned(), rate);
+                    let _ = write!(md, " {cell} |");
+                }
+                let fastest = self
+                    .fastest_peer(workload, size)
+                    .zip(self.rate(workload, size, System::Rocksmq))
+                    .map_or_else(
+                        || "–".to_owned(),
+                        |((peer, theirs), ours)| format!("{:.2}× ({})", ours / theirs, peer.name()),
+                    );
                 let _ = writeln!(
                     md,
-                    "| {} | {} | {} | {} | {} | {} | {} |",
-                    workload.title(),
-                    size_label(size),
-                    cell(System::Rocksmq),
-                    cell(System::Nats),
-                    cell(System::RocksDb),
+                    " {} | {} | {fastest} |",
                     ratio(System::Nats),
-                    ratio(System::RocksDb)
+                    ratio(System::RocksDb),
                 );
             }
         }
@@ -575,7 +663,7 @@ impl Report {
             }
         );
         for size in SIZES {
-            for system in [System::Rocksmq, System::Nats, System::RocksDb] {
+            for system in System::ALL {
                 let ratio = match system {
                     System::Rocksmq => String::new(),
                     other => self
