@@ -26,8 +26,8 @@ use support::rocks::{Raw, RawProduce, RocksmqConsume, RocksmqEndToEnd, RocksmqPr
 use support::scaling::{Producer, Scaling};
 use support::walrus::WalrusProcess;
 use support::{
-    BATCH, LARGE_SIZES, Run, SIZES, Scale, backends, concurrency, disk, fanout, memory,
-    metrics_cost, retention, topics,
+    BATCH, LARGE_SIZES, Run, SIZES, Scale, backends, concurrency, disk, durable, fanout, memory,
+    metrics_cost, milvus, pipelined, reopen, retention, topics,
 };
 
 /// Few samples and short times keep the whole run under ten minutes on two
@@ -47,7 +47,12 @@ const CONCURRENCY_MEASUREMENT: Duration = Duration::from_secs(3);
 const SMOKE_REPORT_ENV: &str = "ROCKSMQ_BENCH_SMOKE_REPORT";
 
 fn main() {
-    if memory::child_main() || topics::child_main() || support::walrus::child_main() {
+    if memory::child_main()
+        || topics::child_main()
+        || support::walrus::child_main()
+        || milvus::child_main()
+        || reopen::child_main()
+    {
         return;
     }
     let run = Run::from_args();
@@ -91,6 +96,16 @@ fn main() {
         paired(&mut scaling, scale);
     }
     fan_out(&mut criterion, &mut scaling, scale);
+    let durable = durable_mode(&mut criterion, &systems, run.list);
+    let pipelined = run
+        .selects(pipelined::NAME)
+        .then(|| pipelined::measure(scale.pair_fours, scale.pair_calls(pipelined::SIZE)));
+    let milvus = run
+        .selects(milvus::NAME)
+        .then(|| milvus::measure(scale.milvus_phase, scale.milvus_phase));
+    let reopen = run
+        .selects(reopen::NAME)
+        .then(|| reopen::measure(scale.reopen_bytes, scale.reopen_small_per_topic));
     scaling.many_topics = run
         .selects("many_topics")
         .then(|| topics::measure(scale.topics));
@@ -149,6 +164,7 @@ fn main() {
         return;
     }
     let scaling = scaling.finish(run.bench.then_some(criterion_dir.as_path()));
+    let durable = durable.finish(run.bench.then_some(criterion_dir.as_path()));
     let context = report::Context {
         criterion_dir: run.bench.then_some(criterion_dir),
         criterion: CRITERION,
@@ -159,6 +175,10 @@ fn main() {
         disk,
         data_dir: std::env::temp_dir(),
         scaling: Some(scaling),
+        durable: Some(durable),
+        pipelined,
+        milvus,
+        reopen,
     };
     if run.writes_report() {
         // Cargo names the package's directory when it runs the bench; the
@@ -355,6 +375,26 @@ fn paired(scaling: &mut Scaling, scale: Scale) {
             scaling.add_paired(size, topics, scale.pair_fours, ratios);
         }
     }
+}
+
+/// Durable mode on rocksmq and the `systems` selected; NATS on a server of
+/// its own that syncs every message.
+fn durable_mode(c: &mut Criterion, systems: &[System], list: bool) -> durable::Durable {
+    let server = (!list && systems.contains(&System::Nats))
+        .then(|| NatsServer::start_with(durable::NATS_CONFIG))
+        .flatten();
+    let client = server
+        .as_ref()
+        .map(|server| NatsClient::connect(&server.url));
+    durable::measure(
+        c,
+        CriterionSettings {
+            measurement: CONCURRENCY_MEASUREMENT,
+            ..CRITERION
+        },
+        systems,
+        client.as_ref(),
+    )
 }
 
 /// Consumer fan-out: 1, 4 and 16 groups on one topic.

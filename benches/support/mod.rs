@@ -12,13 +12,17 @@
 pub mod backends;
 pub mod concurrency;
 pub mod disk;
+pub mod durable;
 pub mod fanout;
 pub mod fjall;
 pub mod memory;
 pub mod metrics_cost;
+pub mod milvus;
 pub mod nats;
 pub mod nats_server;
+pub mod pipelined;
 pub mod plot;
+pub mod reopen;
 pub mod report;
 pub mod results;
 pub mod retention;
@@ -152,6 +156,9 @@ impl Run {
                 pair_fours: 5,
                 pair_round_bytes: 256 << 20,
                 pair_round_calls: 96_000,
+                milvus_phase: Duration::from_secs(10),
+                reopen_bytes: 10 << 30,
+                reopen_small_per_topic: 10_000,
             }
         } else {
             // Test mode runs every benchmark once and must stay quick.
@@ -166,6 +173,9 @@ impl Run {
                 pair_fours: 1,
                 pair_round_bytes: 16 << 20,
                 pair_round_calls: 192,
+                milvus_phase: Duration::from_millis(500),
+                reopen_bytes: 64 << 20,
+                reopen_small_per_topic: 100,
             }
         }
     }
@@ -194,6 +204,12 @@ pub struct Scale {
     pub pair_round_bytes: usize,
     /// …and at most this many produce calls, all producers together.
     pub pair_round_calls: usize,
+    /// Each phase of Milvus's shape (idle, bursts).
+    pub milvus_phase: Duration,
+    /// Bytes of large messages in the reopened store…
+    pub reopen_bytes: u64,
+    /// …and small messages per topic.
+    pub reopen_small_per_topic: usize,
 }
 
 impl Scale {

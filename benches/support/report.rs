@@ -253,6 +253,14 @@ pub struct Context {
     pub data_dir: PathBuf,
     /// Concurrent producers, fan-out, many topics, the cost of metrics.
     pub scaling: Option<super::scaling::Finished>,
+    /// Durable mode on every system.
+    pub durable: Option<super::durable::DurableRates>,
+    /// The pipelined produce.
+    pub pipelined: Option<super::pipelined::Pipelined>,
+    /// Milvus's shape.
+    pub milvus: Option<super::milvus::MilvusShape>,
+    /// The reopen of a large store.
+    pub reopen: Option<super::reopen::Reopen>,
 }
 
 /// Criterion's median time per iteration of `group/function/size`, in ns.
@@ -459,18 +467,27 @@ impl Report {
                 });
             }
         }
+        let mut rows = Vec::new();
         if let Some(scaling) = &context.scaling {
-            targets.extend(
-                scaling
-                    .targets()
-                    .into_iter()
-                    .map(|(what, measured, met)| Target {
-                        what,
-                        measured,
-                        met,
-                    }),
-            );
+            rows.extend(scaling.targets());
         }
+        if let Some(durable) = &context.durable {
+            rows.extend(durable.targets());
+        }
+        if let Some(pipelined) = &context.pipelined {
+            rows.extend(pipelined.targets());
+        }
+        if let Some(milvus) = &context.milvus {
+            rows.extend(milvus.targets());
+        }
+        if let Some(reopen) = &context.reopen {
+            rows.extend(reopen.targets());
+        }
+        targets.extend(rows.into_iter().map(|(what, measured, met)| Target {
+            what,
+            measured,
+            met,
+        }));
         targets
     }
 
@@ -539,6 +556,12 @@ impl Report {
         if let (Some(scaling), Some(plot)) = (&context.scaling, producers_plot) {
             scaling.sections(&mut md, plot);
         }
+        if let Some(durable) = &context.durable {
+            durable.section(&mut md);
+        }
+        super::pipelined::Pipelined::section(&mut md, context.pipelined.as_ref());
+        super::milvus::MilvusShape::section(&mut md, context.milvus.as_ref());
+        super::reopen::Reopen::section(&mut md, context.reopen.as_ref());
         memory_section(&mut md, context.memory.as_ref());
         retention_section(&mut md, context.retention.as_ref());
         super::backends::section(&mut md, context.backends.as_ref());
