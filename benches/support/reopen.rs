@@ -61,6 +61,10 @@ pub struct Open {
     pub read_calls: u64,
     /// Bytes the open made the disk read (`read_bytes`).
     pub disk_read_bytes: u64,
+    /// Bytes of RocksDB's write-ahead logs in the store before the open
+    /// (what was written since the memtables were last flushed: the open
+    /// replays them).
+    pub log_bytes: u64,
 }
 
 /// What the run measured, or why it did not.
@@ -102,17 +106,25 @@ fn io_counters() -> (u64, u64, u64) {
     (field("rchar:"), field("syscr:"), field("read_bytes:"))
 }
 
-/// Bytes of every file under `dir`.
-fn tree_bytes(dir: &Path) -> u64 {
+/// Bytes of every file under `dir` whose name passes `select`.
+fn tree_bytes_of(dir: &Path, select: &dyn Fn(&str) -> bool) -> u64 {
     std::fs::read_dir(dir).map_or(0, |entries| {
         entries
             .flatten()
             .map(|entry| match entry.file_type() {
-                Ok(kind) if kind.is_dir() => tree_bytes(&entry.path()),
-                _ => entry.metadata().map_or(0, |m| m.len()),
+                Ok(kind) if kind.is_dir() => tree_bytes_of(&entry.path(), select),
+                _ if select(&entry.file_name().to_string_lossy()) => {
+                    entry.metadata().map_or(0, |m| m.len())
+                }
+                _ => 0,
             })
             .sum()
     })
+}
+
+/// Bytes of every file under `dir`.
+fn tree_bytes(dir: &Path) -> u64 {
+    tree_bytes_of(dir, &|_| true)
 }
 
 /// If this process was started as the reopen child, opens the store,
@@ -121,6 +133,7 @@ pub fn child_main() -> bool {
     let Ok(dir) = std::env::var(CHILD_ENV) else {
         return false;
     };
+    let log_bytes = tree_bytes_of(Path::new(&dir), &|name| name.ends_with(".log"));
     let before = io_counters();
     let start = Instant::now();
     let store = Store::open(config(Path::new(&dir))).expect("reopen the store");
@@ -131,6 +144,7 @@ pub fn child_main() -> bool {
         read_bytes: after.0 - before.0,
         read_calls: after.1 - before.1,
         disk_read_bytes: after.2 - before.2,
+        log_bytes,
     };
     store.close().expect("close the store");
     println!(
@@ -187,11 +201,12 @@ pub fn measure(bytes: u64, small_per_topic: usize) -> Reopen {
         .unwrap_or_else(|| panic!("the reopen child printed no result:\n{stdout}"));
     let open: Open = serde_json::from_str(json).expect("the child's JSON");
     eprintln!(
-        "{NAME}: open {} reading {} in {} calls ({} from the disk)",
+        "{NAME}: open {} reading {} in {} calls ({} from the disk; {} of write-ahead log replayed)",
         duration(open.time),
         bytes_label(open.read_bytes),
         thousands(open.read_calls),
-        bytes_label(open.disk_read_bytes)
+        bytes_label(open.disk_read_bytes),
+        bytes_label(open.log_bytes)
     );
     drop(dir);
     Reopen::Measured {
@@ -332,10 +347,13 @@ impl Reopen {
                      returned by its read calls (`rchar`, from the page cache or the disk), \
                      the calls (`syscr`), and the bytes read from the disk (`read_bytes`; \
                      most of the store is still in the page cache after its generation, so \
-                     `rchar` is the figure that shows whether the open reads the data).\n\n\
-                     | store on disk | large messages | small messages | groups | generated in | open | read by the open | read calls | from the disk |\n\
-                     |--:|--:|--:|--:|--:|--:|--:|--:|--:|\n\
-                     | {} | {} | {} | {} | {} | **{}** | {} | {} | {} |\n",
+                     `rchar` is the figure that shows whether the open reads the data). The \
+                     write-ahead log column is the bytes of RocksDB's logs in the store when \
+                     it was opened: what was written since the memtables were last flushed, \
+                     which the open replays (reads, and writes to table files).\n\n\
+                     | store on disk | large messages | small messages | groups | generated in | open | read by the open | read calls | from the disk | write-ahead log |\n\
+                     |--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n\
+                     | {} | {} | {} | {} | {} | **{}** | {} | {} | {} | {} |\n",
                     super::size_label(LARGE_BYTES),
                     bytes_label(*store_bytes),
                     thousands(*large),
@@ -346,6 +364,7 @@ impl Reopen {
                     bytes_label(open.read_bytes),
                     thousands(open.read_calls),
                     bytes_label(open.disk_read_bytes),
+                    bytes_label(open.log_bytes),
                 );
             }
         }
