@@ -49,7 +49,7 @@ use smallvec::SmallVec;
 
 use crate::config::available_cores;
 use crate::error::{ProduceError, StorageError};
-use crate::message::{Message, MessageId};
+use crate::message::{MessageId, MessageRef};
 use crate::rocks::engine::Engine;
 use crate::rocks::failpoint;
 use crate::rocks::format::{self, PageRecord, Payload, TopicState};
@@ -83,7 +83,7 @@ pub(crate) fn produce(
     engine: &Engine,
     db: &DB,
     topic: &Arc<Topic>,
-    messages: &[Message],
+    messages: &[MessageRef<'_>],
     encoded_bytes: usize,
     started: Option<u64>,
 ) -> Outcome {
@@ -152,7 +152,7 @@ struct Shard<'a> {
 /// The call of the holder of the role, when it is not queued.
 struct Own<'a> {
     topic: &'a Topic,
-    messages: &'a [Message],
+    messages: &'a [MessageRef<'a>],
     /// The bytes its keys and values take in a batch.
     encoded_bytes: usize,
     /// When its produce began, on the store's metrics clock.
@@ -257,7 +257,7 @@ enum Member<'a> {
     /// Queued by a producer that waits for its outcome.
     Queued(&'a Call),
     /// The messages of the holder of the role.
-    Own(&'a [Message]),
+    Own(&'a [MessageRef<'a>]),
 }
 
 /// A topic of a group, locked, and its state as the group changes it.
