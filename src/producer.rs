@@ -36,7 +36,7 @@ use parking_lot::Mutex;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::error::ProduceError;
-use crate::message::{Message, MessageId};
+use crate::message::{Message, MessageId, MessageRef};
 use crate::rocks::lifecycle::Handle;
 use crate::rocks::write;
 
@@ -308,7 +308,10 @@ impl Pipeline {
             .iter()
             .map(|call| (call.seq, call.messages.len() as u64))
             .collect();
-        let messages: Vec<Message> = group.into_iter().flat_map(|call| call.messages).collect();
+        let messages: Vec<MessageRef<'_>> = group
+            .iter()
+            .flat_map(|call| call.messages.iter().map(Message::to_ref))
+            .collect();
         let written = write::produce(&self.engine, topic, &messages);
         let mut next = written.as_ref().map_or(0, |ids| ids.start);
         for (seq, count) in counts {
