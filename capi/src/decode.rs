@@ -200,8 +200,10 @@ impl Display for Place {
 /// A message as the caller passed it: its payload where the caller holds
 /// it (never copied on this side), its properties decoded.
 pub struct Borrowed<'a> {
-    payload: &'a [u8],
-    properties: BTreeMap<String, String>,
+    /// The payload, in the caller's memory.
+    pub payload: &'a [u8],
+    /// The properties.
+    pub properties: BTreeMap<String, String>,
 }
 
 impl Borrowed<'_> {
