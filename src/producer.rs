@@ -296,14 +296,14 @@ impl Pipeline {
                     bytes += next.bytes;
                     group.extend(calls.next());
                 }
-                self.write_group(&topic, group, state);
+                self.write_group(&topic, &group, state);
             }
         }
     }
 
     /// Writes the calls of `group`, all to `topic`, in one atomic write;
     /// splits the ids among them.
-    fn write_group(&self, topic: &str, group: Vec<Pending>, state: &mut State) {
+    fn write_group(&self, topic: &str, group: &[Pending], state: &mut State) {
         let counts: Vec<(u64, u64)> = group
             .iter()
             .map(|call| (call.seq, call.messages.len() as u64))

@@ -208,6 +208,7 @@ pub struct Borrowed<'a> {
 
 impl Borrowed<'_> {
     /// The message, to produce.
+    #[must_use]
     pub fn to_ref(&self) -> MessageRef<'_> {
         MessageRef::new(self.payload).with_properties(&self.properties)
     }

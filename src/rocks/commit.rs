@@ -333,8 +333,8 @@ impl<'a> Group<'a> {
                         &mut scratch,
                         now_ns,
                         locked.state.produced_bytes,
-                        &message.properties,
-                        Payload::Inline(&message.payload),
+                        message.properties,
+                        Payload::Inline(message.payload),
                     );
                     put.message(locked, message.size(), &scratch);
                 }

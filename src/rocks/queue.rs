@@ -245,8 +245,8 @@ impl Encoded {
                 &mut bytes,
                 0,
                 0,
-                &message.properties,
-                Payload::Inline(&message.payload),
+                message.properties,
+                Payload::Inline(message.payload),
             );
             let len = bytes.len() - start - ENCODED_PREFIX;
             let small = "a grouped call is at most 64 KiB";

@@ -169,9 +169,9 @@ impl Shape {
             let goes_out = goes_external(message.payload.len(), payload_bytes);
             external |= goes_out;
             encoded_bytes += 8 + if goes_out {
-                format::message_value_len(&message.properties, &[]) + format::PAYLOAD_REF_LEN
+                format::message_value_len(message.properties, &[]) + format::PAYLOAD_REF_LEN
             } else {
-                format::message_value_len(&message.properties, &message.payload)
+                format::message_value_len(message.properties, message.payload)
             };
         }
         Ok(Self {
@@ -241,9 +241,9 @@ fn fill_batch(
             let page = state.open_page.map_or(id, |page| page.first_id);
             let segment =
                 segment_for(engine, topic, writer, &mut pending, page).map_err(written)?;
-            Payload::External(pending.add(segment, &message.payload))
+            Payload::External(pending.add(segment, message.payload))
         } else {
-            Payload::Inline(&message.payload)
+            Payload::Inline(message.payload)
         };
         put_message(
             families, batch, topic, writer, state, now_ns, message, payload,
@@ -277,7 +277,7 @@ fn put_message(
         &mut writer.scratch,
         now_ns,
         state.produced_bytes,
-        &message.properties,
+        message.properties,
         payload,
     );
     batch.put_cf(
