@@ -13,6 +13,8 @@
 //! says beforehand what each engine can do.
 
 mod engine;
+#[cfg(feature = "kafka")]
+mod kafka;
 #[cfg(feature = "nats")]
 mod natsmq;
 mod rocksmq;
@@ -29,6 +31,8 @@ use crate::config::{Config, MqConfig, MqType};
 use crate::consumer::Consumer;
 use crate::error::{ConsumerError, OpenError, ProduceError, StorageError, TopicError};
 use crate::message::{AckMode, Message, MessageId, Position, ProducedIds, StoredMessage};
+#[cfg(feature = "kafka")]
+use crate::kafka::{KafkaConsumer, KafkaReader, KafkaStore};
 #[cfg(feature = "nats")]
 use crate::nats::{NatsConsumer, NatsReader, NatsStore};
 use crate::reader::Reader;
@@ -39,8 +43,8 @@ use crate::rocks::stats::{PageInfo, StoreStats, TopicStats};
 use crate::store::Store;
 
 /// The engine a program opened from its configuration: the embedded
-/// RocksDB store or a NATS JetStream connection, with rocksmq's API on
-/// either.
+/// RocksDB store, a NATS JetStream connection or a Kafka connection, with
+/// rocksmq's API on each.
 ///
 /// ```
 /// use rocksmq::{Backend, Config, Message, MqConfig, Position};
@@ -70,6 +74,9 @@ pub enum Backend {
     /// `mq.type: natsmq`: a NATS JetStream server or cluster.
     #[cfg(feature = "nats")]
     Natsmq(NatsStore),
+    /// `mq.type: kafka`: an Apache Kafka cluster.
+    #[cfg(feature = "kafka")]
+    Kafka(KafkaStore),
 }
 
 /// The consumer of a group of a [`Backend`]; see [`Consumer`] for the API.
@@ -81,6 +88,9 @@ pub enum BackendConsumer {
     /// The NATS engine's.
     #[cfg(feature = "nats")]
     Natsmq(NatsConsumer),
+    /// The Kafka engine's.
+    #[cfg(feature = "kafka")]
+    Kafka(KafkaConsumer),
 }
 
 /// A groupless reader of a [`Backend`]; see [`Reader`] for the API.
@@ -92,6 +102,9 @@ pub enum BackendReader {
     /// The NATS engine's.
     #[cfg(feature = "nats")]
     Natsmq(NatsReader),
+    /// The Kafka engine's.
+    #[cfg(feature = "kafka")]
+    Kafka(KafkaReader),
 }
 
 /// `$body` with `$engine` bound to the variant's value, whichever engine it
@@ -102,6 +115,8 @@ macro_rules! dispatch {
             Self::Rocksmq($engine) => $body,
             #[cfg(feature = "nats")]
             Self::Natsmq($engine) => $body,
+            #[cfg(feature = "kafka")]
+            Self::Kafka($engine) => $body,
         }
     };
 }
@@ -133,17 +148,19 @@ macro_rules! variant {
 variant!(Rocksmq, Store, Consumer, Reader);
 #[cfg(feature = "nats")]
 variant!(Natsmq, NatsStore, NatsConsumer, NatsReader);
-
+#[cfg(feature = "kafka")]
+variant!(Kafka, KafkaStore, KafkaConsumer, KafkaReader);
 
 impl Backend {
     /// Opens the engine `config.mq_type` names: the embedded store at
-    /// `rocksmq.path`, or a connection to the servers of `natsmq.urls`.
+    /// `rocksmq.path`, a connection to the servers of `natsmq.urls`, or
+    /// one to the brokers of `kafka.brokerList`.
     ///
     /// # Errors
     /// [`OpenError::Config`] for a bad value (naming its key); the
-    /// errors of [`Store::open`] or of `NatsStore::connect`;
-    /// [`OpenError::Unsupported`] for `natsmq` in a build without the
-    /// `nats` feature.
+    /// errors of [`Store::open`], of `NatsStore::connect` or of
+    /// `KafkaStore::connect`; [`OpenError::Unsupported`] for an engine
+    /// this build does not have (features `nats`, `kafka`).
     pub fn open(config: MqConfig) -> Result<Self, OpenError> {
         config.validate()?;
         match config.mq_type {
@@ -158,6 +175,17 @@ impl Backend {
                 MqType::Natsmq,
                 "open",
                 "this build of rocksmq has no NATS engine: build it with feature `nats`",
+            ))),
+            #[cfg(feature = "kafka")]
+            MqType::Kafka => Ok(Self::Kafka(KafkaStore::connect(
+                config.kafka,
+                config.rocksmq,
+            )?)),
+            #[cfg(not(feature = "kafka"))]
+            MqType::Kafka => Err(OpenError::Unsupported(engine::unsupported(
+                MqType::Kafka,
+                "open",
+                "this build of rocksmq has no Kafka engine: build it with feature `kafka`",
             ))),
         }
     }
@@ -175,7 +203,7 @@ impl Backend {
     }
 
     /// The `rocksmq` section in force: the store's settings, and the
-    /// retention and message limits of either engine.
+    /// retention and message limits of every engine.
     #[must_use]
     pub fn config(&self) -> &Config {
         dispatch!(self, engine => Engine::config(engine))
@@ -197,6 +225,16 @@ impl Backend {
     pub fn as_nats(&self) -> Option<&NatsStore> {
         match self {
             Self::Natsmq(store) => Some(store),
+            _ => None,
+        }
+    }
+
+    /// The Kafka engine, if that is the engine.
+    #[cfg(feature = "kafka")]
+    #[must_use]
+    pub fn as_kafka(&self) -> Option<&KafkaStore> {
+        match self {
+            Self::Kafka(store) => Some(store),
             _ => None,
         }
     }
