@@ -231,6 +231,7 @@ impl KafkaCluster {
                  auto.create.topics.enable=false\n\
                  group.initial.rebalance.delay.ms=0\n\
                  log.retention.check.interval.ms=500\n\
+                 log.initial.task.delay.ms=0\n\
                  log.segment.delete.delay.ms=0\n\
                  broker.session.timeout.ms=3000\n\
                  broker.heartbeat.interval.ms=500\n\

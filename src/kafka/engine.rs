@@ -363,9 +363,37 @@ impl Engine {
     }
 
     /// The low and high watermarks of the Kafka topic `name`: its first
-    /// retained offset, and the offset after its last committed record.
+    /// retained offset, and the offset after its last committed record
+    /// (for a consumer of committed data, as the engine's are, the last
+    /// stable offset: no open transaction's records). Asked again while the
+    /// partition's leadership moves.
     pub(crate) fn watermarks(&self, name: &str) -> Result<(i64, i64), KafkaError> {
-        self.lookup.lock().fetch_watermarks(name, 0, self.timeout)
+        let deadline = std::time::Instant::now() + self.timeout;
+        loop {
+            match self.lookup.lock().fetch_watermarks(name, 0, self.timeout) {
+                Err(error) if leader_moving(&error) && std::time::Instant::now() < deadline => {
+                    tracing::debug!(topic = name, %error, "asking for the watermarks again");
+                }
+                other => return other,
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The leader of the Kafka topic `name`'s partition, `None` while it
+    /// has none (or the topic does not exist).
+    pub(crate) fn leader(&self, name: &str) -> Result<Option<i32>, KafkaError> {
+        let metadata = self
+            .lookup
+            .lock()
+            .fetch_metadata(Some(name), self.timeout)?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .find(|topic| topic.name() == name && topic.error().is_none())
+            .and_then(|topic| topic.partitions().first())
+            .map(rdkafka::metadata::MetadataPartition::leader)
+            .filter(|leader| *leader >= 0))
     }
 
     /// Whether the Kafka topic `name` exists, by a metadata request.
@@ -389,6 +417,21 @@ impl Engine {
         *producer = transactional_producer(&self.config, &self.kafka)?;
         Ok(())
     }
+}
+
+/// Whether `error` says that the partition's leadership moves: an
+/// election, or a topic just created.
+pub(crate) fn leader_moving(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::NotLeaderForPartition
+                | RDKafkaErrorCode::LeaderNotAvailable
+                | RDKafkaErrorCode::FencedLeaderEpoch
+                | RDKafkaErrorCode::UnknownLeaderEpoch
+                | RDKafkaErrorCode::OffsetNotAvailable
+        )
+    )
 }
 
 /// Whether `error` says that the topic does not exist.

@@ -152,7 +152,11 @@ fn in_transaction(
             None => producer.commit_transaction(timeout),
         };
         match committed {
-            Ok(()) => return Ok(deliveries.wait()),
+            Ok(()) => {
+                let outcomes = deliveries.wait();
+                visible(engine, name, &outcomes);
+                return Ok(outcomes);
+            }
             Err(KafkaError::Transaction(error))
                 if error.is_retriable() && !error.txn_requires_abort() && attempts < 3 =>
             {
@@ -172,6 +176,28 @@ fn in_transaction(
             }
         }
     }
+}
+
+/// Waits until a committed transaction's records are readable: the broker
+/// answers the commit before it writes the transaction's markers, and
+/// until then consumers of committed data stop before them. A produce
+/// returns once its messages can be consumed, as on the other engines.
+fn visible(engine: &Engine, name: &str, outcomes: &[Outcome]) {
+    let Some(last) = outcomes.iter().filter_map(|outcome| outcome.as_ref().ok()).max() else {
+        return;
+    };
+    let deadline = std::time::Instant::now() + engine.timeout;
+    while std::time::Instant::now() < deadline {
+        match engine.watermarks(name) {
+            Ok((_, stable)) if stable > *last => return,
+            Ok(_) => std::thread::sleep(std::time::Duration::from_millis(1)),
+            Err(error) => {
+                tracing::debug!(topic = name, %error, "cannot tell whether a transaction is readable");
+                return;
+            }
+        }
+    }
+    tracing::warn!(topic = name, "a committed transaction is not readable yet");
 }
 
 /// Replaces the transactional producer if `error` left it unusable.

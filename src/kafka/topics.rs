@@ -146,12 +146,18 @@ fn is_retriable(code: Code) -> bool {
     )
 }
 
-/// Waits until the brokers' metadata shows the Kafka topic `name` (or,
-/// with `present` false, no longer shows it).
+/// Waits until the brokers' metadata shows the Kafka topic `name` with a
+/// leader for its partition (or, with `present` false, no longer shows
+/// the topic).
 fn wait_for_metadata(engine: &Engine, name: &str, present: bool) -> Result<(), KafkaError> {
     let deadline = Instant::now() + PROPAGATION;
     loop {
-        if engine.exists(name)? == present || Instant::now() >= deadline {
+        let shown = if present {
+            engine.leader(name)?.is_some()
+        } else {
+            !engine.exists(name)?
+        };
+        if shown || Instant::now() >= deadline {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(20));
