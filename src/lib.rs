@@ -69,10 +69,10 @@ mod consumer;
 mod cursor;
 mod error;
 pub mod fs;
-#[cfg(feature = "kafka")]
-pub mod kafka;
 #[doc(hidden)]
 pub mod fuzzing;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 mod message;
 mod name;
 #[cfg(feature = "nats")]

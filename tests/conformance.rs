@@ -233,7 +233,10 @@ fn produce_and_get(place: &Place) {
     assert_eq!(second.properties["unicode"], "é ü 日本");
     assert_eq!(mq.get("log", 3).unwrap().expect("message 3").payload, big);
     assert_eq!(mq.get("log", 4).unwrap().expect("message 4").payload, b"");
-    assert!(mq.get("log", last + 1).unwrap().is_none(), "not produced yet");
+    assert!(
+        mq.get("log", last + 1).unwrap().is_none(),
+        "not produced yet"
+    );
     assert!(mq.get("log", 0).unwrap().is_none());
     assert!(first.timestamp <= second.timestamp, "times do not go back");
     let age = SystemTime::now()

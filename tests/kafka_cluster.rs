@@ -53,7 +53,10 @@ fn leader(store: &KafkaStore, want_isr: usize, not: Option<i32>) -> i32 {
         {
             return leader;
         }
-        assert!(Instant::now() < deadline, "no leader with {want_isr} in-sync replicas");
+        assert!(
+            Instant::now() < deadline,
+            "no leader with {want_isr} in-sync replicas"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -54,7 +54,10 @@ pub fn jars() -> Option<PathBuf> {
             Some(PathBuf::from(dir))
         }
         Ok(output) => {
-            eprintln!("scripts/kafka.sh failed ({}): the Kafka runs are skipped", output.status);
+            eprintln!(
+                "scripts/kafka.sh failed ({}): the Kafka runs are skipped",
+                output.status
+            );
             None
         }
         Err(error) => {
@@ -104,10 +107,16 @@ pub enum Flush {
     Fsync,
 }
 
+/// The SASL user every broker knows, with PLAIN and SCRAM-SHA-256.
+pub const SASL_USER: &str = "alice";
+/// Its password.
+pub const SASL_PASSWORD: &str = "alice-secret";
+
 /// One broker's process and files.
 struct Node {
     id: u32,
     port: u16,
+    sasl_port: u16,
     controller_port: u16,
     config: PathBuf,
     log: PathBuf,
@@ -121,6 +130,9 @@ pub struct KafkaCluster {
     nodes: Vec<Node>,
     /// `127.0.0.1:<port>,...`: every broker, for `kafka.brokerList`.
     pub bootstrap: String,
+    /// The same brokers' SASL_PLAINTEXT listeners, which take
+    /// [`SASL_USER`] with PLAIN or SCRAM-SHA-256.
+    pub sasl_bootstrap: String,
     /// The Kafka version the jars are.
     pub version: String,
     _dir: TempDir,
@@ -196,6 +208,7 @@ impl KafkaCluster {
             .map(|id| Node {
                 id,
                 port: free_port(),
+                sasl_port: free_port(),
                 controller_port: free_port(),
                 config: dir.path().join(format!("broker-{id}.properties")),
                 log: dir.path().join(format!("broker-{id}.log")),
@@ -214,10 +227,13 @@ impl KafkaCluster {
                 "process.roles=broker,controller\n\
                  node.id={id}\n\
                  controller.quorum.voters={voters}\n\
-                 listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}\n\
-                 advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n\
+                 listeners=PLAINTEXT://127.0.0.1:{port},SASL_PLAINTEXT://127.0.0.1:{sport},CONTROLLER://127.0.0.1:{cport}\n\
+                 advertised.listeners=PLAINTEXT://127.0.0.1:{port},SASL_PLAINTEXT://127.0.0.1:{sport}\n\
                  controller.listener.names=CONTROLLER\n\
-                 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+                 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+                 sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256\n\
+                 listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_{user}=\"{password}\";\n\
+                 listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;\n\
                  inter.broker.listener.name=PLAINTEXT\n\
                  log.dirs={data}\n\
                  num.partitions=1\n\
@@ -244,6 +260,9 @@ impl KafkaCluster {
                 id = node.id,
                 voters = voters.join(","),
                 port = node.port,
+                sport = node.sasl_port,
+                user = SASL_USER,
+                password = SASL_PASSWORD,
                 cport = node.controller_port,
                 data = data.display(),
             );
@@ -263,6 +282,9 @@ impl KafkaCluster {
                     "kafka.tools.StorageTool".to_owned(),
                     "format".to_owned(),
                     format!("--cluster-id={id}"),
+                    format!(
+                        "--add-scram=SCRAM-SHA-256=[name={SASL_USER},password={SASL_PASSWORD}]"
+                    ),
                     "-c".to_owned(),
                     node.config.display().to_string(),
                 ]);
@@ -282,6 +304,11 @@ impl KafkaCluster {
             bootstrap: nodes
                 .iter()
                 .map(|node| format!("127.0.0.1:{}", node.port))
+                .collect::<Vec<_>>()
+                .join(","),
+            sasl_bootstrap: nodes
+                .iter()
+                .map(|node| format!("127.0.0.1:{}", node.sasl_port))
                 .collect::<Vec<_>>()
                 .join(","),
             nodes: Vec::new(),

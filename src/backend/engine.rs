@@ -47,8 +47,7 @@ pub(crate) trait Engine {
     fn latest_id(&self, topic: &str) -> Result<Option<MessageId>, TopicError>;
     fn get(&self, topic: &str, id: MessageId) -> Result<Option<StoredMessage>, TopicError>;
     fn produce(&self, topic: &str, messages: &[Message]) -> Result<ProducedIds, ProduceError>;
-    fn create_group(&self, topic: &str, group: &str, from: Position)
-    -> Result<(), ConsumerError>;
+    fn create_group(&self, topic: &str, group: &str, from: Position) -> Result<(), ConsumerError>;
     fn destroy_group(&self, topic: &str, group: &str) -> Result<(), ConsumerError>;
     fn group_exists(&self, topic: &str, group: &str) -> Result<bool, ConsumerError>;
     fn list_groups(&self, topic: &str) -> Result<Vec<String>, ConsumerError>;

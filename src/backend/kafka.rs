@@ -8,8 +8,8 @@ use crate::backend::engine::{Engine, EngineConsumer, EngineReader, unsupported};
 use crate::capabilities::Capabilities;
 use crate::config::{Config, MqType};
 use crate::error::{ConsumerError, ProduceError, StorageError, TopicError};
-use crate::message::{AckMode, Message, MessageId, Position, ProducedIds, StoredMessage};
 use crate::kafka::{KafkaConsumer, KafkaReader, KafkaStore, KafkaTopicStats};
+use crate::message::{AckMode, Message, MessageId, Position, ProducedIds, StoredMessage};
 use crate::rocks::background::BackgroundStats;
 use crate::rocks::compaction::CompactionReport;
 use crate::rocks::repair::{CheckReport, RepairReport};
@@ -69,12 +69,7 @@ impl Engine for KafkaStore {
         KafkaStore::produce(self, topic, messages)
     }
 
-    fn create_group(
-        &self,
-        topic: &str,
-        group: &str,
-        from: Position,
-    ) -> Result<(), ConsumerError> {
+    fn create_group(&self, topic: &str, group: &str, from: Position) -> Result<(), ConsumerError> {
         KafkaStore::create_group(self, topic, group, from)
     }
 

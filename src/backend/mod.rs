@@ -30,9 +30,9 @@ use crate::capabilities::Capabilities;
 use crate::config::{Config, MqConfig, MqType};
 use crate::consumer::Consumer;
 use crate::error::{ConsumerError, OpenError, ProduceError, StorageError, TopicError};
-use crate::message::{AckMode, Message, MessageId, Position, ProducedIds, StoredMessage};
 #[cfg(feature = "kafka")]
 use crate::kafka::{KafkaConsumer, KafkaReader, KafkaStore};
+use crate::message::{AckMode, Message, MessageId, Position, ProducedIds, StoredMessage};
 #[cfg(feature = "nats")]
 use crate::nats::{NatsConsumer, NatsReader, NatsStore};
 use crate::reader::Reader;

@@ -69,12 +69,7 @@ impl Engine for NatsStore {
         NatsStore::produce(self, topic, messages)
     }
 
-    fn create_group(
-        &self,
-        topic: &str,
-        group: &str,
-        from: Position,
-    ) -> Result<(), ConsumerError> {
+    fn create_group(&self, topic: &str, group: &str, from: Position) -> Result<(), ConsumerError> {
         NatsStore::create_group(self, topic, group, from)
     }
 

@@ -64,12 +64,7 @@ impl Engine for Store {
         Store::produce(self, topic, messages).map(ProducedIds::from)
     }
 
-    fn create_group(
-        &self,
-        topic: &str,
-        group: &str,
-        from: Position,
-    ) -> Result<(), ConsumerError> {
+    fn create_group(&self, topic: &str, group: &str, from: Position) -> Result<(), ConsumerError> {
         Store::create_group(self, topic, group, from)
     }
 

@@ -373,7 +373,8 @@ impl KafkaConfig {
                 &format!("contains {c:?}; a topic name prefix is made of A-Z a-z 0-9 _ -"),
             );
         }
-        if self.replication_factor != -1 && !(1..=i32::from(i16::MAX)).contains(&self.replication_factor)
+        if self.replication_factor != -1
+            && !(1..=i32::from(i16::MAX)).contains(&self.replication_factor)
         {
             return bad(
                 "kafka.replicationFactor",
@@ -531,25 +532,35 @@ pub(super) fn kafka_config(keys: &[(String, Value)]) -> Result<KafkaConfig, Conf
             KafkaKey::SslEnabled => {
                 config.ssl.enabled = read(&name, value, paramtable::parse_bool, "true or false")?;
             }
-            KafkaKey::SslTlsCert => config.ssl.tls_cert = optional(&name, value)?.map(PathBuf::from),
+            KafkaKey::SslTlsCert => {
+                config.ssl.tls_cert = optional(&name, value)?.map(PathBuf::from)
+            }
             KafkaKey::SslTlsKey => config.ssl.tls_key = optional(&name, value)?.map(PathBuf::from),
             KafkaKey::SslTlsCaCert => {
                 config.ssl.tls_ca_cert = optional(&name, value)?.map(PathBuf::from);
             }
             KafkaKey::SslTlsKeyPassword => config.ssl.tls_key_password = optional(&name, value)?,
             KafkaKey::ReadTimeout => {
-                let secs = read(&name, value, paramtable::parse_seconds, "a number of seconds")?;
+                let secs = read(
+                    &name,
+                    value,
+                    paramtable::parse_seconds,
+                    "a number of seconds",
+                )?;
                 if !(0.1..=3600.0).contains(&secs) {
-                    return Err(invalid(&name, value, "must be between 0.1 and 3600 seconds"));
+                    return Err(invalid(
+                        &name,
+                        value,
+                        "must be between 0.1 and 3600 seconds",
+                    ));
                 }
                 config.read_timeout = Duration::from_secs_f64(secs);
             }
             KafkaKey::TopicPrefix => config.topic_prefix = read(&name, value, text, "a string")?,
             KafkaKey::ReplicationFactor => {
                 let replicas = read(&name, value, paramtable::parse_int, "an integer")?;
-                config.replication_factor = i32::try_from(replicas).map_err(|_| {
-                    invalid(&name, value, "must be -1 or 1 to 32767")
-                })?;
+                config.replication_factor = i32::try_from(replicas)
+                    .map_err(|_| invalid(&name, value, "must be -1 or 1 to 32767"))?;
             }
             KafkaKey::Transactions => {
                 config.transactions = read(&name, value, paramtable::parse_bool, "true or false")?;

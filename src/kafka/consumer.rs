@@ -44,7 +44,11 @@ impl std::fmt::Debug for KafkaConsumer {
 }
 
 impl KafkaConsumer {
-    pub(crate) fn open(engine: &Arc<Engine>, topic: &str, group: &str) -> Result<Self, ConsumerError> {
+    pub(crate) fn open(
+        engine: &Arc<Engine>,
+        topic: &str,
+        group: &str,
+    ) -> Result<Self, ConsumerError> {
         let (name, id) = names_of(engine, topic, group)?;
         let Some(token) = engine.attach(topic, group) else {
             return Err(ConsumerError::GroupBusy {
@@ -144,7 +148,9 @@ impl KafkaConsumer {
         &mut self,
         timeout: Duration,
     ) -> Result<Option<StoredMessage>, ConsumerError> {
-        let message = self.receiver.recv_timeout(Some(timeout), Some(&self.group))?;
+        let message = self
+            .receiver
+            .recv_timeout(Some(timeout), Some(&self.group))?;
         Ok(self.delivered(message.into_iter().collect())?.pop())
     }
 
@@ -183,7 +189,10 @@ impl KafkaConsumer {
     /// Called with messages about to be returned; under
     /// [`AckMode::Auto`] they are acknowledged first, or put back if that
     /// fails.
-    fn delivered(&mut self, messages: Vec<StoredMessage>) -> Result<Vec<StoredMessage>, ConsumerError> {
+    fn delivered(
+        &mut self,
+        messages: Vec<StoredMessage>,
+    ) -> Result<Vec<StoredMessage>, ConsumerError> {
         let (AckMode::Auto, Some(last)) = (self.ack_mode, messages.last().map(|m| m.id)) else {
             return Ok(messages);
         };
@@ -201,8 +210,13 @@ impl KafkaConsumer {
             return Ok(());
         }
         let offset = i64::try_from(id).unwrap_or(i64::MAX);
-        commit(&self.receiver.engine, &self.receiver.client, &self.receiver.name, offset)
-            .map_err(|error| group_storage("acknowledging in", self.topic(), &self.group, &error))?;
+        commit(
+            &self.receiver.engine,
+            &self.receiver.client,
+            &self.receiver.name,
+            offset,
+        )
+        .map_err(|error| group_storage("acknowledging in", self.topic(), &self.group, &error))?;
         self.acked = id;
         Ok(())
     }

@@ -89,7 +89,10 @@ impl Deliveries {
                 .wait(slots)
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
         }
-        slots.iter().map(|slot| slot.clone().expect("filled")).collect()
+        slots
+            .iter()
+            .map(|slot| slot.clone().expect("filled"))
+            .collect()
     }
 }
 
@@ -172,8 +175,9 @@ impl Engine {
             reason,
         };
         let timeout = kafka.read_timeout;
-        let admin: AdminClient<DefaultClientContext> =
-            client_config(&kafka).create().map_err(|error| config_error(&brokers, &error))?;
+        let admin: AdminClient<DefaultClientContext> = client_config(&kafka)
+            .create()
+            .map_err(|error| config_error(&brokers, &error))?;
         admin
             .inner()
             .fetch_metadata(None, timeout)
@@ -243,9 +247,9 @@ impl Engine {
             return Ok(());
         }
         self.stop_inboxes(|_| true, &Stop::Closed);
-        self.producer
-            .flush(self.timeout)
-            .map_err(|error| StorageError::unavailable("closing the Kafka producer", error.to_string()))
+        self.producer.flush(self.timeout).map_err(|error| {
+            StorageError::unavailable("closing the Kafka producer", error.to_string())
+        })
     }
 
     /// Registers a receiver's inbox, to be stopped when its topic or group
@@ -341,7 +345,8 @@ impl Engine {
             .page_max_age()
             .as_millis()
             .clamp(1, i64::MAX as u128);
-        let max_message = (self.config.max_message_size_bytes + RECORD_OVERHEAD).min(i32::MAX as u64);
+        let max_message =
+            (self.config.max_message_size_bytes + RECORD_OVERHEAD).min(i32::MAX as u64);
         vec![
             ("retention.ms", retention_ms.to_string()),
             ("retention.bytes", retention_bytes.to_string()),
@@ -403,9 +408,7 @@ impl Engine {
             .lock()
             .fetch_metadata(Some(name), self.timeout)?;
         let exists = metadata.topics().iter().any(|topic| {
-            topic.name() == name
-                && topic.error().is_none()
-                && !topic.partitions().is_empty()
+            topic.name() == name && topic.error().is_none() && !topic.partitions().is_empty()
         });
         self.set_known(name, exists);
         Ok(exists)
@@ -413,7 +416,10 @@ impl Engine {
 
     /// Replaces a transactional producer that failed for good with a new
     /// one.
-    pub(crate) fn renew_transactional(&self, producer: &mut KafkaProducer) -> Result<(), KafkaError> {
+    pub(crate) fn renew_transactional(
+        &self,
+        producer: &mut KafkaProducer,
+    ) -> Result<(), KafkaError> {
         *producer = transactional_producer(&self.config, &self.kafka)?;
         Ok(())
     }
@@ -517,16 +523,17 @@ fn producer_config(config: &Config, kafka: &KafkaConfig) -> ClientConfig {
     for (key, value) in &kafka.producer {
         client.set(key, value);
     }
-    client
-        .set("enable.idempotence", "true")
-        .set("acks", "all");
+    client.set("enable.idempotence", "true").set("acks", "all");
     client
 }
 
 /// A transactional producer, initialised: its transactions time out as
 /// its deliveries do, so that a process that dies in a transaction holds
 /// readers back no longer.
-fn transactional_producer(config: &Config, kafka: &KafkaConfig) -> Result<KafkaProducer, KafkaError> {
+fn transactional_producer(
+    config: &Config,
+    kafka: &KafkaConfig,
+) -> Result<KafkaProducer, KafkaError> {
     let mut client = producer_config(config, kafka);
     let timeout = client
         .get("message.timeout.ms")
@@ -578,10 +585,7 @@ fn consumer_config(config: &Config, kafka: &KafkaConfig, group_id: Option<&str>)
         .set("enable.partition.eof", "true");
     // librdkafka assigns partitions only to a consumer with a group; one
     // that never commits never makes the group exist on the brokers.
-    let group_id = group_id.map_or_else(
-        || format!("{}~reader", kafka.topic_prefix),
-        str::to_owned,
-    );
+    let group_id = group_id.map_or_else(|| format!("{}~reader", kafka.topic_prefix), str::to_owned);
     client.set("group.id", group_id);
     client
 }

@@ -35,7 +35,12 @@ pub(crate) fn check_open(engine: &Engine) -> Result<(), ConsumerError> {
 }
 
 /// A storage error of a group call.
-pub(crate) fn group_storage(context: &str, topic: &str, group: &str, error: &KafkaError) -> ConsumerError {
+pub(crate) fn group_storage(
+    context: &str,
+    topic: &str,
+    group: &str,
+    error: &KafkaError,
+) -> ConsumerError {
     ConsumerError::Storage(storage(
         format!("{context} group `{group}` of topic `{topic}`"),
         error,
@@ -98,10 +103,12 @@ pub(crate) fn committed(
         partitions.add_partition(name, 0);
         consumer.committed_offsets(partitions, engine.timeout)
     })?;
-    Ok(match committed.find_partition(name, 0).map(|p| p.offset()) {
-        Some(Offset::Offset(offset)) => Some(offset),
-        _ => None,
-    })
+    Ok(
+        match committed.find_partition(name, 0).map(|p| p.offset()) {
+            Some(Offset::Offset(offset)) => Some(offset),
+            _ => None,
+        },
+    )
 }
 
 /// Commits `offset` as group `group_id`'s position on `name`, by
@@ -138,7 +145,9 @@ pub(crate) fn resolve(engine: &Engine, name: &str, position: Position) -> Result
 fn by_time(engine: &Engine, name: &str, time: SystemTime, high: i64) -> Result<i64, KafkaError> {
     let millis = time
         .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |since| i64::try_from(since.as_millis()).unwrap_or(i64::MAX));
+        .map_or(0, |since| {
+            i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+        });
     let mut partitions = TopicPartitionList::with_capacity(1);
     partitions.add_partition_offset(name, 0, Offset::Offset(millis))?;
     let found = engine
@@ -175,7 +184,10 @@ pub(crate) fn create_group(
     let (name, id) = names_of(engine, topic, group)?;
     let fail = |error: &KafkaError| group_storage("creating", topic, group, error);
     let consumer = engine.consumer(Some(&id)).map_err(ConsumerError::Storage)?;
-    if committed(engine, &consumer, &name).map_err(|e| fail(&e))?.is_some() {
+    if committed(engine, &consumer, &name)
+        .map_err(|e| fail(&e))?
+        .is_some()
+    {
         return Err(ConsumerError::GroupExists {
             topic: topic.to_owned(),
             group: group.to_owned(),
@@ -242,7 +254,10 @@ pub(crate) fn list_groups(engine: &Arc<Engine>, topic: &str) -> Result<Vec<Strin
     check_open(engine)?;
     let name = existing_for_consumer(engine, topic)?;
     let ids = group_ids(engine, &name).map_err(|error| {
-        ConsumerError::Storage(storage(format!("listing the groups of topic `{topic}`"), &error))
+        ConsumerError::Storage(storage(
+            format!("listing the groups of topic `{topic}`"),
+            &error,
+        ))
     })?;
     let mut groups: Vec<String> = ids
         .iter()
@@ -255,7 +270,11 @@ pub(crate) fn list_groups(engine: &Arc<Engine>, topic: &str) -> Result<Vec<Strin
 
 /// The acknowledged id of group `group_id` on `name`, `None` if the group
 /// has none.
-pub(crate) fn acked_id(engine: &Engine, name: &str, group_id: &str) -> Result<Option<MessageId>, KafkaError> {
+pub(crate) fn acked_id(
+    engine: &Engine,
+    name: &str,
+    group_id: &str,
+) -> Result<Option<MessageId>, KafkaError> {
     let consumer = engine
         .consumer(Some(group_id))
         .map_err(|error| KafkaError::ClientCreation(error.to_string()))?;
@@ -280,7 +299,10 @@ pub(crate) fn seek_group(
     let result = (|| {
         let fail = |error: &KafkaError| group_storage("moving", topic, group, error);
         let consumer = engine.consumer(Some(&id)).map_err(ConsumerError::Storage)?;
-        if committed(engine, &consumer, &name).map_err(|e| fail(&e))?.is_none() {
+        if committed(engine, &consumer, &name)
+            .map_err(|e| fail(&e))?
+            .is_none()
+        {
             return Err(ConsumerError::GroupNotFound {
                 topic: topic.to_owned(),
                 group: group.to_owned(),

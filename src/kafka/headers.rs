@@ -40,12 +40,22 @@ pub(crate) fn properties(
         let value = match std::str::from_utf8(value) {
             Ok(value) => value.to_owned(),
             Err(_) => {
-                tracing::warn!(topic, id, header = header.key, "a header's value is not UTF-8; read lossily");
+                tracing::warn!(
+                    topic,
+                    id,
+                    header = header.key,
+                    "a header's value is not UTF-8; read lossily"
+                );
                 String::from_utf8_lossy(value).into_owned()
             }
         };
         if properties.contains_key(header.key) {
-            tracing::warn!(topic, id, header = header.key, "a header is given more than once; its property keeps the first value");
+            tracing::warn!(
+                topic,
+                id,
+                header = header.key,
+                "a header is given more than once; its property keeps the first value"
+            );
             continue;
         }
         properties.insert(header.key.to_owned(), value);

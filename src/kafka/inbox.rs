@@ -21,9 +21,9 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Message as _, Offset, TopicPartitionList};
 
-use crate::message::{MessageId, StoredMessage};
 use crate::kafka::engine::is_unknown_topic;
 use crate::kafka::headers;
+use crate::message::{MessageId, StoredMessage};
 
 /// Messages an inbox holds ahead of its receiver at most...
 const INBOX_MESSAGES: usize = 1024;

@@ -68,7 +68,11 @@ mod tests {
         assert_eq!(group, "p_a_db.indexer.v2");
         assert_eq!(group_of(&a_dot, &group).as_deref(), Some("indexer.v2"));
         assert_eq!(group_of(&a_under, &group), None, "another topic's group");
-        assert_eq!(group_of("p_a", &group), None, "a topic whose name is a prefix");
+        assert_eq!(
+            group_of("p_a", &group),
+            None,
+            "a topic whose name is a prefix"
+        );
     }
 
     #[test]

@@ -55,7 +55,11 @@ pub(crate) fn produce(
         }
     }
     let context = || format!("producing to topic `{topic}`");
-    if !engine.known(&name) && !engine.exists(&name).map_err(|error| storage(context(), &error))? {
+    if !engine.known(&name)
+        && !engine
+            .exists(&name)
+            .map_err(|error| storage(context(), &error))?
+    {
         return Err(not_found());
     }
     if messages.is_empty() {
@@ -169,9 +173,14 @@ fn in_transaction(
                 if let Err(abort) = &aborted {
                     tracing::warn!(%abort, "cannot abort a failed transaction");
                 }
-                renew_if_fatal(engine, producer, &error);
                 // Every report comes, at the latest when its delivery times out.
                 drop(deliveries.wait());
+                // A record the broker refused leaves the producer's sequence
+                // numbers with a gap that the next transaction would trip
+                // on: start afresh, with a new transactional id.
+                if let Err(error) = engine.renew_transactional(producer) {
+                    tracing::error!(%error, "cannot renew the transactional producer");
+                }
                 return Err(reason);
             }
         }
@@ -183,7 +192,11 @@ fn in_transaction(
 /// until then consumers of committed data stop before them. A produce
 /// returns once its messages can be consumed, as on the other engines.
 fn visible(engine: &Engine, name: &str, outcomes: &[Outcome]) {
-    let Some(last) = outcomes.iter().filter_map(|outcome| outcome.as_ref().ok()).max() else {
+    let Some(last) = outcomes
+        .iter()
+        .filter_map(|outcome| outcome.as_ref().ok())
+        .max()
+    else {
         return;
     };
     let deadline = std::time::Instant::now() + engine.timeout;

@@ -31,7 +31,11 @@ impl std::fmt::Debug for KafkaReader {
 }
 
 impl KafkaReader {
-    pub(crate) fn open(engine: &Arc<Engine>, topic: &str, from: Position) -> Result<Self, ConsumerError> {
+    pub(crate) fn open(
+        engine: &Arc<Engine>,
+        topic: &str,
+        from: Position,
+    ) -> Result<Self, ConsumerError> {
         check_open(engine)?;
         let name = existing_for_consumer(engine, topic)?;
         let start = resolve(engine, &name, from).map_err(|error| {
@@ -57,7 +61,10 @@ impl KafkaReader {
     #[must_use]
     pub fn next_id(&self) -> MessageId {
         let state = self.receiver.inbox.state.lock();
-        state.buffer.front().map_or(state.next, |message| message.id)
+        state
+            .buffer
+            .front()
+            .map_or(state.next, |message| message.id)
     }
 
     /// Messages the limits deleted before this reader reached them: not
@@ -75,7 +82,10 @@ impl KafkaReader {
     pub fn seek(&mut self, to: Position) -> Result<(), ConsumerError> {
         self.receiver.check_alive(None)?;
         let start = resolve(&self.receiver.engine, &self.receiver.name, to).map_err(|error| {
-            ConsumerError::Storage(storage(format!("reading topic `{}`", self.receiver.topic), &error))
+            ConsumerError::Storage(storage(
+                format!("reading topic `{}`", self.receiver.topic),
+                &error,
+            ))
         })?;
         self.receiver.restart(start);
         Ok(())

@@ -88,7 +88,10 @@ pub(crate) fn stats(engine: &Arc<Engine>) -> Result<KafkaStats, TopicError> {
 }
 
 /// The statistics of one topic.
-pub(crate) fn topic_stats(engine: &Arc<Engine>, topic: &str) -> Result<KafkaTopicStats, TopicError> {
+pub(crate) fn topic_stats(
+    engine: &Arc<Engine>,
+    topic: &str,
+) -> Result<KafkaTopicStats, TopicError> {
     let name = existing(engine, topic)?;
     let context = || format!("reading the statistics of topic `{topic}`");
     let fail = |error: &rdkafka::error::KafkaError| TopicError::Storage(storage(context(), error));
@@ -115,7 +118,9 @@ pub(crate) fn topic_stats(engine: &Arc<Engine>, topic: &str) -> Result<KafkaTopi
         groups.push(KafkaGroupStats {
             name: group,
             acked_id: acked,
-            lag: high.unsigned_abs().saturating_sub(acked.max(low.unsigned_abs())),
+            lag: high
+                .unsigned_abs()
+                .saturating_sub(acked.max(low.unsigned_abs())),
         });
     }
     groups.sort_by(|a, b| a.name.cmp(&b.name));
@@ -123,7 +128,11 @@ pub(crate) fn topic_stats(engine: &Arc<Engine>, topic: &str) -> Result<KafkaTopi
         name: topic.to_owned(),
         kafka_topic: name.clone(),
         messages: (high - low).max(0).unsigned_abs(),
-        first_id: if high > low { low.unsigned_abs() + 1 } else { 0 },
+        first_id: if high > low {
+            low.unsigned_abs() + 1
+        } else {
+            0
+        },
         last_id,
         replicas: partition.map_or(0, |p| p.replicas().len()),
         in_sync_replicas: partition.map_or(0, |p| p.isr().len()),

@@ -9,11 +9,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rdkafka::Message as _;
 use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::types::RDKafkaErrorCode as Code;
-use rdkafka::Message as _;
 
 use crate::error::{ConsumerError, StorageError, TopicError};
 use crate::kafka::block::wait;
@@ -80,7 +80,10 @@ pub(crate) fn existing_for_consumer(engine: &Engine, topic: &str) -> Result<Stri
         TopicError::NotFound { topic } => ConsumerError::TopicNotFound { topic },
         TopicError::Closed => ConsumerError::Closed,
         TopicError::Storage(error) => ConsumerError::Storage(error),
-        other => ConsumerError::Storage(StorageError::server("looking up a topic", other.to_string())),
+        other => ConsumerError::Storage(StorageError::server(
+            "looking up a topic",
+            other.to_string(),
+        )),
     })
 }
 
@@ -89,7 +92,10 @@ pub(crate) fn create_topic(engine: &Arc<Engine>, topic: &str) -> Result<bool, To
     check_open(engine)?;
     let name = engine.topic_name(topic)?;
     let context = || format!("creating topic `{topic}`");
-    if engine.exists(&name).map_err(|error| storage(context(), &error))? {
+    if engine
+        .exists(&name)
+        .map_err(|error| storage(context(), &error))?
+    {
         return Ok(false);
     }
     let settings = engine.topic_config();
@@ -211,9 +217,9 @@ pub(crate) fn topic_exists(engine: &Arc<Engine>, topic: &str) -> Result<bool, To
     let Ok(name) = engine.topic_name(topic) else {
         return Ok(false);
     };
-    engine
-        .exists(&name)
-        .map_err(|error| TopicError::Storage(storage(format!("looking up topic `{topic}`"), &error)))
+    engine.exists(&name).map_err(|error| {
+        TopicError::Storage(storage(format!("looking up topic `{topic}`"), &error))
+    })
 }
 
 /// The topics: the Kafka topics whose names are the prefix and an escaped
@@ -238,9 +244,12 @@ pub(crate) fn list_topics(engine: &Arc<Engine>) -> Result<Vec<String>, TopicErro
 /// The id of the last message produced to `topic`: the last record before
 /// the high watermark that is a message (not a transaction's marker),
 /// found by reading back from the end; `None` if none was ever produced.
-/// When the limits deleted every message, the high watermark tells the
-/// last offset used, which may have been a marker's.
-pub(crate) fn latest_id(engine: &Arc<Engine>, topic: &str) -> Result<Option<MessageId>, TopicError> {
+/// When the limits deleted every message, the watermarks tell the last
+/// offset used, which may have been a marker's or an aborted record's.
+pub(crate) fn latest_id(
+    engine: &Arc<Engine>,
+    topic: &str,
+) -> Result<Option<MessageId>, TopicError> {
     let name = existing(engine, topic)?;
     let context = || format!("reading the latest id of topic `{topic}`");
     let (low, high) = engine
@@ -263,8 +272,9 @@ pub(crate) fn latest_id(engine: &Arc<Engine>, topic: &str) -> Result<Option<Mess
             return Ok(Some(offset.unsigned_abs() + 1));
         }
         if from == low {
-            // Only markers and aborted records: the high watermark.
-            return Ok(Some(high.unsigned_abs()));
+            // Only markers and aborted records are retained: the last
+            // message, if any, is before them, where the limits deleted.
+            return Ok((low > 0).then(|| low.unsigned_abs()));
         }
         back = back.saturating_mul(16);
     }

@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::kafka_server::{Flush, KafkaCluster};
 
 static BROKER: Mutex<Option<KafkaCluster>> = Mutex::new(None);
-static STARTED: Mutex<Option<Option<String>>> = Mutex::new(None);
+/// The broker's PLAINTEXT and SASL_PLAINTEXT addresses, once started.
+static STARTED: Mutex<Option<Option<(String, String)>>> = Mutex::new(None);
 
 extern "C" fn stop_broker() {
     if let Ok(mut broker) = BROKER.lock() {
@@ -33,6 +34,16 @@ extern "C" fn stop_broker() {
 /// The shared broker's address; `None` (said once on standard error)
 /// without Kafka's jars or Java.
 pub fn bootstrap() -> Option<String> {
+    addresses().map(|(plain, _)| plain)
+}
+
+/// The shared broker's SASL_PLAINTEXT address, where
+/// `kafka_server::SASL_USER` logs in with PLAIN or SCRAM-SHA-256.
+pub fn sasl_bootstrap() -> Option<String> {
+    addresses().map(|(_, sasl)| sasl)
+}
+
+fn addresses() -> Option<(String, String)> {
     let mut started = STARTED
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -40,7 +51,9 @@ pub fn bootstrap() -> Option<String> {
         return bootstrap.clone();
     }
     let broker = KafkaCluster::single(Flush::Os);
-    let bootstrap = broker.as_ref().map(|broker| broker.bootstrap.clone());
+    let bootstrap = broker
+        .as_ref()
+        .map(|broker| (broker.bootstrap.clone(), broker.sasl_bootstrap.clone()));
     if broker.is_some() {
         *BROKER
             .lock()

@@ -47,7 +47,11 @@ pub fn run(config: MqConfig, count: u64) -> Result<()> {
                 return Err(format!(
                     "expected {} ids after {after}{}, got {ids:?}",
                     batch.len(),
-                    if contiguous { ", from the next one" } else { "" }
+                    if contiguous {
+                        ", from the next one"
+                    } else {
+                        ""
+                    }
                 )
                 .into());
             }
