@@ -533,7 +533,7 @@ pub(super) fn kafka_config(keys: &[(String, Value)]) -> Result<KafkaConfig, Conf
                 config.ssl.enabled = read(&name, value, paramtable::parse_bool, "true or false")?;
             }
             KafkaKey::SslTlsCert => {
-                config.ssl.tls_cert = optional(&name, value)?.map(PathBuf::from)
+                config.ssl.tls_cert = optional(&name, value)?.map(PathBuf::from);
             }
             KafkaKey::SslTlsKey => config.ssl.tls_key = optional(&name, value)?.map(PathBuf::from),
             KafkaKey::SslTlsCaCert => {

@@ -208,7 +208,7 @@ pub(crate) fn destroy_group(
     let results = wait(engine.admin.delete_groups(&[&id], &options))
         .map_err(|error| group_storage("destroying", topic, group, &error))?;
     match results.into_iter().next() {
-        Some(Ok(_)) => {}
+        Some(Ok(_)) | None => {}
         Some(Err((_, Code::GroupIdNotFound))) => {
             return Err(ConsumerError::GroupNotFound {
                 topic: topic.to_owned(),
@@ -221,7 +221,6 @@ pub(crate) fn destroy_group(
                 format!("the cluster refused: {code}"),
             )));
         }
-        None => {}
     }
     engine.stop_inboxes(
         |inbox| inbox.topic == topic && inbox.group.as_deref() == Some(group),

@@ -37,17 +37,16 @@ pub(crate) fn properties(
     };
     for header in headers.iter() {
         let value = header.value.unwrap_or_default();
-        let value = match std::str::from_utf8(value) {
-            Ok(value) => value.to_owned(),
-            Err(_) => {
-                tracing::warn!(
-                    topic,
-                    id,
-                    header = header.key,
-                    "a header's value is not UTF-8; read lossily"
-                );
-                String::from_utf8_lossy(value).into_owned()
-            }
+        let value = if let Ok(value) = std::str::from_utf8(value) {
+            value.to_owned()
+        } else {
+            tracing::warn!(
+                topic,
+                id,
+                header = header.key,
+                "a header's value is not UTF-8; read lossily"
+            );
+            String::from_utf8_lossy(value).into_owned()
         };
         if properties.contains_key(header.key) {
             tracing::warn!(

@@ -16,6 +16,7 @@
 //!   the log, invisible to the engine's readers, which read committed
 //!   data only.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -249,9 +250,10 @@ fn settle(
                     .collect();
                 let mut reason = error.to_string();
                 if !later.is_empty() {
-                    reason.push_str(&format!(
+                    let _ = write!(
+                        reason,
                         "; messages after it in the batch were stored (ids {later:?})"
-                    ));
+                    );
                 }
                 return Err(ProduceError::Partial {
                     topic: topic.to_owned(),

@@ -122,6 +122,9 @@ impl KafkaReader {
 
     /// A blocking iterator: each `next` waits for the next message. It ends
     /// after yielding its first error.
+    ///
+    /// # Panics
+    /// Never: a receive without a deadline returns a message or an error.
     pub fn iter(&mut self) -> impl Iterator<Item = Result<StoredMessage, ConsumerError>> + '_ {
         std::iter::from_fn(move || {
             if self.terminated {

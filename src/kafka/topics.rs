@@ -182,7 +182,7 @@ pub(crate) fn destroy_topic(engine: &Arc<Engine>, topic: &str) -> Result<(), Top
     let results = wait(engine.admin.delete_topics(&[&name], &options))
         .map_err(|error| storage(context(), &error))?;
     match results.into_iter().next() {
-        Some(Ok(_)) => {}
+        Some(Ok(_)) | None => {}
         Some(Err((_, Code::UnknownTopicOrPartition))) => {
             return Err(TopicError::NotFound {
                 topic: topic.to_owned(),
@@ -194,7 +194,6 @@ pub(crate) fn destroy_topic(engine: &Arc<Engine>, topic: &str) -> Result<(), Top
                 format!("the cluster refused: {code}"),
             )));
         }
-        None => {}
     }
     engine.set_known(&name, false);
     engine.stop_inboxes(|inbox| inbox.topic == topic, &Stop::TopicDestroyed);
