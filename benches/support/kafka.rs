@@ -21,12 +21,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use rdkafka::ClientConfig;
+use std::sync::{Arc, Condvar, Mutex};
+
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::producer::{
+    BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer,
+};
+use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
 
 use super::{ACK_EVERY, BATCH, Samples, Workload, age_ns, payload, stamp};
 
@@ -99,12 +102,14 @@ impl KafkaClient {
     }
 
     /// A producer at the benchmark's settings.
-    pub fn producer(&self) -> BaseProducer {
+    pub fn producer(&self) -> KafkaProducer {
         let mut config = client_config(&self.bootstrap);
         for (key, value) in PRODUCER_SETTINGS {
             config.set(key, value);
         }
-        config.create().expect("a Kafka producer")
+        config
+            .create_with_context(Acks::default())
+            .expect("a Kafka producer")
     }
 
     fn consumer_config(&self, group: &str) -> ClientConfig {
@@ -136,8 +141,39 @@ impl KafkaClient {
     }
 }
 
+/// The producer's delivery reports, counted as they come (rdkafka's own
+/// `flush` polls in steps of 100 ms: a user who waits for each
+/// acknowledgement counts the reports, as here).
+#[derive(Default)]
+pub struct Acks {
+    pending: Mutex<usize>,
+    delivered: Condvar,
+}
+
+impl ClientContext for Acks {}
+
+impl ProducerContext for Acks {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, (): ()) {
+        if let Err((error, _)) = result {
+            panic!("a message was not acknowledged: {error}");
+        }
+        let mut pending = self.pending.lock().expect("not poisoned");
+        *pending -= 1;
+        if *pending == 0 {
+            self.delivered.notify_all();
+        }
+    }
+}
+
+/// A producer whose thread files the delivery reports.
+pub type KafkaProducer = ThreadedProducer<Acks>;
+
 /// Hands `payloads` to `producer` and waits for every acknowledgement.
-pub fn send_all(producer: &BaseProducer, topic: &str, payloads: &[Vec<u8>]) {
+pub fn send_all(producer: &KafkaProducer, topic: &str, payloads: &[Vec<u8>]) {
+    let acks = Arc::clone(producer.context());
+    *acks.pending.lock().expect("not poisoned") += payloads.len();
     for payload in payloads {
         let mut record = BaseRecord::<(), [u8]>::to(topic).partition(0).payload(&payload[..]);
         loop {
@@ -146,12 +182,21 @@ pub fn send_all(producer: &BaseProducer, topic: &str, payloads: &[Vec<u8>]) {
                 Err((_, back)) => {
                     // The queue is full: let deliveries make room.
                     record = back;
-                    producer.poll(Duration::from_millis(1));
+                    std::thread::sleep(Duration::from_millis(1));
                 }
             }
         }
     }
-    producer.flush(TIMEOUT).expect("every message is acknowledged");
+    let pending = acks.pending.lock().expect("not poisoned");
+    let (pending, timeout) = acks
+        .delivered
+        .wait_timeout_while(pending, TIMEOUT, |pending| *pending > 0)
+        .expect("not poisoned");
+    assert!(
+        !timeout.timed_out(),
+        "{} messages not acknowledged in {TIMEOUT:?}",
+        *pending
+    );
 }
 
 /// Produce to Kafka: `batch` messages per iteration, then all their
@@ -159,7 +204,7 @@ pub fn send_all(producer: &BaseProducer, topic: &str, payloads: &[Vec<u8>]) {
 pub struct KafkaProduce<'a> {
     client: &'a KafkaClient,
     topic: String,
-    producer: BaseProducer,
+    producer: KafkaProducer,
     payloads: Vec<Vec<u8>>,
 }
 
@@ -282,7 +327,7 @@ impl Drop for KafkaConsume<'_> {
 pub struct KafkaEndToEnd<'a> {
     client: &'a KafkaClient,
     topic: String,
-    producer: BaseProducer,
+    producer: KafkaProducer,
     template: Vec<u8>,
     ages: mpsc::Receiver<u64>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
