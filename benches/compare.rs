@@ -79,7 +79,12 @@ fn main() {
         nats: nats.as_ref(),
         kafka: kafka_client.as_ref(),
     };
-    produce(&mut criterion, &mut results, &peers, Workload::ProduceSingle);
+    produce(
+        &mut criterion,
+        &mut results,
+        &peers,
+        Workload::ProduceSingle,
+    );
     produce(&mut criterion, &mut results, &peers, Workload::ProduceBatch);
     consume(&mut criterion, &mut results, &peers, scale);
     end_to_end(&mut criterion, &mut results, &peers);
@@ -310,9 +315,15 @@ fn end_to_end(c: &mut Criterion, results: &mut Results, peers: &Peers<'_>) {
         }
         #[cfg(feature = "kafka")]
         if let Some(client) = peers.kafka {
-            measure(&mut group, results, workload, System::Kafka, size, 1, || {
-                KafkaEndToEnd::new(client, size)
-            });
+            measure(
+                &mut group,
+                results,
+                workload,
+                System::Kafka,
+                size,
+                1,
+                || KafkaEndToEnd::new(client, size),
+            );
         }
     }
     group.finish();

@@ -208,9 +208,8 @@ fn the_engines_keep_to_their_layers() {
     let above = [
         "store", "consumer", "producer", "reader", "cursor", "backend",
     ];
-    let in_engine = |module: &str, engine: &str| {
-        module == engine || module.starts_with(&format!("{engine}::"))
-    };
+    let in_engine =
+        |module: &str, engine: &str| module == engine || module.starts_with(&format!("{engine}::"));
     for (engine, least) in REMOTE_ENGINES {
         let found: Vec<&String> = graph.keys().filter(|m| in_engine(m, engine)).collect();
         assert!(

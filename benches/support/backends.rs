@@ -334,7 +334,12 @@ pub fn measure(
         let client = KafkaClient::connect(bootstrap);
         for size in SIZES {
             for (group_name, workload, batch, transactions) in [
-                ("backends_kafka_produce1", "produce, one message per call", 1, true),
+                (
+                    "backends_kafka_produce1",
+                    "produce, one message per call",
+                    1,
+                    true,
+                ),
                 (
                     "backends_kafka_produce100",
                     "produce, batches of 100 (no transaction)",
@@ -387,7 +392,11 @@ pub fn measure(
                 }),
                 ("rocksmq-kafka", &mut |group| {
                     super::bench(group, "rocksmq-kafka", size, count as u64, || {
-                        BackendConsume::new(kafka_config(bootstrap, &ours_prefix, false), size, count)
+                        BackendConsume::new(
+                            kafka_config(bootstrap, &ours_prefix, false),
+                            size,
+                            count,
+                        )
                     })
                 }),
             );
@@ -426,8 +435,8 @@ pub fn section(md: &mut String, times: Option<&BackendTimes>) {
         md,
         "## The seam: rocksmq's API over NATS and over Kafka, and `Backend`\n"
     );
-    let Some(times) = times
-        .filter(|t| !t.nats.is_empty() || !t.kafka.is_empty() || !t.embedded.is_empty())
+    let Some(times) =
+        times.filter(|t| !t.nats.is_empty() || !t.kafka.is_empty() || !t.embedded.is_empty())
     else {
         let _ = writeln!(md, "Not measured in this run.\n");
         return;

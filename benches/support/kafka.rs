@@ -26,13 +26,10 @@ use std::sync::{Arc, Condvar, Mutex};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::producer::{
-    BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer,
-};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
 
 use super::{ACK_EVERY, BATCH, Samples, Workload, age_ns, payload, stamp};
-
 
 /// How long a call may wait for the broker.
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -69,7 +66,9 @@ impl KafkaClient {
     pub fn connect(bootstrap: &str) -> Self {
         Self {
             bootstrap: bootstrap.to_owned(),
-            admin: client_config(bootstrap).create().expect("a Kafka admin client"),
+            admin: client_config(bootstrap)
+                .create()
+                .expect("a Kafka admin client"),
             topics: AtomicU64::new(0),
         }
     }
@@ -175,7 +174,9 @@ pub fn send_all(producer: &KafkaProducer, topic: &str, payloads: &[Vec<u8>]) {
     let acks = Arc::clone(producer.context());
     *acks.pending.lock().expect("not poisoned") += payloads.len();
     for payload in payloads {
-        let mut record = BaseRecord::<(), [u8]>::to(topic).partition(0).payload(&payload[..]);
+        let mut record = BaseRecord::<(), [u8]>::to(topic)
+            .partition(0)
+            .payload(&payload[..]);
         loop {
             match producer.send(record) {
                 Ok(()) => break,
@@ -255,9 +256,7 @@ pub fn consume_committing(consumer: &BaseConsumer, count: usize) {
                             Offset::Offset(message.offset() + 1),
                         )
                         .expect("an offset");
-                    consumer
-                        .commit(&offsets, CommitMode::Sync)
-                        .expect("commit");
+                    consumer.commit(&offsets, CommitMode::Sync).expect("commit");
                 }
             }
             Some(Err(error)) => panic!("a message after {received} of {count}: {error}"),

@@ -298,20 +298,20 @@ impl Report {
             System::Kafka,
             System::RocksDb,
         ]
-            .into_iter()
-            .map(|system| super::plot::Series {
-                name: system.name().to_owned(),
-                color: system.color(),
-                points: SIZES
-                    .into_iter()
-                    .filter_map(|size| {
-                        let rate = self.rate(Workload::ProduceBatch, size, system)?;
-                        Some((size, rate))
-                    })
-                    .collect(),
-            })
-            .filter(|series| !series.points.is_empty())
-            .collect();
+        .into_iter()
+        .map(|system| super::plot::Series {
+            name: system.name().to_owned(),
+            color: system.color(),
+            points: SIZES
+                .into_iter()
+                .filter_map(|size| {
+                    let rate = self.rate(Workload::ProduceBatch, size, system)?;
+                    Some((size, rate))
+                })
+                .collect(),
+        })
+        .filter(|series| !series.points.is_empty())
+        .collect();
         super::plot::throughput(path, &series)
     }
 
@@ -602,7 +602,12 @@ impl Report {
             }
         );
         for size in SIZES {
-            for system in [System::Rocksmq, System::Nats, System::Kafka, System::RocksDb] {
+            for system in [
+                System::Rocksmq,
+                System::Nats,
+                System::Kafka,
+                System::RocksDb,
+            ] {
                 let ratio = match system {
                     System::Rocksmq => String::new(),
                     other => self

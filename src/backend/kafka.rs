@@ -130,6 +130,9 @@ impl Engine for KafkaStore {
         Ok(StoreStats {
             topics: stats.topics.iter().map(topic_stats_of).collect(),
             disk_bytes: 0,
+            disk_free_bytes: 0,
+            disk_reserve_bytes: 0,
+            read_only: false,
             memtable_bytes: 0,
             open_segment_files: 0,
             damaged_topics: Vec::new(),

@@ -22,12 +22,13 @@ use rdkafka::ClientContext;
 use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError;
 use rdkafka::producer::{DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
 use crate::capabilities::Capabilities;
 use crate::config::{Config, KafkaConfig};
 use crate::error::{NameError, OpenError, StorageError};
+use crate::kafka::codes::leader_moving;
 use crate::kafka::inbox::{Inbox, Stop};
 use crate::kafka::names;
 
@@ -423,33 +424,6 @@ impl Engine {
         *producer = transactional_producer(&self.config, &self.kafka)?;
         Ok(())
     }
-}
-
-/// Whether `error` says that the partition's leadership moves: an
-/// election, or a topic just created.
-pub(crate) fn leader_moving(error: &KafkaError) -> bool {
-    matches!(
-        error.rdkafka_error_code(),
-        Some(
-            RDKafkaErrorCode::NotLeaderForPartition
-                | RDKafkaErrorCode::LeaderNotAvailable
-                | RDKafkaErrorCode::FencedLeaderEpoch
-                | RDKafkaErrorCode::UnknownLeaderEpoch
-                | RDKafkaErrorCode::OffsetNotAvailable
-        )
-    )
-}
-
-/// Whether `error` says that the topic does not exist.
-pub(crate) fn is_unknown_topic(error: &KafkaError) -> bool {
-    matches!(
-        error.rdkafka_error_code(),
-        Some(
-            RDKafkaErrorCode::UnknownTopicOrPartition
-                | RDKafkaErrorCode::UnknownTopic
-                | RDKafkaErrorCode::UnknownPartition
-        )
-    )
 }
 
 /// A client's error in the configuration as an open error.

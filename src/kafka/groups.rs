@@ -23,7 +23,7 @@ use crate::kafka::block::wait;
 use crate::kafka::engine::Engine;
 use crate::kafka::inbox::Stop;
 use crate::kafka::names;
-use crate::kafka::topics::{existing_for_consumer, storage};
+use crate::kafka::topics::{existing_for_consumer, group_ids, storage};
 use crate::message::{MessageId, Position};
 
 pub(crate) fn check_open(engine: &Engine) -> Result<(), ConsumerError> {
@@ -158,20 +158,6 @@ fn by_time(engine: &Engine, name: &str, time: SystemTime, high: i64) -> Result<i
         Some(Offset::Offset(offset)) if offset >= 0 => offset,
         _ => high,
     })
-}
-
-/// The ids of every group of the Kafka topic `name`, whatever its state.
-pub(crate) fn group_ids(engine: &Engine, name: &str) -> Result<Vec<String>, KafkaError> {
-    let list = engine
-        .lookup
-        .lock()
-        .fetch_group_list(None, engine.timeout)?;
-    Ok(list
-        .groups()
-        .iter()
-        .filter(|group| group.state() != "Dead" && names::group_of(name, group.name()).is_some())
-        .map(|group| group.name().to_owned())
-        .collect())
 }
 
 /// Creates group `group` of `topic` at `from`.

@@ -21,7 +21,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Message as _, Offset, TopicPartitionList};
 
-use crate::kafka::engine::is_unknown_topic;
+use crate::kafka::codes::is_unknown_topic;
 use crate::kafka::headers;
 use crate::message::{MessageId, StoredMessage};
 

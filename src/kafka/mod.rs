@@ -21,7 +21,8 @@
 //! semantics differ from the embedded store.
 //!
 //! The parts, from the bottom: `block` (waiting on the client's futures
-//! from a blocking call), `names`, `headers` (properties as headers),
+//! from a blocking call), `codes` (what librdkafka's errors say), `names`,
+//! `headers` (properties as headers),
 //! `engine` (the clients, the configuration, what the cluster can do),
 //! `inbox` (delivery from a consumer thread into an inbox), `topics`,
 //! `produce`, `groups`, `stats`, then the public [`KafkaConsumer`],
@@ -31,6 +32,7 @@
 //! [`Capabilities::contiguous_ids`]: crate::Capabilities::contiguous_ids
 
 mod block;
+mod codes;
 mod consumer;
 mod engine;
 mod groups;

@@ -23,7 +23,8 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, Producer};
 
 use crate::error::ProduceError;
-use crate::kafka::engine::{Deliveries, Engine, KafkaProducer, Outcome, Ticket, is_unknown_topic};
+use crate::kafka::codes::is_unknown_topic;
+use crate::kafka::engine::{Deliveries, Engine, KafkaProducer, Outcome, Ticket};
 use crate::kafka::headers;
 use crate::kafka::topics::storage;
 use crate::message::{Message, MessageId, ProducedIds};

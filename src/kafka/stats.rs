@@ -8,9 +8,9 @@ use serde::Serialize;
 
 use crate::error::TopicError;
 use crate::kafka::engine::Engine;
-use crate::kafka::groups::{acked_id, group_ids};
+use crate::kafka::groups::acked_id;
 use crate::kafka::names;
-use crate::kafka::topics::{self, existing, storage};
+use crate::kafka::topics::{self, existing, group_ids, storage};
 use crate::message::MessageId;
 
 /// The statistics of every topic of the Kafka engine.

@@ -174,8 +174,7 @@ fn wait_for_metadata(engine: &Engine, name: &str, present: bool) -> Result<(), K
 pub(crate) fn destroy_topic(engine: &Arc<Engine>, topic: &str) -> Result<(), TopicError> {
     let name = existing(engine, topic)?;
     let context = || format!("destroying topic `{topic}`");
-    let groups = crate::kafka::groups::group_ids(engine, &name)
-        .map_err(|error| storage(context(), &error))?;
+    let groups = group_ids(engine, &name).map_err(|error| storage(context(), &error))?;
     let options = AdminOptions::new()
         .request_timeout(Some(engine.timeout))
         .operation_timeout(Some(engine.timeout));
@@ -208,6 +207,20 @@ pub(crate) fn destroy_topic(engine: &Arc<Engine>, topic: &str) -> Result<(), Top
     }
     wait_for_metadata(engine, &name, false).map_err(|error| storage(context(), &error))?;
     Ok(())
+}
+
+/// The ids of every group of the Kafka topic `name`, whatever its state.
+pub(crate) fn group_ids(engine: &Engine, name: &str) -> Result<Vec<String>, KafkaError> {
+    let list = engine
+        .lookup
+        .lock()
+        .fetch_group_list(None, engine.timeout)?;
+    Ok(list
+        .groups()
+        .iter()
+        .filter(|group| group.state() != "Dead" && names::group_of(name, group.name()).is_some())
+        .map(|group| group.name().to_owned())
+        .collect())
 }
 
 /// Whether topic `topic` exists.
