@@ -96,7 +96,7 @@ pub use error::{
     ConfigError, ConsumerError, DiskFull, DiskFullReason, Error, NameError, OpenError,
     ProduceError, StorageError, StorageErrorKind, TopicError, Unsupported,
 };
-pub use message::{AckMode, Message, MessageId, Position, ProducedIds, StoredMessage};
+pub use message::{AckMode, Message, MessageId, MessageRef, Position, ProducedIds, StoredMessage};
 pub use name::MAX_NAME_LEN;
 pub use producer::{DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_BYTES, Producer, Ticket};
 pub use reader::Reader;

@@ -48,6 +48,64 @@ impl Message {
     pub fn size(&self) -> u64 {
         size_of(&self.properties, self.payload.len())
     }
+
+    /// This message, borrowed.
+    #[must_use]
+    pub fn to_ref(&self) -> MessageRef<'_> {
+        MessageRef {
+            payload: &self.payload,
+            properties: &self.properties,
+        }
+    }
+}
+
+/// No properties, for a [`MessageRef`] without any.
+static NO_PROPERTIES: BTreeMap<String, String> = BTreeMap::new();
+
+/// A message to produce, borrowed: [`Store::produce_refs`] writes it
+/// without copying its payload (a program that holds its payloads in
+/// memory of its own, or another language's, need not make a `Message` of
+/// each).
+///
+/// [`Store::produce_refs`]: crate::Store::produce_refs
+///
+/// ```
+/// use rocksmq::MessageRef;
+///
+/// let payload = vec![7u8; 1 << 20];
+/// let message = MessageRef::new(&payload);
+/// assert_eq!(message.size(), 1 << 20);
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct MessageRef<'a> {
+    /// The payload.
+    pub payload: &'a [u8],
+    /// Properties (headers).
+    pub properties: &'a BTreeMap<String, String>,
+}
+
+impl<'a> MessageRef<'a> {
+    /// A message of `payload` and no properties.
+    #[must_use]
+    pub fn new(payload: &'a [u8]) -> Self {
+        Self {
+            payload,
+            properties: &NO_PROPERTIES,
+        }
+    }
+
+    /// This message with `properties`.
+    #[must_use]
+    pub fn with_properties(self, properties: &'a BTreeMap<String, String>) -> Self {
+        Self { properties, ..self }
+    }
+
+    /// The size that `maxMessageSize` and page accounting count, as
+    /// [`Message::size`].
+    #[must_use]
+    pub fn size(&self) -> u64 {
+        size_of(self.properties, self.payload.len())
+    }
 }
 
 /// A message read from a topic.

@@ -36,7 +36,7 @@ use parking_lot::Mutex;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::error::ProduceError;
-use crate::message::{Message, MessageId};
+use crate::message::{Message, MessageId, MessageRef};
 use crate::rocks::lifecycle::Handle;
 use crate::rocks::write;
 
@@ -296,19 +296,22 @@ impl Pipeline {
                     bytes += next.bytes;
                     group.extend(calls.next());
                 }
-                self.write_group(&topic, group, state);
+                self.write_group(&topic, &group, state);
             }
         }
     }
 
     /// Writes the calls of `group`, all to `topic`, in one atomic write;
     /// splits the ids among them.
-    fn write_group(&self, topic: &str, group: Vec<Pending>, state: &mut State) {
+    fn write_group(&self, topic: &str, group: &[Pending], state: &mut State) {
         let counts: Vec<(u64, u64)> = group
             .iter()
             .map(|call| (call.seq, call.messages.len() as u64))
             .collect();
-        let messages: Vec<Message> = group.into_iter().flat_map(|call| call.messages).collect();
+        let messages: Vec<MessageRef<'_>> = group
+            .iter()
+            .flat_map(|call| call.messages.iter().map(Message::to_ref))
+            .collect();
         let written = write::produce(&self.engine, topic, &messages);
         let mut next = written.as_ref().map_or(0, |ids| ids.start);
         for (seq, count) in counts {

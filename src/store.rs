@@ -11,13 +11,15 @@ use std::ops::{Bound, Range, RangeBounds};
 use std::path::Path;
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use crate::capabilities::Capabilities;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::consumer::Consumer;
 use crate::error::{ConsumerError, OpenError, ProduceError, StorageError, TopicError};
 use crate::fs::{FileSystem, StdFileSystem};
-use crate::message::{Message, MessageId, Position, StoredMessage};
+use crate::message::{Message, MessageId, MessageRef, Position, StoredMessage};
 use crate::producer::Producer;
 use crate::reader::Reader;
 use crate::rocks::compaction::{self, CompactionReport};
@@ -339,6 +341,34 @@ impl Store {
         &self,
         topic: &str,
         messages: &[Message],
+    ) -> Result<Range<MessageId>, ProduceError> {
+        let messages: SmallVec<[MessageRef<'_>; 4]> =
+            messages.iter().map(Message::to_ref).collect();
+        write::produce(&self.engine, topic, &messages)
+    }
+
+    /// As [`Store::produce`], for messages the caller holds and lends:
+    /// their payloads are written from where they are, never copied into a
+    /// [`Message`] first (a program with its payloads in memory of its own,
+    /// or another language's, saves a copy of each).
+    ///
+    /// ```
+    /// # use rocksmq::{Config, MessageRef, Store};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(Config::builder().path(dir.path()).build())?;
+    /// store.create_topic("events")?;
+    /// let payloads = [b"a".as_slice(), b"b".as_slice()];
+    /// let messages: Vec<MessageRef> = payloads.iter().map(|p| MessageRef::new(p)).collect();
+    /// assert_eq!(store.produce_refs("events", &messages)?, 1..3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Store::produce`].
+    pub fn produce_refs(
+        &self,
+        topic: &str,
+        messages: &[MessageRef<'_>],
     ) -> Result<Range<MessageId>, ProduceError> {
         write::produce(&self.engine, topic, messages)
     }

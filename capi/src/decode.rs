@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt::{self, Display};
 use std::time::{Duration, UNIX_EPOCH};
 
-use rocksmq::{AckMode, Message, Position};
+use rocksmq::{AckMode, MessageRef, Position};
 
 use crate::status::Failure;
 use crate::types::{
@@ -147,16 +147,18 @@ pub fn timeout(millis: i64) -> Option<Duration> {
     u64::try_from(millis).ok().map(Duration::from_millis)
 }
 
-/// The messages of a produce call, copied into rocksmq's own (the one copy
-/// on this side of the boundary).
+/// The messages of a produce call, borrowed where the caller holds them: no
+/// payload is copied on this side of the boundary (the store writes each
+/// from the caller's memory, which the caller keeps until the call
+/// returns).
 ///
 /// # Safety
 /// Unless null, `messages` points to `count` messages, each of whose
 /// pointers are valid for their lengths (as [`bytes`]).
-pub unsafe fn messages(
+pub unsafe fn messages<'a>(
     messages: *const rmq_message_in_t,
     count: usize,
-) -> Result<Vec<Message>, Failure> {
+) -> Result<Vec<Borrowed<'a>>, Failure> {
     if count > RMQ_MAX_BATCH {
         return Err(Failure::argument(format!(
             "count: {count} messages in one produce; at most {RMQ_MAX_BATCH}"
@@ -195,11 +197,28 @@ impl Display for Place {
     }
 }
 
+/// A message as the caller passed it: its payload where the caller holds
+/// it (never copied on this side), its properties decoded.
+pub struct Borrowed<'a> {
+    /// The payload, in the caller's memory.
+    pub payload: &'a [u8],
+    /// The properties.
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Borrowed<'_> {
+    /// The message, to produce.
+    #[must_use]
+    pub fn to_ref(&self) -> MessageRef<'_> {
+        MessageRef::new(self.payload).with_properties(&self.properties)
+    }
+}
+
 /// Message `index` of a batch.
 ///
 /// # Safety
 /// As [`messages`], for this one message.
-unsafe fn message(input: &rmq_message_in_t, index: usize) -> Result<Message, Failure> {
+unsafe fn message<'a>(input: &rmq_message_in_t, index: usize) -> Result<Borrowed<'a>, Failure> {
     // SAFETY: forwarded from the caller.
     let payload = unsafe { bytes(input.payload, input.payload_len, Place::Payload(index)) }?;
     // SAFETY: forwarded from the caller.
@@ -225,8 +244,8 @@ unsafe fn message(input: &rmq_message_in_t, index: usize) -> Result<Message, Fai
             )));
         }
     }
-    Ok(Message {
-        payload: payload.to_vec(),
+    Ok(Borrowed {
+        payload,
         properties: map,
     })
 }

@@ -7,10 +7,10 @@ use std::ffi::{CString, c_char};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use rocksmq::{Config, Environment, ManualClock, Store};
+use rocksmq::{Config, Environment, ManualClock, MessageRef, Store};
 use serde::Serialize;
 
-use crate::decode;
+use crate::decode::{self, Borrowed};
 use crate::status::{Failure, RMQ_STORAGE, guard};
 use crate::types::rmq_position_t;
 use crate::types::{rmq_message_in_t, rmq_property_t};
@@ -347,7 +347,8 @@ pub unsafe extern "C" fn rmq_produce(
         writable(first_id, "first_id")?;
         // SAFETY: forwarded from the caller.
         let messages = unsafe { decode::messages(messages, count) }?;
-        let ids = store.store.produce(topic, &messages)?;
+        let messages: Vec<MessageRef<'_>> = messages.iter().map(Borrowed::to_ref).collect();
+        let ids = store.store.produce_refs(topic, &messages)?;
         // SAFETY: checked writable above.
         unsafe { put(first_id, ids.start, "first_id") }
     })
@@ -386,7 +387,7 @@ pub unsafe extern "C" fn rmq_produce_one(
         };
         // SAFETY: forwarded from the caller.
         let messages = unsafe { decode::messages(&raw const message, 1) }?;
-        let ids = store.store.produce(topic, &messages)?;
+        let ids = store.store.produce_refs(topic, &[messages[0].to_ref()])?;
         // SAFETY: checked writable above.
         unsafe { put(id, ids.start, "id") }
     })

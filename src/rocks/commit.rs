@@ -49,7 +49,7 @@ use smallvec::SmallVec;
 
 use crate::config::available_cores;
 use crate::error::{ProduceError, StorageError};
-use crate::message::{Message, MessageId};
+use crate::message::{MessageId, MessageRef};
 use crate::rocks::engine::Engine;
 use crate::rocks::failpoint;
 use crate::rocks::format::{self, PageRecord, Payload, TopicState};
@@ -83,7 +83,7 @@ pub(crate) fn produce(
     engine: &Engine,
     db: &DB,
     topic: &Arc<Topic>,
-    messages: &[Message],
+    messages: &[MessageRef<'_>],
     encoded_bytes: usize,
     started: Option<u64>,
 ) -> Outcome {
@@ -152,7 +152,7 @@ struct Shard<'a> {
 /// The call of the holder of the role, when it is not queued.
 struct Own<'a> {
     topic: &'a Topic,
-    messages: &'a [Message],
+    messages: &'a [MessageRef<'a>],
     /// The bytes its keys and values take in a batch.
     encoded_bytes: usize,
     /// When its produce began, on the store's metrics clock.
@@ -241,8 +241,8 @@ struct Group<'a> {
     engine: &'a Engine,
     db: &'a DB,
     messages_cf: &'a ColumnFamily,
-    meta_cf: &'a ColumnFamily,
-    batch: WriteBatch,
+    /// Taken by the write (`None` after it).
+    batch: Option<WriteBatch>,
     /// The time of the messages of the calls added next (read again once
     /// the queued calls are taken; each topic's never goes backwards: see
     /// [`Locked::now_ns`]).
@@ -257,7 +257,7 @@ enum Member<'a> {
     /// Queued by a producer that waits for its outcome.
     Queued(&'a Call),
     /// The messages of the holder of the role.
-    Own(&'a [Message]),
+    Own(&'a [MessageRef<'a>]),
 }
 
 /// A topic of a group, locked, and its state as the group changes it.
@@ -289,8 +289,7 @@ impl<'a> Group<'a> {
             engine,
             db,
             messages_cf: messages_cf(db),
-            meta_cf: meta_cf(db),
-            batch: WriteBatch::with_capacity_bytes(reserve),
+            batch: Some(WriteBatch::with_capacity_bytes(reserve)),
             now_ns: engine.now_ns(),
             topics: SmallVec::new(),
         }
@@ -314,9 +313,9 @@ impl<'a> Group<'a> {
         let first = locked.state.next_id;
         let mut put = Put {
             engine: self.engine,
-            batch: &mut self.batch,
+            batch: self.batch.as_mut()?,
             messages_cf: self.messages_cf,
-            meta_cf: self.meta_cf,
+            db: self.db,
             now_ns,
         };
         match member {
@@ -334,8 +333,8 @@ impl<'a> Group<'a> {
                         &mut scratch,
                         now_ns,
                         locked.state.produced_bytes,
-                        &message.properties,
-                        Payload::Inline(&message.payload),
+                        message.properties,
+                        Payload::Inline(message.payload),
                     );
                     put.message(locked, message.size(), &scratch);
                 }
@@ -387,7 +386,9 @@ impl<'a> Group<'a> {
             failpoint::check("produce::write", &locked.topic.name)
                 .map_err(|error| StorageError::io(context(), &error))?;
         }
-        let batch = std::mem::take(&mut self.batch);
+        let Some(batch) = self.batch.take() else {
+            return Ok(());
+        };
         self.db
             .write_opt(batch, &self.engine.write_options)
             .map_err(|error| StorageError::rocksdb(context(), &error))?;
@@ -410,7 +411,9 @@ struct Put<'a, 'b> {
     engine: &'a Engine,
     batch: &'b mut WriteBatch,
     messages_cf: &'a ColumnFamily,
-    meta_cf: &'a ColumnFamily,
+    /// For `meta`, looked up only when a page closes: a column family's
+    /// lookup is a search of RocksDB's map of them by name.
+    db: &'a DB,
     now_ns: u64,
 }
 
@@ -426,7 +429,7 @@ impl Put<'_, '_> {
             .append(&mut state.open_page, id, size, self.now_ns)
         {
             self.batch.put_cf(
-                self.meta_cf,
+                meta_cf(self.db),
                 format::page_key(locked.topic.id, page.first_id),
                 page.encode(),
             );

@@ -17,7 +17,7 @@ use parking_lot::Mutex;
 
 use crate::config::available_cores;
 use crate::error::{ProduceError, StorageError};
-use crate::message::{Message, MessageId};
+use crate::message::{MessageId, MessageRef};
 use crate::rocks::format::{self, Payload};
 use crate::rocks::topic::Topic;
 
@@ -165,7 +165,7 @@ impl Call {
     /// encoded keys and values), begun at `started`.
     pub(crate) fn new(
         topic: Arc<Topic>,
-        messages: &[Message],
+        messages: &[MessageRef<'_>],
         encoded_bytes: usize,
         started: Option<u64>,
     ) -> Self {
@@ -236,7 +236,7 @@ pub(crate) struct Encoded(Vec<u8>);
 const ENCODED_PREFIX: usize = 8;
 
 impl Encoded {
-    fn new(messages: &[Message], encoded_bytes: usize) -> Self {
+    fn new(messages: &[MessageRef<'_>], encoded_bytes: usize) -> Self {
         let mut bytes = Vec::with_capacity(encoded_bytes);
         for message in messages {
             let start = bytes.len();
@@ -245,8 +245,8 @@ impl Encoded {
                 &mut bytes,
                 0,
                 0,
-                &message.properties,
-                Payload::Inline(&message.payload),
+                message.properties,
+                Payload::Inline(message.payload),
             );
             let len = bytes.len() - start - ENCODED_PREFIX;
             let small = "a grouped call is at most 64 KiB";

@@ -219,7 +219,9 @@ impl Topic {
     pub(crate) fn commit(&self, writer: &mut Writer, state: TopicState, closed: Vec<PageRecord>) {
         writer.state = state;
         writer.last_ns = state.open_page.map_or(writer.last_ns, |page| page.last_ns);
-        writer.closed_pages.extend(closed);
+        if !closed.is_empty() {
+            writer.closed_pages.extend(closed);
+        }
         // A batch of huge messages should not pin its buffer forever.
         if writer.scratch.capacity() > SCRATCH_KEEP_BYTES {
             writer.scratch = Vec::new();
@@ -243,6 +245,10 @@ impl Topic {
     /// Waits for the topic's lock as [`Topic::lock_writer`] does, but never
     /// sleeps: `None` once it waited for `patience`.
     pub(crate) fn wait_for_writer(&self, patience: Duration) -> Option<MutexGuard<'_, Writer>> {
+        // Most often the lock is free: no clock read for that.
+        if let Some(writer) = self.writer.try_lock() {
+            return Some(writer);
+        }
         let started = Instant::now();
         let mut rounds = 0_u32;
         loop {

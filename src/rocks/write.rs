@@ -19,7 +19,7 @@ use std::ops::Range;
 use rocksdb::{ColumnFamily, WriteBatch};
 
 use crate::error::{ProduceError, StorageError};
-use crate::message::{Message, MessageId};
+use crate::message::{MessageId, MessageRef};
 use crate::rocks::commit;
 use crate::rocks::engine::Engine;
 use crate::rocks::failpoint;
@@ -40,7 +40,7 @@ use crate::rocks::topic::{Topic, Writer};
 pub(crate) fn produce(
     engine: &Engine,
     topic: &str,
-    messages: &[Message],
+    messages: &[MessageRef<'_>],
 ) -> Result<Range<MessageId>, ProduceError> {
     let started = engine.metrics.now();
     let shards = engine.db()?;
@@ -102,7 +102,7 @@ impl Target<'_> {
     fn write_call(
         &self,
         writer: &mut Writer,
-        messages: &[Message],
+        messages: &[MessageRef<'_>],
         shape: &Shape,
     ) -> Result<Range<MessageId>, ProduceError> {
         let Self {
@@ -151,7 +151,7 @@ struct Shape {
 }
 
 impl Shape {
-    fn of(engine: &Engine, topic: &str, messages: &[Message]) -> Result<Self, ProduceError> {
+    fn of(engine: &Engine, topic: &str, messages: &[MessageRef<'_>]) -> Result<Self, ProduceError> {
         let max = engine.config.max_message_size_bytes;
         let payload_bytes: usize = messages.iter().map(|message| message.payload.len()).sum();
         let mut encoded_bytes = 0;
@@ -169,9 +169,9 @@ impl Shape {
             let goes_out = goes_external(message.payload.len(), payload_bytes);
             external |= goes_out;
             encoded_bytes += 8 + if goes_out {
-                format::message_value_len(&message.properties, &[]) + format::PAYLOAD_REF_LEN
+                format::message_value_len(message.properties, &[]) + format::PAYLOAD_REF_LEN
             } else {
-                format::message_value_len(&message.properties, &message.payload)
+                format::message_value_len(message.properties, message.payload)
             };
         }
         Ok(Self {
@@ -190,7 +190,7 @@ impl Shape {
 
     /// Whether the call may be written in a group commit: small, with
     /// nothing for segment files (whose writes could fail the group).
-    fn joins_groups(&self, messages: &[Message]) -> bool {
+    fn joins_groups(&self, messages: &[MessageRef<'_>]) -> bool {
         !messages.is_empty() && !self.external && self.encoded_bytes <= GROUP_CALL_MAX_BYTES
     }
 }
@@ -204,7 +204,7 @@ fn fill_batch(
     writer: &mut Writer,
     state: &mut TopicState,
     now_ns: u64,
-    messages: &[Message],
+    messages: &[MessageRef<'_>],
     shape: &Shape,
 ) -> Result<Vec<PageRecord>, ProduceError> {
     let Target {
@@ -241,9 +241,9 @@ fn fill_batch(
             let page = state.open_page.map_or(id, |page| page.first_id);
             let segment =
                 segment_for(engine, topic, writer, &mut pending, page).map_err(written)?;
-            Payload::External(pending.add(segment, &message.payload))
+            Payload::External(pending.add(segment, message.payload))
         } else {
-            Payload::Inline(&message.payload)
+            Payload::Inline(message.payload)
         };
         put_message(
             families, batch, topic, writer, state, now_ns, message, payload,
@@ -270,14 +270,14 @@ fn put_message(
     writer: &mut Writer,
     state: &mut TopicState,
     now_ns: u64,
-    message: &Message,
+    message: &MessageRef<'_>,
     payload: Payload<'_>,
 ) {
     format::encode_message(
         &mut writer.scratch,
         now_ns,
         state.produced_bytes,
-        &message.properties,
+        message.properties,
         payload,
     );
     batch.put_cf(
