@@ -1,13 +1,16 @@
-//! rocksmq against NATS JetStream and the raw RocksDB ceiling, at 128 B,
-//! 1 KiB, 64 KiB and 1 MiB; `cargo bench --bench compare` measures every
-//! workload on every system in one run, then writes `docs/benchmarks.md`
-//! and `docs/benchmarks.png` (`sh scripts/bench.sh` does both).
+//! rocksmq against NATS JetStream, Apache Kafka and the raw RocksDB
+//! ceiling, at 128 B, 1 KiB, 64 KiB and 1 MiB; `cargo bench --bench
+//! compare` measures every workload on every system in one run, then
+//! writes `docs/benchmarks.md` and `docs/benchmarks.png` (`sh
+//! scripts/bench.sh` does both).
 //!
 //! Under `cargo test --all-targets` (Criterion's test mode) each benchmark
-//! runs once at small counts, nats-server included, and the report is
-//! generated into a temporary directory only. nats-server is started by
-//! the harness when it is on PATH; without it the NATS benchmarks are
-//! skipped, with a message.
+//! runs once at small counts, nats-server and Kafka included, and the
+//! report is generated into a temporary directory only. nats-server is
+//! started by the harness when it is on PATH, a Kafka broker when the
+//! build has feature `kafka` and Kafka's jars can be had
+//! (`scripts/kafka.sh`); without them those benchmarks are skipped, with a
+//! message.
 
 mod support;
 
@@ -19,8 +22,12 @@ use criterion::{BenchmarkGroup, Criterion, SamplingMode};
 
 use support::concurrency::{NatsConcurrent, PRODUCERS, RawConcurrent, RocksmqConcurrent, Topics};
 use support::fanout::{FanoutConsume, FanoutEndToEnd, GROUPS};
+#[cfg(feature = "kafka")]
+use support::kafka::{KafkaClient, KafkaConsume, KafkaEndToEnd, KafkaProduce};
 use support::nats::{NatsClient, NatsConsume, NatsEndToEnd, NatsProduce, NatsServer};
-use support::report::{self, CriterionSettings, NatsSettings, Results, System, Workload};
+use support::report::{
+    self, CriterionSettings, KafkaSettings, NatsSettings, Results, System, Workload,
+};
 use support::rocks::{RawProduce, RocksmqConsume, RocksmqEndToEnd, RocksmqProduce};
 use support::scaling::{Producer, Scaling};
 use support::{
@@ -60,26 +67,27 @@ fn main() {
     let nats = server
         .as_ref()
         .map(|server| NatsClient::connect(&server.url));
+    let kafka = if run.list { None } else { Kafka::start() };
+    let kafka_client = kafka.as_ref().map(Kafka::client);
     let mut criterion = Criterion::default()
         .output_directory(&criterion_dir)
         .without_plots()
         .configure_from_args();
     let mut results = Results::new(scale);
 
+    let peers = Peers {
+        nats: nats.as_ref(),
+        kafka: kafka_client.as_ref(),
+    };
     produce(
         &mut criterion,
         &mut results,
-        nats.as_ref(),
+        &peers,
         Workload::ProduceSingle,
     );
-    produce(
-        &mut criterion,
-        &mut results,
-        nats.as_ref(),
-        Workload::ProduceBatch,
-    );
-    consume(&mut criterion, &mut results, nats.as_ref(), scale);
-    end_to_end(&mut criterion, &mut results, nats.as_ref());
+    produce(&mut criterion, &mut results, &peers, Workload::ProduceBatch);
+    consume(&mut criterion, &mut results, &peers, scale);
+    end_to_end(&mut criterion, &mut results, &peers);
     let mut scaling = Scaling::default();
     concurrent(&mut criterion, &mut scaling, nats.as_ref());
     if run.selects("concurrent_pairs") {
@@ -103,9 +111,10 @@ fn main() {
         nats.as_ref()
             .zip(server.as_ref())
             .map(|(client, server)| (client, server.url.as_str())),
+        kafka.as_ref().map(Kafka::bootstrap),
         run.bench.then_some(criterion_dir.as_path()),
     );
-    if !seam.nats.is_empty() || !seam.embedded.is_empty() {
+    if !seam.nats.is_empty() || !seam.kafka.is_empty() || !seam.embedded.is_empty() {
         let mut text = String::new();
         backends::section(&mut text, Some(&seam));
         eprintln!("{text}");
@@ -148,6 +157,7 @@ fn main() {
         criterion_dir: run.bench.then_some(criterion_dir),
         criterion: CRITERION,
         nats: server.as_ref().zip(nats.as_ref()).map(nats_settings),
+        kafka: kafka.as_ref().map(Kafka::settings),
         memory: peak_memory,
         retention,
         backends: Some(seam),
@@ -181,13 +191,14 @@ fn main() {
     }
 }
 
+/// The peers the run has: a NATS client, a Kafka client.
+struct Peers<'a> {
+    nats: Option<&'a NatsClient>,
+    kafka: Option<&'a KafkaPeer>,
+}
+
 /// Produce, one message per call or `BATCH` per call, each call confirmed.
-fn produce(
-    c: &mut Criterion,
-    results: &mut Results,
-    nats: Option<&NatsClient>,
-    workload: Workload,
-) {
+fn produce(c: &mut Criterion, results: &mut Results, peers: &Peers<'_>, workload: Workload) {
     let batch = if workload == Workload::ProduceBatch {
         BATCH
     } else {
@@ -204,7 +215,7 @@ fn produce(
             batch,
             || RocksmqProduce::new(size, batch),
         );
-        if let Some(client) = nats {
+        if let Some(client) = peers.nats {
             measure(
                 &mut group,
                 results,
@@ -213,6 +224,18 @@ fn produce(
                 size,
                 batch,
                 || NatsProduce::new(client, size, batch),
+            );
+        }
+        #[cfg(feature = "kafka")]
+        if let Some(client) = peers.kafka {
+            measure(
+                &mut group,
+                results,
+                workload,
+                System::Kafka,
+                size,
+                batch,
+                || KafkaProduce::new(client, size, batch),
             );
         }
         measure(
@@ -230,7 +253,7 @@ fn produce(
 
 /// Consume pre-written messages through a consumer group, with acks; one
 /// iteration reads them all.
-fn consume(c: &mut Criterion, results: &mut Results, nats: Option<&NatsClient>, scale: Scale) {
+fn consume(c: &mut Criterion, results: &mut Results, peers: &Peers<'_>, scale: Scale) {
     let workload = Workload::Consume;
     let mut group = group(c, workload);
     for size in SIZES {
@@ -244,7 +267,7 @@ fn consume(c: &mut Criterion, results: &mut Results, nats: Option<&NatsClient>, 
             count,
             || RocksmqConsume::new(size, count),
         );
-        if let Some(client) = nats {
+        if let Some(client) = peers.nats {
             measure(
                 &mut group,
                 results,
@@ -255,12 +278,24 @@ fn consume(c: &mut Criterion, results: &mut Results, nats: Option<&NatsClient>, 
                 || NatsConsume::new(client, size, count),
             );
         }
+        #[cfg(feature = "kafka")]
+        if let Some(client) = peers.kafka {
+            measure(
+                &mut group,
+                results,
+                workload,
+                System::Kafka,
+                size,
+                count,
+                || KafkaConsume::new(client, size, count),
+            );
+        }
     }
     group.finish();
 }
 
 /// From produce to a consumer already waiting, one message at a time.
-fn end_to_end(c: &mut Criterion, results: &mut Results, nats: Option<&NatsClient>) {
+fn end_to_end(c: &mut Criterion, results: &mut Results, peers: &Peers<'_>) {
     let workload = Workload::EndToEnd;
     let mut group = group(c, workload);
     for size in SIZES {
@@ -273,10 +308,22 @@ fn end_to_end(c: &mut Criterion, results: &mut Results, nats: Option<&NatsClient
             1,
             || RocksmqEndToEnd::new(size),
         );
-        if let Some(client) = nats {
+        if let Some(client) = peers.nats {
             measure(&mut group, results, workload, System::Nats, size, 1, || {
                 NatsEndToEnd::new(client, size)
             });
+        }
+        #[cfg(feature = "kafka")]
+        if let Some(client) = peers.kafka {
+            measure(
+                &mut group,
+                results,
+                workload,
+                System::Kafka,
+                size,
+                1,
+                || KafkaEndToEnd::new(client, size),
+            );
         }
     }
     group.finish();
@@ -425,6 +472,79 @@ fn nats_settings((server, client): (&NatsServer, &NatsClient)) -> NatsSettings {
         config_file: support::nats::CONFIG_FILE.to_owned(),
         stream,
         consumer,
+    }
+}
+
+/// The Kafka client of the benchmarks; nothing without feature `kafka`.
+#[cfg(feature = "kafka")]
+type KafkaPeer = KafkaClient;
+#[cfg(not(feature = "kafka"))]
+type KafkaPeer = ();
+
+/// The Kafka broker of the run, with feature `kafka` and Kafka's jars.
+struct Kafka {
+    #[cfg(feature = "kafka")]
+    cluster: support::kafka_server::KafkaCluster,
+}
+
+impl Kafka {
+    /// Starts a broker, or says why not (on standard error) and returns
+    /// `None`.
+    fn start() -> Option<Self> {
+        #[cfg(feature = "kafka")]
+        {
+            support::kafka_server::KafkaCluster::single(support::kafka_server::Flush::Os)
+                .map(|cluster| Self { cluster })
+        }
+        #[cfg(not(feature = "kafka"))]
+        {
+            eprintln!("this build has no feature `kafka`: the Kafka runs are skipped");
+            None
+        }
+    }
+
+    fn bootstrap(&self) -> &str {
+        #[cfg(feature = "kafka")]
+        {
+            &self.cluster.bootstrap
+        }
+        #[cfg(not(feature = "kafka"))]
+        {
+            ""
+        }
+    }
+
+    fn client(&self) -> KafkaPeer {
+        #[cfg(feature = "kafka")]
+        {
+            KafkaClient::connect(self.bootstrap())
+        }
+    }
+
+    fn settings(&self) -> KafkaSettings {
+        #[cfg(feature = "kafka")]
+        let (version, producer) = (
+            self.cluster.version.clone(),
+            support::kafka::PRODUCER_SETTINGS
+                .iter()
+                .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+                .collect(),
+        );
+        #[cfg(not(feature = "kafka"))]
+        let (version, producer) = (String::new(), Vec::new());
+        #[cfg(feature = "kafka")]
+        let client = format!(
+            "rdkafka {} (librdkafka {})",
+            report::lock_version("rdkafka"),
+            rdkafka::util::get_rdkafka_version().1
+        );
+        #[cfg(not(feature = "kafka"))]
+        let client = String::new();
+        KafkaSettings {
+            version,
+            client,
+            producer,
+        }
     }
 }
 

@@ -13,6 +13,9 @@ pub mod backends;
 pub mod concurrency;
 pub mod disk;
 pub mod fanout;
+#[cfg(feature = "kafka")]
+pub mod kafka;
+pub mod kafka_server;
 pub mod memory;
 pub mod metrics_cost;
 pub mod nats;
