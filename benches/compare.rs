@@ -1,13 +1,21 @@
-//! rocksmq against NATS JetStream and the raw RocksDB ceiling, at 128 B,
-//! 1 KiB, 64 KiB and 1 MiB; `cargo bench --bench compare` measures every
-//! workload on every system in one run, then writes `docs/benchmarks.md`
-//! and `docs/benchmarks.png` (`sh scripts/bench.sh` does both).
+//! rocksmq against its peers — NATS JetStream and Apache Kafka (brokers),
+//! raw RocksDB with and without its blob files (the ceiling of produce),
+//! fjall and walrus (embedded logs) — at 128 B, 1 KiB, 64 KiB, 1 MiB and
+//! 4 MiB, and rocksmq's own tables (concurrent producers, fan-out, durable
+//! mode, the pipelined produce, Milvus's shape, reopen, ...); `cargo bench
+//! --bench compare` measures every workload on every system in one run,
+//! then writes `docs/benchmarks.md`, `docs/benchmarks.png` and
+//! `docs/benchmarks-producers.png` (`sh scripts/bench.sh` does both).
+//! `ROCKSMQ_BENCH_PEERS` (`bench.sh --peers`) selects the peers; a peer
+//! not selected starts no server.
 //!
 //! Under `cargo test --all-targets` (Criterion's test mode) each benchmark
-//! runs once at small counts, nats-server included, and the report is
-//! generated into a temporary directory only. nats-server is started by
-//! the harness when it is on PATH; without it the NATS benchmarks are
-//! skipped, with a message.
+//! runs once at small counts, nats-server and Kafka included, and the
+//! report is generated into a temporary directory only. nats-server is
+//! started by the harness when it is on PATH, a Kafka broker when the
+//! build has feature `kafka` and Kafka's jars can be had
+//! (`scripts/kafka.sh`); without them those benchmarks are skipped, with a
+//! message.
 
 mod support;
 
@@ -20,16 +28,20 @@ use criterion::{BenchmarkGroup, Criterion, SamplingMode};
 use support::concurrency::{NatsConcurrent, PRODUCERS, RawConcurrent, RocksmqConcurrent, Topics};
 use support::fanout::{FanoutConsume, FanoutEndToEnd, GROUPS};
 use support::fjall::FjallProduce;
+#[cfg(feature = "kafka")]
+use support::kafka::{KafkaClient, KafkaConsume, KafkaEndToEnd, KafkaProduce};
 use support::nats::{NatsClient, NatsConsume, NatsEndToEnd, NatsProduce, NatsServer};
-use support::report::{self, CriterionSettings, NatsSettings, Results, System, Workload};
+use support::report::{
+    self, CriterionSettings, KafkaSettings, NatsSettings, Results, System, Workload,
+};
 use support::rocks::{
     BLOB_MIN_BYTES, Raw, RawProduce, RocksmqConsume, RocksmqEndToEnd, RocksmqProduce,
 };
 use support::scaling::{Producer, Scaling};
 use support::walrus::WalrusProcess;
 use support::{
-    BATCH, LARGE_SIZES, Run, SIZES, Scale, backends, concurrency, disk, durable, fanout, memory,
-    metrics_cost, milvus, pipelined, reopen, retention, topics,
+    BATCH, KafkaPeer, LARGE_SIZES, Run, SIZES, Scale, backends, concurrency, disk, durable, fanout,
+    memory, metrics_cost, milvus, pipelined, reopen, retention, topics,
 };
 
 /// Few samples and short times keep the whole run, every peer included,
@@ -66,15 +78,7 @@ fn main() {
         // an earlier run.
         let _ = std::fs::remove_dir_all(&criterion_dir);
     }
-    let systems = System::selected();
-    let server = if run.list || !systems.contains(&System::Nats) {
-        None
-    } else {
-        NatsServer::start()
-    };
-    let nats = server
-        .as_ref()
-        .map(|server| NatsClient::connect(&server.url));
+    let peers = Peers::start(run.list);
     let mut criterion = Criterion::default()
         .output_directory(&criterion_dir)
         .without_plots()
@@ -84,26 +88,19 @@ fn main() {
     produce(
         &mut criterion,
         &mut results,
-        nats.as_ref(),
+        &peers,
         Workload::ProduceSingle,
-        &systems,
     );
-    produce(
-        &mut criterion,
-        &mut results,
-        nats.as_ref(),
-        Workload::ProduceBatch,
-        &systems,
-    );
-    consume(&mut criterion, &mut results, nats.as_ref(), scale);
-    end_to_end(&mut criterion, &mut results, nats.as_ref());
+    produce(&mut criterion, &mut results, &peers, Workload::ProduceBatch);
+    consume(&mut criterion, &mut results, &peers, scale);
+    end_to_end(&mut criterion, &mut results, &peers);
     let mut scaling = Scaling::default();
-    concurrent(&mut criterion, &mut scaling, nats.as_ref());
+    concurrent(&mut criterion, &mut scaling, &peers);
     if run.selects("concurrent_pairs") {
         paired(&mut scaling, scale);
     }
     fan_out(&mut criterion, &mut scaling, scale);
-    let durable = durable_mode(&mut criterion, &systems, run.list);
+    let durable = durable_mode(&mut criterion, &peers, run.list);
     let pipelined = run
         .selects(pipelined::NAME)
         .then(|| pipelined::measure(scale.pair_fours, scale.pair_calls(pipelined::SIZE)));
@@ -127,12 +124,13 @@ fn main() {
             measurement: CRITERION.measurement,
         },
         scale,
-        nats.as_ref()
-            .zip(server.as_ref())
-            .map(|(client, server)| (client, server.url.as_str())),
+        peers
+            .nats_running()
+            .map(|(server, client)| (client, server.url.as_str())),
+        peers.kafka_running().map(Kafka::bootstrap),
         run.bench.then_some(criterion_dir.as_path()),
     );
-    if !seam.nats.is_empty() || !seam.embedded.is_empty() {
+    if !seam.nats.is_empty() || !seam.kafka.is_empty() || !seam.embedded.is_empty() {
         let mut text = String::new();
         backends::section(&mut text, Some(&seam));
         eprintln!("{text}");
@@ -149,7 +147,7 @@ fn main() {
     });
     let peak_memory = run
         .selects("peak_memory")
-        .then(|| memory::measure(scale.memory_messages, server.is_some()));
+        .then(|| memory::measure(scale.memory_messages, peers.runs(System::Nats)));
     criterion.final_summary();
     let disk = run.selects("disk_speed").then(|| {
         let (warm_up, time) = if run.bench {
@@ -175,7 +173,8 @@ fn main() {
     let context = report::Context {
         criterion_dir: run.bench.then_some(criterion_dir),
         criterion: CRITERION,
-        nats: server.as_ref().zip(nats.as_ref()).map(nats_settings),
+        nats: peers.nats_running().map(nats_settings),
+        kafka: peers.kafka_running().map(Kafka::settings),
         memory: peak_memory,
         retention,
         backends: Some(seam),
@@ -213,15 +212,80 @@ fn main() {
     }
 }
 
+/// The systems a run measures, and the servers of the peers that have one:
+/// rocksmq, and the peers `--peers` ([`report::PEERS_ENV`]) selects (every
+/// peer when it is unset). Only a selected peer's server is started. A
+/// peer whose server cannot be had (its start says why) is left out; a
+/// listing starts nothing and lists the workloads of every selected peer.
+struct Peers {
+    /// rocksmq and the peers measured, in the report's order.
+    systems: Vec<System>,
+    /// Each client beside its server; the client is dropped first.
+    nats: Option<(NatsClient, NatsServer)>,
+    kafka: Option<(KafkaPeer, Kafka)>,
+}
+
+impl Peers {
+    /// Selects the systems and starts the selected peers' servers, unless
+    /// the run only lists its workloads.
+    fn start(list: bool) -> Self {
+        let mut systems = System::selected();
+        let nats = (!list && systems.contains(&System::Nats))
+            .then(NatsServer::start)
+            .flatten()
+            .map(|server| (NatsClient::connect(&server.url), server));
+        let kafka = (!list && systems.contains(&System::Kafka))
+            .then(Kafka::start)
+            .flatten()
+            .map(|broker| (broker.client(), broker));
+        systems.retain(|&system| match system {
+            System::Nats => list || nats.is_some(),
+            System::Kafka => cfg!(feature = "kafka") && (list || kafka.is_some()),
+            _ => true,
+        });
+        Self {
+            systems,
+            nats,
+            kafka,
+        }
+    }
+
+    /// Whether the run measures `system`.
+    fn runs(&self, system: System) -> bool {
+        self.systems.contains(&system)
+    }
+
+    /// NATS's server and client, if it runs (and this is no listing).
+    fn nats_running(&self) -> Option<(&NatsServer, &NatsClient)> {
+        self.nats.as_ref().map(|(client, server)| (server, client))
+    }
+
+    /// The NATS client, for a workload's setup (which a listing never
+    /// runs): only called when the run measures NATS.
+    fn nats(&self) -> &NatsClient {
+        &self.nats.as_ref().expect("NATS runs: its server started").0
+    }
+
+    /// Kafka's broker, if it runs (and this is no listing).
+    fn kafka_running(&self) -> Option<&Kafka> {
+        self.kafka.as_ref().map(|(_, broker)| broker)
+    }
+
+    /// The Kafka client, for a workload's setup (which a listing never
+    /// runs): only called when the run measures Kafka.
+    #[cfg(feature = "kafka")]
+    fn kafka(&self) -> &KafkaPeer {
+        &self
+            .kafka
+            .as_ref()
+            .expect("Kafka runs: its broker started")
+            .0
+    }
+}
+
 /// Produce, one message per call or `BATCH` per call, each call confirmed,
-/// on rocksmq and every peer selected.
-fn produce(
-    c: &mut Criterion,
-    results: &mut Results,
-    nats: Option<&NatsClient>,
-    workload: Workload,
-    systems: &[System],
-) {
+/// on every system of the run.
+fn produce(c: &mut Criterion, results: &mut Results, peers: &Peers, workload: Workload) {
     let batch = if workload == Workload::ProduceBatch {
         BATCH
     } else {
@@ -229,28 +293,29 @@ fn produce(
     };
     let mut group = group(c, workload);
     for size in SIZES {
-        for &system in systems {
-            let raw = |blob_files| Raw {
-                blob_files,
-                sync: false,
-            };
+        for &system in &peers.systems {
             let (group, results) = (&mut group, &mut *results);
             match system {
                 System::Rocksmq => measure(group, results, workload, system, size, batch, || {
                     RocksmqProduce::new(size, batch)
                 }),
-                System::Nats => {
-                    if let Some(client) = nats {
-                        measure(group, results, workload, system, size, batch, || {
-                            NatsProduce::new(client, size, batch)
-                        });
-                    }
+                System::Nats => measure(group, results, workload, system, size, batch, || {
+                    NatsProduce::new(peers.nats(), size, batch)
+                }),
+                System::Kafka => {
+                    #[cfg(feature = "kafka")]
+                    measure(group, results, workload, system, size, batch, || {
+                        KafkaProduce::new(peers.kafka(), size, batch)
+                    });
                 }
                 // Below its minimum blob size BlobDB keeps every value in
                 // the LSM tree: raw RocksDB's row is its row.
                 System::BlobDb if (size as u64) < BLOB_MIN_BYTES => {}
                 System::RocksDb | System::BlobDb => {
-                    let raw = raw(system == System::BlobDb);
+                    let raw = Raw {
+                        blob_files: system == System::BlobDb,
+                        sync: false,
+                    };
                     measure(group, results, workload, system, size, batch, || {
                         RawProduce::new(size, batch, raw)
                     });
@@ -268,54 +333,58 @@ fn produce(
 }
 
 /// Consume pre-written messages through a consumer group, with acks; one
-/// iteration reads them all.
-fn consume(c: &mut Criterion, results: &mut Results, nats: Option<&NatsClient>, scale: Scale) {
+/// iteration reads them all. rocksmq and the brokers (the embedded peers
+/// are measured in produce only).
+fn consume(c: &mut Criterion, results: &mut Results, peers: &Peers, scale: Scale) {
     let workload = Workload::Consume;
     let mut group = group(c, workload);
     for size in SIZES {
         let count = scale.consume_count(size);
-        measure(
-            &mut group,
-            results,
-            workload,
-            System::Rocksmq,
-            size,
-            count,
-            || RocksmqConsume::new(size, count),
-        );
-        if let Some(client) = nats {
-            measure(
-                &mut group,
-                results,
-                workload,
-                System::Nats,
-                size,
-                count,
-                || NatsConsume::new(client, size, count),
-            );
+        for &system in &peers.systems {
+            let (group, results) = (&mut group, &mut *results);
+            match system {
+                System::Rocksmq => measure(group, results, workload, system, size, count, || {
+                    RocksmqConsume::new(size, count)
+                }),
+                System::Nats => measure(group, results, workload, system, size, count, || {
+                    NatsConsume::new(peers.nats(), size, count)
+                }),
+                System::Kafka => {
+                    #[cfg(feature = "kafka")]
+                    measure(group, results, workload, system, size, count, || {
+                        KafkaConsume::new(peers.kafka(), size, count)
+                    });
+                }
+                System::RocksDb | System::BlobDb | System::Fjall | System::Walrus => {}
+            }
         }
     }
     group.finish();
 }
 
-/// From produce to a consumer already waiting, one message at a time.
-fn end_to_end(c: &mut Criterion, results: &mut Results, nats: Option<&NatsClient>) {
+/// From produce to a consumer already waiting, one message at a time, on
+/// rocksmq and the brokers.
+fn end_to_end(c: &mut Criterion, results: &mut Results, peers: &Peers) {
     let workload = Workload::EndToEnd;
     let mut group = group(c, workload);
     for size in SIZES {
-        measure(
-            &mut group,
-            results,
-            workload,
-            System::Rocksmq,
-            size,
-            1,
-            || RocksmqEndToEnd::new(size),
-        );
-        if let Some(client) = nats {
-            measure(&mut group, results, workload, System::Nats, size, 1, || {
-                NatsEndToEnd::new(client, size)
-            });
+        for &system in &peers.systems {
+            let (group, results) = (&mut group, &mut *results);
+            match system {
+                System::Rocksmq => measure(group, results, workload, system, size, 1, || {
+                    RocksmqEndToEnd::new(size)
+                }),
+                System::Nats => measure(group, results, workload, system, size, 1, || {
+                    NatsEndToEnd::new(peers.nats(), size)
+                }),
+                System::Kafka => {
+                    #[cfg(feature = "kafka")]
+                    measure(group, results, workload, system, size, 1, || {
+                        KafkaEndToEnd::new(peers.kafka(), size)
+                    });
+                }
+                System::RocksDb | System::BlobDb | System::Fjall | System::Walrus => {}
+            }
         }
     }
     group.finish();
@@ -323,7 +392,7 @@ fn end_to_end(c: &mut Criterion, results: &mut Results, nats: Option<&NatsClient
 
 /// Concurrent producers: every count of threads (NATS tasks), on topics of
 /// their own or one shared, one message per call.
-fn concurrent(c: &mut Criterion, scaling: &mut Scaling, nats: Option<&NatsClient>) {
+fn concurrent(c: &mut Criterion, scaling: &mut Scaling, peers: &Peers) {
     let mut group = c.benchmark_group(concurrency::GROUP);
     group
         .sample_size(CRITERION.sample_size)
@@ -351,10 +420,10 @@ fn concurrent(c: &mut Criterion, scaling: &mut Scaling, nats: Option<&NatsClient
                         recorded,
                     );
                 }
-                if let Some(client) = nats {
+                if peers.runs(System::Nats) {
                     let id = concurrency::function_id(Producer::Nats.id(), topics, producers);
                     let recorded = support::bench(&mut group, &id, size, producers as u64, || {
-                        NatsConcurrent::new(client, size, producers, topics)
+                        NatsConcurrent::new(peers.nats(), size, producers, topics)
                     });
                     scaling.add_concurrency(size, topics, Producer::Nats, producers, recorded);
                 }
@@ -387,16 +456,16 @@ fn paired(scaling: &mut Scaling, scale: Scale) {
     }
 }
 
-/// Durable mode on rocksmq and the `systems` selected; NATS on a server of
-/// its own that syncs every message.
-fn durable_mode(c: &mut Criterion, systems: &[System], list: bool) -> durable::Durable {
-    let server = (!list && systems.contains(&System::Nats))
+/// Durable mode on every system of the run: NATS on a server of its own
+/// that syncs every message.
+fn durable_mode(c: &mut Criterion, peers: &Peers, list: bool) -> durable::Durable {
+    let server = (!list && peers.runs(System::Nats))
         .then(|| NatsServer::start_with(durable::NATS_CONFIG))
         .flatten();
     let client = server
         .as_ref()
         .map(|server| NatsClient::connect(&server.url));
-    durable::measure(c, CRITERION, systems, client.as_ref())
+    durable::measure(c, CRITERION, &peers.systems, client.as_ref())
 }
 
 /// Consumer fan-out: 1, 4 and 16 groups on one topic.
@@ -476,6 +545,73 @@ fn nats_settings((server, client): (&NatsServer, &NatsClient)) -> NatsSettings {
         config_file: support::nats::CONFIG_FILE.to_owned(),
         stream,
         consumer,
+    }
+}
+
+/// The Kafka broker of the run, with feature `kafka` and Kafka's jars.
+struct Kafka {
+    #[cfg(feature = "kafka")]
+    cluster: support::kafka_server::KafkaCluster,
+}
+
+impl Kafka {
+    /// Starts a broker, or says why not (on standard error) and returns
+    /// `None`.
+    fn start() -> Option<Self> {
+        #[cfg(feature = "kafka")]
+        {
+            support::kafka_server::KafkaCluster::single(support::kafka_server::Flush::Os)
+                .map(|cluster| Self { cluster })
+        }
+        #[cfg(not(feature = "kafka"))]
+        {
+            eprintln!("this build has no feature `kafka`: the Kafka runs are skipped");
+            None
+        }
+    }
+
+    fn bootstrap(&self) -> &str {
+        #[cfg(feature = "kafka")]
+        {
+            &self.cluster.bootstrap
+        }
+        #[cfg(not(feature = "kafka"))]
+        {
+            ""
+        }
+    }
+
+    fn client(&self) -> KafkaPeer {
+        #[cfg(feature = "kafka")]
+        {
+            KafkaClient::connect(self.bootstrap())
+        }
+    }
+
+    fn settings(&self) -> KafkaSettings {
+        #[cfg(feature = "kafka")]
+        let (version, producer) = (
+            self.cluster.version.clone(),
+            support::kafka::PRODUCER_SETTINGS
+                .iter()
+                .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+                .collect(),
+        );
+        #[cfg(not(feature = "kafka"))]
+        let (version, producer) = (String::new(), Vec::new());
+        #[cfg(feature = "kafka")]
+        let client = format!(
+            "rdkafka {} (librdkafka {})",
+            report::lock_version("rdkafka"),
+            rdkafka::util::get_rdkafka_version().1
+        );
+        #[cfg(not(feature = "kafka"))]
+        let client = String::new();
+        KafkaSettings {
+            version,
+            client,
+            producer,
+        }
     }
 }
 

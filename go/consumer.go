@@ -8,6 +8,7 @@ import "C"
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 )
 
 // AckMode is how a consumer acknowledges.
@@ -169,9 +170,19 @@ func (c *Consumer) Err() error {
 	}
 }
 
+// chanEnding, when a test sets it, runs in Chan's goroutine between the
+// two signals of its end: the stopped channel and Chan's own.
+var chanEnding atomic.Pointer[func()]
+
 func (c *Consumer) pump() {
-	defer close(c.stopped)
-	defer close(c.ch)
+	// stopped first: Err must know why once the channel has closed.
+	defer func() {
+		close(c.stopped)
+		if hook := chanEnding.Load(); hook != nil {
+			(*hook)()
+		}
+		close(c.ch)
+	}()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {

@@ -385,3 +385,28 @@ func TestOpenErrors(t *testing.T) {
 	_, err = rocksmq.Open(rocksmq.Options{Path: t.TempDir(), YAML: "rocksmq:\n  path: x\n", PageSizeBytes: 1024})
 	mustBe(t, err, rocksmq.ErrInvalidArgument)
 }
+
+// Err, read right after Chan's channel closed, is why it closed: the
+// reason is set before the channel closes (it once closed first, and a
+// reader that ran at once saw nil).
+func TestErrIsSetWhenChanCloses(t *testing.T) {
+	// Chan's goroutine dawdles at its end, as a busy scheduler may make it.
+	defer rocksmq.SetChanEnding(func() { time.Sleep(20 * time.Millisecond) })()
+	store := open(t)
+	for i := 0; i < 20; i++ {
+		topic := fmt.Sprintf("t%d", i)
+		_, err := store.CreateTopic(topic)
+		must(t, err)
+		must(t, store.CreateGroup(topic, "g", rocksmq.Earliest()))
+		consumer, err := store.Consumer(topic, "g", rocksmq.AckAuto)
+		must(t, err)
+		ch := consumer.Chan()
+		must(t, store.DestroyTopic(topic))
+		for range ch {
+		}
+		if err := consumer.Err(); !errors.Is(err, rocksmq.ErrTopicDestroyed) {
+			t.Fatalf("round %d: Err after Chan closed: got %v, want topic destroyed", i, err)
+		}
+		_ = consumer.Close()
+	}
+}

@@ -2,8 +2,9 @@
 # Runs the comparison benchmarks and writes the report: installs what is
 # missing (the plot's font; nats-server 2.15, the NATS peer, by
 # `scripts/nats-server.sh`), then `cargo bench --bench compare`, which
-# measures rocksmq and its peers in one run — NATS JetStream, raw RocksDB
-# (with and without its blob files), fjall and walrus — and at its end
+# measures rocksmq and its peers in one run — NATS JetStream, Kafka (a
+# broker the harness starts from the jars `scripts/kafka.sh` fetches), raw
+# RocksDB (with and without its blob files), fjall and walrus — and at its end
 # writes docs/benchmarks.md, docs/benchmarks.png and
 # docs/benchmarks-producers.png.
 #
@@ -12,8 +13,9 @@
 #   sh scripts/bench.sh 'produce_single/.*/128B'   a Criterion filter: the
 #                                             report is not written
 #
-# Peers: nats, rocksdb, blobdb, fjall, walrus (ROCKSMQ_BENCH_PEERS says the
-# same). Other arguments go to Criterion.
+# Peers: nats, kafka, rocksdb, blobdb, fjall, walrus (ROCKSMQ_BENCH_PEERS
+# says the same); a peer left out starts no server. Other arguments go to
+# Criterion.
 set -eu
 here="$(cd "$(dirname "$0")" && pwd)"
 case "${1:-}" in

@@ -1,10 +1,13 @@
 #!/bin/sh
 # Installs what building and testing rocksmq needs on Debian, when missing:
 # a C++ compiler and libclang with its headers (RocksDB is compiled from
-# source and bound with bindgen), Debian's nats-server (2.9: one of the two
-# servers the NATS engine's tests run on; `scripts/nats-server.sh` installs
-# the other, 2.15) and the DejaVu fonts (the text of the benchmark report's
-# plot).
+# source and bound with bindgen), make, pkg-config and OpenSSL's headers
+# (librdkafka, the Kafka engine's client, is compiled from source with
+# TLS), Debian's nats-server (2.9: one of the two servers the NATS
+# engine's tests run on; `scripts/nats-server.sh` installs the other,
+# 2.15), Java and Maven (Apache Kafka's broker, fetched from Maven Central
+# by scripts/kafka.sh, for the Kafka tests and benchmarks) and the DejaVu
+# fonts (the text of the benchmark report's plot).
 #
 # `deps.sh --check-libclang` only checks libclang: exit status 0 when bindgen
 # can use it, else 1 (it cannot parse <stddef.h>), 2 (none found) or 3 (it
@@ -59,7 +62,13 @@ install() {
 
 missing=""
 command -v c++ >/dev/null 2>&1 || missing="$missing g++"
+command -v make >/dev/null 2>&1 || missing="$missing make"
+command -v pkg-config >/dev/null 2>&1 || missing="$missing pkg-config"
+[ -e /usr/include/openssl/ssl.h ] || missing="$missing libssl-dev"
 command -v nats-server >/dev/null 2>&1 || missing="$missing nats-server"
+# Kafka 4 needs Java 17 or later: Debian 12's default is 17, 13's is 21.
+command -v java >/dev/null 2>&1 || missing="$missing default-jre-headless"
+command -v mvn >/dev/null 2>&1 || missing="$missing maven"
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing="$missing fonts-dejavu-core"
 # shellcheck disable=SC2086
 [ -z "$missing" ] || install $missing

@@ -1,8 +1,8 @@
 #!/bin/sh
 # Runs the whole test suite: installs what is missing, then the unit,
 # integration (fault injection and lock-order stress included) and doc
-# tests, the benchmarks in smoke mode (each workload run once, NATS
-# included), and every example. The NATS engine's tests run twice: on a
+# tests, the benchmarks in smoke mode (each workload run once, NATS and
+# Kafka included), and every example. The NATS engine's tests run twice: on a
 # current nats-server (2.15, `scripts/nats-server.sh`), which the
 # benchmarks' NATS runs use too, and on Debian's 2.9 (`scripts/deps.sh`).
 # Needs no network once installed.
@@ -18,16 +18,21 @@ nats_debian="$(command -v nats-server)"
 cd "$here/.."
 # The integration tests include fault injection (fail points, a simulated
 # crash) and the lock-order stress test with parking_lot's deadlock
-# detection: both are features, never in a default build; and the NATS
-# engine's (feature nats: the conformance suite on both engines, a 3-server
-# cluster), on nats-server processes the tests start on 127.0.0.1. The
-# doctests and the examples run on the default build, as users get it.
-features=fault-injection,deadlock-detection,nats
+# detection: both are features, never in a default build; the NATS
+# engine's (feature nats: a 3-server cluster) and the Kafka engine's
+# (feature kafka: a 3-broker cluster), on nats-server and Kafka processes
+# the tests start on 127.0.0.1; the conformance suite runs on all three
+# engines. Kafka's broker is fetched from Maven Central once
+# (scripts/kafka.sh). The doctests and the examples run on the default
+# build, as users get it.
+"$here/kafka.sh" >/dev/null
+features=fault-injection,deadlock-detection,nats,kafka
 echo "== every test, the NATS ones on $("$nats_current" --version)" >&2
 ROCKSMQ_NATS_SERVER="$nats_current" cargo test --release --all-targets --features "$features"
 echo "== the NATS engine's tests again, on $("$nats_debian" --version)" >&2
 ROCKSMQ_NATS_SERVER="$nats_debian" cargo test --release --features "$features" \
-    --test conformance --test nats_engine --test nats_cluster --test cli_engines
+    --test conformance --test nats_engine --test nats_cluster --test cli_engines \
+    -- --skip kafka_engine --skip every_command_on_kafka
 cargo test --release --doc
 # The C ABI (capi/: its header, argument decoding and waking), then the Go
 # package over it (go/): the static library, go vet, the tests with the race

@@ -4,7 +4,7 @@
 //! Where an engine cannot do something, the call fails with
 //! [`Unsupported`](crate::Unsupported) and changes nothing; statistics that an
 //! engine does not keep are 0 and flagged false here. `docs/backends.md`
-//! sets the two engines side by side.
+//! sets the engines side by side.
 
 use serde::Serialize;
 
@@ -36,6 +36,14 @@ pub struct Capabilities {
     /// The most messages one atomic batch may hold; `None`: no limit but
     /// memory (and `maxMessageSize` per message).
     pub max_atomic_batch: Option<usize>,
+    /// A topic's ids have no gaps: each message's id is the one before it
+    /// plus one (retention deletes from the front only), so that a topic
+    /// holds `last_id - first_id + 1` messages. Without (Kafka with atomic
+    /// batches: each transaction's commit marker takes an offset of its
+    /// own), ids still start at 1 and increase strictly, and the counts
+    /// the engine derives from ids (a topic's messages, a group's lag)
+    /// include the gaps.
+    pub contiguous_ids: bool,
     /// A consumer group has at most one open consumer, anywhere: opening a
     /// second fails with [`ConsumerError::GroupBusy`](crate::ConsumerError::GroupBusy).
     /// Without, only consumers of one process are kept apart.
@@ -56,6 +64,10 @@ pub struct Capabilities {
     /// Statistics give the bytes on disk (store and topics), memtable
     /// bytes and open segment files.
     pub disk_stats: bool,
+    /// A topic's statistics give the bytes of its retained messages.
+    /// Without, `TopicStats::bytes` is 0 (Kafka tells a client no log's
+    /// size).
+    pub topic_bytes: bool,
     /// A group's statistics give its lag in bytes, exactly.
     pub lag_bytes: bool,
     /// The engine can read everything back to look for damage, and cut a
@@ -92,12 +104,14 @@ impl Capabilities {
     pub const ROCKSMQ: Self = Self {
         atomic_batch: true,
         max_atomic_batch: None,
+        contiguous_ids: true,
         exclusive_groups: true,
         acked_retention: true,
         retention_passes: true,
         pages: true,
         compaction: true,
         disk_stats: true,
+        topic_bytes: true,
         lag_bytes: true,
         check_and_repair: true,
         arbitrary_properties: true,

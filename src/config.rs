@@ -22,9 +22,13 @@ use serde_yaml_ng::{Mapping, Value};
 
 use crate::error::ConfigError;
 
+mod kafka;
 mod mq;
 mod paramtable;
 
+pub use kafka::{
+    DEFAULT_KAFKA_BROKERS, DEFAULT_TOPIC_PREFIX, KafkaConfig, KafkaSsl, MAX_TOPIC_PREFIX_LEN,
+};
 pub use mq::{
     DEFAULT_NATS_URL, DEFAULT_STREAM_PREFIX, MAX_STREAM_PREFIX_LEN, MqConfig, MqType, NatsConfig,
 };

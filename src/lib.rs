@@ -44,7 +44,8 @@
 //!
 //! [`Backend`] opens the engine a configuration's `mq.type` names: this
 //! embedded store, or the same API over NATS JetStream (`natsmq`, feature
-//! `nats`, module `nats`); `docs/backends.md` sets them side by side.
+//! `nats`, module `nats`) or Apache Kafka (`kafka`, feature `kafka`,
+//! module `kafka`); `docs/backends.md` sets them side by side.
 //!
 //! The design, on-disk format and configuration are documented in `docs/`.
 
@@ -70,6 +71,8 @@ mod error;
 pub mod fs;
 #[doc(hidden)]
 pub mod fuzzing;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 mod message;
 mod name;
 #[cfg(feature = "nats")]
@@ -83,8 +86,9 @@ pub use backend::{Backend, BackendConsumer, BackendReader};
 pub use capabilities::Capabilities;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
-    Compression, Config, ConfigBuilder, DEFAULT_NATS_URL, DEFAULT_PATH, DEFAULT_STREAM_PREFIX,
-    MAX_STREAM_PREFIX_LEN, MqConfig, MqType, NatsConfig, RetentionPolicy,
+    Compression, Config, ConfigBuilder, DEFAULT_KAFKA_BROKERS, DEFAULT_NATS_URL, DEFAULT_PATH,
+    DEFAULT_STREAM_PREFIX, DEFAULT_TOPIC_PREFIX, KafkaConfig, KafkaSsl, MAX_STREAM_PREFIX_LEN,
+    MAX_TOPIC_PREFIX_LEN, MqConfig, MqType, NatsConfig, RetentionPolicy,
 };
 pub use consumer::Consumer;
 pub use cursor::DamagePolicy;

@@ -1,10 +1,11 @@
 //! The shape of the code, kept: no import cycle between the modules of
 //! `src/` or of `benches/support/`, and nothing below the public facade
 //! (`src/store.rs`) imports it or the types above the engine. Above the
-//! facades sits `backend`, the enum over both engines; the NATS engine
-//! (`src/nats/`) follows the embedded engine's discipline: below its own
-//! facade (`nats::store`) nothing imports it, and nothing of it imports
-//! the layers above or the other engine.
+//! facades sits `backend` (with a file per engine), the enum over the
+//! engines; each remote engine (`src/nats/`, `src/kafka/`, listed in
+//! `REMOTE_ENGINES`) follows the embedded engine's discipline: below its
+//! own facade (`nats::store`, `kafka::store`) nothing imports it, and
+//! nothing of it imports the layers above or another engine.
 //!
 //! Imports are read from the sources (`crate::a::b` and `super::x` paths,
 //! comments left out), so the test needs no build of its own.
@@ -161,8 +162,8 @@ fn nothing_below_the_facade_imports_it() {
     let graph = graph(&modules, "crate::");
     let above_the_engine = ["store", "consumer", "producer", "reader", "cursor"];
     for (module, edges) in &graph {
-        // The crate root and the enum over both engines sit above the facade.
-        if module == "lib" || module == "backend" {
+        // The crate root and the enum over the engines sit above the facade.
+        if module == "lib" || module.starts_with("backend") {
             continue;
         }
         assert!(
@@ -195,51 +196,69 @@ fn the_benchmark_support_has_no_import_cycle() {
     }
 }
 
+/// The engines beside the embedded one, each in its folder: the module
+/// prefix and the least number of modules it has.
+const REMOTE_ENGINES: [(&str, usize); 2] = [("nats", 8), ("kafka", 8)];
+
 #[test]
 fn the_engines_keep_to_their_layers() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let modules = modules(&root, &root, &["bin"]);
     let graph = graph(&modules, "crate::");
-    let nats: Vec<&String> = graph.keys().filter(|m| m.starts_with("nats")).collect();
-    assert!(
-        nats.len() > 8,
-        "the NATS engine's modules were found: {nats:?}"
-    );
     let above = [
         "store", "consumer", "producer", "reader", "cursor", "backend",
     ];
-    for (module, edges) in &graph {
-        if module.starts_with("nats") {
-            for edge in edges {
-                assert!(
-                    !above.contains(&edge.as_str()) && !edge.starts_with("rocks"),
-                    "{module}, in the NATS engine, imports crate::{edge}"
-                );
+    let in_engine =
+        |module: &str, engine: &str| module == engine || module.starts_with(&format!("{engine}::"));
+    for (engine, least) in REMOTE_ENGINES {
+        let found: Vec<&String> = graph.keys().filter(|m| in_engine(m, engine)).collect();
+        assert!(
+            found.len() >= least,
+            "the {engine} engine's modules were found: {found:?}"
+        );
+        let facade = format!("{engine}::store");
+        for (module, edges) in &graph {
+            if in_engine(module, engine) {
+                for edge in edges {
+                    let other_engine = edge.starts_with("rocks")
+                        || REMOTE_ENGINES
+                            .iter()
+                            .any(|(other, _)| *other != engine && in_engine(edge, other));
+                    assert!(
+                        !above.iter().any(|layer| in_engine(edge, layer)) && !other_engine,
+                        "{module}, in the {engine} engine, imports crate::{edge}"
+                    );
+                }
+                if module != engine {
+                    assert!(
+                        !edges.contains(&facade),
+                        "{module} imports the {engine} engine's facade (crate::{facade})"
+                    );
+                }
             }
-            if module != "nats" {
+            if module != "lib" && !in_engine(module, engine) && !in_engine(module, "backend") {
                 assert!(
-                    !edges.contains("nats::store"),
-                    "{module} imports the NATS engine's facade (crate::nats::store)"
+                    !edges.iter().any(|edge| in_engine(edge, engine)),
+                    "{module} imports the {engine} engine: only the backend may"
                 );
             }
         }
+    }
+    for (module, edges) in &graph {
         if module.starts_with("rocks") {
             for edge in edges {
                 assert!(
-                    !edge.starts_with("nats") && edge != "backend",
+                    !REMOTE_ENGINES
+                        .iter()
+                        .any(|(engine, _)| in_engine(edge, engine))
+                        && !in_engine(edge, "backend"),
                     "{module}, in the embedded engine, imports crate::{edge}"
                 );
             }
         }
-        if module != "lib" && !module.starts_with("nats") && module != "backend" {
+        if module != "lib" && !in_engine(module, "backend") {
             assert!(
-                !edges.iter().any(|edge| edge.starts_with("nats")),
-                "{module} imports the NATS engine: only the backend may"
-            );
-        }
-        if module != "lib" {
-            assert!(
-                !edges.contains("backend"),
+                !edges.iter().any(|edge| in_engine(edge, "backend")),
                 "{module} imports crate::backend"
             );
         }

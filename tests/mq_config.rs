@@ -1,6 +1,8 @@
-//! `mq.type` and the `natsmq` section: read from the same milvus.yaml as
-//! the `rocksmq` section, as Milvus's paramtable reads keys, and refused
-//! with the key named when a value is bad.
+//! `mq.type`, the `natsmq` section and the `kafka` section: read from the
+//! same milvus.yaml as the `rocksmq` section, as Milvus's paramtable reads
+//! keys, and refused with the key named when a value is bad.
+
+use std::time::Duration;
 
 use rocksmq::{ConfigError, MqConfig, MqType, RetentionPolicy};
 
@@ -38,7 +40,7 @@ fn the_engine_is_rocksmq_unless_mq_type_says_natsmq() {
     }
     assert_eq!(
         refused("mq:\n  type: pulsar\n"),
-        "invalid rocksmq config: mq.type = \"pulsar\" is not an engine rocksmq has: rocksmq (or default) or natsmq"
+        "invalid rocksmq config: mq.type = \"pulsar\" is not an engine rocksmq has: rocksmq (or default), natsmq or kafka"
     );
     assert!(
         refused("mq:\n  type: natsmq\n  Type: rocksmq\n")
@@ -185,4 +187,157 @@ fn natsmq_without_a_retention_policy_gets_limits() {
         config.rocksmq.retention_policy,
         rocksmq::RetentionPolicy::Acked
     );
+}
+
+#[test]
+fn a_whole_milvus_yaml_with_kafka_loads() {
+    let yaml = r#"
+etcd:
+  endpoints: localhost:2379
+mq:
+  type: kafka
+kafka:
+  producer:
+    client.id: milvus-producer
+    compression.type: lz4
+  consumer:
+    client.id: milvus-consumer
+  brokerList: kafka-0:9092,kafka-1:9092
+  saslUsername: milvus
+  saslPassword: "s3cret"
+  saslMechanisms: SCRAM-SHA-512
+  securityProtocol: SASL_SSL
+  ssl:
+    enabled: true
+    tlsCert: /certs/client.pem
+    tlsKey: /certs/client.key
+    tlsCaCert: /certs/ca.pem
+    tlsKeyPassword: keypass
+  readTimeout: 10
+  topicPrefix: by-dev-
+  replicationFactor: "3"
+rocksmq:
+  path: /var/lib/milvus/rdb_data
+"#;
+    let config = MqConfig::from_yaml_str(yaml).unwrap();
+    assert_eq!(config.mq_type, MqType::Kafka);
+    let kafka = &config.kafka;
+    assert_eq!(kafka.broker_list, ["kafka-0:9092", "kafka-1:9092"]);
+    assert_eq!(kafka.sasl_username.as_deref(), Some("milvus"));
+    assert_eq!(kafka.sasl_password.as_deref(), Some("s3cret"));
+    assert_eq!(kafka.sasl_mechanisms.as_deref(), Some("SCRAM-SHA-512"));
+    assert_eq!(kafka.security_protocol.as_deref(), Some("SASL_SSL"));
+    assert!(kafka.ssl.enabled);
+    assert_eq!(
+        kafka.ssl.tls_ca_cert.as_deref(),
+        Some(std::path::Path::new("/certs/ca.pem"))
+    );
+    assert_eq!(kafka.ssl.tls_key_password.as_deref(), Some("keypass"));
+    assert_eq!(kafka.read_timeout, Duration::from_secs(10));
+    assert_eq!(kafka.producer["compression.type"], "lz4");
+    assert_eq!(kafka.consumer["client.id"], "milvus-consumer");
+    assert_eq!(
+        (kafka.topic_prefix.as_str(), kafka.replication_factor),
+        ("by-dev-", 3)
+    );
+    assert!(kafka.transactions, "on by default");
+    assert_eq!(
+        config.rocksmq.retention_policy,
+        RetentionPolicy::Limits,
+        "kafka without a policy gets limits, as natsmq"
+    );
+    let debug = format!("{config:?}");
+    assert!(debug.contains("s3cret"), "Debug shows what was read");
+    let json = serde_json::to_string(&config).unwrap();
+    assert!(
+        !json.contains("s3cret") && !json.contains("keypass"),
+        "{json}"
+    );
+}
+
+#[test]
+fn bad_kafka_values_are_refused_naming_the_key() {
+    let kafka = |keys: &str| format!("mq:\n  type: kafka\nkafka:\n{keys}");
+    for (keys, key, reason) in [
+        ("  brokerList: \"\"\n", "kafka.brokerList[0]", "is empty"),
+        (
+            "  brokerList: host:0\n",
+            "kafka.brokerList[0]",
+            "not 1 to 65535",
+        ),
+        (
+            "  brokerList: http://host:9092\n",
+            "kafka.brokerList[0]",
+            "scheme `http`",
+        ),
+        (
+            "  saslUsername: milvus\n",
+            "kafka.saslPassword",
+            "must be given with",
+        ),
+        (
+            "  saslPassword: x\n",
+            "kafka.saslUsername",
+            "must be given with",
+        ),
+        (
+            "  saslMechanisms: GSSAPI\n",
+            "kafka.saslMechanisms",
+            "PLAIN, SCRAM-SHA-256",
+        ),
+        (
+            "  securityProtocol: TLS\n",
+            "kafka.securityProtocol",
+            "SASL_SSL",
+        ),
+        (
+            "  readTimeout: 0\n",
+            "kafka.readTimeout",
+            "between 0.1 and 3600",
+        ),
+        (
+            "  readTimeout: soon\n",
+            "kafka.readTimeout",
+            "a number of seconds",
+        ),
+        (
+            "  ssl:\n    enabled: maybe\n",
+            "kafka.ssl.enabled",
+            "true or false",
+        ),
+        (
+            "  producer:\n    enable.idempotence: false\n",
+            "kafka.producer.enable.idempotence",
+            "rocksmq's Kafka engine",
+        ),
+        (
+            "  consumer:\n    group.id: mine\n",
+            "kafka.consumer.group.id",
+            "rocksmq's Kafka engine",
+        ),
+        (
+            "  consumer:\n    isolation.level: read_uncommitted\n",
+            "kafka.consumer.isolation.level",
+            "rocksmq's Kafka engine",
+        ),
+        ("  topicPrefix: a.b\n", "kafka.topicPrefix", "contains '.'"),
+        (
+            "  replicationFactor: 0\n",
+            "kafka.replicationFactor",
+            "-1 (the cluster's",
+        ),
+        (
+            "  transactions: sometimes\n",
+            "kafka.transactions",
+            "true or false",
+        ),
+    ] {
+        let error = refused(&kafka(keys));
+        assert!(
+            error.contains(&format!("{key} = ")) && error.contains(reason),
+            "{keys}: {error}"
+        );
+    }
+    // The kafka section counts only when it is the engine.
+    MqConfig::from_yaml_str("kafka:\n  saslUsername: milvus\n").unwrap();
 }

@@ -1,7 +1,14 @@
 //! The cost of the seam: the NATS engine through rocksmq's API against
-//! async-nats used directly, on the same server in the same run, at 128 B
-//! and 64 KiB; and the embedded store through [`Backend`] against
+//! async-nats used directly, and the Kafka engine against rdkafka used
+//! directly, each on the same server in the same run, at 128 B and 64 KiB;
+//! and the embedded store through [`Backend`] against
 //! [`Store`](rocksmq::Store) itself, which must be the same within noise.
+//!
+//! Both Kafka sides: `acks=all`, idempotent, `linger.ms=0`, consumers
+//! committing synchronously every `ACK_EVERY` messages. The engine's
+//! batches are compared without transactions (as the client used
+//! directly), and once more with them (atomic batches, the engine's
+//! default), which is what atomicity costs.
 //!
 //! Both NATS sides give the same guarantee: file storage, every publish
 //! confirmed by its JetStream acknowledgement, a durable consumer
@@ -54,6 +61,8 @@ impl Row {
 pub struct BackendTimes {
     /// The NATS engine against async-nats.
     pub nats: Vec<Row>,
+    /// The Kafka engine against rdkafka.
+    pub kafka: Vec<Row>,
     /// `Backend` against `Store`.
     pub embedded: Vec<Row>,
 }
@@ -186,6 +195,21 @@ fn nats_config(url: &str, prefix: &str) -> MqConfig {
     )
 }
 
+/// The Kafka engine on the broker at `bootstrap`, under a prefix of its
+/// own, with or without transactions for batches.
+fn kafka_config(bootstrap: &str, prefix: &str, transactions: bool) -> MqConfig {
+    MqConfig::kafka(
+        rocksmq::KafkaConfig::default()
+            .broker_list([bootstrap])
+            .topic_prefix(prefix)
+            .transactions(transactions),
+        Config::builder()
+            .retention_policy(RetentionPolicy::Limits)
+            .retention_size_mb(-1)
+            .build(),
+    )
+}
+
 /// One side of a comparison: benchmarks itself in the group it is given.
 type Bench<'a> = dyn FnMut(&mut BenchmarkGroup<'_, WallTime>) -> Recorded + 'a;
 
@@ -201,14 +225,16 @@ pub struct Settings {
 }
 
 /// Runs every comparison that the run's filter selects: the NATS ones if
-/// there is a server (`nats`: the direct client and the server's URL).
-/// Medians are read back from `criterion_dir` when Criterion measured
-/// (`None`: test mode, where the mean of the one iteration stands in).
+/// there is a server (`nats`: the direct client and the server's URL), the
+/// Kafka ones if there is a broker (`kafka`: its address). Medians are
+/// read back from `criterion_dir` when Criterion measured (`None`: test
+/// mode, where the mean of the one iteration stands in).
 pub fn measure(
     criterion: &mut Criterion,
     settings: Settings,
     scale: Scale,
     nats: Option<(&NatsClient, &str)>,
+    kafka: Option<&str>,
     criterion_dir: Option<&Path>,
 ) -> BackendTimes {
     let mut times = BackendTimes::default();
@@ -302,6 +328,84 @@ pub fn measure(
         }
     }
 
+    #[cfg(feature = "kafka")]
+    if let Some(bootstrap) = kafka {
+        use super::kafka::{KafkaClient, KafkaConsume, KafkaProduce};
+        let client = KafkaClient::connect(bootstrap);
+        for size in SIZES {
+            for (group_name, workload, batch, transactions) in [
+                (
+                    "backends_kafka_produce1",
+                    "produce, one message per call",
+                    1,
+                    true,
+                ),
+                (
+                    "backends_kafka_produce100",
+                    "produce, batches of 100 (no transaction)",
+                    BATCH,
+                    false,
+                ),
+                (
+                    "backends_kafka_produce100_atomic",
+                    "produce, batches of 100 (rocksmq: each a transaction)",
+                    BATCH,
+                    true,
+                ),
+            ] {
+                let ours_prefix = prefix();
+                let row = pair(
+                    group_name,
+                    workload,
+                    size,
+                    batch,
+                    ("rdkafka", &mut |group| {
+                        super::bench(group, "rdkafka", size, batch as u64, || {
+                            KafkaProduce::new(&client, size, batch)
+                        })
+                    }),
+                    ("rocksmq-kafka", &mut |group| {
+                        super::bench(group, "rocksmq-kafka", size, batch as u64, || {
+                            let dir = tempfile::tempdir().expect("a temporary directory");
+                            BackendProduce::new(
+                                kafka_config(bootstrap, &ours_prefix, transactions),
+                                dir,
+                                size,
+                                batch,
+                            )
+                        })
+                    }),
+                );
+                times.kafka.extend(row);
+            }
+            let count = scale.consume_count(size);
+            let ours_prefix = prefix();
+            let row = pair(
+                "backends_kafka_consume",
+                "consume with acknowledgement",
+                size,
+                count,
+                ("rdkafka", &mut |group| {
+                    super::bench(group, "rdkafka", size, count as u64, || {
+                        KafkaConsume::new(&client, size, count)
+                    })
+                }),
+                ("rocksmq-kafka", &mut |group| {
+                    super::bench(group, "rocksmq-kafka", size, count as u64, || {
+                        BackendConsume::new(
+                            kafka_config(bootstrap, &ours_prefix, false),
+                            size,
+                            count,
+                        )
+                    })
+                }),
+            );
+            times.kafka.extend(row);
+        }
+    }
+    #[cfg(not(feature = "kafka"))]
+    let _ = kafka;
+
     let size = 128;
     let row = pair(
         "backends_embedded_produce1",
@@ -327,8 +431,13 @@ pub fn measure(
 /// end of a run that measured them.
 pub fn section(md: &mut String, times: Option<&BackendTimes>) {
     use std::fmt::Write as _;
-    let _ = writeln!(md, "## The seam: rocksmq's API over NATS, and `Backend`\n");
-    let Some(times) = times.filter(|t| !t.nats.is_empty() || !t.embedded.is_empty()) else {
+    let _ = writeln!(
+        md,
+        "## The seam: rocksmq's API over NATS and over Kafka, and `Backend`\n"
+    );
+    let Some(times) =
+        times.filter(|t| !t.nats.is_empty() || !t.kafka.is_empty() || !t.embedded.is_empty())
+    else {
         let _ = writeln!(md, "Not measured in this run.\n");
         return;
     };
@@ -358,10 +467,38 @@ pub fn section(md: &mut String, times: Option<&BackendTimes>) {
         }
         let _ = writeln!(md);
     }
+    if times.kafka.is_empty() {
+        let _ = writeln!(md, "The Kafka engine was not measured (no broker).\n");
+    } else {
+        let _ = writeln!(
+            md,
+            "The Kafka engine (`mq.type: kafka`) through rocksmq's API against rdkafka used \
+             directly, on the same broker in the same run: `acks=all`, idempotent, \
+             `linger.ms=0` on both sides; consumers commit synchronously every {ACK_EVERY} \
+             messages. rocksmq's layer adds checks of sizes, a lookup of the topic before \
+             its first produce, the delivery reports filed per message, a consumer thread \
+             and inbox per receiver, and reads of committed data only; with transactions \
+             (its default), each batch of more than one message is one transaction, and \
+             the call returns once the transaction's records are readable.\n\n\
+             | workload | size | rdkafka | rocksmq over Kafka | overhead |\n|---|--:|--:|--:|--:|"
+        );
+        for row in &times.kafka {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {:+.1} % |",
+                row.workload,
+                size_label(row.size),
+                per_iteration(row.reference_ns, row.messages),
+                per_iteration(row.ours_ns, row.messages),
+                row.overhead() * 100.0
+            );
+        }
+        let _ = writeln!(md);
+    }
     for row in &times.embedded {
         let _ = writeln!(
             md,
-            "The embedded store through `Backend` (the enum over both engines) against `Store` \
+            "The embedded store through `Backend` (the enum over the engines) against `Store` \
              itself, {} at {}: {} against {} per call, {:+.1} % (within the noise of two \
              stores of their own).\n",
             row.workload,

@@ -15,6 +15,9 @@ pub mod disk;
 pub mod durable;
 pub mod fanout;
 pub mod fjall;
+#[cfg(feature = "kafka")]
+pub mod kafka;
+pub mod kafka_server;
 pub mod memory;
 pub mod metrics_cost;
 pub mod milvus;
@@ -37,6 +40,15 @@ use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Throughput};
+
+/// The Kafka client of the benchmarks (nothing without feature `kafka`,
+/// which has no Kafka runs).
+#[cfg(feature = "kafka")]
+pub type KafkaPeer = kafka::KafkaClient;
+/// The Kafka client of the benchmarks (nothing without feature `kafka`,
+/// which has no Kafka runs).
+#[cfg(not(feature = "kafka"))]
+pub type KafkaPeer = ();
 
 /// The payload sizes every workload runs at.
 pub const SIZES: [usize; 5] = [128, 1 << 10, 64 << 10, 1 << 20, 4 << 20];

@@ -69,6 +69,8 @@ pub enum System {
     Rocksmq,
     /// NATS JetStream.
     Nats,
+    /// Apache Kafka, through rdkafka used directly.
+    Kafka,
     /// Raw RocksDB write batches: the ceiling of produce.
     RocksDb,
     /// Raw RocksDB with its integrated blob files (BlobDB).
@@ -85,9 +87,10 @@ pub const PEERS_ENV: &str = "ROCKSMQ_BENCH_PEERS";
 
 impl System {
     /// Every system, in the report's order.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Rocksmq,
         Self::Nats,
+        Self::Kafka,
         Self::RocksDb,
         Self::BlobDb,
         Self::Fjall,
@@ -100,6 +103,7 @@ impl System {
         match self {
             Self::Rocksmq => "rocksmq",
             Self::Nats => "nats",
+            Self::Kafka => "kafka",
             Self::RocksDb => "rocksdb",
             Self::BlobDb => "blobdb",
             Self::Fjall => "fjall",
@@ -112,6 +116,7 @@ impl System {
         match self {
             Self::Rocksmq => "rocksmq",
             Self::Nats => "NATS JetStream",
+            Self::Kafka => "Kafka",
             Self::RocksDb => "raw RocksDB",
             Self::BlobDb => "RocksDB blob files",
             Self::Fjall => "fjall",
@@ -124,6 +129,7 @@ impl System {
         match self {
             Self::Rocksmq => (214, 39, 40),
             Self::Nats => (31, 119, 180),
+            Self::Kafka => (140, 86, 75),
             Self::RocksDb => (90, 90, 90),
             Self::BlobDb => (44, 160, 44),
             Self::Fjall => (148, 103, 189),
@@ -190,6 +196,17 @@ pub struct NatsSettings {
     pub consumer: String,
 }
 
+/// How Kafka ran, for the report.
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    /// The broker's version (its jars').
+    pub version: String,
+    /// rdkafka's and librdkafka's versions.
+    pub client: String,
+    /// The producer's settings.
+    pub producer: Vec<(String, String)>,
+}
+
 /// Criterion's settings for every group.
 #[derive(Debug, Clone, Copy)]
 pub struct CriterionSettings {
@@ -241,6 +258,8 @@ pub struct Context {
     pub criterion: CriterionSettings,
     /// The NATS settings; `None` if nats-server was not available.
     pub nats: Option<NatsSettings>,
+    /// The Kafka settings; `None` if Kafka was not run.
+    pub kafka: Option<KafkaSettings>,
     /// The peak-memory run.
     pub memory: Option<PeakMemory>,
     /// The retention-pass benchmarks.
@@ -596,12 +615,12 @@ impl Report {
         }
         let _ = write!(
             md,
-            " rocksmq ÷ NATS | rocksmq ÷ raw RocksDB | rocksmq ÷ the fastest peer |\n|---|---|"
+            " rocksmq ÷ NATS | rocksmq ÷ Kafka | rocksmq ÷ raw RocksDB | rocksmq ÷ the fastest peer |\n|---|---|"
         );
         for _ in &systems {
             let _ = write!(md, "--:|");
         }
-        let _ = writeln!(md, "--:|--:|--:|");
+        let _ = writeln!(md, "--:|--:|--:|--:|");
         for workload in [
             Workload::ProduceSingle,
             Workload::ProduceBatch,
@@ -628,8 +647,9 @@ impl Report {
                     );
                 let _ = writeln!(
                     md,
-                    " {} | {} | {fastest} |",
+                    " {} | {} | {} | {fastest} |",
                     ratio(System::Nats),
+                    ratio(System::Kafka),
                     ratio(System::RocksDb),
                 );
             }
@@ -675,13 +695,19 @@ impl Report {
                 Workload::ProduceSingle => {
                     "Each call produces one message and returns once it is confirmed: \
                      rocksmq's `produce` (in the write-ahead log), NATS's JetStream ack, \
-                     RocksDB's `write`. p50 and p99 are per call."
+                     Kafka's acknowledgement (`acks=all`, idempotent), RocksDB's `write` \
+                     (with blob files or without), fjall's `insert`, walrus's \
+                     `append_for_topic`. p50 and p99 are per call."
                 }
                 _ => {
                     "Each call produces 100 messages: rocksmq's `produce` of 100 (one \
                      atomic write), 100 NATS publishes in flight and then all their acks \
-                     awaited, one RocksDB write batch of 100 puts. p50 and p99 are per \
-                     call of 100 messages."
+                     awaited, 100 Kafka records handed to rdkafka and then all their \
+                     acknowledgements awaited (not a transaction), one RocksDB write \
+                     batch of 100 puts (with blob files or without), one fjall write \
+                     batch of 100, 100 walrus appends (its atomic batch syncs whatever \
+                     its schedule: see [Settings](#settings)). p50 and p99 are per call \
+                     of 100 messages."
                 }
             }
         );
@@ -742,18 +768,21 @@ impl Report {
         }
         let _ = writeln!(
             md,
-            "\n| size | system | msgs/s | MB/s | time per iteration | rocksmq ÷ NATS |\n|---|---|--:|--:|--:|--:|"
+            "\nKafka: a consumer group of its own per iteration, assigned the partition \
+             from its start, committing synchronously every {ACK_EVERY} messages and at \
+             the last.\n\n\
+             | size | system | msgs/s | MB/s | time per iteration | rocksmq ÷ system |\n|---|---|--:|--:|--:|--:|"
         );
         for size in SIZES {
-            for system in [System::Rocksmq, System::Nats] {
+            for system in [System::Rocksmq, System::Nats, System::Kafka] {
                 let Some(measured) = self.get(Workload::Consume, size, system) else {
                     continue;
                 };
                 let ratio = match system {
-                    System::Nats => self
-                        .ratio(Workload::Consume, size, System::Nats)
+                    System::Rocksmq => String::new(),
+                    other => self
+                        .ratio(Workload::Consume, size, other)
                         .map_or_else(String::new, |r| format!("{r:.2}×")),
-                    _ => String::new(),
                 };
                 let _ = writeln!(
                     md,
@@ -777,24 +806,27 @@ impl Report {
              shared by the process's threads) into the payload's first 8 bytes and \
              produces it, confirmed as in the produce workload; a consumer already \
              waiting (rocksmq: `blocking_recv` on its own thread; NATS: a task reading a \
-             durable pull consumer's message stream) takes it and records now − sent; \
+             durable pull consumer's message stream; Kafka: a thread polling a consumer \
+             assigned the partition) takes it and records now − sent; \
              the producer waits for that before the next message. Acknowledgements \
              every {ACK_EVERY} messages. The round trip is Criterion's median per \
              iteration (produce, receive, and the hand-back to the producer).\n\n\
-             | size | system | p50 | p90 | p99 | p99.9 | messages | round trip | NATS p99 ÷ rocksmq p99 |\n\
+             | size | system | p50 | p90 | p99 | p99.9 | messages | round trip | system p99 ÷ rocksmq p99 |\n\
              |---|---|--:|--:|--:|--:|--:|--:|--:|"
         );
         for size in SIZES {
-            let speedup = match (
-                self.p99(Workload::EndToEnd, size, System::Nats),
-                self.p99(Workload::EndToEnd, size, System::Rocksmq),
-            ) {
-                (Some(nats), Some(rocksmq)) => {
-                    format!("{:.1}×", nats.as_secs_f64() / rocksmq.as_secs_f64())
+            let rocksmq_p99 = self.p99(Workload::EndToEnd, size, System::Rocksmq);
+            let slower = |other: Option<Duration>| match (other, rocksmq_p99) {
+                (Some(other), Some(rocksmq)) => {
+                    format!("{:.1}×", other.as_secs_f64() / rocksmq.as_secs_f64())
                 }
                 _ => String::new(),
             };
-            for system in [System::Rocksmq, System::Nats] {
+            let speedups = [
+                slower(self.p99(Workload::EndToEnd, size, System::Nats)),
+                slower(self.p99(Workload::EndToEnd, size, System::Kafka)),
+            ];
+            for system in [System::Rocksmq, System::Nats, System::Kafka] {
                 let Some(measured) = self.measured.get_mut(&(Workload::EndToEnd, size, system))
                 else {
                     continue;
@@ -815,10 +847,10 @@ impl Report {
                     q(samples, 0.999),
                     thousands(samples.len() as u64),
                     duration(round_trip),
-                    if system == System::Rocksmq {
-                        speedup.as_str()
-                    } else {
-                        ""
+                    match system {
+                        System::Nats => speedups[0].as_str(),
+                        System::Kafka => speedups[1].as_str(),
+                        _ => "",
                     },
                 );
             }
@@ -898,6 +930,38 @@ fn memory_section(md: &mut String, memory: Option<&PeakMemory>) {
     md.push('\n');
 }
 
+fn kafka_settings(md: &mut String, kafka: Option<&KafkaSettings>) {
+    let _ = writeln!(md, "### Kafka\n");
+    let Some(kafka) = kafka else {
+        let _ = writeln!(
+            md,
+            "Not run: this build has no feature `kafka`, or Kafka's jars or Java were missing.\n"
+        );
+        return;
+    };
+    let producer: Vec<String> = kafka
+        .producer
+        .iter()
+        .map(|(key, value)| format!("`{key}={value}`"))
+        .collect();
+    let _ = writeln!(
+        md,
+        "- Broker: Apache Kafka {} (its jars from Maven Central, `scripts/kafka.sh`), one \
+         KRaft node (controller and broker in one JVM, `-Xmx256m`), started by the harness \
+         on free ports of 127.0.0.1 and killed at the end (`benches/support/kafka_server.rs` \
+         has its whole configuration). Its flush policy is Kafka's default: a message is \
+         acknowledged once the in-sync replicas have it in the page cache, and the OS \
+         flushes: it survives a process crash, not a power loss, as rocksmq with \
+         `syncWrites: false` and NATS with its default sync interval.\n\
+         - Client: {}, used directly: producer {}; a topic of one partition per \
+         benchmark; consumers assigned the partition, committing synchronously \
+         (`CommitMode::Sync`).\n",
+        kafka.version,
+        kafka.client,
+        producer.join(", ")
+    );
+}
+
 fn settings_section(md: &mut String, context: &Context, scale: Scale) {
     let criterion = context.criterion;
     let _ = writeln!(md, "## Settings\n");
@@ -934,8 +998,11 @@ fn settings_section(md: &mut String, context: &Context, scale: Scale) {
         "### Raw RocksDB\n\nOne column family created with \
          `rocksmq::bench_support::topic_options(&config)` in a database opened with \
          `bench_support::db_options()` (the options rocksmq uses), written with the same \
-         `WriteOptions` (`sync` = `syncWrites` = false). Produce workloads only.\n"
+         `WriteOptions` (`sync` = `syncWrites` = false; true in durable mode). The \
+         produce workloads, one shared topic of the concurrent producers, durable \
+         mode.\n"
     );
+    kafka_settings(md, context.kafka.as_ref());
     let _ = writeln!(md, "### NATS JetStream\n");
     let Some(nats) = &context.nats else {
         let _ = writeln!(md, "Not run: nats-server was not on PATH.\n");
@@ -1081,7 +1148,7 @@ fn yes_no(yes: bool) -> &'static str {
 }
 
 /// A package's version as `Cargo.lock` pins it.
-fn lock_version(package: &str) -> String {
+pub fn lock_version(package: &str) -> String {
     let lock = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock"))
         .unwrap_or_default();
     let needle = format!("name = \"{package}\"\nversion = \"");

@@ -11,6 +11,7 @@ package wal
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -327,5 +328,37 @@ func TestTruncateLetsRetentionDelete(t *testing.T) {
 	defer s.Close()
 	if m := <-s.Chan(); m.ID != ids[4] {
 		t.Fatalf("first retained %v", m.ID)
+	}
+}
+
+// Error, read right after Chan closed, is why the scanner ended: the
+// reason is set before the channel closes (it once closed first, and a
+// caller that ran at once saw nil).
+func TestErrorIsSetWhenChanCloses(t *testing.T) {
+	hook := func() { time.Sleep(20 * time.Millisecond) }
+	scanEnding.Store(&hook)
+	defer scanEnding.Store(nil)
+	store, err := rocksmq.OpenPath(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ctx := context.Background()
+	w, err := NewOpener(store).Open(ctx, &OpenOption{Channel: Channel{Name: "ch", Term: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := w.Read(ctx, ReadOption{Name: "s", DeliverPolicy: DeliverPolicyAll()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := store.DestroyTopic("ch"); err != nil {
+		t.Fatal(err)
+	}
+	for range s.Chan() {
+	}
+	if err := s.Error(); !errors.Is(err, rocksmq.ErrTopicDestroyed) {
+		t.Fatalf("Error after Chan closed: got %v, want topic destroyed", err)
 	}
 }

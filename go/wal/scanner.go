@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	rocksmq "github.com/rocksmq/rocksmq/go"
@@ -92,9 +93,19 @@ func (w *WAL) Read(ctx context.Context, opt ReadOption) (*Scanner, error) {
 	return s, nil
 }
 
+// scanEnding, when a test sets it, runs in the scanner's goroutine
+// between the two signals of its end: Done and Chan.
+var scanEnding atomic.Pointer[func()]
+
 func (s *Scanner) run(ctx context.Context, batch int) {
-	defer close(s.done)
-	defer close(s.ch)
+	// done first: Error must know why once the channel has closed.
+	defer func() {
+		close(s.done)
+		if hook := scanEnding.Load(); hook != nil {
+			(*hook)()
+		}
+		close(s.ch)
+	}()
 	for {
 		messages, err := s.reader.Receive(ctx, batch)
 		if err != nil {

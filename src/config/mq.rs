@@ -1,15 +1,17 @@
 //! Which engine a program opens, `mq.type`, and the `natsmq` section that
 //! says where the NATS JetStream engine finds its server.
 //!
-//! Milvus chooses its message queue with `mq.type`; rocksmq implements two
+//! Milvus chooses its message queue with `mq.type`; rocksmq implements three
 //! of Milvus's choices: `rocksmq` (the embedded store, also what `default`
-//! means here) and `natsmq` (a NATS JetStream server or cluster). Milvus's
+//! means here), `natsmq` (a NATS JetStream server or cluster) and `kafka`
+//! (an Apache Kafka cluster, configured by Milvus's `kafka` section, read
+//! in `kafka.rs`). Milvus's
 //! `natsmq` section configures the single NATS server Milvus embeds
 //! (`natsmq.server.*`, `natsmq.retention.*`); rocksmq runs no server of its
 //! own, so it reads its own keys beside them, which Milvus ignores:
 //! `natsmq.urls`, `natsmq.credentialsFile`, `natsmq.replicas` and
 //! `natsmq.streamPrefix`. Retention comes from the `rocksmq` section for
-//! both engines, so that switching `mq.type` keeps it.
+//! every engine, so that switching `mq.type` keeps it.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -17,6 +19,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_yaml_ng::Value;
 
+use super::kafka::{KafkaConfig, kafka_config};
 use super::{Config, Document, RetentionPolicy, invalid, paramtable, read, text};
 use crate::error::ConfigError;
 
@@ -30,6 +33,8 @@ pub enum MqType {
     Rocksmq,
     /// `natsmq`: a NATS JetStream server or cluster at `natsmq.urls`.
     Natsmq,
+    /// `kafka`: an Apache Kafka cluster at `kafka.brokerList`.
+    Kafka,
 }
 
 impl MqType {
@@ -39,6 +44,7 @@ impl MqType {
         match self {
             Self::Rocksmq => "rocksmq",
             Self::Natsmq => "natsmq",
+            Self::Kafka => "kafka",
         }
     }
 }
@@ -258,7 +264,7 @@ fn check_url(url: &str) -> Result<(), String> {
 
 /// Everything a program needs to open its engine: `mq.type`, the
 /// `rocksmq` section (the embedded store, and the retention and message
-/// limits of both engines) and the `natsmq` section.
+/// limits of every engine), the `natsmq` section and the `kafka` section.
 ///
 /// ```
 /// use rocksmq::{MqConfig, MqType};
@@ -288,6 +294,8 @@ pub struct MqConfig {
     pub rocksmq: Config,
     /// The `natsmq` section.
     pub natsmq: NatsConfig,
+    /// The `kafka` section.
+    pub kafka: KafkaConfig,
 }
 
 impl From<Config> for MqConfig {
@@ -297,6 +305,7 @@ impl From<Config> for MqConfig {
             mq_type: MqType::Rocksmq,
             rocksmq: config,
             natsmq: NatsConfig::default(),
+            kafka: KafkaConfig::default(),
         }
     }
 }
@@ -310,10 +319,23 @@ impl MqConfig {
             mq_type: MqType::Natsmq,
             rocksmq,
             natsmq,
+            kafka: KafkaConfig::default(),
         }
     }
 
-    /// Loads the `mq`, `rocksmq` and `natsmq` sections of a YAML file (a
+    /// The Kafka engine with `kafka`, and the retention and message limits
+    /// of `rocksmq`.
+    #[must_use]
+    pub fn kafka(kafka: KafkaConfig, rocksmq: Config) -> Self {
+        Self {
+            mq_type: MqType::Kafka,
+            rocksmq,
+            natsmq: NatsConfig::default(),
+            kafka,
+        }
+    }
+
+    /// Loads the `mq`, `rocksmq`, `natsmq` and `kafka` sections of a YAML file (a
     /// whole `milvus.yaml`, a Helm `user.yaml`, or a Helm `values.yaml`
     /// whose `extraConfigFiles` hold them), and validates them
     /// ([`MqConfig::validate`]).
@@ -343,33 +365,39 @@ impl MqConfig {
         let section = document.section("rocksmq")?.unwrap_or_default();
         let mut rocksmq = Config::from_keys(&section)?;
         let mq_type = mq_type(&document.section("mq")?.unwrap_or_default())?;
-        // JetStream applies its limits natively and cannot keep what a group
-        // has not acknowledged: with natsmq, a file that does not choose a
-        // policy gets `limits` (Milvus's natsmq works so); one that asks for
-        // `acked` is refused when the engine opens.
+        // JetStream and Kafka apply their limits natively and cannot keep
+        // what a group has not acknowledged: with natsmq or kafka, a file
+        // that does not choose a policy gets `limits` (Milvus's natsmq and
+        // kafka work so); one that asks for `acked` is refused when the
+        // engine opens.
         let policy_given = section
             .iter()
             .any(|(key, _)| super::Key::named(key) == Some(super::Key::RetentionPolicy));
-        if mq_type == MqType::Natsmq && !policy_given {
+        if mq_type != MqType::Rocksmq && !policy_given {
             rocksmq.retention_policy = RetentionPolicy::Limits;
         }
         let config = Self {
             mq_type,
             rocksmq,
             natsmq: nats_config(&document.section("natsmq")?.unwrap_or_default())?,
+            kafka: kafka_config(&document.section("kafka")?.unwrap_or_default())?,
         };
         config.validate()?;
         Ok(config)
     }
 
     /// Checks every value the chosen engine reads: the `rocksmq` section
-    /// always ([`Config::validate`]), and for `natsmq` its section and
-    /// what NATS cannot express of the `rocksmq` section's limits.
+    /// always ([`Config::validate`]), for `natsmq` its section and what
+    /// NATS cannot express of the `rocksmq` section's limits, and for
+    /// `kafka` its section.
     ///
     /// # Errors
     /// [`ConfigError::Invalid`] for the first bad value, naming its key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.rocksmq.validate()?;
+        if self.mq_type == MqType::Kafka {
+            return self.kafka.validate();
+        }
         if self.mq_type != MqType::Natsmq {
             return Ok(());
         }
@@ -428,11 +456,12 @@ fn mq_type(keys: &[(String, Value)]) -> Result<MqType, ConfigError> {
         found = match name.as_str() {
             "rocksmq" | "default" => MqType::Rocksmq,
             "natsmq" => MqType::Natsmq,
+            "kafka" => MqType::Kafka,
             _ => {
                 return Err(invalid(
                     &format!("mq.{key}"),
                     value,
-                    "is not an engine rocksmq has: rocksmq (or default) or natsmq",
+                    "is not an engine rocksmq has: rocksmq (or default), natsmq or kafka",
                 ));
             }
         };
@@ -506,7 +535,7 @@ fn nats_config(keys: &[(String, Value)]) -> Result<NatsConfig, ConfigError> {
 }
 
 /// `GetAsStrings`: a YAML list, or a string split at commas.
-fn strings(key: &str, value: &Value) -> Result<Vec<String>, ConfigError> {
+pub(super) fn strings(key: &str, value: &Value) -> Result<Vec<String>, ConfigError> {
     match value {
         Value::Sequence(items) => items
             .iter()

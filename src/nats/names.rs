@@ -2,53 +2,20 @@
 //!
 //! NATS forbids `.`, `*`, `>`, whitespace and path separators in stream and
 //! consumer names (they become subject tokens and file names); rocksmq's
-//! names are `[A-Za-z0-9._-]`, so only `.` needs escaping. The escape uses
-//! `_` as its escape character: `_` is written `__` and `.` is written
-//! `_d`; every other byte stands for itself. Each escaped byte is a
-//! prefix-free code, so the escape is injective (two names never share a
-//! stream) and decodes back exactly: `by-dev.dml_0` is `by-dev_ddml__0`.
+//! names are `[A-Za-z0-9._-]`, so only `.` needs escaping, with the escape
+//! of `crate::name` (`_` as `__`, `.` as `_d`), which is injective (two
+//! names never share a stream) and decodes back exactly: `by-dev.dml_0` is
+//! `by-dev_ddml__0`.
 //!
 //! A topic's stream is `natsmq.streamPrefix` and the escaped name; its one
 //! subject is the stream's name. A group's consumer is its escaped name.
 //! Names the engine keeps for itself use `~`, which no escaped name holds.
 
 use crate::error::NameError;
-use crate::name::check_name;
+use crate::name::{check_name, escape, unescape};
 
 /// The longest stream or consumer name NATS accepts, in bytes.
 pub(crate) const MAX_NATS_NAME_LEN: usize = 255;
-
-/// `name` escaped: `_` as `__`, `.` as `_d`.
-pub(crate) fn escape(name: &str) -> String {
-    let mut escaped = String::with_capacity(name.len() + 8);
-    for c in name.chars() {
-        match c {
-            '_' => escaped.push_str("__"),
-            '.' => escaped.push_str("_d"),
-            c => escaped.push(c),
-        }
-    }
-    escaped
-}
-
-/// The name `escaped` was made from, or `None` if no name escapes to it.
-pub(crate) fn unescape(escaped: &str) -> Option<String> {
-    let mut name = String::with_capacity(escaped.len());
-    let mut chars = escaped.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '_' => match chars.next()? {
-                '_' => name.push('_'),
-                'd' => name.push('.'),
-                _ => return None,
-            },
-            c if c.is_ascii_alphanumeric() || c == '-' => name.push(c),
-            _ => return None,
-        }
-    }
-    check_name("topic", &name).ok()?;
-    Some(name)
-}
 
 /// The stream of topic `topic` under `prefix`, after checking the topic's
 /// name.

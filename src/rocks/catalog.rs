@@ -152,10 +152,15 @@ pub(crate) fn destroy_topic(engine: &Engine, name: &str) -> Result<(), TopicErro
         // the next open finishes it if it fails (a segment directory of no
         // topic is deleted there).
         engine.topics.write().remove(name);
+        // The topic before its groups: a consumer that sees its group gone
+        // finds its topic gone too, and says so (not "no such group").
+        topic.mark_destroyed();
+        // Only a sleep set there matters: tests widen the moment between
+        // the two marks.
+        let _ = failpoint::check("destroy_topic::marking", name);
         for group in groups.values() {
             group.destroyed.store(true, Ordering::Release);
         }
-        topic.mark_destroyed();
         // Consumers and readers may keep the topic alive: its files must not.
         writer.forget_segments_before(MessageId::MAX);
         engine.segments.close_topic(topic.id);

@@ -3,6 +3,9 @@
 
 pub mod child;
 pub mod fault_fs;
+pub mod kafka;
+#[path = "../../benches/support/kafka_server.rs"]
+pub mod kafka_server;
 pub mod nats;
 #[path = "../../benches/support/nats_server.rs"]
 pub mod nats_server;

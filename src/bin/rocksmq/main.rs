@@ -247,6 +247,7 @@ fn location(config: &MqConfig) -> String {
     match config.mq_type {
         MqType::Rocksmq => format!("store at {}", config.rocksmq.path.display()),
         MqType::Natsmq => format!("NATS JetStream at {}", config.natsmq.urls_text()),
+        MqType::Kafka => format!("Kafka at {}", config.kafka.brokers_text()),
     }
 }
 

@@ -1,12 +1,23 @@
-//! One type over both engines: [`Backend`] is the embedded store or a NATS
-//! JetStream connection, chosen by `mq.type`, with the same calls on
-//! either. Dispatch is static, a `match` on an enum (as lsm-tree's
-//! `AnyTree` does over its trees): the embedded path pays one branch, no
-//! allocation and no virtual call.
+//! One type over every engine: [`Backend`] is the embedded store or a
+//! connection to a NATS JetStream server, chosen by `mq.type`, with the
+//! same calls on either. Each engine implements one trait ([`engine`]'s
+//! `Engine`, `EngineConsumer`, `EngineReader`) in a file of its own here,
+//! and the enums dispatch to it in one place, the `dispatch!` macro: adding
+//! an engine adds its folder, its file here and a variant, not an arm per
+//! call. Dispatch is static, a `match` on an enum (as lsm-tree's `AnyTree`
+//! does over its trees): the embedded path pays one branch, no allocation
+//! and no virtual call.
 //!
-//! What an engine cannot do fails with [`Unsupported`], naming the
+//! What an engine cannot do fails with [`Unsupported`](crate::Unsupported), naming the
 //! engine and the call, and changes nothing; [`Backend::capabilities`]
 //! says beforehand what each engine can do.
+
+mod engine;
+#[cfg(feature = "kafka")]
+mod kafka;
+#[cfg(feature = "nats")]
+mod natsmq;
+mod rocksmq;
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -14,25 +25,26 @@ use std::time::Duration;
 
 use futures_core::Stream;
 
+use self::engine::{Engine, EngineConsumer, EngineReader};
 use crate::capabilities::Capabilities;
 use crate::config::{Config, MqConfig, MqType};
 use crate::consumer::Consumer;
-use crate::error::{ConsumerError, OpenError, ProduceError, StorageError, TopicError, Unsupported};
+use crate::error::{ConsumerError, OpenError, ProduceError, StorageError, TopicError};
+#[cfg(feature = "kafka")]
+use crate::kafka::{KafkaConsumer, KafkaReader, KafkaStore};
 use crate::message::{AckMode, Message, MessageId, Position, ProducedIds, StoredMessage};
 #[cfg(feature = "nats")]
-use crate::nats::{NatsConsumer, NatsReader, NatsStore, NatsTopicStats};
+use crate::nats::{NatsConsumer, NatsReader, NatsStore};
 use crate::reader::Reader;
 use crate::rocks::compaction::CompactionReport;
 use crate::rocks::repair::{CheckReport, RepairReport};
 use crate::rocks::retention::RetentionReport;
 use crate::rocks::stats::{PageInfo, StoreStats, TopicStats};
-#[cfg(feature = "nats")]
-use crate::rocks::{background::BackgroundStats, stats::GroupStats};
 use crate::store::Store;
 
 /// The engine a program opened from its configuration: the embedded
-/// RocksDB store or a NATS JetStream connection, with rocksmq's API on
-/// either.
+/// RocksDB store, a NATS JetStream connection or a Kafka connection, with
+/// rocksmq's API on each.
 ///
 /// ```
 /// use rocksmq::{Backend, Config, Message, MqConfig, Position};
@@ -62,6 +74,9 @@ pub enum Backend {
     /// `mq.type: natsmq`: a NATS JetStream server or cluster.
     #[cfg(feature = "nats")]
     Natsmq(NatsStore),
+    /// `mq.type: kafka`: an Apache Kafka cluster.
+    #[cfg(feature = "kafka")]
+    Kafka(KafkaStore),
 }
 
 /// The consumer of a group of a [`Backend`]; see [`Consumer`] for the API.
@@ -73,6 +88,9 @@ pub enum BackendConsumer {
     /// The NATS engine's.
     #[cfg(feature = "nats")]
     Natsmq(NatsConsumer),
+    /// The Kafka engine's.
+    #[cfg(feature = "kafka")]
+    Kafka(KafkaConsumer),
 }
 
 /// A groupless reader of a [`Backend`]; see [`Reader`] for the API.
@@ -84,52 +102,65 @@ pub enum BackendReader {
     /// The NATS engine's.
     #[cfg(feature = "nats")]
     Natsmq(NatsReader),
+    /// The Kafka engine's.
+    #[cfg(feature = "kafka")]
+    Kafka(KafkaReader),
 }
 
-/// `$body` with `$engine` bound to the variant's value, whichever it is.
+/// `$body` with `$engine` bound to the variant's value, whichever engine it
+/// is: the one place that lists the engines.
 macro_rules! dispatch {
     ($value:expr, $engine:ident => $body:expr) => {
         match $value {
             Self::Rocksmq($engine) => $body,
             #[cfg(feature = "nats")]
             Self::Natsmq($engine) => $body,
+            #[cfg(feature = "kafka")]
+            Self::Kafka($engine) => $body,
         }
     };
 }
 
-/// What the NATS engine cannot do.
-#[cfg(feature = "nats")]
-fn unsupported(operation: &str, reason: &str) -> Unsupported {
-    Unsupported {
-        engine: "natsmq",
-        operation: operation.to_owned(),
-        reason: reason.to_owned(),
-    }
+/// The `From` impls that put an engine, its consumer and its reader into
+/// the enums' variant `$variant`.
+macro_rules! variant {
+    ($variant:ident, $engine:ty, $consumer:ty, $reader:ty) => {
+        impl From<$engine> for Backend {
+            fn from(engine: $engine) -> Self {
+                Self::$variant(engine)
+            }
+        }
+
+        impl From<$consumer> for BackendConsumer {
+            fn from(consumer: $consumer) -> Self {
+                Self::$variant(consumer)
+            }
+        }
+
+        impl From<$reader> for BackendReader {
+            fn from(reader: $reader) -> Self {
+                Self::$variant(reader)
+            }
+        }
+    };
 }
 
-impl From<Store> for Backend {
-    fn from(store: Store) -> Self {
-        Self::Rocksmq(store)
-    }
-}
-
+variant!(Rocksmq, Store, Consumer, Reader);
 #[cfg(feature = "nats")]
-impl From<NatsStore> for Backend {
-    fn from(store: NatsStore) -> Self {
-        Self::Natsmq(store)
-    }
-}
+variant!(Natsmq, NatsStore, NatsConsumer, NatsReader);
+#[cfg(feature = "kafka")]
+variant!(Kafka, KafkaStore, KafkaConsumer, KafkaReader);
 
 impl Backend {
     /// Opens the engine `config.mq_type` names: the embedded store at
-    /// `rocksmq.path`, or a connection to the servers of `natsmq.urls`.
+    /// `rocksmq.path`, a connection to the servers of `natsmq.urls`, or
+    /// one to the brokers of `kafka.brokerList`.
     ///
     /// # Errors
     /// [`OpenError::Config`] for a bad value (naming its key); the
-    /// errors of [`Store::open`] or of
-    /// [`NatsStore::connect`](crate::nats::NatsStore::connect);
-    /// [`OpenError::Unsupported`] for `natsmq` in a build without the
-    /// `nats` feature.
+    /// errors of [`Store::open`], of `NatsStore::connect` or of
+    /// `KafkaStore::connect`; [`OpenError::Unsupported`] for an engine
+    /// this build does not have (features `nats`, `kafka`).
     pub fn open(config: MqConfig) -> Result<Self, OpenError> {
         config.validate()?;
         match config.mq_type {
@@ -140,36 +171,42 @@ impl Backend {
                 config.rocksmq,
             )?)),
             #[cfg(not(feature = "nats"))]
-            MqType::Natsmq => Err(OpenError::Unsupported(Unsupported {
-                engine: "natsmq",
-                operation: "open".to_owned(),
-                reason: "this build of rocksmq has no NATS engine: build it with feature `nats`"
-                    .to_owned(),
-            })),
+            MqType::Natsmq => Err(OpenError::Unsupported(engine::unsupported(
+                MqType::Natsmq,
+                "open",
+                "this build of rocksmq has no NATS engine: build it with feature `nats`",
+            ))),
+            #[cfg(feature = "kafka")]
+            MqType::Kafka => Ok(Self::Kafka(KafkaStore::connect(
+                config.kafka,
+                config.rocksmq,
+            )?)),
+            #[cfg(not(feature = "kafka"))]
+            MqType::Kafka => Err(OpenError::Unsupported(engine::unsupported(
+                MqType::Kafka,
+                "open",
+                "this build of rocksmq has no Kafka engine: build it with feature `kafka`",
+            ))),
         }
     }
 
     /// Which engine this is.
     #[must_use]
     pub fn mq_type(&self) -> MqType {
-        match self {
-            Self::Rocksmq(_) => MqType::Rocksmq,
-            #[cfg(feature = "nats")]
-            Self::Natsmq(_) => MqType::Natsmq,
-        }
+        dispatch!(self, engine => engine.mq_type())
     }
 
     /// What this engine guarantees and can do.
     #[must_use]
     pub fn capabilities(&self) -> Capabilities {
-        dispatch!(self, engine => engine.capabilities())
+        dispatch!(self, engine => Engine::capabilities(engine))
     }
 
     /// The `rocksmq` section in force: the store's settings, and the
-    /// retention and message limits of either engine.
+    /// retention and message limits of every engine.
     #[must_use]
     pub fn config(&self) -> &Config {
-        dispatch!(self, engine => engine.config())
+        dispatch!(self, engine => Engine::config(engine))
     }
 
     /// The embedded store, if that is the engine.
@@ -177,8 +214,8 @@ impl Backend {
     pub fn as_store(&self) -> Option<&Store> {
         match self {
             Self::Rocksmq(store) => Some(store),
-            #[cfg(feature = "nats")]
-            Self::Natsmq(_) => None,
+            #[allow(unreachable_patterns)] // Without another engine built in.
+            _ => None,
         }
     }
 
@@ -188,7 +225,17 @@ impl Backend {
     pub fn as_nats(&self) -> Option<&NatsStore> {
         match self {
             Self::Natsmq(store) => Some(store),
-            Self::Rocksmq(_) => None,
+            _ => None,
+        }
+    }
+
+    /// The Kafka engine, if that is the engine.
+    #[cfg(feature = "kafka")]
+    #[must_use]
+    pub fn as_kafka(&self) -> Option<&KafkaStore> {
+        match self {
+            Self::Kafka(store) => Some(store),
+            _ => None,
         }
     }
 
@@ -197,7 +244,7 @@ impl Backend {
     /// # Errors
     /// As [`Store::close`].
     pub fn close(&self) -> Result<(), StorageError> {
-        dispatch!(self, engine => engine.close())
+        dispatch!(self, engine => Engine::close(engine))
     }
 
     /// Creates topic `name`; `false` if it existed. See [`Store::create_topic`].
@@ -205,7 +252,7 @@ impl Backend {
     /// # Errors
     /// As [`Store::create_topic`].
     pub fn create_topic(&self, name: &str) -> Result<bool, TopicError> {
-        dispatch!(self, engine => engine.create_topic(name))
+        dispatch!(self, engine => Engine::create_topic(engine, name))
     }
 
     /// Destroys topic `name`. See [`Store::destroy_topic`].
@@ -213,7 +260,7 @@ impl Backend {
     /// # Errors
     /// As [`Store::destroy_topic`].
     pub fn destroy_topic(&self, name: &str) -> Result<(), TopicError> {
-        dispatch!(self, engine => engine.destroy_topic(name))
+        dispatch!(self, engine => Engine::destroy_topic(engine, name))
     }
 
     /// Whether topic `name` exists.
@@ -221,7 +268,7 @@ impl Backend {
     /// # Errors
     /// As [`Store::topic_exists`].
     pub fn topic_exists(&self, name: &str) -> Result<bool, TopicError> {
-        dispatch!(self, engine => engine.topic_exists(name))
+        dispatch!(self, engine => Engine::topic_exists(engine, name))
     }
 
     /// The names of every topic, sorted.
@@ -229,7 +276,7 @@ impl Backend {
     /// # Errors
     /// As [`Store::list_topics`].
     pub fn list_topics(&self) -> Result<Vec<String>, TopicError> {
-        dispatch!(self, engine => engine.list_topics())
+        dispatch!(self, engine => Engine::list_topics(engine))
     }
 
     /// The id of the last message produced to `topic`.
@@ -237,7 +284,7 @@ impl Backend {
     /// # Errors
     /// As [`Store::latest_id`].
     pub fn latest_id(&self, topic: &str) -> Result<Option<MessageId>, TopicError> {
-        dispatch!(self, engine => engine.latest_id(topic))
+        dispatch!(self, engine => Engine::latest_id(engine, topic))
     }
 
     /// Message `id` of `topic`, `None` if it was never produced or is no
@@ -246,7 +293,7 @@ impl Backend {
     /// # Errors
     /// As [`Store::get`].
     pub fn get(&self, topic: &str, id: MessageId) -> Result<Option<StoredMessage>, TopicError> {
-        dispatch!(self, engine => engine.get(topic, id))
+        dispatch!(self, engine => Engine::get(engine, topic, id))
     }
 
     /// Appends `messages` to `topic` and returns their ids in batch order:
@@ -259,11 +306,7 @@ impl Backend {
     /// [`ProduceError::BatchRefused`] and [`ProduceError::Unconfirmed`] as
     /// the engine's capabilities say.
     pub fn produce(&self, topic: &str, messages: &[Message]) -> Result<ProducedIds, ProduceError> {
-        match self {
-            Self::Rocksmq(store) => store.produce(topic, messages).map(ProducedIds::from),
-            #[cfg(feature = "nats")]
-            Self::Natsmq(store) => store.produce(topic, messages),
-        }
+        dispatch!(self, engine => Engine::produce(engine, topic, messages))
     }
 
     /// Creates consumer group `group` of `topic` at `from`.
@@ -276,7 +319,7 @@ impl Backend {
         group: &str,
         from: Position,
     ) -> Result<(), ConsumerError> {
-        dispatch!(self, engine => engine.create_group(topic, group, from))
+        dispatch!(self, engine => Engine::create_group(engine, topic, group, from))
     }
 
     /// Destroys consumer group `group` of `topic`.
@@ -284,7 +327,7 @@ impl Backend {
     /// # Errors
     /// As [`Store::destroy_group`].
     pub fn destroy_group(&self, topic: &str, group: &str) -> Result<(), ConsumerError> {
-        dispatch!(self, engine => engine.destroy_group(topic, group))
+        dispatch!(self, engine => Engine::destroy_group(engine, topic, group))
     }
 
     /// Whether `topic` has a consumer group `group`.
@@ -292,7 +335,7 @@ impl Backend {
     /// # Errors
     /// As [`Store::group_exists`].
     pub fn group_exists(&self, topic: &str, group: &str) -> Result<bool, ConsumerError> {
-        dispatch!(self, engine => engine.group_exists(topic, group))
+        dispatch!(self, engine => Engine::group_exists(engine, topic, group))
     }
 
     /// The consumer groups of `topic`, sorted.
@@ -300,7 +343,7 @@ impl Backend {
     /// # Errors
     /// As [`Store::list_groups`].
     pub fn list_groups(&self, topic: &str) -> Result<Vec<String>, ConsumerError> {
-        dispatch!(self, engine => engine.list_groups(topic))
+        dispatch!(self, engine => Engine::list_groups(engine, topic))
     }
 
     /// Moves group `group` (with no open consumer) to `to`, durably.
@@ -308,7 +351,7 @@ impl Backend {
     /// # Errors
     /// As [`Store::seek_group`].
     pub fn seek_group(&self, topic: &str, group: &str, to: Position) -> Result<(), ConsumerError> {
-        dispatch!(self, engine => engine.seek_group(topic, group, to))
+        dispatch!(self, engine => Engine::seek_group(engine, topic, group, to))
     }
 
     /// Opens the consumer of `group` on `topic`.
@@ -316,11 +359,7 @@ impl Backend {
     /// # Errors
     /// As [`Store::consumer`].
     pub fn consumer(&self, topic: &str, group: &str) -> Result<BackendConsumer, ConsumerError> {
-        match self {
-            Self::Rocksmq(store) => store.consumer(topic, group).map(BackendConsumer::Rocksmq),
-            #[cfg(feature = "nats")]
-            Self::Natsmq(store) => store.consumer(topic, group).map(BackendConsumer::Natsmq),
-        }
+        dispatch!(self, engine => Engine::consumer(engine, topic, group).map(Into::into))
     }
 
     /// A reader of `topic` from `from`.
@@ -328,11 +367,7 @@ impl Backend {
     /// # Errors
     /// As [`Store::reader`].
     pub fn reader(&self, topic: &str, from: Position) -> Result<BackendReader, ConsumerError> {
-        match self {
-            Self::Rocksmq(store) => store.reader(topic, from).map(BackendReader::Rocksmq),
-            #[cfg(feature = "nats")]
-            Self::Natsmq(store) => store.reader(topic, from).map(BackendReader::Natsmq),
-        }
+        dispatch!(self, engine => Engine::reader(engine, topic, from).map(Into::into))
     }
 
     /// A retention pass now; see [`Store::run_retention`].
@@ -341,15 +376,7 @@ impl Backend {
     /// As [`Store::run_retention`]; [`TopicError::Unsupported`] on NATS,
     /// whose server applies the limits itself, continuously.
     pub fn run_retention(&self) -> Result<RetentionReport, TopicError> {
-        match self {
-            Self::Rocksmq(store) => store.run_retention(),
-            #[cfg(feature = "nats")]
-            Self::Natsmq(_) => Err(unsupported(
-                "run a retention pass",
-                "the NATS server applies the limits (max_age, max_bytes) itself, continuously",
-            )
-            .into()),
-        }
+        dispatch!(self, engine => Engine::run_retention(engine))
     }
 
     /// Compacts the storage now; see [`Store::compact`].
@@ -358,15 +385,7 @@ impl Backend {
     /// As [`Store::compact`]; [`TopicError::Unsupported`] where
     /// [`Capabilities::compaction`] is false.
     pub fn compact(&self) -> Result<CompactionReport, TopicError> {
-        match self {
-            Self::Rocksmq(store) => store.compact(),
-            #[cfg(feature = "nats")]
-            Self::Natsmq(_) => Err(unsupported(
-                "compact its storage",
-                "the NATS server compacts its own files",
-            )
-            .into()),
-        }
+        dispatch!(self, engine => Engine::compact(engine))
     }
 
     /// The retained pages of `topic`; see [`Store::pages`].
@@ -375,15 +394,7 @@ impl Backend {
     /// As [`Store::pages`]; [`TopicError::Unsupported`] where
     /// [`Capabilities::pages`] is false.
     pub fn pages(&self, topic: &str) -> Result<Vec<PageInfo>, TopicError> {
-        match self {
-            Self::Rocksmq(store) => store.pages(topic),
-            #[cfg(feature = "nats")]
-            Self::Natsmq(_) => Err(unsupported(
-                "list a topic's pages",
-                "a stream keeps no pages; its limits apply per message",
-            )
-            .into()),
-        }
+        dispatch!(self, engine => Engine::pages(engine, topic))
     }
 
     /// Sets the store's gauges in the installed `metrics` recorder now;
@@ -393,15 +404,7 @@ impl Backend {
     /// As [`Store::record_metrics`]; [`TopicError::Unsupported`] where
     /// [`Capabilities::metrics`] is false.
     pub fn record_metrics(&self) -> Result<(), TopicError> {
-        match self {
-            Self::Rocksmq(store) => store.record_metrics(),
-            #[cfg(feature = "nats")]
-            Self::Natsmq(_) => Err(unsupported(
-                "record metrics",
-                "the NATS server exports its own (its monitoring port: /jsz, /varz)",
-            )
-            .into()),
-        }
+        dispatch!(self, engine => Engine::record_metrics(engine))
     }
 
     /// The statistics of every topic. Where the engine keeps no pages,
@@ -410,25 +413,7 @@ impl Backend {
     /// # Errors
     /// As [`Store::stats`].
     pub fn stats(&self) -> Result<StoreStats, TopicError> {
-        match self {
-            Self::Rocksmq(store) => store.stats(),
-            #[cfg(feature = "nats")]
-            Self::Natsmq(store) => {
-                let stats = store.stats()?;
-                Ok(StoreStats {
-                    topics: stats.topics.iter().map(topic_stats_of).collect(),
-                    disk_bytes: 0,
-                    disk_free_bytes: 0,
-                    disk_reserve_bytes: 0,
-                    read_only: false,
-                    memtable_bytes: 0,
-                    open_segment_files: 0,
-                    damaged_topics: Vec::new(),
-                    missing_shards: Vec::new(),
-                    background: BackgroundStats::default(),
-                })
-            }
-        }
+        dispatch!(self, engine => Engine::stats(engine))
     }
 
     /// The statistics of one topic; see [`Backend::stats`].
@@ -436,11 +421,7 @@ impl Backend {
     /// # Errors
     /// As [`Store::topic_stats`].
     pub fn topic_stats(&self, topic: &str) -> Result<TopicStats, TopicError> {
-        match self {
-            Self::Rocksmq(store) => store.topic_stats(topic),
-            #[cfg(feature = "nats")]
-            Self::Natsmq(store) => store.topic_stats(topic).map(|stats| topic_stats_of(&stats)),
-        }
+        dispatch!(self, engine => Engine::topic_stats(engine, topic))
     }
 
     /// Reads everything back and reports damage; see
@@ -451,20 +432,9 @@ impl Backend {
     /// [`Capabilities::check_and_repair`] is false.
     pub fn check_with_progress(
         &self,
-        progress: impl FnMut(&str, u64),
+        mut progress: impl FnMut(&str, u64),
     ) -> Result<CheckReport, TopicError> {
-        match self {
-            Self::Rocksmq(store) => store.check_with_progress(progress),
-            #[cfg(feature = "nats")]
-            Self::Natsmq(_) => {
-                drop(progress);
-                Err(unsupported(
-                    "check its storage for damage",
-                    "the NATS server checks its own files (checksums, and replicas in a cluster)",
-                )
-                .into())
-            }
-        }
+        dispatch!(self, engine => Engine::check_with_progress(engine, &mut progress))
     }
 
     /// Cuts a damaged topic back; see [`Store::repair_topic`].
@@ -473,53 +443,7 @@ impl Backend {
     /// As [`Store::repair_topic`]; [`TopicError::Unsupported`] where
     /// [`Capabilities::check_and_repair`] is false.
     pub fn repair_topic(&self, name: &str) -> Result<RepairReport, TopicError> {
-        match self {
-            Self::Rocksmq(store) => store.repair_topic(name),
-            #[cfg(feature = "nats")]
-            Self::Natsmq(_) => Err(unsupported(
-                "repair a topic",
-                "the NATS server repairs its own files; a cluster heals from its replicas",
-            )
-            .into()),
-        }
-    }
-}
-
-/// A NATS topic's statistics as the embedded store's: what a stream does
-/// not keep is 0, and the messages before the first retained one are the
-/// ones the limits deleted (ids are contiguous).
-#[cfg(feature = "nats")]
-fn topic_stats_of(stats: &NatsTopicStats) -> TopicStats {
-    let first_retained = if stats.messages == 0 {
-        stats.last_id + 1
-    } else {
-        stats.first_id
-    };
-    TopicStats {
-        name: stats.name.clone(),
-        created: stats.created,
-        messages: stats.messages,
-        bytes: stats.bytes,
-        pages: 0,
-        first_id: stats.first_id,
-        last_id: stats.last_id,
-        disk_bytes: 0,
-        groups: stats
-            .groups
-            .iter()
-            .map(|group| GroupStats {
-                name: group.name.clone(),
-                acked_id: group.acked_id,
-                lag: group.lag,
-                lag_bytes: 0,
-                skipped: 0,
-                damaged_skipped: 0,
-            })
-            .collect(),
-        deleted_pages: 0,
-        deleted_messages: first_retained.saturating_sub(1),
-        deleted_bytes: 0,
-        last_retention: None,
+        dispatch!(self, engine => Engine::repair_topic(engine, name))
     }
 }
 
@@ -527,41 +451,37 @@ impl BackendConsumer {
     /// This consumer acknowledging as `mode` says.
     #[must_use]
     pub fn with_ack_mode(self, mode: AckMode) -> Self {
-        match self {
-            Self::Rocksmq(consumer) => Self::Rocksmq(consumer.with_ack_mode(mode)),
-            #[cfg(feature = "nats")]
-            Self::Natsmq(consumer) => Self::Natsmq(consumer.with_ack_mode(mode)),
-        }
+        dispatch!(self, consumer => EngineConsumer::with_ack_mode(consumer, mode).into())
     }
 
     /// The topic.
     #[must_use]
     pub fn topic(&self) -> &str {
-        dispatch!(self, consumer => consumer.topic())
+        dispatch!(self, consumer => EngineConsumer::topic(consumer))
     }
 
     /// The group.
     #[must_use]
     pub fn group(&self) -> &str {
-        dispatch!(self, consumer => consumer.group())
+        dispatch!(self, consumer => EngineConsumer::group(consumer))
     }
 
     /// The group's acknowledged id (0: nothing acknowledged).
     #[must_use]
     pub fn acked_id(&self) -> MessageId {
-        dispatch!(self, consumer => consumer.acked_id())
+        dispatch!(self, consumer => EngineConsumer::acked_id(consumer))
     }
 
     /// The id of the last message delivered (0: none yet).
     #[must_use]
     pub fn delivered_id(&self) -> MessageId {
-        dispatch!(self, consumer => consumer.delivered_id())
+        dispatch!(self, consumer => EngineConsumer::delivered_id(consumer))
     }
 
     /// Messages the limits deleted before this consumer delivered them.
     #[must_use]
     pub fn skipped(&self) -> u64 {
-        dispatch!(self, consumer => consumer.skipped())
+        dispatch!(self, consumer => EngineConsumer::skipped(consumer))
     }
 
     /// Up to `max` messages readable now, without waiting.
@@ -569,7 +489,7 @@ impl BackendConsumer {
     /// # Errors
     /// As [`Consumer::consume`].
     pub fn consume(&mut self, max: usize) -> Result<Vec<StoredMessage>, ConsumerError> {
-        dispatch!(self, consumer => consumer.consume(max))
+        dispatch!(self, consumer => EngineConsumer::consume(consumer, max))
     }
 
     /// The next message, waiting up to `timeout`.
@@ -580,7 +500,7 @@ impl BackendConsumer {
         &mut self,
         timeout: Duration,
     ) -> Result<Option<StoredMessage>, ConsumerError> {
-        dispatch!(self, consumer => consumer.recv_timeout(timeout))
+        dispatch!(self, consumer => EngineConsumer::recv_timeout(consumer, timeout))
     }
 
     /// The next message, waiting as long as it takes.
@@ -588,7 +508,7 @@ impl BackendConsumer {
     /// # Errors
     /// As [`Consumer::blocking_recv`].
     pub fn blocking_recv(&mut self) -> Result<StoredMessage, ConsumerError> {
-        dispatch!(self, consumer => consumer.blocking_recv())
+        dispatch!(self, consumer => EngineConsumer::blocking_recv(consumer))
     }
 
     /// The next message, awaiting it.
@@ -596,7 +516,7 @@ impl BackendConsumer {
     /// # Errors
     /// As [`Consumer::recv`].
     pub async fn recv(&mut self) -> Result<StoredMessage, ConsumerError> {
-        dispatch!(self, consumer => consumer.recv().await)
+        dispatch!(self, consumer => EngineConsumer::recv(consumer).await)
     }
 
     /// Acknowledges every delivered message up to `id`, durably.
@@ -604,7 +524,7 @@ impl BackendConsumer {
     /// # Errors
     /// As [`Consumer::ack`].
     pub fn ack(&mut self, id: MessageId) -> Result<(), ConsumerError> {
-        dispatch!(self, consumer => consumer.ack(id))
+        dispatch!(self, consumer => EngineConsumer::ack(consumer, id))
     }
 
     /// Moves the consumer and its group to `to`, durably.
@@ -612,7 +532,7 @@ impl BackendConsumer {
     /// # Errors
     /// As [`Consumer::seek`].
     pub fn seek(&mut self, to: Position) -> Result<(), ConsumerError> {
-        dispatch!(self, consumer => consumer.seek(to))
+        dispatch!(self, consumer => EngineConsumer::seek(consumer, to))
     }
 }
 
@@ -629,19 +549,19 @@ impl BackendReader {
     /// The topic.
     #[must_use]
     pub fn topic(&self) -> &str {
-        dispatch!(self, reader => reader.topic())
+        dispatch!(self, reader => EngineReader::topic(reader))
     }
 
     /// The id of the next message this reader will return.
     #[must_use]
     pub fn next_id(&self) -> MessageId {
-        dispatch!(self, reader => reader.next_id())
+        dispatch!(self, reader => EngineReader::next_id(reader))
     }
 
     /// Messages the limits deleted before this reader reached them.
     #[must_use]
     pub fn skipped(&self) -> u64 {
-        dispatch!(self, reader => reader.skipped())
+        dispatch!(self, reader => EngineReader::skipped(reader))
     }
 
     /// Moves the reader to `to`.
@@ -649,7 +569,7 @@ impl BackendReader {
     /// # Errors
     /// As [`Reader::seek`].
     pub fn seek(&mut self, to: Position) -> Result<(), ConsumerError> {
-        dispatch!(self, reader => reader.seek(to))
+        dispatch!(self, reader => EngineReader::seek(reader, to))
     }
 
     /// Up to `max` messages readable now, without waiting.
@@ -657,7 +577,7 @@ impl BackendReader {
     /// # Errors
     /// As [`Reader::read`].
     pub fn read(&mut self, max: usize) -> Result<Vec<StoredMessage>, ConsumerError> {
-        dispatch!(self, reader => reader.read(max))
+        dispatch!(self, reader => EngineReader::read(reader, max))
     }
 
     /// The next message, waiting up to `timeout`.
@@ -668,7 +588,7 @@ impl BackendReader {
         &mut self,
         timeout: Duration,
     ) -> Result<Option<StoredMessage>, ConsumerError> {
-        dispatch!(self, reader => reader.recv_timeout(timeout))
+        dispatch!(self, reader => EngineReader::recv_timeout(reader, timeout))
     }
 
     /// The next message, awaiting it.
@@ -676,12 +596,12 @@ impl BackendReader {
     /// # Errors
     /// As [`Reader::recv`].
     pub async fn recv(&mut self) -> Result<StoredMessage, ConsumerError> {
-        dispatch!(self, reader => reader.recv().await)
+        dispatch!(self, reader => EngineReader::recv(reader).await)
     }
 
     /// A blocking iterator, as [`Reader::iter`].
     pub fn iter(&mut self) -> Box<dyn Iterator<Item = Result<StoredMessage, ConsumerError>> + '_> {
-        dispatch!(self, reader => Box::new(reader.iter()))
+        dispatch!(self, reader => EngineReader::iter(reader))
     }
 }
 
