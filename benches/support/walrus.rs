@@ -165,6 +165,10 @@ impl Drop for WalrusProcess {
     }
 }
 
+/// A child's round: runs this many calls, records each one's time (one
+/// producer only) and returns the time they took.
+type Round = Box<dyn FnMut(u64, &mut Vec<u64>) -> Duration>;
+
 /// If this process was started as a walrus child, serves its rounds until
 /// its input ends and returns `true`; otherwise returns `false`.
 pub fn child_main() -> bool {
@@ -185,7 +189,7 @@ pub fn child_main() -> bool {
         )
         .expect("open walrus"),
     );
-    let mut round: Box<dyn FnMut(u64, &mut Vec<u64>) -> Duration> = if spec.producers == 1 {
+    let mut round: Round = if spec.producers == 1 {
         let wal = Arc::clone(&wal);
         let payload = payload(spec.size);
         let (batch_len, sync) = (spec.batch, spec.sync);
