@@ -271,15 +271,16 @@ impl Peers {
         self.kafka.as_ref().map(|(_, broker)| broker)
     }
 
+    /// The Kafka client, if Kafka runs (and this is no listing).
+    fn kafka_client(&self) -> Option<&KafkaPeer> {
+        self.kafka.as_ref().map(|(client, _)| client)
+    }
+
     /// The Kafka client, for a workload's setup (which a listing never
     /// runs): only called when the run measures Kafka.
     #[cfg(feature = "kafka")]
     fn kafka(&self) -> &KafkaPeer {
-        &self
-            .kafka
-            .as_ref()
-            .expect("Kafka runs: its broker started")
-            .0
+        self.kafka_client().expect("Kafka runs: its broker started")
     }
 }
 
@@ -457,7 +458,8 @@ fn paired(scaling: &mut Scaling, scale: Scale) {
 }
 
 /// Durable mode on every system of the run: NATS on a server of its own
-/// that syncs every message.
+/// that syncs every message, Kafka on the run's broker with topics that
+/// flush every message.
 fn durable_mode(c: &mut Criterion, peers: &Peers, list: bool) -> durable::Durable {
     let server = (!list && peers.runs(System::Nats))
         .then(|| NatsServer::start_with(durable::NATS_CONFIG))
@@ -465,7 +467,13 @@ fn durable_mode(c: &mut Criterion, peers: &Peers, list: bool) -> durable::Durabl
     let client = server
         .as_ref()
         .map(|server| NatsClient::connect(&server.url));
-    durable::measure(c, CRITERION, &peers.systems, client.as_ref())
+    durable::measure(
+        c,
+        CRITERION,
+        &peers.systems,
+        client.as_ref(),
+        peers.kafka_client(),
+    )
 }
 
 /// Consumer fan-out: 1, 4 and 16 groups on one topic.

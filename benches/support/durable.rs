@@ -7,7 +7,10 @@
 //! group commit writes the calls queued on a shard in one RocksDB write,
 //! synced once; segment files are synced before the write that references
 //! them); NATS a server with `jetstream { sync_interval: always }` (every
-//! message synced before its ack); raw RocksDB `WriteOptions::sync`
+//! message synced before its ack); Kafka topics created with
+//! `flush.messages=1` on the run's broker (the partition's log flushed by
+//! each append, before the broker answers; one producer shared by the
+//! threads, `acks=all`, idempotent); raw RocksDB `WriteOptions::sync`
 //! (RocksDB's own write group shares one sync between the writers it
 //! merges); fjall a batch per call committed with `PersistMode::SyncData`;
 //! walrus `FsyncSchedule::SyncEach`. The threads are the concurrency
@@ -21,13 +24,17 @@ use criterion::{Criterion, SamplingMode};
 
 use super::concurrency::{NatsConcurrent, RawConcurrent, RocksmqConcurrent, Topics};
 use super::fjall::FjallConcurrent;
+#[cfg(feature = "kafka")]
+use super::kafka::KafkaConcurrent;
+#[cfg(feature = "kafka")]
+use super::kafka_server::Flush;
 use super::nats::NatsClient;
 use super::report::{CriterionSettings, System};
 use super::results::median_at;
 use super::rocks::{Raw, durable_config};
 use super::text::rate;
 use super::walrus::WalrusProcess;
-use super::{Recorded, size_id, size_label};
+use super::{KafkaPeer, Recorded, size_id, size_label};
 
 /// The Criterion group.
 pub const GROUP: &str = "durable_produce";
@@ -46,13 +53,14 @@ fn function_id(system: System, producers: usize) -> String {
 }
 
 /// Runs the durable-mode benchmarks on `systems`: NATS on `nats`, a server
-/// that syncs every message. A workload's setup takes its client, so a
-/// listing (which runs none) needs none. Kafka is not measured yet.
+/// that syncs every message, Kafka on `kafka`'s broker. A workload's setup
+/// takes its client, so a listing (which runs none) needs neither.
 pub fn measure(
     c: &mut Criterion,
     settings: CriterionSettings,
     systems: &[System],
     nats: Option<&NatsClient>,
+    kafka: Option<&KafkaPeer>,
 ) -> Durable {
     let mut group = c.benchmark_group(GROUP);
     group
@@ -74,7 +82,17 @@ pub fn measure(
                         let client = nats.expect("a NATS server that syncs");
                         NatsConcurrent::new(client, size, producers, Topics::Own)
                     }),
-                    System::Kafka => continue,
+                    #[cfg(feature = "kafka")]
+                    System::Kafka => super::bench(&mut group, &id, size, count, || {
+                        let client = kafka.expect("the run's Kafka broker");
+                        KafkaConcurrent::new(client, size, producers, Flush::Fsync)
+                    }),
+                    // Without feature `kafka` no run has Kafka.
+                    #[cfg(not(feature = "kafka"))]
+                    System::Kafka => {
+                        let _ = kafka;
+                        continue;
+                    }
                     System::RocksDb => super::bench(&mut group, &id, size, count, || {
                         RawConcurrent::new(
                             size,
@@ -192,9 +210,12 @@ impl DurableRates {
             md,
             "Every acknowledgement after the data is on disk, on every system: rocksmq \
              `syncWrites: true`; NATS JetStream on a server of its own with \
-             `jetstream {{ sync_interval: always }}`; raw RocksDB `WriteOptions::sync`; fjall a batch per call \
+             `jetstream {{ sync_interval: always }}`; Kafka topics created with \
+             `flush.messages=1` (the broker flushes the partition's log in each append, \
+             before it answers; the threads share one producer, `acks=all`, \
+             idempotent); raw RocksDB `WriteOptions::sync`; fjall a batch per call \
              committed with `PersistMode::SyncData`; walrus `FsyncSchedule::SyncEach`. \
-             1, 4 and 16 producers, each on a topic (stream, keyspace; raw \
+             1, 4 and 16 producers, each on a topic (stream, Kafka topic, keyspace; raw \
              RocksDB: keys) of its own, each producing one message per call and waiting \
              for it before the next, as the concurrent-producers benchmark does. \
              Aggregate messages per second; 16 ÷ 1 is the rate at 16 producers over the \

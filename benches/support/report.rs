@@ -952,10 +952,13 @@ fn kafka_settings(md: &mut String, kafka: Option<&KafkaSettings>) {
          has its whole configuration). Its flush policy is Kafka's default: a message is \
          acknowledged once the in-sync replicas have it in the page cache, and the OS \
          flushes: it survives a process crash, not a power loss, as rocksmq with \
-         `syncWrites: false` and NATS with its default sync interval.\n\
+         `syncWrites: false` and NATS with its default sync interval. Durable mode \
+         creates its topics with `flush.messages=1`: the broker flushes the \
+         partition's log in each append, before it answers.\n\
          - Client: {}, used directly: producer {}; a topic of one partition per \
          benchmark; consumers assigned the partition, committing synchronously \
-         (`CommitMode::Sync`).\n",
+         (`CommitMode::Sync`). Durable mode's threads share one producer, each \
+         waiting for its own message's acknowledgement.\n",
         kafka.version,
         kafka.client,
         producer.join(", ")
