@@ -965,6 +965,46 @@ fn kafka_settings(md: &mut String, kafka: Option<&KafkaSettings>) {
     );
 }
 
+/// How BlobDB, fjall and walrus are set up (their modules say why).
+fn embedded_peers_settings(md: &mut String) {
+    let _ = writeln!(
+        md,
+        "### Raw RocksDB with blob files (BlobDB)\n\n\
+         Raw RocksDB's database, column family and write options, with the column \
+         family's integrated blob files: `enable_blob_files`, `min_blob_size` {}, \
+         `blob_compression_type` none (payloads are opaque, as rocksmq's segment \
+         files keep them), `enable_blob_gc` on; the other blob options at RocksDB's \
+         defaults. Below {} every value stays in the LSM tree: its row there is raw \
+         RocksDB's, not measured twice (nor in durable mode, where the synced \
+         write-ahead log is the same).\n\n\
+         ### fjall\n\n\
+         fjall {}: a database per benchmark, a keyspace per topic, keys the 8-byte \
+         big-endian id; key-value separation for values of {} and more, \
+         uncompressed; the rest at fjall's defaults. One message per call is a \
+         keyspace `insert`, a batch one write batch (atomic). Every write reaches \
+         the OS through fjall's journal before it returns (no fsync), as \
+         `syncWrites: false`; durable mode commits each call's batch with \
+         `PersistMode::SyncData`.\n\n\
+         ### walrus\n\n\
+         walrus-rust {}: a write-ahead log by topic (`append_for_topic`) on its \
+         file-descriptor backend, in a child process per workload (its fsync \
+         schedule, open files and threads are process-wide). Its default schedule, \
+         `FsyncSchedule::Milliseconds({})`: every append is in the OS when it \
+         returns, an fsync every {} ms in the background; durable mode \
+         `FsyncSchedule::SyncEach`. Its atomic batch (`batch_append_for_topic`) \
+         fsyncs whatever the schedule, so the batch workload appends its 100 \
+         messages one by one: the same durability as the other systems, not the \
+         atomicity.\n",
+        bytes_label(super::rocks::BLOB_MIN_BYTES),
+        bytes_label(super::rocks::BLOB_MIN_BYTES),
+        lock_version("fjall"),
+        bytes_label(u64::from(super::fjall::SEPARATION_BYTES)),
+        lock_version("walrus-rust"),
+        super::walrus::FSYNC_INTERVAL_MS,
+        super::walrus::FSYNC_INTERVAL_MS,
+    );
+}
+
 fn settings_section(md: &mut String, context: &Context, scale: Scale) {
     let criterion = context.criterion;
     let _ = writeln!(md, "## Settings\n");
@@ -1005,6 +1045,7 @@ fn settings_section(md: &mut String, context: &Context, scale: Scale) {
          produce workloads, one shared topic of the concurrent producers, durable \
          mode.\n"
     );
+    embedded_peers_settings(md);
     kafka_settings(md, context.kafka.as_ref());
     let _ = writeln!(md, "### NATS JetStream\n");
     let Some(nats) = &context.nats else {
@@ -1084,6 +1125,9 @@ fn machine_section(md: &mut String, context: &Context, elapsed: Duration, load: 
          | rocksdb crate | {} |\n\
          | RocksDB (librocksdb-sys) | {} |\n\
          | nats-server | {} |\n\
+         | Kafka | {} |\n\
+         | fjall | {} |\n\
+         | walrus-rust | {} |\n\
          | async-nats | {} |\n\
          | tokio | {} |\n\
          | criterion | {} |\n",
@@ -1100,6 +1144,12 @@ fn machine_section(md: &mut String, context: &Context, elapsed: Duration, load: 
             .nats
             .as_ref()
             .map_or("not available", |n| n.version.as_str()),
+        context
+            .kafka
+            .as_ref()
+            .map_or("not run", |k| k.version.as_str()),
+        lock_version("fjall"),
+        lock_version("walrus-rust"),
         lock_version("async-nats"),
         lock_version("tokio"),
         lock_version("criterion"),
