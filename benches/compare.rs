@@ -70,7 +70,7 @@ fn main() {
     {
         return;
     }
-    let run = Run::from_args();
+    let run = Run::current();
     let scale = run.scale();
     let criterion_dir = criterion_dir();
     if run.writes_report() {
@@ -422,15 +422,25 @@ fn concurrent(c: &mut Criterion, scaling: &mut Scaling, peers: &Peers) {
         for topics in [Topics::Own, Topics::Shared] {
             for producers in PRODUCERS {
                 let id = concurrency::function_id(Producer::Rocksmq.id(), topics, producers);
-                let recorded = support::bench(&mut group, &id, size, producers as u64, || {
-                    RocksmqConcurrent::new(size, producers, topics)
-                });
+                let recorded = support::bench(
+                    &mut group,
+                    concurrency::GROUP,
+                    &id,
+                    size,
+                    producers as u64,
+                    || RocksmqConcurrent::new(size, producers, topics),
+                );
                 scaling.add_concurrency(size, topics, Producer::Rocksmq, producers, recorded);
                 if topics == Topics::Shared {
                     let id = concurrency::function_id(Producer::RawRocksdb.id(), topics, producers);
-                    let recorded = support::bench(&mut group, &id, size, producers as u64, || {
-                        RawConcurrent::new(size, producers, Raw::default())
-                    });
+                    let recorded = support::bench(
+                        &mut group,
+                        concurrency::GROUP,
+                        &id,
+                        size,
+                        producers as u64,
+                        || RawConcurrent::new(size, producers, Raw::default()),
+                    );
                     scaling.add_concurrency(
                         size,
                         topics,
@@ -441,9 +451,14 @@ fn concurrent(c: &mut Criterion, scaling: &mut Scaling, peers: &Peers) {
                 }
                 if peers.runs(System::Nats) {
                     let id = concurrency::function_id(Producer::Nats.id(), topics, producers);
-                    let recorded = support::bench(&mut group, &id, size, producers as u64, || {
-                        NatsConcurrent::new(peers.nats(), size, producers, topics)
-                    });
+                    let recorded = support::bench(
+                        &mut group,
+                        concurrency::GROUP,
+                        &id,
+                        size,
+                        producers as u64,
+                        || NatsConcurrent::new(peers.nats(), size, producers, topics),
+                    );
                     scaling.add_concurrency(size, topics, Producer::Nats, producers, recorded);
                 }
             }
@@ -507,6 +522,7 @@ fn fan_out(c: &mut Criterion, scaling: &mut Scaling, scale: Scale) {
         let id = fanout::function_id(groups);
         let recorded = support::bench(
             &mut group,
+            fanout::CONSUME_GROUP,
             &id,
             fanout::SIZE,
             (groups * count) as u64,
@@ -524,9 +540,14 @@ fn fan_out(c: &mut Criterion, scaling: &mut Scaling, scale: Scale) {
     for groups in GROUPS {
         let per_group = std::sync::Arc::default();
         let id = fanout::function_id(groups);
-        support::bench(&mut group, &id, fanout::SIZE, 1, || {
-            FanoutEndToEnd::new(groups, std::sync::Arc::clone(&per_group))
-        });
+        support::bench(
+            &mut group,
+            fanout::LATENCY_GROUP,
+            &id,
+            fanout::SIZE,
+            1,
+            || FanoutEndToEnd::new(groups, std::sync::Arc::clone(&per_group)),
+        );
         let per_group = std::mem::take(&mut *per_group.lock().expect("not poisoned"));
         scaling.add_fanout_latency(groups, per_group);
     }
@@ -556,7 +577,14 @@ fn measure<W: support::Workload>(
     messages: usize,
     setup: impl FnOnce() -> W,
 ) {
-    let recorded = support::bench(group, system.id(), size, messages as u64, setup);
+    let recorded = support::bench(
+        group,
+        workload.group(),
+        system.id(),
+        size,
+        messages as u64,
+        setup,
+    );
     results.add(workload, system, size, recorded);
 }
 

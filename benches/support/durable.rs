@@ -75,15 +75,15 @@ pub fn measure(
                 let id = function_id(system, producers);
                 let count = producers as u64;
                 let recorded = match system {
-                    System::Rocksmq => super::bench(&mut group, &id, size, count, || {
+                    System::Rocksmq => super::bench(&mut group, GROUP, &id, size, count, || {
                         RocksmqConcurrent::with_config(size, producers, Topics::Own, durable_config)
                     }),
-                    System::Nats => super::bench(&mut group, &id, size, count, || {
+                    System::Nats => super::bench(&mut group, GROUP, &id, size, count, || {
                         let client = nats.expect("a NATS server that syncs");
                         NatsConcurrent::new(client, size, producers, Topics::Own)
                     }),
                     #[cfg(feature = "kafka")]
-                    System::Kafka => super::bench(&mut group, &id, size, count, || {
+                    System::Kafka => super::bench(&mut group, GROUP, &id, size, count, || {
                         let client = kafka.expect("the run's Kafka broker");
                         KafkaConcurrent::new(client, size, producers, Flush::Fsync)
                     }),
@@ -93,7 +93,7 @@ pub fn measure(
                         let _ = kafka;
                         continue;
                     }
-                    System::RocksDb => super::bench(&mut group, &id, size, count, || {
+                    System::RocksDb => super::bench(&mut group, GROUP, &id, size, count, || {
                         RawConcurrent::new(
                             size,
                             producers,
@@ -106,10 +106,10 @@ pub fn measure(
                     // Its row is raw RocksDB's: the blob files change
                     // nothing of the synced log write at these sizes.
                     System::BlobDb => continue,
-                    System::Fjall => super::bench(&mut group, &id, size, count, || {
+                    System::Fjall => super::bench(&mut group, GROUP, &id, size, count, || {
                         FjallConcurrent::new(size, producers, true)
                     }),
-                    System::Walrus => super::bench(&mut group, &id, size, count, || {
+                    System::Walrus => super::bench(&mut group, GROUP, &id, size, count, || {
                         WalrusProcess::concurrent(size, producers, true)
                     }),
                 };
