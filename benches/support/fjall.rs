@@ -29,6 +29,16 @@ use super::{Samples, Workload, payload};
 /// LSM tree (the threshold of raw RocksDB's blob files in its row).
 pub const SEPARATION_BYTES: u32 = 4 << 10;
 
+/// The largest call measured, in bytes of payload. fjall's active memtable
+/// grows past its limit (64 MiB) until a worker thread rotates it: a
+/// writer only requests the rotation (`check_memtable_rotate`, a `try_send`
+/// to the worker) and waits only for sealed memtables (4) and level-0 runs
+/// (`local_backpressure`), so writing faster than the workers rotate and
+/// flush grows the process. Measured here: 3.6 GB resident at 1 MiB per
+/// call, 4.5 GB at 100 × 1 MiB, 9 GB at 4 MiB, and at 100 × 4 MiB
+/// (400 MiB a call) 24 GB, when the kernel's OOM killer ended the run.
+pub const MAX_CALL_BYTES: usize = 100 << 20;
+
 /// A fresh database in a temporary directory.
 struct Fresh {
     db: Database,

@@ -981,7 +981,11 @@ fn embedded_peers_settings(md: &mut String) {
          fjall {}: a database per benchmark, a keyspace per topic, keys the 8-byte \
          big-endian id; key-value separation for values of {} and more, \
          uncompressed; the rest at fjall's defaults. One message per call is a \
-         keyspace `insert`, a batch one write batch (atomic). Every write reaches \
+         keyspace `insert`, a batch one write batch (atomic). Calls of more than {} \
+         are not measured (batches of 100 × 4 MiB): fjall's active memtable grows \
+         past its 64 MiB until a worker rotates it (writers only ask), and there \
+         the process grew to 24 GB, when the kernel's OOM killer ended the run \
+         (`benches/support/fjall.rs`). Every write reaches \
          the OS through fjall's journal before it returns (no fsync), as \
          `syncWrites: false`; durable mode commits each call's batch with \
          `PersistMode::SyncData`.\n\n\
@@ -999,6 +1003,7 @@ fn embedded_peers_settings(md: &mut String) {
         bytes_label(super::rocks::BLOB_MIN_BYTES),
         lock_version("fjall"),
         bytes_label(u64::from(super::fjall::SEPARATION_BYTES)),
+        bytes_label(super::fjall::MAX_CALL_BYTES as u64),
         lock_version("walrus-rust"),
         super::walrus::FSYNC_INTERVAL_MS,
         super::walrus::FSYNC_INTERVAL_MS,
