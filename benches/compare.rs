@@ -45,16 +45,19 @@ use support::{
 };
 
 /// Few samples and short times keep the whole run, every peer included,
-/// under 25 minutes on two cores: medians of 10 flat samples are stable
-/// enough for ratios, and 3 s of produce spans many memtable flushes of
-/// the large-message workloads (raw RocksDB writes 64 MiB memtables at
-/// 0.5 GB/s and more). The warm-up also carries each benchmark's setup
-/// (its first call builds the store): half a second of calls after it is
-/// enough for Criterion's estimate of an iteration.
+/// under 25 minutes on two cores (219 Criterion benchmarks, of which about
+/// 190 take warm-up plus measurement and the others their 10 iterations;
+/// the steps beside Criterion about 3.5 minutes: docs/performance.md has
+/// the estimate): medians of 10 flat samples are stable enough for ratios,
+/// and 2 s of produce spans many memtable flushes of the large-message
+/// workloads (raw RocksDB writes 64 MiB memtables at 0.5 GB/s and more).
+/// Each benchmark is set up and called once before its warm-up (see
+/// `support::bench`): half a second of calls is enough for Criterion's
+/// estimate of an iteration.
 const CRITERION: CriterionSettings = CriterionSettings {
     sample_size: 10,
     warm_up: Duration::from_millis(500),
-    measurement: Duration::from_secs(3),
+    measurement: Duration::from_secs(2),
 };
 
 /// Test mode writes its report into this directory if set (else into a
