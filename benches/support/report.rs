@@ -1017,7 +1017,8 @@ fn settings_section(md: &mut String, context: &Context, scale: Scale) {
         md,
         "- Criterion: {} samples per benchmark, flat sampling, {:?} warm-up, {:?} \
          target measurement time; each benchmark has a fresh store, database or stream, \
-         deleted after it. Consume volume: up to {} messages / {}. Peak memory: {} \
+         set up and called once (untimed: connections, metadata, files created) before \
+         its warm-up, and deleted after it. Consume volume: up to {} messages / {}. Peak memory: {} \
          messages.",
         criterion.sample_size,
         criterion.warm_up,
