@@ -655,6 +655,51 @@ impl Report {
             }
         }
         md.push('\n');
+        self.blob_files_note(md);
+    }
+
+    /// Where raw RocksDB with its blob files (BlobDB, the library's own
+    /// answer to large values) produced faster than rocksmq in this run.
+    fn blob_files_note(&self, md: &mut String) {
+        let mut measured = false;
+        let mut faster = Vec::new();
+        for workload in [Workload::ProduceSingle, Workload::ProduceBatch] {
+            for size in SIZES {
+                let Some((blob, ours)) = self.rate(workload, size, System::BlobDb).zip(self.rate(
+                    workload,
+                    size,
+                    System::Rocksmq,
+                )) else {
+                    continue;
+                };
+                measured = true;
+                if blob > ours {
+                    faster.push(format!(
+                        "{}, {} ({:.2}× rocksmq's rate)",
+                        workload.title(),
+                        size_label(size),
+                        blob / ours
+                    ));
+                }
+            }
+        }
+        if !measured {
+            return;
+        }
+        let _ = writeln!(
+            md,
+            "RocksDB's blob files against rocksmq: {}. Both keep large values out of \
+             the LSM tree, but BlobDB writes each value twice (into the write-ahead log, \
+             then into a blob file when the memtable is flushed) where rocksmq writes a \
+             payload once, into a segment file; where both write faster than the disk \
+             absorbs, both go at its speed and this machine's spread decides \
+             ([performance.md](performance.md#raw-rocksdb-with-blob-files-blobdb)).\n",
+            if faster.is_empty() {
+                "slower at every size it was measured".to_owned()
+            } else {
+                format!("faster in {}", faster.join("; "))
+            }
+        );
     }
 
     fn targets_section(&mut self, md: &mut String, context: &Context) {
