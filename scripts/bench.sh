@@ -8,7 +8,7 @@
 # writes docs/benchmarks.md, docs/benchmarks.png and
 # docs/benchmarks-producers.png.
 #
-#   sh scripts/bench.sh                       every peer (under 25 minutes)
+#   sh scripts/bench.sh                       every peer (about 20 minutes)
 #   sh scripts/bench.sh --peers nats,fjall    only these peers beside rocksmq
 #   sh scripts/bench.sh 'produce_single/.*/128B'   a Criterion filter: the
 #                                             report is not written
