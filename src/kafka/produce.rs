@@ -24,7 +24,7 @@ use rdkafka::producer::{BaseRecord, Producer};
 
 use crate::error::ProduceError;
 use crate::kafka::codes::is_unknown_topic;
-use crate::kafka::engine::{Deliveries, Engine, KafkaProducer, Outcome, Ticket};
+use crate::kafka::engine::{Deliveries, Engine, Outcome, RdProducer, Ticket};
 use crate::kafka::headers;
 use crate::kafka::topics::storage;
 use crate::message::{Message, MessageId, ProducedIds};
@@ -99,7 +99,7 @@ pub(crate) fn produce(
 /// once, it and the messages after it are not sent (their reports say
 /// why), and the refusal is returned too.
 fn send(
-    producer: &KafkaProducer,
+    producer: &RdProducer,
     name: &str,
     messages: &[Message],
 ) -> (Arc<Deliveries>, Option<KafkaError>) {
@@ -140,7 +140,7 @@ fn send(
 /// why it was aborted (then nothing of it is visible).
 fn in_transaction(
     engine: &Engine,
-    producer: &mut KafkaProducer,
+    producer: &mut RdProducer,
     name: &str,
     messages: &[Message],
 ) -> Result<Vec<Outcome>, String> {
@@ -216,7 +216,7 @@ fn visible(engine: &Engine, name: &str, outcomes: &[Outcome]) {
 }
 
 /// Replaces the transactional producer if `error` left it unusable.
-fn renew_if_fatal(engine: &Engine, producer: &mut KafkaProducer, error: &KafkaError) {
+fn renew_if_fatal(engine: &Engine, producer: &mut RdProducer, error: &KafkaError) {
     let fatal = matches!(error, KafkaError::Transaction(error) if error.is_fatal());
     if fatal && let Err(error) = engine.renew_transactional(producer) {
         tracing::error!(%error, "cannot renew the transactional producer");
