@@ -421,6 +421,12 @@ impl Engine {
         *producer = transactional_producer(&self.config, &self.kafka)?;
         Ok(())
     }
+
+    /// A new transactional producer, initialised, with a transactional id
+    /// of its own.
+    pub(crate) fn new_transactional(&self) -> Result<RdProducer, KafkaError> {
+        transactional_producer(&self.config, &self.kafka)
+    }
 }
 
 /// A client's error in the configuration as an open error.
