@@ -82,7 +82,7 @@ mod reader;
 mod rocks;
 mod store;
 
-pub use backend::{Backend, BackendConsumer, BackendReader};
+pub use backend::{Backend, BackendConsumer, BackendProducer, BackendReader, BackendTicket};
 pub use capabilities::Capabilities;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
