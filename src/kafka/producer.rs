@@ -47,8 +47,7 @@ use crate::error::ProduceError;
 use crate::kafka::engine::{Deliveries, Engine, RdProducer};
 use crate::kafka::produce::{check, commit, renew_if_fatal, send, settle, visible};
 use crate::kafka::topics::storage;
-use crate::message::{Message, ProducedIds};
-use crate::producer::{DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_BYTES};
+use crate::message::{DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_BYTES, Message, ProducedIds};
 
 /// What a call's ticket receives.
 type Settled = Result<ProducedIds, ProduceError>;
@@ -171,6 +170,7 @@ impl KafkaProducer {
     /// [`ProduceError::MessageTooLarge`] (nothing of the call is sent); a
     /// storage error when no transaction can begin or the topic's existence
     /// cannot be learnt.
+    #[allow(clippy::needless_pass_by_value)] // One signature on every engine's producer.
     pub fn send(&self, topic: &str, messages: Vec<Message>) -> Result<KafkaTicket, ProduceError> {
         let shared = &self.shared;
         let engine = &shared.engine;
@@ -298,15 +298,14 @@ impl Shared {
         };
         let count = calls.len();
         for call in calls {
-            let settled = match &aborted {
-                Some(reason) => Err(self.aborted(&call, count, reason)),
-                None => {
-                    let outcomes = call.deliveries.wait();
-                    if state.transactional.is_some() {
-                        visible(&self.engine, &call.name, &outcomes);
-                    }
-                    settle(&self.engine, &call.topic, &call.name, &outcomes)
+            let settled = if let Some(reason) = &aborted {
+                Err(self.aborted(&call, count, reason))
+            } else {
+                let outcomes = call.deliveries.wait();
+                if state.transactional.is_some() {
+                    visible(&self.engine, &call.name, &outcomes);
                 }
+                settle(&self.engine, &call.topic, &call.name, &outcomes)
             };
             if !state.abandoned.remove(&call.seq) {
                 state.outcomes.insert(call.seq, settled);

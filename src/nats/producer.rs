@@ -45,6 +45,7 @@
 //! publishes such a message again, for up to 30 s, because nothing of its
 //! own follows it on the wire.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use async_nats::jetstream::context::PublishAckFuture;
@@ -53,13 +54,14 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::error::ProduceError;
-use crate::message::{Message, MessageId, ProducedIds};
+use crate::message::{
+    DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_BYTES, Message, MessageId, ProducedIds,
+};
 use crate::nats::engine::{Engine, REQUEST_TIMEOUT, RETRY_FOR};
 use crate::nats::produce::{
     Checked, Failure, Outcome, Outgoing, check, gone, not_found_or, outcome_of, publish_atomic,
     publish_message, push_in_order, retry,
 };
-use crate::producer::{DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_BYTES};
 
 /// What a call's ticket receives.
 type Settled = Result<ProducedIds, ProduceError>;
@@ -408,9 +410,10 @@ async fn settle(
     let mut reason =
         format!("{reason}; not published again, as the producer's later calls were already sent");
     if !stored_after.is_empty() {
-        reason.push_str(&format!(
+        let _ = write!(
+            reason,
             "; messages after it in the call were stored (ids {stored_after:?})"
-        ));
+        );
     }
     Err(Failure::Partial {
         stored: ids,
