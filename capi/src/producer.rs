@@ -191,9 +191,9 @@ pub unsafe extern "C" fn rmq_producer_send_one(
             properties_len,
         };
         // SAFETY: forwarded from the caller.
-        let messages = unsafe { decode::messages(&raw const message, 1) }?;
+        let message = unsafe { decode::message(&message, 0) }?;
         // SAFETY: checked writable above.
-        unsafe { producer.send(topic, messages, ticket) }
+        unsafe { producer.send(topic, vec![message], ticket) }
     })
 }
 
