@@ -46,6 +46,8 @@
 //! embedded store, or the same API over NATS JetStream (`natsmq`, feature
 //! `nats`, module `nats`) or Apache Kafka (`kafka`, feature `kafka`,
 //! module `kafka`); `docs/backends.md` sets them side by side.
+//! [`Backend::producer`] is the pipelined produce of every engine
+//! ([`Store::producer`] on this one).
 //!
 //! The design, on-disk format and configuration are documented in `docs/`.
 
@@ -82,7 +84,7 @@ mod reader;
 mod rocks;
 mod store;
 
-pub use backend::{Backend, BackendConsumer, BackendReader};
+pub use backend::{Backend, BackendConsumer, BackendProducer, BackendReader, BackendTicket};
 pub use capabilities::Capabilities;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
@@ -96,9 +98,12 @@ pub use error::{
     ConfigError, ConsumerError, DiskFull, DiskFullReason, Error, NameError, OpenError,
     ProduceError, StorageError, StorageErrorKind, TopicError, Unsupported,
 };
-pub use message::{AckMode, Message, MessageId, MessageRef, Position, ProducedIds, StoredMessage};
+pub use message::{
+    AckMode, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_BYTES, Message, MessageId, MessageRef,
+    Position, ProducedIds, StoredMessage,
+};
 pub use name::MAX_NAME_LEN;
-pub use producer::{DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_BYTES, Producer, Ticket};
+pub use producer::{Producer, Ticket};
 pub use reader::Reader;
 pub use rocks::background::BackgroundStats;
 pub use rocks::compaction::CompactionReport;

@@ -283,3 +283,11 @@ pub enum AckMode {
     /// (at-most-once; Milvus's behaviour).
     Auto,
 }
+
+/// Calls a pipelined producer ([`Producer`](crate::Producer),
+/// [`BackendProducer`](crate::BackendProducer)) holds in flight before a
+/// send settles them (or waits for room), by default.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
+/// Message bytes a pipelined producer holds in flight before a send
+/// settles them (or waits for room), by default.
+pub const DEFAULT_MAX_IN_FLIGHT_BYTES: usize = 4 << 20;

@@ -40,6 +40,7 @@ pub(crate) fn check_name(kind: &'static str, name: &str) -> Result<(), NameError
 }
 
 /// `name` escaped (see the module's documentation): `_` as `__`, `.` as `_d`.
+#[cfg(any(feature = "nats", feature = "kafka"))]
 pub(crate) fn escape(name: &str) -> String {
     let mut escaped = String::with_capacity(name.len() + 8);
     for c in name.chars() {
@@ -53,6 +54,7 @@ pub(crate) fn escape(name: &str) -> String {
 }
 
 /// The name `escaped` was made from, or `None` if no name escapes to it.
+#[cfg(any(feature = "nats", feature = "kafka"))]
 pub(crate) fn unescape(escaped: &str) -> Option<String> {
     let mut name = String::with_capacity(escaped.len());
     let mut chars = escaped.chars();

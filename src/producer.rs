@@ -24,6 +24,10 @@
 //! write: they succeed or fail together. A producer's calls and direct
 //! `produce` calls are not ordered with each other unless the producer is
 //! flushed in between.
+//!
+//! [`Backend::producer`](crate::Backend::producer) gives the same API on
+//! every engine, each with its own pipelining (`docs/backends.md`,
+//! "Pipelined produce").
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -36,14 +40,12 @@ use parking_lot::Mutex;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::error::ProduceError;
-use crate::message::{Message, MessageId, MessageRef};
+use crate::message::{
+    DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_BYTES, Message, MessageId, MessageRef,
+};
 use crate::rocks::lifecycle::Handle;
 use crate::rocks::write;
 
-/// Calls a producer holds before a send writes them, by default.
-pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
-/// Message bytes a producer holds before a send writes them, by default.
-pub const DEFAULT_MAX_IN_FLIGHT_BYTES: usize = 4 << 20;
 /// The most message bytes one write of a flush holds (a call larger than
 /// this is written alone).
 const WRITE_MAX_BYTES: usize = 4 << 20;

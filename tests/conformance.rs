@@ -17,8 +17,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use futures::StreamExt;
 use rocksmq::{
-    AckMode, Backend, Capabilities, Config, ConfigBuilder, ConsumerError, Message, MqConfig,
-    Position, ProduceError, RetentionPolicy, StoredMessage, TopicError,
+    AckMode, Backend, BackendTicket, Capabilities, Config, ConfigBuilder, ConsumerError, Message,
+    MqConfig, Position, ProduceError, RetentionPolicy, StoredMessage, TopicError,
 };
 
 /// Where a test's engine lives: a directory for the embedded store, a
@@ -134,6 +134,7 @@ conformance!(
     bad_input,
     stats,
     destroy_and_close_wake_receivers,
+    pipelined_produce,
 );
 
 fn payloads(messages: &[StoredMessage]) -> Vec<String> {
@@ -839,5 +840,132 @@ fn destroy_and_close_wake_receivers(place: &Place) {
     assert!(matches!(
         consumer.recv_timeout(Duration::from_secs(20)),
         Err(ConsumerError::Closed)
+    ));
+}
+
+/// Every message of `topic` from the start, `count` of them, waiting for
+/// them up to 30 s.
+fn read_all(mq: &Backend, topic: &str, count: usize) -> Vec<StoredMessage> {
+    let mut reader = mq.reader(topic, Position::Earliest).unwrap();
+    let mut read = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while read.len() < count && Instant::now() < deadline {
+        match reader.recv_timeout(Duration::from_millis(200)).unwrap() {
+            Some(message) => read.push(message),
+            None => continue,
+        }
+    }
+    read.extend(reader.read(100).unwrap());
+    read
+}
+
+/// The pipelined producer: many calls in flight from one thread, to two
+/// topics, each call's ids contiguous and the calls' ids in call order per
+/// topic, every message read back once, in order; an awaited ticket, a
+/// flush; a topic that does not exist and a closed engine refused.
+fn pipelined_produce(place: &Place) {
+    const CALLS: u64 = 300;
+    let mq = place.open();
+    let contiguous = mq.capabilities().contiguous_ids;
+    mq.create_topic("log").unwrap();
+    mq.create_topic("other").unwrap();
+    let producer = mq.producer().with_max_in_flight(64, 1 << 20);
+    let mut tickets = Vec::new();
+    let mut sent: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut most_in_flight = 0;
+    for call in 0..CALLS {
+        let topic = if call % 5 == 4 { "other" } else { "log" };
+        let size = usize::try_from(call % 3 + 1).unwrap();
+        let messages: Vec<Message> = (0..size)
+            .map(|i| Message::new(format!("c{call}-{i}")))
+            .collect();
+        sent.entry(topic).or_default().extend(
+            messages
+                .iter()
+                .map(|m| String::from_utf8_lossy(&m.payload).into_owned()),
+        );
+        tickets.push((topic, size, producer.send(topic, messages).unwrap()));
+        most_in_flight = most_in_flight.max(producer.in_flight());
+    }
+    eprintln!("{CALLS} calls sent from one thread, at most {most_in_flight} in flight");
+    assert!(
+        most_in_flight > 1,
+        "calls in flight at once: {most_in_flight}"
+    );
+    assert!(most_in_flight <= 64, "the limit holds: {most_in_flight}");
+    let mut returned: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    for (call, (topic, size, ticket)) in tickets.into_iter().enumerate() {
+        let ids = ticket.wait().unwrap().to_vec();
+        assert_eq!(ids.len(), size, "call {call}");
+        assert_eq!(
+            ids.last().unwrap() - ids[0] + 1,
+            size as u64,
+            "call {call}'s ids are contiguous: {ids:?}"
+        );
+        let before = returned.entry(topic).or_default();
+        if let Some(&last) = before.last() {
+            assert!(
+                ids[0] > last,
+                "call {call} after the call before it: {ids:?} after {last}"
+            );
+            if contiguous {
+                assert_eq!(ids[0], last + 1, "call {call}");
+            }
+        }
+        before.extend(ids);
+    }
+    for (topic, ids) in &returned {
+        let read = read_all(&mq, topic, ids.len());
+        assert_eq!(
+            &self::ids(&read),
+            ids,
+            "{topic}: every message once, at its id"
+        );
+        assert_eq!(payloads(&read), sent[topic], "{topic}: in call order");
+    }
+
+    // Awaited, and flushed.
+    let ticket = producer.send("log", numbered(0..2)).unwrap();
+    let awaited = futures::executor::block_on(ticket).unwrap();
+    assert_eq!(awaited.len(), 2);
+    assert!(awaited.first() > returned["log"].last().copied());
+    let tickets: Vec<BackendTicket> = (0..3)
+        .map(|i| producer.send("other", numbered(i..i + 1)).unwrap())
+        .collect();
+    producer.flush();
+    assert_eq!(producer.in_flight(), 0, "nothing in flight after a flush");
+    for ticket in tickets {
+        assert!(ticket.is_settled(), "settled by the flush");
+        assert_eq!(ticket.wait().unwrap().len(), 1);
+    }
+
+    // A topic that does not exist: refused by the send, or by its ticket
+    // where the engine learns it from the server.
+    let missing = producer
+        .send("missing", numbered(0..1))
+        .and_then(BackendTicket::wait);
+    assert!(
+        matches!(&missing, Err(ProduceError::TopicNotFound { topic }) if topic == "missing"),
+        "{missing:?}"
+    );
+    // The producer goes on after a failed call.
+    assert_eq!(
+        producer
+            .send("log", numbered(0..1))
+            .unwrap()
+            .wait()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    mq.close().unwrap();
+    assert!(matches!(
+        producer.send("log", numbered(0..1)),
+        Err(ProduceError::Closed)
+    ));
+    assert!(matches!(
+        mq.producer().send("log", numbered(0..1)),
+        Err(ProduceError::Closed)
     ));
 }

@@ -170,6 +170,150 @@ fn without_transactions_a_batch_is_stored_message_by_message() {
     small.close().unwrap();
 }
 
+/// Two engines on one topic prefix: one whose topics take messages of
+/// 1 MiB at most, and one that sends messages of up to 8 MiB, which the
+/// broker then refuses.
+fn small_and_large(test: &str, transactions: bool) -> (Backend, Backend) {
+    let small = open(
+        test,
+        |kafka| kafka.transactions(transactions),
+        limits().max_message_size_bytes(1 << 20).build(),
+    );
+    small.create_topic("log").unwrap();
+    let prefix = small
+        .as_kafka()
+        .unwrap()
+        .kafka_config()
+        .topic_prefix
+        .clone();
+    let large = Backend::open(MqConfig::kafka(
+        KafkaConfig::default()
+            .broker_list([common::kafka::bootstrap().unwrap()])
+            .topic_prefix(prefix)
+            .transactions(transactions),
+        limits().max_message_size_bytes(8 << 20).build(),
+    ))
+    .unwrap();
+    (small, large)
+}
+
+#[test]
+fn pipelined_calls_in_flight_are_one_transaction() {
+    let (small, large) = small_and_large("pipetxn", true);
+    let producer = large.producer().with_max_in_flight(4, 64 << 20);
+    // Four calls in one transaction, one of them refused by the broker:
+    // none is stored.
+    let tickets: Vec<_> = [
+        vec![Message::new("a")],
+        vec![Message::new("b"), Message::new("c")],
+        vec![Message::new(vec![7_u8; 2 << 20])],
+        vec![Message::new("d")],
+    ]
+    .into_iter()
+    .map(|call| producer.send("log", call).unwrap())
+    .collect();
+    assert_eq!(producer.in_flight(), 4);
+    for ticket in tickets {
+        match ticket.wait() {
+            Err(ProduceError::Partial {
+                stored,
+                index,
+                reason,
+                ..
+            }) => {
+                assert!(stored.is_empty() && index == 0, "{reason}");
+                assert!(reason.contains("aborted"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(large.latest_id("log").unwrap(), None, "nothing is readable");
+
+    // The next calls go into a new transaction: contiguous ids within it,
+    // its commit marker after it.
+    let tickets: Vec<_> = (0..6)
+        .map(|i| {
+            producer
+                .send("log", vec![Message::new(format!("m{i}"))])
+                .unwrap()
+        })
+        .collect();
+    let returned: Vec<u64> = tickets
+        .into_iter()
+        .map(|ticket| ticket.wait().unwrap().to_vec()[0])
+        .collect();
+    // Calls 0..4 filled the first transaction (committed when the fifth
+    // was sent), calls 4 and 5 the second.
+    assert_eq!(
+        &returned[1..4],
+        [returned[0] + 1, returned[0] + 2, returned[0] + 3]
+    );
+    assert_eq!(
+        returned[4],
+        returned[3] + 2,
+        "the first transaction's marker"
+    );
+    assert_eq!(returned[5], returned[4] + 1);
+    let mut reader = large.reader("log", Position::Earliest).unwrap();
+    let mut read = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while read.len() < 6 && std::time::Instant::now() < deadline {
+        read.extend(
+            reader
+                .recv_timeout(std::time::Duration::from_millis(200))
+                .unwrap(),
+        );
+    }
+    assert_eq!(ids(&read), returned);
+    large.close().unwrap();
+    small.close().unwrap();
+}
+
+#[test]
+fn without_transactions_a_failed_pipelined_call_leaves_the_others_to_their_reports() {
+    let (small, large) = small_and_large("pipeplain", false);
+    let producer = large.producer();
+    let calls = [
+        vec![Message::new("a")],
+        vec![Message::new(vec![7_u8; 2 << 20])],
+        vec![Message::new("b"), Message::new("c")],
+    ];
+    let tickets: Vec<_> = calls
+        .iter()
+        .map(|call| producer.send("log", call.clone()).unwrap())
+        .collect();
+    let results: Vec<_> = tickets.into_iter().map(|ticket| ticket.wait()).collect();
+    assert_eq!(results[0].as_ref().unwrap().to_vec(), [1]);
+    assert!(
+        matches!(&results[1], Err(ProduceError::Partial { stored, index: 0, .. }) if stored.is_empty()),
+        "{:?}",
+        results[1]
+    );
+    // What each ticket says is stored is where it is read, and nothing
+    // else is stored.
+    let mut expected = Vec::new();
+    for (call, result) in calls.iter().zip(&results) {
+        let stored = match result {
+            Ok(ids) => ids.to_vec(),
+            Err(ProduceError::Partial { stored, .. }) => stored.clone(),
+            Err(other) => panic!("{other:?}"),
+        };
+        for (id, message) in stored.into_iter().zip(call) {
+            expected.push((id, message.payload.clone()));
+        }
+    }
+    let mut reader = large.reader("log", Position::Earliest).unwrap();
+    let read: Vec<_> = reader
+        .read(10)
+        .unwrap()
+        .into_iter()
+        .map(|message| (message.id, message.payload))
+        .collect();
+    assert_eq!(read, expected);
+    large.close().unwrap();
+    small.close().unwrap();
+}
+
 #[test]
 fn what_kafka_cannot_do_is_unsupported_naming_it() {
     let mq = open("unsupported", |kafka| kafka, limits().build());

@@ -213,6 +213,87 @@ fn a_batch_past_a_stream_limit_is_refused_whole_or_stored_in_part() {
 }
 
 #[test]
+fn pipelined_calls_past_a_stream_limit_each_settle_by_their_own_answers() {
+    let prefix = common::nats::unique_prefix("pipelimit");
+    let store = connect(&prefix);
+    store.create_topic("log").unwrap();
+    let name = store.stream_name("log").unwrap();
+    let (runtime, js) = raw();
+    runtime.block_on(async {
+        let mut config = js
+            .get_stream(&name)
+            .await
+            .unwrap()
+            .info()
+            .await
+            .unwrap()
+            .config
+            .clone();
+        config.max_messages = 3;
+        config.discard = stream::DiscardPolicy::New;
+        js.update_stream(config).await.unwrap();
+    });
+    let call = |range: std::ops::Range<u32>| -> Vec<Message> {
+        range.map(|i| Message::new(format!("m{i}"))).collect()
+    };
+    let producer = store.producer();
+    // Three calls in flight: two messages, three, one; the stream takes 3.
+    let first = producer.send("log", call(0..2)).unwrap();
+    let second = producer.send("log", call(2..5)).unwrap();
+    let third = producer.send("log", call(5..6)).unwrap();
+    assert_eq!(first.wait().unwrap(), 1..3);
+    if store.capabilities().atomic_batch {
+        // The second call is one atomic batch, refused whole; the third,
+        // published after it was refused, fits.
+        assert!(
+            matches!(
+                second.wait(),
+                Err(ProduceError::BatchRefused { count: 3, .. })
+            ),
+            "refused whole"
+        );
+        assert_eq!(third.wait().unwrap().to_vec(), [3]);
+        assert_eq!(store.get("log", 3).unwrap().unwrap().payload, b"m5");
+    } else {
+        // Message by message: the second call's first message is stored,
+        // its second refused (and not published again); the third call,
+        // already published behind it, is refused by its own answer.
+        match second.wait() {
+            Err(ProduceError::Partial {
+                stored,
+                index,
+                reason,
+                ..
+            }) => {
+                assert_eq!((stored.as_slice(), index), (&[3][..], 1), "{reason}");
+                assert!(reason.contains("maximum messages"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        match third.wait() {
+            Err(ProduceError::Partial { stored, index, .. }) => {
+                assert_eq!((stored.as_slice(), index), (&[][..], 0));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(store.get("log", 3).unwrap().unwrap().payload, b"m2");
+    }
+    assert_eq!(store.latest_id("log").unwrap(), Some(3));
+    if store.capabilities().atomic_batch {
+        let too_many: Vec<Message> = (0..1001).map(|_| Message::new("x")).collect();
+        assert!(matches!(
+            producer.send("log", too_many),
+            Err(ProduceError::BatchTooLarge {
+                count: 1001,
+                max: 1000,
+                ..
+            })
+        ));
+    }
+    store.close().unwrap();
+}
+
+#[test]
 fn batches_of_1000_from_two_producers_keep_their_ids_as_the_server_promises() {
     const BATCH: usize = 1000;
     const BATCHES: usize = 4;

@@ -113,12 +113,21 @@ typedef struct rmq_clock_t rmq_clock_t;
 // threads go on.
 typedef struct rmq_consumer_t rmq_consumer_t;
 
+// A pipelined producer of a store. Safe to use from any thread; every
+// send after `rmq_producer_close` fails with `RMQ_CLOSED`.
+typedef struct rmq_producer_t rmq_producer_t;
+
 // A groupless reader of one topic. Safe to use from any thread.
 typedef struct rmq_reader_t rmq_reader_t;
 
 // An open store. Safe to use from any thread; every call after
 // `rmq_store_close` fails with `RMQ_CLOSED`.
 typedef struct rmq_store_t rmq_store_t;
+
+// A call sent with `rmq_producer_send`: `rmq_ticket_wait` gives its ids
+// once it is stored. Safe to use from any thread; freed with
+// `rmq_ticket_free`.
+typedef struct rmq_ticket_t rmq_ticket_t;
 
 // A property (header) of a message: UTF-8 key and value, not
 // NUL-terminated.
@@ -132,6 +141,18 @@ typedef struct {
   // The value's length.
   size_t value_len;
 } rmq_property_t;
+
+// A message to produce. Its memory stays the caller's: produce copies it.
+typedef struct {
+  // The payload's bytes (null when `payload_len` is 0).
+  const uint8_t *payload;
+  // The payload's length.
+  size_t payload_len;
+  // Its properties (null when `properties_len` is 0); keys are unique.
+  const rmq_property_t *properties;
+  // How many properties.
+  size_t properties_len;
+} rmq_message_in_t;
 
 // A message read from a topic, valid until its batch is freed.
 typedef struct {
@@ -169,21 +190,106 @@ typedef struct {
   uint64_t value;
 } rmq_position_t;
 
-// A message to produce. Its memory stays the caller's: produce copies it.
-typedef struct {
-  // The payload's bytes (null when `payload_len` is 0).
-  const uint8_t *payload;
-  // The payload's length.
-  size_t payload_len;
-  // Its properties (null when `properties_len` is 0); keys are unique.
-  const rmq_property_t *properties;
-  // How many properties.
-  size_t properties_len;
-} rmq_message_in_t;
-
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+// A pipelined producer of `store`, holding at most `max_calls` calls and
+// `max_bytes` message bytes before a send writes them (0 keeps each
+// default: 64 calls, 4 MiB). Calls are written together when a ticket is
+// waited on, at `rmq_producer_flush`, when the producer is full, and at
+// close. Free it with `rmq_producer_free`. It may outlive its store: once
+// the store is closed, sends fail with `RMQ_CLOSED`, and so do the waits
+// of calls not yet written.
+//
+// # Safety
+// `store` is null or a live store; `out` and `err` are writable or null.
+int32_t rmq_producer_new(const rmq_store_t *store,
+                         size_t max_calls,
+                         size_t max_bytes,
+                         rmq_producer_t **out,
+                         char **err);
+
+// Sends `count` messages (at least one) to `topic` as one call, without
+// waiting for its write: `*ticket` is the call's ticket, freed with
+// `rmq_ticket_free`. The call is checked now (the topic exists, every
+// message fits `maxMessageSize`); its messages are copied, and their
+// memory is the caller's again when this returns. The call is atomic, and
+// its ids follow those of the producer's earlier calls to `topic`.
+//
+// # Safety
+// `producer` is null or a live producer; `topic` and `messages` as
+// `rmq_produce`; `ticket` and `err` are writable or null.
+int32_t rmq_producer_send(const rmq_producer_t *producer,
+                          const uint8_t *topic,
+                          size_t topic_len,
+                          const rmq_message_in_t *messages,
+                          size_t count,
+                          rmq_ticket_t **ticket,
+                          char **err);
+
+// Sends one message to `topic`: as `rmq_producer_send` with one message,
+// its payload and properties passed as arguments (so that a caller need
+// not build an array in its own memory).
+//
+// # Safety
+// As `rmq_producer_send`; `payload` is valid for `payload_len` bytes and
+// `properties` for `properties_len` properties.
+int32_t rmq_producer_send_one(const rmq_producer_t *producer,
+                              const uint8_t *topic,
+                              size_t topic_len,
+                              const uint8_t *payload,
+                              size_t payload_len,
+                              const rmq_property_t *properties,
+                              size_t properties_len,
+                              rmq_ticket_t **ticket,
+                              char **err);
+
+// Writes every call sent and not yet written; their tickets then resolve
+// at once.
+//
+// # Safety
+// `producer` is null or a live producer; `err` is writable or null.
+int32_t rmq_producer_flush(const rmq_producer_t *producer, char **err);
+
+// Closes a producer: writes what was sent (its tickets resolve, with their
+// ids or the write's error), and makes every later send or flush fail with
+// `RMQ_CLOSED`. Closing twice is harmless. The handle stays allocated
+// until `rmq_producer_free`; tickets stay valid until their own free.
+//
+// # Safety
+// `producer` is null or a live producer; `err` is writable or null.
+int32_t rmq_producer_close(const rmq_producer_t *producer, char **err);
+
+// Closes (writing what was sent) and frees a producer. Null is ignored.
+// Its tickets stay valid until their own free.
+//
+// # Safety
+// `producer` came from `rmq_producer_new`, is freed once, and no other
+// thread uses it meanwhile or after.
+void rmq_producer_free(rmq_producer_t *producer);
+
+// Waits until the ticket's call is stored (writing it, with every call of
+// its producer sent before it, if it is not yet): its ids are
+// `*first_id ..= *last_id`. Fails with the write's error, which every call
+// of that write shares (none of them was stored). Waiting again gives the
+// same outcome.
+//
+// # Safety
+// `ticket` is null or a live ticket; `first_id`, `last_id` and `err` are
+// writable or null.
+int32_t rmq_ticket_wait(const rmq_ticket_t *ticket,
+                        uint64_t *first_id,
+                        uint64_t *last_id,
+                        char **err);
+
+// Frees a ticket. Null is ignored. A call whose ticket is freed before it
+// was waited on is still written; its outcome is not kept.
+//
+// # Safety
+// `ticket` came from `rmq_producer_send` or `rmq_producer_send_one`, is
+// freed once, and no other thread uses it meanwhile or after.
+void rmq_ticket_free(rmq_ticket_t *ticket);
 
 // Opens the consumer of `group` on `topic` (one at a time per group),
 // acknowledging as `ack_mode` says (`RMQ_ACK_*`). Free it with

@@ -214,11 +214,12 @@ impl Borrowed<'_> {
     }
 }
 
-/// Message `index` of a batch.
+/// Message `index` of a batch (a call of one message need not make a
+/// vector of it).
 ///
 /// # Safety
 /// As [`messages`], for this one message.
-unsafe fn message<'a>(input: &rmq_message_in_t, index: usize) -> Result<Borrowed<'a>, Failure> {
+pub unsafe fn message<'a>(input: &rmq_message_in_t, index: usize) -> Result<Borrowed<'a>, Failure> {
     // SAFETY: forwarded from the caller.
     let payload = unsafe { bytes(input.payload, input.payload_len, Place::Payload(index)) }?;
     // SAFETY: forwarded from the caller.

@@ -2,14 +2,20 @@
 //! property test `tests/arguments.rs`: arbitrary bytes decoded into a
 //! sequence of calls with arbitrary arguments (names that are not UTF-8 or
 //! hold NUL, null pointers with lengths, unknown position kinds and ack
-//! modes, zero counts, duplicate property keys, calls on closed handles),
-//! run on a real store. Every call must return a known status, with a
-//! message exactly when it fails; every batch must hold increasing ids.
+//! modes, zero counts, duplicate property keys, calls on closed handles,
+//! pipelined sends and waits), run on a real store. Every call must return
+//! a known status, with a message exactly when it fails; every batch must
+//! hold increasing ids; a send gives a ticket exactly when it succeeds, and
+//! a wait that succeeds a range of ids.
 
 use std::ffi::{CStr, c_char};
 use std::path::Path;
 use std::ptr;
 
+use crate::producer::{
+    rmq_producer_close, rmq_producer_flush, rmq_producer_free, rmq_producer_new, rmq_producer_send,
+    rmq_producer_t, rmq_ticket_free, rmq_ticket_t, rmq_ticket_wait,
+};
 use crate::receive::{
     rmq_batch_free, rmq_cancel_cancel, rmq_cancel_free, rmq_cancel_new, rmq_consumer_ack,
     rmq_consumer_close, rmq_consumer_consume, rmq_consumer_free, rmq_consumer_open,
@@ -124,35 +130,116 @@ pub fn run(dir: &Path, data: &[u8]) {
     };
     checked(status, err);
     assert!(!store.is_null());
-    let mut consumer: *mut rmq_consumer_t = ptr::null_mut();
-    let mut reader: *mut rmq_reader_t = ptr::null_mut();
+    let mut handles = Handles {
+        consumer: ptr::null_mut(),
+        reader: ptr::null_mut(),
+        producer: ptr::null_mut(),
+        tickets: Vec::new(),
+    };
+    // SAFETY: as above.
+    let status = unsafe {
+        rmq_producer_new(
+            store,
+            usize::from(input.byte() % 4),
+            0,
+            &raw mut handles.producer,
+            &raw mut err,
+        )
+    };
+    checked(status, err);
     let mut steps = 0;
     while !input.data.is_empty() && steps < 64 {
         steps += 1;
         // SAFETY: as above.
-        unsafe { step(&mut input, store, &mut consumer, &mut reader) };
+        unsafe { step(&mut input, store, &mut handles) };
     }
     // SAFETY: each handle freed once.
     unsafe {
-        rmq_consumer_free(consumer);
-        rmq_reader_free(reader);
+        rmq_consumer_free(handles.consumer);
+        rmq_reader_free(handles.reader);
+        rmq_producer_free(handles.producer);
+        for ticket in handles.tickets {
+            rmq_ticket_free(ticket);
+        }
         let mut err = ptr::null_mut();
         checked(rmq_store_close(store, &raw mut err), err);
         rmq_store_free(store);
     }
 }
 
+/// The handles a run opens.
+struct Handles {
+    consumer: *mut rmq_consumer_t,
+    reader: *mut rmq_reader_t,
+    producer: *mut rmq_producer_t,
+    /// Tickets not yet waited on.
+    tickets: Vec<*mut rmq_ticket_t>,
+}
+
+/// The messages of a produce or send: up to 3, with properties (sometimes a
+/// key twice), payloads up to 8 KiB (some over `maxMessageSize`), and null
+/// pointers with a length when `null`.
+struct Call {
+    _payloads: Vec<Vec<u8>>,
+    _keys: Vec<Vec<u8>>,
+    _properties: Vec<[rmq_property_t; 2]>,
+    inputs: Vec<rmq_message_in_t>,
+}
+
+impl Call {
+    fn decode(input: &mut Input<'_>, null: bool) -> Self {
+        let count = usize::from(input.byte() % 4);
+        let payloads: Vec<Vec<u8>> = (0..count)
+            .map(|_| vec![input.byte(); usize::from(input.byte()) * 32])
+            .collect();
+        let keys: Vec<Vec<u8>> = (0..count).map(|_| input.name()).collect();
+        let properties: Vec<[rmq_property_t; 2]> = keys
+            .iter()
+            .map(|key| {
+                let property = rmq_property_t {
+                    key: key.as_ptr(),
+                    key_len: key.len(),
+                    value: b"v".as_ptr(),
+                    value_len: 1,
+                };
+                [property, property]
+            })
+            .collect();
+        let duplicate = input.byte() % 4 == 0;
+        let messages: Vec<rmq_message_in_t> = payloads
+            .iter()
+            .zip(&properties)
+            .map(|(payload, property)| {
+                let (p, pl) = raw(payload, null && payload.is_empty());
+                rmq_message_in_t {
+                    payload: p,
+                    payload_len: pl,
+                    properties: property.as_ptr(),
+                    properties_len: if duplicate { 2 } else { 1 },
+                }
+            })
+            .collect();
+        Self {
+            _payloads: payloads,
+            _keys: keys,
+            _properties: properties,
+            inputs: messages,
+        }
+    }
+}
+
 /// One call.
 ///
 /// # Safety
-/// `store` is live; `consumer` and `reader` are null or live.
+/// `store` is live; the handles are null or live.
 #[allow(clippy::too_many_lines)]
-unsafe fn step(
-    input: &mut Input<'_>,
-    store: *mut rmq_store_t,
-    consumer: &mut *mut rmq_consumer_t,
-    reader: &mut *mut rmq_reader_t,
-) {
+unsafe fn step(input: &mut Input<'_>, store: *mut rmq_store_t, handles: &mut Handles) {
+    let Handles {
+        consumer,
+        reader,
+        producer,
+        tickets,
+    } = handles;
     let op = input.byte();
     let null = op & 0x80 != 0 && input.byte() < 16;
     let store = if op & 0x40 != 0 && input.byte() < 8 {
@@ -167,42 +254,13 @@ unsafe fn step(
     // SAFETY (every call below): the arguments are valid buffers, or null
     // pointers that the ABI must refuse.
     let status = unsafe {
-        match op % 14 {
+        match op % 17 {
             0 => rmq_topic_create(store, t, tl, &mut false, e),
             1 => rmq_topic_destroy(store, t, tl, e),
             2 => {
-                let count = usize::from(input.byte() % 4);
-                let payloads: Vec<Vec<u8>> = (0..count)
-                    .map(|_| vec![input.byte(); usize::from(input.byte()) * 32])
-                    .collect();
-                let keys: Vec<Vec<u8>> = (0..count).map(|_| input.name()).collect();
-                let properties: Vec<[rmq_property_t; 2]> = keys
-                    .iter()
-                    .map(|key| {
-                        let property = rmq_property_t {
-                            key: key.as_ptr(),
-                            key_len: key.len(),
-                            value: b"v".as_ptr(),
-                            value_len: 1,
-                        };
-                        [property, property]
-                    })
-                    .collect();
-                let duplicate = input.byte() % 4 == 0;
-                let messages: Vec<rmq_message_in_t> = payloads
-                    .iter()
-                    .zip(&properties)
-                    .map(|(payload, property)| {
-                        let (p, pl) = raw(payload, null && payload.is_empty());
-                        rmq_message_in_t {
-                            payload: p,
-                            payload_len: pl,
-                            properties: property.as_ptr(),
-                            properties_len: if duplicate { 2 } else { 1 },
-                        }
-                    })
-                    .collect();
-                rmq_produce(store, t, tl, messages.as_ptr(), messages.len(), &mut 0, e)
+                let call = Call::decode(input, null);
+                let m = &call.inputs;
+                rmq_produce(store, t, tl, m.as_ptr(), m.len(), &mut 0, e)
             }
             3 => {
                 let group = input.name();
@@ -276,6 +334,38 @@ unsafe fn step(
                 let (g, gl) = raw(&group, false);
                 rmq_group_destroy(store, t, tl, g, gl, e)
             }
+            14 => {
+                let call = Call::decode(input, null);
+                let m = &call.inputs;
+                let mut ticket = ptr::null_mut();
+                let status =
+                    rmq_producer_send(*producer, t, tl, m.as_ptr(), m.len(), &raw mut ticket, e);
+                assert_eq!(
+                    status == RMQ_OK,
+                    !ticket.is_null(),
+                    "a ticket exactly on success"
+                );
+                if !ticket.is_null() {
+                    tickets.push(ticket);
+                }
+                status
+            }
+            15 => {
+                let at = usize::from(input.byte());
+                if tickets.is_empty() {
+                    rmq_producer_flush(*producer, e)
+                } else {
+                    let ticket = tickets.remove(at % tickets.len());
+                    let (mut first, mut last) = (0, 0);
+                    let status = rmq_ticket_wait(ticket, &raw mut first, &raw mut last, e);
+                    if status == RMQ_OK {
+                        assert!(first >= 1 && first <= last, "ids {first}..={last}");
+                    }
+                    rmq_ticket_free(ticket);
+                    status
+                }
+            }
+            16 => rmq_producer_close(*producer, e),
             _ => {
                 if input.byte() % 2 == 0 {
                     rmq_topic_latest_id(store, t, tl, &mut 0, e)

@@ -5,8 +5,8 @@
 //! `header` fails when it is stale).
 //!
 //! - **Handles are opaque** (`rmq_store_t`, `rmq_consumer_t`,
-//!   `rmq_reader_t`, `rmq_cancel_t`, `rmq_clock_t`), each freed by its own
-//!   `*_free`. Closing (`*_close`) marks a handle: every later call on it
+//!   `rmq_reader_t`, `rmq_producer_t`, `rmq_ticket_t`, `rmq_cancel_t`,
+//!   `rmq_clock_t`), each freed by its own `*_free`. Closing (`*_close`) marks a handle: every later call on it
 //!   fails with `RMQ_CLOSED`, and the handle stays valid memory until freed.
 //! - **Every fallible call returns a status** (`RMQ_OK` or one of the
 //!   `RMQ_*` codes) and, when `err` is not null, sets `*err` to null on
@@ -14,8 +14,10 @@
 //!   with `rmq_string_free`.
 //! - **No panic crosses the boundary**: a panic becomes `RMQ_PANIC`.
 //! - **Memory**: what the caller passes stays the caller's (produce copies
-//!   it once); what rocksmq returns (batches, strings) is rocksmq's until
-//!   the caller gives it back to the matching free function.
+//!   it once into its write; a pipelined send copies it once into the
+//!   producer, which holds it until it is written); what rocksmq returns
+//!   (batches, strings, tickets) is rocksmq's until the caller gives it
+//!   back to the matching free function.
 //! - **Threads**: every handle may be used from any thread at once. A
 //!   consumer or reader runs one blocking receive at a time; acknowledging,
 //!   seeking and closing from other threads go on meanwhile.
@@ -44,12 +46,14 @@
 
 pub mod decode;
 pub mod fuzzing;
+mod producer;
 mod receive;
 mod status;
 mod store;
 mod types;
 mod wait;
 
+pub use producer::*;
 pub use receive::*;
 pub use status::*;
 pub use store::*;

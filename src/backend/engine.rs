@@ -1,11 +1,13 @@
 //! The calls every engine answers: [`Engine`] for the engine itself,
-//! [`EngineConsumer`] and [`EngineReader`] for its receivers. Each engine
+//! [`EngineConsumer`] and [`EngineReader`] for its receivers,
+//! [`EngineProducer`] and [`EngineTicket`] for its pipelined producer. Each engine
 //! implements them in a file of its own beside this one (`rocksmq.rs`,
 //! `natsmq.rs`, ...); the enums of `backend` dispatch to them in one macro.
 //!
 //! An engine that cannot do something answers with [`Unsupported`] (made
 //! by [`unsupported`]), naming itself and why, and changes nothing.
 
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_core::Stream;
@@ -35,6 +37,8 @@ pub(crate) trait Engine {
     type Consumer: EngineConsumer;
     /// A groupless reader.
     type Reader: EngineReader;
+    /// A pipelined producer.
+    type Producer: EngineProducer;
 
     fn mq_type(&self) -> MqType;
     fn capabilities(&self) -> Capabilities;
@@ -47,6 +51,7 @@ pub(crate) trait Engine {
     fn latest_id(&self, topic: &str) -> Result<Option<MessageId>, TopicError>;
     fn get(&self, topic: &str, id: MessageId) -> Result<Option<StoredMessage>, TopicError>;
     fn produce(&self, topic: &str, messages: &[Message]) -> Result<ProducedIds, ProduceError>;
+    fn producer(&self) -> Self::Producer;
     fn create_group(&self, topic: &str, group: &str, from: Position) -> Result<(), ConsumerError>;
     fn destroy_group(&self, topic: &str, group: &str) -> Result<(), ConsumerError>;
     fn group_exists(&self, topic: &str, group: &str) -> Result<bool, ConsumerError>;
@@ -100,4 +105,25 @@ pub(crate) trait EngineReader:
     fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<StoredMessage>, ConsumerError>;
     async fn recv(&mut self) -> Result<StoredMessage, ConsumerError>;
     fn iter(&mut self) -> Box<dyn Iterator<Item = Result<StoredMessage, ConsumerError>> + '_>;
+}
+
+/// A pipelined producer: the calls of
+/// [`BackendProducer`](crate::BackendProducer), each documented there.
+pub(crate) trait EngineProducer: Sized {
+    /// What a send returns.
+    type Ticket: EngineTicket;
+
+    #[must_use]
+    fn with_max_in_flight(self, calls: usize, bytes: usize) -> Self;
+    fn send(&self, topic: &str, messages: Vec<Message>) -> Result<Self::Ticket, ProduceError>;
+    fn flush(&self);
+    fn in_flight(&self) -> usize;
+}
+
+/// A call in flight: the calls of [`BackendTicket`](crate::BackendTicket),
+/// each documented there.
+pub(crate) trait EngineTicket: Unpin {
+    fn wait(self) -> Result<ProducedIds, ProduceError>;
+    fn is_settled(&self) -> bool;
+    fn poll_settled(&mut self, cx: &mut Context<'_>) -> Poll<Result<ProducedIds, ProduceError>>;
 }

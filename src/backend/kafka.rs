@@ -2,13 +2,19 @@
 //! facade's calls, its statistics as the embedded store's, and what it
 //! cannot do.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use crate::backend::engine::{Engine, EngineConsumer, EngineReader, unsupported};
+use crate::backend::engine::{
+    Engine, EngineConsumer, EngineProducer, EngineReader, EngineTicket, unsupported,
+};
 use crate::capabilities::Capabilities;
 use crate::config::{Config, MqType};
 use crate::error::{ConsumerError, ProduceError, StorageError, TopicError};
 use crate::kafka::{KafkaConsumer, KafkaReader, KafkaStore, KafkaTopicStats};
+use crate::kafka::{KafkaProducer, KafkaTicket};
 use crate::message::{AckMode, Message, MessageId, Position, ProducedIds, StoredMessage};
 use crate::rocks::background::BackgroundStats;
 use crate::rocks::compaction::CompactionReport;
@@ -24,6 +30,7 @@ fn not_on_kafka(operation: &str, reason: &str) -> TopicError {
 impl Engine for KafkaStore {
     type Consumer = KafkaConsumer;
     type Reader = KafkaReader;
+    type Producer = KafkaProducer;
 
     fn mq_type(&self) -> MqType {
         MqType::Kafka
@@ -67,6 +74,10 @@ impl Engine for KafkaStore {
 
     fn produce(&self, topic: &str, messages: &[Message]) -> Result<ProducedIds, ProduceError> {
         KafkaStore::produce(self, topic, messages)
+    }
+
+    fn producer(&self) -> KafkaProducer {
+        KafkaStore::producer(self)
     }
 
     fn create_group(&self, topic: &str, group: &str, from: Position) -> Result<(), ConsumerError> {
@@ -281,5 +292,39 @@ impl EngineReader for KafkaReader {
 
     fn iter(&mut self) -> Box<dyn Iterator<Item = Result<StoredMessage, ConsumerError>> + '_> {
         Box::new(KafkaReader::iter(self))
+    }
+}
+
+impl EngineProducer for KafkaProducer {
+    type Ticket = KafkaTicket;
+
+    fn with_max_in_flight(self, calls: usize, bytes: usize) -> Self {
+        KafkaProducer::with_max_in_flight(self, calls, bytes)
+    }
+
+    fn send(&self, topic: &str, messages: Vec<Message>) -> Result<KafkaTicket, ProduceError> {
+        KafkaProducer::send(self, topic, messages)
+    }
+
+    fn flush(&self) {
+        KafkaProducer::flush(self);
+    }
+
+    fn in_flight(&self) -> usize {
+        KafkaProducer::in_flight(self)
+    }
+}
+
+impl EngineTicket for KafkaTicket {
+    fn wait(self) -> Result<ProducedIds, ProduceError> {
+        KafkaTicket::wait(self)
+    }
+
+    fn is_settled(&self) -> bool {
+        KafkaTicket::is_settled(self)
+    }
+
+    fn poll_settled(&mut self, cx: &mut Context<'_>) -> Poll<Result<ProducedIds, ProduceError>> {
+        Pin::new(self).poll(cx)
     }
 }

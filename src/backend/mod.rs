@@ -1,7 +1,8 @@
 //! One type over every engine: [`Backend`] is the embedded store or a
 //! connection to a NATS JetStream server, chosen by `mq.type`, with the
 //! same calls on either. Each engine implements one trait ([`engine`]'s
-//! `Engine`, `EngineConsumer`, `EngineReader`) in a file of its own here,
+//! `Engine`, `EngineConsumer`, `EngineReader`, `EngineProducer`,
+//! `EngineTicket`) in a file of its own here,
 //! and the enums dispatch to it in one place, the `dispatch!` macro: adding
 //! an engine adds its folder, its file here and a variant, not an arm per
 //! call. Dispatch is static, a `match` on an enum (as lsm-tree's `AnyTree`
@@ -25,16 +26,17 @@ use std::time::Duration;
 
 use futures_core::Stream;
 
-use self::engine::{Engine, EngineConsumer, EngineReader};
+use self::engine::{Engine, EngineConsumer, EngineProducer, EngineReader, EngineTicket};
 use crate::capabilities::Capabilities;
 use crate::config::{Config, MqConfig, MqType};
 use crate::consumer::Consumer;
 use crate::error::{ConsumerError, OpenError, ProduceError, StorageError, TopicError};
 #[cfg(feature = "kafka")]
-use crate::kafka::{KafkaConsumer, KafkaReader, KafkaStore};
+use crate::kafka::{KafkaConsumer, KafkaProducer, KafkaReader, KafkaStore, KafkaTicket};
 use crate::message::{AckMode, Message, MessageId, Position, ProducedIds, StoredMessage};
 #[cfg(feature = "nats")]
-use crate::nats::{NatsConsumer, NatsReader, NatsStore};
+use crate::nats::{NatsConsumer, NatsProducer, NatsReader, NatsStore, NatsTicket};
+use crate::producer::{Producer, Ticket};
 use crate::reader::Reader;
 use crate::rocks::compaction::CompactionReport;
 use crate::rocks::repair::{CheckReport, RepairReport};
@@ -107,6 +109,63 @@ pub enum BackendReader {
     Kafka(KafkaReader),
 }
 
+/// The pipelined producer of a [`Backend`]: many produce calls in flight
+/// from one thread, each engine with its own pipelining. What a ticket
+/// promises differs by engine, as `docs/backends.md` ("Pipelined
+/// produce") sets out: on every engine, each call's ids are in message
+/// order and the calls' ids in the order the calls were sent, per topic;
+/// on the embedded store ([`Producer`]) and on Kafka with transactions
+/// ([`KafkaProducer`]) the calls written together succeed or fail together;
+/// on NATS ([`NatsProducer`]) each call settles by its own
+/// acknowledgements.
+///
+/// ```
+/// use rocksmq::{Backend, Config, Message, MqConfig};
+///
+/// let dir = tempfile::tempdir()?;
+/// let mq = Backend::open(MqConfig::from(Config::builder().path(dir.path()).build()))?;
+/// mq.create_topic("events")?;
+/// let producer = mq.producer();
+/// let tickets: Vec<_> = (0..64)
+///     .map(|i| producer.send("events", vec![Message::new(format!("event {i}"))]))
+///     .collect::<Result<_, _>>()?;
+/// let mut last = 0;
+/// for ticket in tickets {
+///     let ids = ticket.wait()?;
+///     assert!(ids.first() > Some(last), "in call order");
+///     last = ids.last().unwrap_or(last);
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum BackendProducer {
+    /// The embedded store's.
+    Rocksmq(Producer),
+    /// The NATS engine's.
+    #[cfg(feature = "nats")]
+    Natsmq(NatsProducer),
+    /// The Kafka engine's.
+    #[cfg(feature = "kafka")]
+    Kafka(KafkaProducer),
+}
+
+/// A call sent with [`BackendProducer::send`]: wait for it (or await it) to
+/// learn its ids.
+#[derive(Debug)]
+#[non_exhaustive]
+#[must_use = "a ticket tells whether its call was stored"]
+pub enum BackendTicket {
+    /// The embedded store's.
+    Rocksmq(Ticket),
+    /// The NATS engine's.
+    #[cfg(feature = "nats")]
+    Natsmq(NatsTicket),
+    /// The Kafka engine's.
+    #[cfg(feature = "kafka")]
+    Kafka(KafkaTicket),
+}
+
 /// `$body` with `$engine` bound to the variant's value, whichever engine it
 /// is: the one place that lists the engines.
 macro_rules! dispatch {
@@ -121,10 +180,11 @@ macro_rules! dispatch {
     };
 }
 
-/// The `From` impls that put an engine, its consumer and its reader into
+/// The `From` impls that put an engine, its consumer, its reader, its
+/// producer and its ticket into
 /// the enums' variant `$variant`.
 macro_rules! variant {
-    ($variant:ident, $engine:ty, $consumer:ty, $reader:ty) => {
+    ($variant:ident, $engine:ty, $consumer:ty, $reader:ty, $producer:ty, $ticket:ty) => {
         impl From<$engine> for Backend {
             fn from(engine: $engine) -> Self {
                 Self::$variant(engine)
@@ -142,14 +202,40 @@ macro_rules! variant {
                 Self::$variant(reader)
             }
         }
+
+        impl From<$producer> for BackendProducer {
+            fn from(producer: $producer) -> Self {
+                Self::$variant(producer)
+            }
+        }
+
+        impl From<$ticket> for BackendTicket {
+            fn from(ticket: $ticket) -> Self {
+                Self::$variant(ticket)
+            }
+        }
     };
 }
 
-variant!(Rocksmq, Store, Consumer, Reader);
+variant!(Rocksmq, Store, Consumer, Reader, Producer, Ticket);
 #[cfg(feature = "nats")]
-variant!(Natsmq, NatsStore, NatsConsumer, NatsReader);
+variant!(
+    Natsmq,
+    NatsStore,
+    NatsConsumer,
+    NatsReader,
+    NatsProducer,
+    NatsTicket
+);
 #[cfg(feature = "kafka")]
-variant!(Kafka, KafkaStore, KafkaConsumer, KafkaReader);
+variant!(
+    Kafka,
+    KafkaStore,
+    KafkaConsumer,
+    KafkaReader,
+    KafkaProducer,
+    KafkaTicket
+);
 
 impl Backend {
     /// Opens the engine `config.mq_type` names: the embedded store at
@@ -307,6 +393,14 @@ impl Backend {
     /// the engine's capabilities say.
     pub fn produce(&self, topic: &str, messages: &[Message]) -> Result<ProducedIds, ProduceError> {
         dispatch!(self, engine => Engine::produce(engine, topic, messages))
+    }
+
+    /// A pipelined producer: [`BackendProducer::send`] returns a ticket at
+    /// once, so that one thread has many calls in flight (see
+    /// [`BackendProducer`] for what each engine's tickets promise).
+    #[must_use]
+    pub fn producer(&self) -> BackendProducer {
+        dispatch!(self, engine => Engine::producer(engine).into())
     }
 
     /// Creates consumer group `group` of `topic` at `from`.
@@ -602,6 +696,67 @@ impl BackendReader {
     /// A blocking iterator, as [`Reader::iter`].
     pub fn iter(&mut self) -> Box<dyn Iterator<Item = Result<StoredMessage, ConsumerError>> + '_> {
         dispatch!(self, reader => EngineReader::iter(reader))
+    }
+}
+
+impl BackendProducer {
+    /// This producer, holding at most `calls` calls and `bytes` message
+    /// bytes in flight (defaults [`DEFAULT_MAX_IN_FLIGHT`](crate::DEFAULT_MAX_IN_FLIGHT)
+    /// and [`DEFAULT_MAX_IN_FLIGHT_BYTES`](crate::DEFAULT_MAX_IN_FLIGHT_BYTES));
+    /// see [`Producer::with_max_in_flight`].
+    #[must_use]
+    pub fn with_max_in_flight(self, calls: usize, bytes: usize) -> Self {
+        dispatch!(self, producer => EngineProducer::with_max_in_flight(producer, calls, bytes).into())
+    }
+
+    /// Sends `messages` to `topic` as one call, without waiting for it to
+    /// be stored; the ticket tells its ids. The call is checked first
+    /// (what each engine can check without a round trip; the rest the
+    /// ticket reports).
+    ///
+    /// # Errors
+    /// As [`Producer::send`], `NatsProducer::send` or `KafkaProducer::send`.
+    pub fn send(&self, topic: &str, messages: Vec<Message>) -> Result<BackendTicket, ProduceError> {
+        dispatch!(self, producer => EngineProducer::send(producer, topic, messages).map(Into::into))
+    }
+
+    /// Makes every call sent settle (writes it, commits it or waits for its
+    /// acknowledgements); their tickets then resolve at once.
+    pub fn flush(&self) {
+        dispatch!(self, producer => EngineProducer::flush(producer));
+    }
+
+    /// Calls sent and not yet settled.
+    #[must_use]
+    pub fn in_flight(&self) -> usize {
+        dispatch!(self, producer => EngineProducer::in_flight(producer))
+    }
+}
+
+impl BackendTicket {
+    /// Waits until the call is stored, or failed; returns its ids, in
+    /// message order.
+    ///
+    /// # Errors
+    /// As [`Backend::produce`] (but the checks that `send` made), as the
+    /// engine's ticket documents.
+    pub fn wait(self) -> Result<ProducedIds, ProduceError> {
+        dispatch!(self, ticket => EngineTicket::wait(ticket))
+    }
+
+    /// Whether the call has settled (a wait returns at once).
+    #[must_use]
+    pub fn is_settled(&self) -> bool {
+        dispatch!(self, ticket => EngineTicket::is_settled(ticket))
+    }
+}
+
+/// As the engine's ticket's `Future`.
+impl std::future::Future for BackendTicket {
+    type Output = Result<ProducedIds, ProduceError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        dispatch!(self.get_mut(), ticket => EngineTicket::poll_settled(ticket, cx))
     }
 }
 

@@ -2,14 +2,20 @@
 //! NATS facade's calls, its statistics as the embedded store's, and what
 //! it cannot do.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use crate::backend::engine::{Engine, EngineConsumer, EngineReader, unsupported};
+use crate::backend::engine::{
+    Engine, EngineConsumer, EngineProducer, EngineReader, EngineTicket, unsupported,
+};
 use crate::capabilities::Capabilities;
 use crate::config::{Config, MqType};
 use crate::error::{ConsumerError, ProduceError, StorageError, TopicError};
 use crate::message::{AckMode, Message, MessageId, Position, ProducedIds, StoredMessage};
 use crate::nats::{NatsConsumer, NatsReader, NatsStore, NatsTopicStats};
+use crate::nats::{NatsProducer, NatsTicket};
 use crate::rocks::background::BackgroundStats;
 use crate::rocks::compaction::CompactionReport;
 use crate::rocks::repair::{CheckReport, RepairReport};
@@ -24,6 +30,7 @@ fn not_on_nats(operation: &str, reason: &str) -> TopicError {
 impl Engine for NatsStore {
     type Consumer = NatsConsumer;
     type Reader = NatsReader;
+    type Producer = NatsProducer;
 
     fn mq_type(&self) -> MqType {
         MqType::Natsmq
@@ -67,6 +74,10 @@ impl Engine for NatsStore {
 
     fn produce(&self, topic: &str, messages: &[Message]) -> Result<ProducedIds, ProduceError> {
         NatsStore::produce(self, topic, messages)
+    }
+
+    fn producer(&self) -> NatsProducer {
+        NatsStore::producer(self)
     }
 
     fn create_group(&self, topic: &str, group: &str, from: Position) -> Result<(), ConsumerError> {
@@ -281,5 +292,39 @@ impl EngineReader for NatsReader {
 
     fn iter(&mut self) -> Box<dyn Iterator<Item = Result<StoredMessage, ConsumerError>> + '_> {
         Box::new(NatsReader::iter(self))
+    }
+}
+
+impl EngineProducer for NatsProducer {
+    type Ticket = NatsTicket;
+
+    fn with_max_in_flight(self, calls: usize, bytes: usize) -> Self {
+        NatsProducer::with_max_in_flight(self, calls, bytes)
+    }
+
+    fn send(&self, topic: &str, messages: Vec<Message>) -> Result<NatsTicket, ProduceError> {
+        NatsProducer::send(self, topic, messages)
+    }
+
+    fn flush(&self) {
+        NatsProducer::flush(self);
+    }
+
+    fn in_flight(&self) -> usize {
+        NatsProducer::in_flight(self)
+    }
+}
+
+impl EngineTicket for NatsTicket {
+    fn wait(self) -> Result<ProducedIds, ProduceError> {
+        NatsTicket::wait(self)
+    }
+
+    fn is_settled(&self) -> bool {
+        NatsTicket::is_settled(self)
+    }
+
+    fn poll_settled(&mut self, cx: &mut Context<'_>) -> Poll<Result<ProducedIds, ProduceError>> {
+        Pin::new(self).poll(cx)
     }
 }

@@ -1,14 +1,18 @@
 //! The embedded engine (`mq.type: rocksmq`) behind [`Engine`]: every call
 //! is the facade's own.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use crate::backend::engine::{Engine, EngineConsumer, EngineReader};
+use crate::backend::engine::{Engine, EngineConsumer, EngineProducer, EngineReader, EngineTicket};
 use crate::capabilities::Capabilities;
 use crate::config::{Config, MqType};
 use crate::consumer::Consumer;
 use crate::error::{ConsumerError, ProduceError, StorageError, TopicError};
 use crate::message::{AckMode, Message, MessageId, Position, ProducedIds, StoredMessage};
+use crate::producer::{Producer, Ticket};
 use crate::reader::Reader;
 use crate::rocks::compaction::CompactionReport;
 use crate::rocks::repair::{CheckReport, RepairReport};
@@ -19,6 +23,7 @@ use crate::store::Store;
 impl Engine for Store {
     type Consumer = Consumer;
     type Reader = Reader;
+    type Producer = Producer;
 
     fn mq_type(&self) -> MqType {
         MqType::Rocksmq
@@ -62,6 +67,10 @@ impl Engine for Store {
 
     fn produce(&self, topic: &str, messages: &[Message]) -> Result<ProducedIds, ProduceError> {
         Store::produce(self, topic, messages).map(ProducedIds::from)
+    }
+
+    fn producer(&self) -> Producer {
+        Store::producer(self)
     }
 
     fn create_group(&self, topic: &str, group: &str, from: Position) -> Result<(), ConsumerError> {
@@ -209,5 +218,41 @@ impl EngineReader for Reader {
 
     fn iter(&mut self) -> Box<dyn Iterator<Item = Result<StoredMessage, ConsumerError>> + '_> {
         Box::new(Reader::iter(self))
+    }
+}
+
+impl EngineProducer for Producer {
+    type Ticket = Ticket;
+
+    fn with_max_in_flight(self, calls: usize, bytes: usize) -> Self {
+        Producer::with_max_in_flight(self, calls, bytes)
+    }
+
+    fn send(&self, topic: &str, messages: Vec<Message>) -> Result<Ticket, ProduceError> {
+        Producer::send(self, topic, messages)
+    }
+
+    fn flush(&self) {
+        Producer::flush(self);
+    }
+
+    fn in_flight(&self) -> usize {
+        Producer::in_flight(self)
+    }
+}
+
+impl EngineTicket for Ticket {
+    fn wait(self) -> Result<ProducedIds, ProduceError> {
+        Ticket::wait(self).map(ProducedIds::from)
+    }
+
+    fn is_settled(&self) -> bool {
+        Ticket::is_written(self)
+    }
+
+    fn poll_settled(&mut self, cx: &mut Context<'_>) -> Poll<Result<ProducedIds, ProduceError>> {
+        Pin::new(self)
+            .poll(cx)
+            .map(|ids| ids.map(ProducedIds::from))
     }
 }

@@ -124,7 +124,7 @@ impl ProducerContext for Reports {
 }
 
 /// A producer of the engine.
-pub(crate) type KafkaProducer = ThreadedProducer<Reports>;
+pub(crate) type RdProducer = ThreadedProducer<Reports>;
 
 /// The Kafka engine's core; every handle holds it in an `Arc`.
 pub(crate) struct Engine {
@@ -138,9 +138,9 @@ pub(crate) struct Engine {
     pub(crate) admin: AdminClient<DefaultClientContext>,
     /// The idempotent producer every produce of one message (and, without
     /// transactions, every batch) goes through.
-    pub(crate) producer: KafkaProducer,
+    pub(crate) producer: RdProducer,
     /// The transactional producer of batches, one transaction at a time.
-    pub(crate) transactional: Option<Mutex<KafkaProducer>>,
+    pub(crate) transactional: Option<Mutex<RdProducer>>,
     /// A consumer of no group, for watermarks, metadata, offsets by time
     /// and single reads; one lookup at a time.
     pub(crate) lookup: Mutex<BaseConsumer>,
@@ -183,7 +183,7 @@ impl Engine {
             .inner()
             .fetch_metadata(None, timeout)
             .map_err(|error| connect_error(format!("no broker answered: {error}")))?;
-        let producer: KafkaProducer = producer_config(&config, &kafka)
+        let producer: RdProducer = producer_config(&config, &kafka)
             .create_with_context(Reports)
             .map_err(|error| config_error(&brokers, &error))?;
         let transactional = if kafka.transactions {
@@ -417,12 +417,15 @@ impl Engine {
 
     /// Replaces a transactional producer that failed for good with a new
     /// one.
-    pub(crate) fn renew_transactional(
-        &self,
-        producer: &mut KafkaProducer,
-    ) -> Result<(), KafkaError> {
+    pub(crate) fn renew_transactional(&self, producer: &mut RdProducer) -> Result<(), KafkaError> {
         *producer = transactional_producer(&self.config, &self.kafka)?;
         Ok(())
+    }
+
+    /// A new transactional producer, initialised, with a transactional id
+    /// of its own.
+    pub(crate) fn new_transactional(&self) -> Result<RdProducer, KafkaError> {
+        transactional_producer(&self.config, &self.kafka)
     }
 }
 
@@ -504,10 +507,7 @@ fn producer_config(config: &Config, kafka: &KafkaConfig) -> ClientConfig {
 /// A transactional producer, initialised: its transactions time out as
 /// its deliveries do, so that a process that dies in a transaction holds
 /// readers back no longer.
-fn transactional_producer(
-    config: &Config,
-    kafka: &KafkaConfig,
-) -> Result<KafkaProducer, KafkaError> {
+fn transactional_producer(config: &Config, kafka: &KafkaConfig) -> Result<RdProducer, KafkaError> {
     let mut client = producer_config(config, kafka);
     let timeout = client
         .get("message.timeout.ms")
@@ -516,7 +516,7 @@ fn transactional_producer(
     client
         .set("transactional.id", transactional_id(&kafka.topic_prefix))
         .set("transaction.timeout.ms", timeout);
-    let producer: KafkaProducer = client.create_with_context(Reports)?;
+    let producer: RdProducer = client.create_with_context(Reports)?;
     producer.init_transactions(kafka.read_timeout)?;
     Ok(producer)
 }

@@ -40,6 +40,7 @@ mod headers;
 mod inbox;
 mod names;
 mod produce;
+mod producer;
 mod reader;
 mod receiver;
 mod stats;
@@ -47,6 +48,7 @@ mod store;
 mod topics;
 
 pub use consumer::KafkaConsumer;
+pub use producer::{KafkaProducer, KafkaTicket};
 pub use reader::KafkaReader;
 pub use stats::{KafkaGroupStats, KafkaStats, KafkaTopicStats};
 pub use store::KafkaStore;

@@ -24,7 +24,7 @@ use rdkafka::producer::{BaseRecord, Producer};
 
 use crate::error::ProduceError;
 use crate::kafka::codes::is_unknown_topic;
-use crate::kafka::engine::{Deliveries, Engine, KafkaProducer, Outcome, Ticket};
+use crate::kafka::engine::{Deliveries, Engine, Outcome, RdProducer, Ticket};
 use crate::kafka::headers;
 use crate::kafka::topics::storage;
 use crate::message::{Message, MessageId, ProducedIds};
@@ -37,6 +37,48 @@ pub(crate) fn produce(
     topic: &str,
     messages: &[Message],
 ) -> Result<ProducedIds, ProduceError> {
+    let name = check(engine, topic, messages)?;
+    let context = || format!("producing to topic `{topic}`");
+    if messages.is_empty() {
+        let (_, high) = engine
+            .watermarks(&name)
+            .map_err(|error| storage(context(), &error))?;
+        let next = high.unsigned_abs() + 1;
+        return Ok(ProducedIds::from(next..next));
+    }
+    let outcomes = match (&engine.transactional, messages.len()) {
+        (Some(transactional), 2..) => {
+            let mut producer = transactional.lock();
+            match in_transaction(engine, &mut producer, &name, messages) {
+                Ok(outcomes) => outcomes,
+                Err(reason) => {
+                    if !engine.exists(&name).unwrap_or(true) {
+                        return Err(ProduceError::TopicNotFound {
+                            topic: topic.to_owned(),
+                        });
+                    }
+                    return Err(ProduceError::Partial {
+                        topic: topic.to_owned(),
+                        stored: Vec::new(),
+                        index: 0,
+                        reason: format!("the batch's transaction was aborted: {reason}"),
+                    });
+                }
+            }
+        }
+        _ => send(&engine.producer, &name, messages).0.wait(),
+    };
+    settle(engine, topic, &name, &outcomes)
+}
+
+/// Checks a call before anything of it is sent: the engine is open, the
+/// topic exists (known, or by a metadata request) and every message fits
+/// `maxMessageSize`. Returns the topic's Kafka name.
+pub(super) fn check(
+    engine: &Engine,
+    topic: &str,
+    messages: &[Message],
+) -> Result<String, ProduceError> {
     if engine.is_closed() {
         return Err(ProduceError::Closed);
     }
@@ -64,42 +106,15 @@ pub(crate) fn produce(
     {
         return Err(not_found());
     }
-    if messages.is_empty() {
-        let (_, high) = engine
-            .watermarks(&name)
-            .map_err(|error| storage(context(), &error))?;
-        let next = high.unsigned_abs() + 1;
-        return Ok(ProducedIds::from(next..next));
-    }
-    let outcomes = match (&engine.transactional, messages.len()) {
-        (Some(transactional), 2..) => {
-            let mut producer = transactional.lock();
-            match in_transaction(engine, &mut producer, &name, messages) {
-                Ok(outcomes) => outcomes,
-                Err(reason) => {
-                    if !engine.exists(&name).unwrap_or(true) {
-                        return Err(not_found());
-                    }
-                    return Err(ProduceError::Partial {
-                        topic: topic.to_owned(),
-                        stored: Vec::new(),
-                        index: 0,
-                        reason: format!("the batch's transaction was aborted: {reason}"),
-                    });
-                }
-            }
-        }
-        _ => send(&engine.producer, &name, messages).0.wait(),
-    };
-    settle(engine, topic, &name, &outcomes)
+    Ok(name)
 }
 
 /// Hands every message to `producer`; the returned reports fill as the
 /// producer's thread learns each outcome. If the producer refuses one at
 /// once, it and the messages after it are not sent (their reports say
 /// why), and the refusal is returned too.
-fn send(
-    producer: &KafkaProducer,
+pub(super) fn send(
+    producer: &RdProducer,
     name: &str,
     messages: &[Message],
 ) -> (Arc<Deliveries>, Option<KafkaError>) {
@@ -140,29 +155,50 @@ fn send(
 /// why it was aborted (then nothing of it is visible).
 fn in_transaction(
     engine: &Engine,
-    producer: &mut KafkaProducer,
+    producer: &mut RdProducer,
     name: &str,
     messages: &[Message],
 ) -> Result<Vec<Outcome>, String> {
-    let timeout = engine.timeout;
     if let Err(error) = producer.begin_transaction() {
         renew_if_fatal(engine, producer, &error);
         return Err(format!("no transaction could begin: {error}"));
     }
     let (deliveries, refused) = send(producer, name, messages);
+    if let Err(reason) = commit(engine, producer, refused.as_ref()) {
+        // Every report comes, at the latest when its delivery times out.
+        drop(deliveries.wait());
+        // A record the broker refused leaves the producer's sequence
+        // numbers with a gap that the next transaction would trip on:
+        // start afresh, with a new transactional id.
+        if let Err(error) = engine.renew_transactional(producer) {
+            tracing::error!(%error, "cannot renew the transactional producer");
+        }
+        return Err(reason);
+    }
+    let outcomes = deliveries.wait();
+    visible(engine, name, &outcomes);
+    Ok(outcomes)
+}
+
+/// Commits the open transaction of `producer`, or aborts it (when a record
+/// of it was `refused` before it entered, or the commit failed for good):
+/// why it was aborted. The caller then waits for the transaction's
+/// delivery reports and renews the producer.
+pub(super) fn commit(
+    engine: &Engine,
+    producer: &RdProducer,
+    refused: Option<&KafkaError>,
+) -> Result<(), String> {
+    let timeout = engine.timeout;
     let mut attempts = 0;
     loop {
-        let committed = match &refused {
-            // Part of the batch never entered the transaction.
+        let committed = match refused {
+            // Part of the transaction never entered it.
             Some(error) => Err(error.clone()),
             None => producer.commit_transaction(timeout),
         };
         match committed {
-            Ok(()) => {
-                let outcomes = deliveries.wait();
-                visible(engine, name, &outcomes);
-                return Ok(outcomes);
-            }
+            Ok(()) => return Ok(()),
             Err(KafkaError::Transaction(error))
                 if error.is_retriable() && !error.txn_requires_abort() && attempts < 3 =>
             {
@@ -170,20 +206,10 @@ fn in_transaction(
                 tracing::debug!(%error, "committing the transaction again");
             }
             Err(error) => {
-                let reason = error.to_string();
-                let aborted = producer.abort_transaction(timeout);
-                if let Err(abort) = &aborted {
+                if let Err(abort) = producer.abort_transaction(timeout) {
                     tracing::warn!(%abort, "cannot abort a failed transaction");
                 }
-                // Every report comes, at the latest when its delivery times out.
-                drop(deliveries.wait());
-                // A record the broker refused leaves the producer's sequence
-                // numbers with a gap that the next transaction would trip
-                // on: start afresh, with a new transactional id.
-                if let Err(error) = engine.renew_transactional(producer) {
-                    tracing::error!(%error, "cannot renew the transactional producer");
-                }
-                return Err(reason);
+                return Err(error.to_string());
             }
         }
     }
@@ -193,7 +219,7 @@ fn in_transaction(
 /// answers the commit before it writes the transaction's markers, and
 /// until then consumers of committed data stop before them. A produce
 /// returns once its messages can be consumed, as on the other engines.
-fn visible(engine: &Engine, name: &str, outcomes: &[Outcome]) {
+pub(super) fn visible(engine: &Engine, name: &str, outcomes: &[Outcome]) {
     let Some(last) = outcomes
         .iter()
         .filter_map(|outcome| outcome.as_ref().ok())
@@ -216,7 +242,7 @@ fn visible(engine: &Engine, name: &str, outcomes: &[Outcome]) {
 }
 
 /// Replaces the transactional producer if `error` left it unusable.
-fn renew_if_fatal(engine: &Engine, producer: &mut KafkaProducer, error: &KafkaError) {
+pub(super) fn renew_if_fatal(engine: &Engine, producer: &mut RdProducer, error: &KafkaError) {
     let fatal = matches!(error, KafkaError::Transaction(error) if error.is_fatal());
     if fatal && let Err(error) = engine.renew_transactional(producer) {
         tracing::error!(%error, "cannot renew the transactional producer");
@@ -225,7 +251,7 @@ fn renew_if_fatal(engine: &Engine, producer: &mut KafkaProducer, error: &KafkaEr
 
 /// The ids of the batch, or what became of it: every message before the
 /// first failure is stored, in order.
-fn settle(
+pub(super) fn settle(
     engine: &Engine,
     topic: &str,
     name: &str,

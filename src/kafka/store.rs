@@ -10,6 +10,7 @@ use crate::error::{
 };
 use crate::kafka::consumer::KafkaConsumer;
 use crate::kafka::engine::Engine;
+use crate::kafka::producer::KafkaProducer;
 use crate::kafka::reader::KafkaReader;
 use crate::kafka::stats::{self, KafkaStats, KafkaTopicStats};
 use crate::kafka::{groups, produce, topics};
@@ -172,6 +173,14 @@ impl KafkaStore {
     /// stored prefix.
     pub fn produce(&self, topic: &str, messages: &[Message]) -> Result<ProducedIds, ProduceError> {
         produce::produce(&self.engine, topic, messages)
+    }
+
+    /// A pipelined producer: records handed to librdkafka without waiting
+    /// for their delivery reports, calls in one transaction where the
+    /// engine uses them; see [`KafkaProducer`] for what its tickets promise.
+    #[must_use]
+    pub fn producer(&self) -> KafkaProducer {
+        KafkaProducer::new(&self.engine)
     }
 
     /// Creates consumer group `group` of `topic` (a committed offset),

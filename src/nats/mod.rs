@@ -22,6 +22,7 @@ mod groups;
 mod headers;
 mod names;
 mod produce;
+mod producer;
 mod pump;
 mod reader;
 mod runtime;
@@ -30,6 +31,7 @@ mod store;
 mod topics;
 
 pub use consumer::NatsConsumer;
+pub use producer::{NatsProducer, NatsTicket};
 pub use reader::NatsReader;
 pub use stats::{NatsGroupStats, NatsStats, NatsTopicStats};
 pub use store::NatsStore;

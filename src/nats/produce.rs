@@ -63,14 +63,14 @@ const WINDOW_BYTES: usize = 16 << 20;
 const ATOMIC_HEADER_BYTES: usize = 192;
 
 /// A message ready to publish.
-struct Outgoing {
-    payload: Bytes,
-    headers: HeaderMap,
+pub(super) struct Outgoing {
+    pub(super) payload: Bytes,
+    pub(super) headers: HeaderMap,
 }
 
 /// What became of one publish.
 #[derive(Debug, Clone)]
-enum Outcome {
+pub(super) enum Outcome {
     /// Stored with this id.
     Stored(MessageId),
     /// Certainly not stored, and worth trying again: nothing served the
@@ -86,7 +86,7 @@ enum Outcome {
 }
 
 /// Why a batch stopped.
-enum Failure {
+pub(super) enum Failure {
     /// The topic's stream does not exist, by the metadata leader's word;
     /// nothing of the batch was stored.
     TopicGone,
@@ -107,7 +107,7 @@ enum Failure {
 }
 
 impl Failure {
-    fn into_error(self, topic: &str, count: usize) -> ProduceError {
+    pub(super) fn into_error(self, topic: &str, count: usize) -> ProduceError {
         let topic = topic.to_owned();
         match self {
             Self::TopicGone => ProduceError::TopicNotFound { topic },
@@ -147,27 +147,11 @@ pub(crate) fn produce(
     topic: &str,
     messages: &[Message],
 ) -> Result<ProducedIds, ProduceError> {
-    if engine.is_closed() {
-        return Err(ProduceError::Closed);
-    }
-    let stream = engine.stream_name(topic).map_err(|error: NameError| {
-        tracing::debug!(%error, "no stream can have this name");
-        ProduceError::TopicNotFound {
-            topic: topic.to_owned(),
-        }
-    })?;
-    // One message is stored whole by a plain publish: an atomic batch
-    // would only add its cost (on a one-replica file stream 2.15 stages
-    // every batch in files of its own, about 20 ms a call).
-    let atomic = engine.capabilities.atomic_batch && messages.len() > 1;
-    if atomic && messages.len() > MAX_ATOMIC_BATCH {
-        return Err(ProduceError::BatchTooLarge {
-            topic: topic.to_owned(),
-            count: messages.len(),
-            max: MAX_ATOMIC_BATCH,
-        });
-    }
-    let outgoing = prepare(engine, topic, messages, atomic)?;
+    let Checked {
+        stream,
+        atomic,
+        outgoing,
+    } = check(engine, topic, messages)?;
     let js = engine.js.clone();
     if outgoing.is_empty() {
         let info = engine
@@ -195,7 +179,52 @@ pub(crate) fn produce(
         .map_err(|failure| failure.into_error(topic, count))
 }
 
-fn not_found_or(topic: &str, error: ApiError) -> ProduceError {
+/// A call checked and ready to publish.
+pub(super) struct Checked {
+    /// The topic's stream, whose subject is its name.
+    pub(super) stream: String,
+    /// Whether the call is one atomic batch.
+    pub(super) atomic: bool,
+    pub(super) outgoing: Vec<Outgoing>,
+}
+
+/// Checks a call before anything of it is sent: the engine is open, the
+/// topic's name can be a stream's, the batch fits an atomic batch where it
+/// is one, and every message passes [`prepare`].
+pub(super) fn check(
+    engine: &Engine,
+    topic: &str,
+    messages: &[Message],
+) -> Result<Checked, ProduceError> {
+    if engine.is_closed() {
+        return Err(ProduceError::Closed);
+    }
+    let stream = engine.stream_name(topic).map_err(|error: NameError| {
+        tracing::debug!(%error, "no stream can have this name");
+        ProduceError::TopicNotFound {
+            topic: topic.to_owned(),
+        }
+    })?;
+    // One message is stored whole by a plain publish: an atomic batch
+    // would only add its cost (on a one-replica file stream 2.15 stages
+    // every batch in files of its own, about 20 ms a call).
+    let atomic = engine.capabilities.atomic_batch && messages.len() > 1;
+    if atomic && messages.len() > MAX_ATOMIC_BATCH {
+        return Err(ProduceError::BatchTooLarge {
+            topic: topic.to_owned(),
+            count: messages.len(),
+            max: MAX_ATOMIC_BATCH,
+        });
+    }
+    let outgoing = prepare(engine, topic, messages, atomic)?;
+    Ok(Checked {
+        stream,
+        atomic,
+        outgoing,
+    })
+}
+
+pub(super) fn not_found_or(topic: &str, error: ApiError) -> ProduceError {
     if error.is(code::STREAM_NOT_FOUND) {
         ProduceError::TopicNotFound {
             topic: topic.to_owned(),
@@ -207,7 +236,7 @@ fn not_found_or(topic: &str, error: ApiError) -> ProduceError {
 
 /// Checks every message and builds what is published: nothing is sent of
 /// a batch with one message the server would refuse.
-fn prepare(
+pub(super) fn prepare(
     engine: &Engine,
     topic: &str,
     messages: &[Message],
@@ -263,7 +292,7 @@ fn prepare(
 }
 
 /// What `error` says about the publish it ended.
-fn outcome_of(error: &PublishError) -> Outcome {
+pub(super) fn outcome_of(error: &PublishError) -> Outcome {
     let text = error.to_string();
     match error.kind() {
         PublishErrorKind::StreamNotFound => Outcome::NotStored(text),
@@ -285,7 +314,7 @@ fn outcome_of(error: &PublishError) -> Outcome {
     }
 }
 
-fn publish_message(outgoing: &Outgoing, probe: bool) -> PublishMessage {
+pub(super) fn publish_message(outgoing: &Outgoing, probe: bool) -> PublishMessage {
     let mut headers = outgoing.headers.clone();
     if probe {
         // No stream's last sequence is this: a duplicate is answered with
@@ -384,7 +413,7 @@ async fn publish_each(
 
 /// Appends `id` (of message `ids.len()`) after the ids before it, which
 /// must be smaller.
-fn push_in_order(ids: &mut Vec<MessageId>, id: MessageId) -> Result<(), Failure> {
+pub(super) fn push_in_order(ids: &mut Vec<MessageId>, id: MessageId) -> Result<(), Failure> {
     let index = ids.len();
     if let Some(&last) = ids.last()
         && id <= last
@@ -522,7 +551,7 @@ async fn resolve(
 /// or `deadline` passes. With `probe`, only a duplicate can be stored:
 /// `Ok(None)` says the message was not stored before. The error says why
 /// not, and whether the topic's stream is gone.
-async fn retry(
+pub(super) async fn retry(
     js: &async_nats::jetstream::Context,
     stream: &str,
     message: &Outgoing,
@@ -569,7 +598,11 @@ async fn retry(
 
 /// Whether stream `stream` is gone, by the metadata leader's word; an
 /// unanswered question is not taken as gone.
-async fn gone(js: &async_nats::jetstream::Context, stream: &str, deadline: Instant) -> bool {
+pub(super) async fn gone(
+    js: &async_nats::jetstream::Context,
+    stream: &str,
+    deadline: Instant,
+) -> bool {
     match Engine::stream_listed(js, stream, deadline).await {
         Ok(listed) => !listed,
         Err(error) => {
@@ -613,7 +646,7 @@ enum Attempt {
 /// stream leader has applied everything committed before it answers), and
 /// refuses the batch as a duplicate if the earlier attempt was stored
 /// ([`locate`] then learns its ids), or stores it if not.
-async fn publish_atomic(
+pub(super) async fn publish_atomic(
     engine: &Engine,
     stream: &str,
     outgoing: Vec<Outgoing>,

@@ -12,6 +12,7 @@ use crate::error::{
 use crate::message::{Message, MessageId, Position, ProducedIds, StoredMessage};
 use crate::nats::consumer::NatsConsumer;
 use crate::nats::engine::Engine;
+use crate::nats::producer::NatsProducer;
 use crate::nats::reader::NatsReader;
 use crate::nats::stats::{self, NatsStats, NatsTopicStats};
 use crate::nats::{groups, produce, topics};
@@ -185,6 +186,14 @@ impl NatsStore {
     /// the call's deadline (30 s).
     pub fn produce(&self, topic: &str, messages: &[Message]) -> Result<ProducedIds, ProduceError> {
         produce::produce(&self.engine, topic, messages)
+    }
+
+    /// A pipelined producer: many calls in flight on this connection, each
+    /// resolved by its acknowledgements; see [`NatsProducer`] for what its
+    /// tickets promise.
+    #[must_use]
+    pub fn producer(&self) -> NatsProducer {
+        NatsProducer::new(&self.engine)
     }
 
     /// Creates consumer group `group` of `topic` (its durable consumer),
