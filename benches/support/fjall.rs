@@ -89,10 +89,13 @@ impl Writer {
             self.next_id += 1;
             return;
         }
-        let mut batch = self
-            .db
-            .batch()
-            .durability(self.sync.then_some(PersistMode::SyncData));
+        // A batch's own default is `Buffer` (the journal written to the OS);
+        // `None` would leave it in the journal's buffer, in the process.
+        let mut batch = self.db.batch().durability(Some(if self.sync {
+            PersistMode::SyncData
+        } else {
+            PersistMode::Buffer
+        }));
         for _ in 0..self.batch {
             batch.insert(
                 &self.keyspace,
