@@ -197,6 +197,7 @@ fn nats_config(url: &str, prefix: &str) -> MqConfig {
 
 /// The Kafka engine on the broker at `bootstrap`, under a prefix of its
 /// own, with or without transactions for batches.
+#[cfg(feature = "kafka")]
 fn kafka_config(bootstrap: &str, prefix: &str, transactions: bool) -> MqConfig {
     MqConfig::kafka(
         rocksmq::KafkaConfig::default()
