@@ -31,13 +31,13 @@ use support::fjall::{self, FjallProduce};
 #[cfg(feature = "kafka")]
 use support::kafka::{KafkaClient, KafkaConsume, KafkaEndToEnd, KafkaProduce};
 use support::nats::{NatsClient, NatsConsume, NatsEndToEnd, NatsProduce, NatsServer};
-use support::report::{
-    self, CriterionSettings, KafkaSettings, NatsSettings, Results, System, Workload,
-};
+use support::report::{self, KafkaSettings, NatsSettings, Results, Workload};
+use support::results::CriterionSettings;
 use support::rocks::{
     BLOB_MIN_BYTES, Raw, RawProduce, RocksmqConsume, RocksmqEndToEnd, RocksmqProduce,
 };
 use support::scaling::{Producer, Scaling};
+use support::system::System;
 use support::walrus::WalrusProcess;
 use support::{
     BATCH, KafkaPeer, LARGE_SIZES, Run, SIZES, Scale, backends, concurrency, disk, durable, fanout,
@@ -234,7 +234,7 @@ fn main() {
 }
 
 /// The systems a run measures, and the servers of the peers that have one:
-/// rocksmq, and the peers `--peers` ([`report::PEERS_ENV`]) selects (every
+/// rocksmq, and the peers `--peers` ([`support::system::PEERS_ENV`]) selects (every
 /// peer when it is unset). Only a selected peer's server is started. A
 /// peer whose server cannot be had (its start says why) is left out; a
 /// listing starts nothing and lists the workloads of every selected peer.

@@ -29,9 +29,9 @@ use super::kafka::KafkaConcurrent;
 #[cfg(feature = "kafka")]
 use super::kafka_server::Flush;
 use super::nats::NatsClient;
-use super::report::{CriterionSettings, System};
-use super::results::median_at;
+use super::results::{CriterionSettings, median_at};
 use super::rocks::{Raw, durable_config};
+use super::system::System;
 use super::text::rate;
 use super::walrus::WalrusProcess;
 use super::{KafkaPeer, Recorded, size_id, size_label};

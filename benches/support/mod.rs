@@ -31,6 +31,7 @@ pub mod results;
 pub mod retention;
 pub mod rocks;
 pub mod scaling;
+pub mod system;
 pub mod text;
 pub mod topics;
 pub mod walrus;
