@@ -1,8 +1,13 @@
-//! rocksmq against NATS JetStream, Apache Kafka and the raw RocksDB
-//! ceiling, at 128 B, 1 KiB, 64 KiB and 1 MiB; `cargo bench --bench
-//! compare` measures every workload on every system in one run, then
-//! writes `docs/benchmarks.md` and `docs/benchmarks.png` (`sh
-//! scripts/bench.sh` does both).
+//! rocksmq against its peers — NATS JetStream and Apache Kafka (brokers),
+//! raw RocksDB with and without its blob files (the ceiling of produce),
+//! fjall and walrus (embedded logs) — at 128 B, 1 KiB, 64 KiB, 1 MiB and
+//! 4 MiB, and rocksmq's own tables (concurrent producers, fan-out, durable
+//! mode, the pipelined produce, Milvus's shape, reopen, ...); `cargo bench
+//! --bench compare` measures every workload on every system in one run,
+//! then writes `docs/benchmarks.md`, `docs/benchmarks.png` and
+//! `docs/benchmarks-producers.png` (`sh scripts/bench.sh` does both).
+//! `ROCKSMQ_BENCH_PEERS` (`bench.sh --peers`) selects the peers; a peer
+//! not selected starts no server.
 //!
 //! Under `cargo test --all-targets` (Criterion's test mode) each benchmark
 //! runs once at small counts, nats-server and Kafka included, and the
@@ -22,40 +27,53 @@ use criterion::{BenchmarkGroup, Criterion, SamplingMode};
 
 use support::concurrency::{NatsConcurrent, PRODUCERS, RawConcurrent, RocksmqConcurrent, Topics};
 use support::fanout::{FanoutConsume, FanoutEndToEnd, GROUPS};
+use support::fjall::{self, FjallProduce};
 #[cfg(feature = "kafka")]
 use support::kafka::{KafkaClient, KafkaConsume, KafkaEndToEnd, KafkaProduce};
 use support::nats::{NatsClient, NatsConsume, NatsEndToEnd, NatsProduce, NatsServer};
-use support::report::{
-    self, CriterionSettings, KafkaSettings, NatsSettings, Results, System, Workload,
+use support::report::{self, KafkaSettings, NatsSettings, Results, Workload};
+use support::results::CriterionSettings;
+use support::rocks::{
+    BLOB_MIN_BYTES, Raw, RawProduce, RocksmqConsume, RocksmqEndToEnd, RocksmqProduce,
 };
-use support::rocks::{RawProduce, RocksmqConsume, RocksmqEndToEnd, RocksmqProduce};
 use support::scaling::{Producer, Scaling};
+use support::system::System;
+use support::walrus::WalrusProcess;
 use support::{
-    BATCH, LARGE_SIZES, Run, SIZES, Scale, backends, concurrency, disk, fanout, memory,
-    metrics_cost, retention, topics,
+    BATCH, KafkaPeer, LARGE_SIZES, Run, SIZES, Scale, backends, concurrency, disk, durable, fanout,
+    memory, metrics_cost, milvus, pipelined, reopen, retention, topics,
 };
 
-/// Few samples and short times keep the whole run under ten minutes on two
-/// cores; medians of 10 flat samples are stable enough for ratios, and 5 s
-/// spans several memtable flushes of the large-message workloads.
+/// Few samples and short times keep the whole run, every peer included,
+/// under 25 minutes on two cores (219 Criterion benchmarks, of which about
+/// 190 take warm-up plus measurement and the others their 10 iterations;
+/// the steps beside Criterion about 3.5 minutes: docs/performance.md has
+/// the estimate): medians of 10 flat samples are stable enough for ratios,
+/// and 2 s of produce spans many memtable flushes of the large-message
+/// workloads (raw RocksDB writes 64 MiB memtables at 0.5 GB/s and more).
+/// Each benchmark is set up and called once before its warm-up (see
+/// `support::bench`): half a second of calls is enough for Criterion's
+/// estimate of an iteration.
 const CRITERION: CriterionSettings = CriterionSettings {
     sample_size: 10,
-    warm_up: Duration::from_secs(1),
-    measurement: Duration::from_secs(5),
+    warm_up: Duration::from_millis(500),
+    measurement: Duration::from_secs(2),
 };
-/// The concurrency benchmarks are 40: shorter, to keep the run under 20
-/// minutes; a rate over 3 s of sustained produce is as steady.
-const CONCURRENCY_MEASUREMENT: Duration = Duration::from_secs(3);
 
 /// Test mode writes its report into this directory if set (else into a
 /// temporary one, removed).
 const SMOKE_REPORT_ENV: &str = "ROCKSMQ_BENCH_SMOKE_REPORT";
 
 fn main() {
-    if memory::child_main() || topics::child_main() {
+    if memory::child_main()
+        || topics::child_main()
+        || support::walrus::child_main()
+        || milvus::child_main()
+        || reopen::child_main()
+    {
         return;
     }
-    let run = Run::from_args();
+    let run = Run::current();
     let scale = run.scale();
     let criterion_dir = criterion_dir();
     if run.writes_report() {
@@ -63,22 +81,13 @@ fn main() {
         // an earlier run.
         let _ = std::fs::remove_dir_all(&criterion_dir);
     }
-    let server = if run.list { None } else { NatsServer::start() };
-    let nats = server
-        .as_ref()
-        .map(|server| NatsClient::connect(&server.url));
-    let kafka = if run.list { None } else { Kafka::start() };
-    let kafka_client = kafka.as_ref().map(Kafka::client);
+    let peers = Peers::start(run.list);
     let mut criterion = Criterion::default()
         .output_directory(&criterion_dir)
         .without_plots()
         .configure_from_args();
     let mut results = Results::new(scale);
 
-    let peers = Peers {
-        nats: nats.as_ref(),
-        kafka: kafka_client.as_ref(),
-    };
     produce(
         &mut criterion,
         &mut results,
@@ -89,11 +98,21 @@ fn main() {
     consume(&mut criterion, &mut results, &peers, scale);
     end_to_end(&mut criterion, &mut results, &peers);
     let mut scaling = Scaling::default();
-    concurrent(&mut criterion, &mut scaling, nats.as_ref());
+    concurrent(&mut criterion, &mut scaling, &peers);
     if run.selects("concurrent_pairs") {
         paired(&mut scaling, scale);
     }
     fan_out(&mut criterion, &mut scaling, scale);
+    let durable = durable_mode(&mut criterion, &peers, run.list);
+    let pipelined = run
+        .selects(pipelined::NAME)
+        .then(|| pipelined::measure(scale.pair_fours, scale.pair_calls(pipelined::SIZE)));
+    let milvus = run
+        .selects(milvus::NAME)
+        .then(|| milvus::measure(scale.milvus_phase, scale.milvus_phase));
+    let reopen = run
+        .selects(reopen::NAME)
+        .then(|| reopen::measure(scale.reopen_bytes, scale.reopen_small_per_topic));
     scaling.many_topics = run
         .selects("many_topics")
         .then(|| topics::measure(scale.topics));
@@ -108,10 +127,10 @@ fn main() {
             measurement: CRITERION.measurement,
         },
         scale,
-        nats.as_ref()
-            .zip(server.as_ref())
-            .map(|(client, server)| (client, server.url.as_str())),
-        kafka.as_ref().map(Kafka::bootstrap),
+        peers
+            .nats_running()
+            .map(|(server, client)| (client, server.url.as_str())),
+        peers.kafka_running().map(Kafka::bootstrap),
         run.bench.then_some(criterion_dir.as_path()),
     );
     if !seam.nats.is_empty() || !seam.kafka.is_empty() || !seam.embedded.is_empty() {
@@ -131,7 +150,7 @@ fn main() {
     });
     let peak_memory = run
         .selects("peak_memory")
-        .then(|| memory::measure(scale.memory_messages, server.is_some()));
+        .then(|| memory::measure(scale.memory_messages, peers.runs(System::Nats)));
     criterion.final_summary();
     let disk = run.selects("disk_speed").then(|| {
         let (warm_up, time) = if run.bench {
@@ -148,22 +167,45 @@ fn main() {
         )
     });
 
+    if run.list {
+        // Steps Criterion does not list: measured outside it, or (the
+        // retention pass) set up before it is asked. A filter selects them
+        // by name as it selects a benchmark.
+        for step in [
+            "concurrent_pairs",
+            pipelined::NAME,
+            milvus::NAME,
+            reopen::NAME,
+            "many_topics",
+            "metrics_cost",
+            retention::GROUP,
+            "peak_memory",
+            "disk_speed",
+        ] {
+            println!("{step}: step");
+        }
+    }
     if run.filter.is_some() || run.list {
         eprintln!("a filtered run: docs/benchmarks.md is not written");
         return;
     }
     let scaling = scaling.finish(run.bench.then_some(criterion_dir.as_path()));
+    let durable = durable.finish(run.bench.then_some(criterion_dir.as_path()));
     let context = report::Context {
         criterion_dir: run.bench.then_some(criterion_dir),
         criterion: CRITERION,
-        nats: server.as_ref().zip(nats.as_ref()).map(nats_settings),
-        kafka: kafka.as_ref().map(Kafka::settings),
+        nats: peers.nats_running().map(nats_settings),
+        kafka: peers.kafka_running().map(Kafka::settings),
         memory: peak_memory,
         retention,
         backends: Some(seam),
         disk,
         data_dir: std::env::temp_dir(),
         scaling: Some(scaling),
+        durable: Some(durable),
+        pipelined,
+        milvus,
+        reopen,
     };
     if run.writes_report() {
         // Cargo names the package's directory when it runs the bench; the
@@ -191,14 +233,81 @@ fn main() {
     }
 }
 
-/// The peers the run has: a NATS client, a Kafka client.
-struct Peers<'a> {
-    nats: Option<&'a NatsClient>,
-    kafka: Option<&'a KafkaPeer>,
+/// The systems a run measures, and the servers of the peers that have one:
+/// rocksmq, and the peers `--peers` ([`support::system::PEERS_ENV`]) selects (every
+/// peer when it is unset). Only a selected peer's server is started. A
+/// peer whose server cannot be had (its start says why) is left out; a
+/// listing starts nothing and lists the workloads of every selected peer.
+struct Peers {
+    /// rocksmq and the peers measured, in the report's order.
+    systems: Vec<System>,
+    /// Each client beside its server; the client is dropped first.
+    nats: Option<(NatsClient, NatsServer)>,
+    kafka: Option<(KafkaPeer, Kafka)>,
 }
 
-/// Produce, one message per call or `BATCH` per call, each call confirmed.
-fn produce(c: &mut Criterion, results: &mut Results, peers: &Peers<'_>, workload: Workload) {
+impl Peers {
+    /// Selects the systems and starts the selected peers' servers, unless
+    /// the run only lists its workloads.
+    fn start(list: bool) -> Self {
+        let mut systems = System::selected();
+        let nats = (!list && systems.contains(&System::Nats))
+            .then(NatsServer::start)
+            .flatten()
+            .map(|server| (NatsClient::connect(&server.url), server));
+        let kafka = (!list && systems.contains(&System::Kafka))
+            .then(Kafka::start)
+            .flatten()
+            .map(|broker| (broker.client(), broker));
+        systems.retain(|&system| match system {
+            System::Nats => list || nats.is_some(),
+            System::Kafka => cfg!(feature = "kafka") && (list || kafka.is_some()),
+            _ => true,
+        });
+        Self {
+            systems,
+            nats,
+            kafka,
+        }
+    }
+
+    /// Whether the run measures `system`.
+    fn runs(&self, system: System) -> bool {
+        self.systems.contains(&system)
+    }
+
+    /// NATS's server and client, if it runs (and this is no listing).
+    fn nats_running(&self) -> Option<(&NatsServer, &NatsClient)> {
+        self.nats.as_ref().map(|(client, server)| (server, client))
+    }
+
+    /// The NATS client, for a workload's setup (which a listing never
+    /// runs): only called when the run measures NATS.
+    fn nats(&self) -> &NatsClient {
+        &self.nats.as_ref().expect("NATS runs: its server started").0
+    }
+
+    /// Kafka's broker, if it runs (and this is no listing).
+    fn kafka_running(&self) -> Option<&Kafka> {
+        self.kafka.as_ref().map(|(_, broker)| broker)
+    }
+
+    /// The Kafka client, if Kafka runs (and this is no listing).
+    fn kafka_client(&self) -> Option<&KafkaPeer> {
+        self.kafka.as_ref().map(|(client, _)| client)
+    }
+
+    /// The Kafka client, for a workload's setup (which a listing never
+    /// runs): only called when the run measures Kafka.
+    #[cfg(feature = "kafka")]
+    fn kafka(&self) -> &KafkaPeer {
+        self.kafka_client().expect("Kafka runs: its broker started")
+    }
+}
+
+/// Produce, one message per call or `BATCH` per call, each call confirmed,
+/// on every system of the run.
+fn produce(c: &mut Criterion, results: &mut Results, peers: &Peers, workload: Workload) {
     let batch = if workload == Workload::ProduceBatch {
         BATCH
     } else {
@@ -206,124 +315,100 @@ fn produce(c: &mut Criterion, results: &mut Results, peers: &Peers<'_>, workload
     };
     let mut group = group(c, workload);
     for size in SIZES {
-        measure(
-            &mut group,
-            results,
-            workload,
-            System::Rocksmq,
-            size,
-            batch,
-            || RocksmqProduce::new(size, batch),
-        );
-        if let Some(client) = peers.nats {
-            measure(
-                &mut group,
-                results,
-                workload,
-                System::Nats,
-                size,
-                batch,
-                || NatsProduce::new(client, size, batch),
-            );
+        for &system in &peers.systems {
+            let (group, results) = (&mut group, &mut *results);
+            match system {
+                System::Rocksmq => measure(group, results, workload, system, size, batch, || {
+                    RocksmqProduce::new(size, batch)
+                }),
+                System::Nats => measure(group, results, workload, system, size, batch, || {
+                    NatsProduce::new(peers.nats(), size, batch)
+                }),
+                System::Kafka => {
+                    #[cfg(feature = "kafka")]
+                    measure(group, results, workload, system, size, batch, || {
+                        KafkaProduce::new(peers.kafka(), size, batch)
+                    });
+                }
+                // Below its minimum blob size BlobDB keeps every value in
+                // the LSM tree: raw RocksDB's row is its row.
+                System::BlobDb if (size as u64) < BLOB_MIN_BYTES => {}
+                System::RocksDb | System::BlobDb => {
+                    let raw = Raw {
+                        blob_files: system == System::BlobDb,
+                        sync: false,
+                    };
+                    measure(group, results, workload, system, size, batch, || {
+                        RawProduce::new(size, batch, raw)
+                    });
+                }
+                // fjall's memory outgrows the machine on larger calls.
+                System::Fjall if size * batch > fjall::MAX_CALL_BYTES => {}
+                System::Fjall => measure(group, results, workload, system, size, batch, || {
+                    FjallProduce::new(size, batch, false)
+                }),
+                System::Walrus => measure(group, results, workload, system, size, batch, || {
+                    WalrusProcess::produce(size, batch, false)
+                }),
+            }
         }
-        #[cfg(feature = "kafka")]
-        if let Some(client) = peers.kafka {
-            measure(
-                &mut group,
-                results,
-                workload,
-                System::Kafka,
-                size,
-                batch,
-                || KafkaProduce::new(client, size, batch),
-            );
-        }
-        measure(
-            &mut group,
-            results,
-            workload,
-            System::RocksDb,
-            size,
-            batch,
-            || RawProduce::new(size, batch),
-        );
     }
     group.finish();
 }
 
 /// Consume pre-written messages through a consumer group, with acks; one
-/// iteration reads them all.
-fn consume(c: &mut Criterion, results: &mut Results, peers: &Peers<'_>, scale: Scale) {
+/// iteration reads them all. rocksmq and the brokers (the embedded peers
+/// are measured in produce only).
+fn consume(c: &mut Criterion, results: &mut Results, peers: &Peers, scale: Scale) {
     let workload = Workload::Consume;
     let mut group = group(c, workload);
     for size in SIZES {
         let count = scale.consume_count(size);
-        measure(
-            &mut group,
-            results,
-            workload,
-            System::Rocksmq,
-            size,
-            count,
-            || RocksmqConsume::new(size, count),
-        );
-        if let Some(client) = peers.nats {
-            measure(
-                &mut group,
-                results,
-                workload,
-                System::Nats,
-                size,
-                count,
-                || NatsConsume::new(client, size, count),
-            );
-        }
-        #[cfg(feature = "kafka")]
-        if let Some(client) = peers.kafka {
-            measure(
-                &mut group,
-                results,
-                workload,
-                System::Kafka,
-                size,
-                count,
-                || KafkaConsume::new(client, size, count),
-            );
+        for &system in &peers.systems {
+            let (group, results) = (&mut group, &mut *results);
+            match system {
+                System::Rocksmq => measure(group, results, workload, system, size, count, || {
+                    RocksmqConsume::new(size, count)
+                }),
+                System::Nats => measure(group, results, workload, system, size, count, || {
+                    NatsConsume::new(peers.nats(), size, count)
+                }),
+                System::Kafka => {
+                    #[cfg(feature = "kafka")]
+                    measure(group, results, workload, system, size, count, || {
+                        KafkaConsume::new(peers.kafka(), size, count)
+                    });
+                }
+                System::RocksDb | System::BlobDb | System::Fjall | System::Walrus => {}
+            }
         }
     }
     group.finish();
 }
 
-/// From produce to a consumer already waiting, one message at a time.
-fn end_to_end(c: &mut Criterion, results: &mut Results, peers: &Peers<'_>) {
+/// From produce to a consumer already waiting, one message at a time, on
+/// rocksmq and the brokers.
+fn end_to_end(c: &mut Criterion, results: &mut Results, peers: &Peers) {
     let workload = Workload::EndToEnd;
     let mut group = group(c, workload);
     for size in SIZES {
-        measure(
-            &mut group,
-            results,
-            workload,
-            System::Rocksmq,
-            size,
-            1,
-            || RocksmqEndToEnd::new(size),
-        );
-        if let Some(client) = peers.nats {
-            measure(&mut group, results, workload, System::Nats, size, 1, || {
-                NatsEndToEnd::new(client, size)
-            });
-        }
-        #[cfg(feature = "kafka")]
-        if let Some(client) = peers.kafka {
-            measure(
-                &mut group,
-                results,
-                workload,
-                System::Kafka,
-                size,
-                1,
-                || KafkaEndToEnd::new(client, size),
-            );
+        for &system in &peers.systems {
+            let (group, results) = (&mut group, &mut *results);
+            match system {
+                System::Rocksmq => measure(group, results, workload, system, size, 1, || {
+                    RocksmqEndToEnd::new(size)
+                }),
+                System::Nats => measure(group, results, workload, system, size, 1, || {
+                    NatsEndToEnd::new(peers.nats(), size)
+                }),
+                System::Kafka => {
+                    #[cfg(feature = "kafka")]
+                    measure(group, results, workload, system, size, 1, || {
+                        KafkaEndToEnd::new(peers.kafka(), size)
+                    });
+                }
+                System::RocksDb | System::BlobDb | System::Fjall | System::Walrus => {}
+            }
         }
     }
     group.finish();
@@ -331,26 +416,36 @@ fn end_to_end(c: &mut Criterion, results: &mut Results, peers: &Peers<'_>) {
 
 /// Concurrent producers: every count of threads (NATS tasks), on topics of
 /// their own or one shared, one message per call.
-fn concurrent(c: &mut Criterion, scaling: &mut Scaling, nats: Option<&NatsClient>) {
+fn concurrent(c: &mut Criterion, scaling: &mut Scaling, peers: &Peers) {
     let mut group = c.benchmark_group(concurrency::GROUP);
     group
         .sample_size(CRITERION.sample_size)
         .warm_up_time(CRITERION.warm_up)
-        .measurement_time(CONCURRENCY_MEASUREMENT)
+        .measurement_time(CRITERION.measurement)
         .sampling_mode(SamplingMode::Flat);
     for size in concurrency::SIZES {
         for topics in [Topics::Own, Topics::Shared] {
             for producers in PRODUCERS {
                 let id = concurrency::function_id(Producer::Rocksmq.id(), topics, producers);
-                let recorded = support::bench(&mut group, &id, size, producers as u64, || {
-                    RocksmqConcurrent::new(size, producers, topics)
-                });
+                let recorded = support::bench(
+                    &mut group,
+                    concurrency::GROUP,
+                    &id,
+                    size,
+                    producers as u64,
+                    || RocksmqConcurrent::new(size, producers, topics),
+                );
                 scaling.add_concurrency(size, topics, Producer::Rocksmq, producers, recorded);
                 if topics == Topics::Shared {
                     let id = concurrency::function_id(Producer::RawRocksdb.id(), topics, producers);
-                    let recorded = support::bench(&mut group, &id, size, producers as u64, || {
-                        RawConcurrent::new(size, producers)
-                    });
+                    let recorded = support::bench(
+                        &mut group,
+                        concurrency::GROUP,
+                        &id,
+                        size,
+                        producers as u64,
+                        || RawConcurrent::new(size, producers, Raw::default()),
+                    );
                     scaling.add_concurrency(
                         size,
                         topics,
@@ -359,11 +454,16 @@ fn concurrent(c: &mut Criterion, scaling: &mut Scaling, nats: Option<&NatsClient
                         recorded,
                     );
                 }
-                if let Some(client) = nats {
+                if peers.runs(System::Nats) {
                     let id = concurrency::function_id(Producer::Nats.id(), topics, producers);
-                    let recorded = support::bench(&mut group, &id, size, producers as u64, || {
-                        NatsConcurrent::new(client, size, producers, topics)
-                    });
+                    let recorded = support::bench(
+                        &mut group,
+                        concurrency::GROUP,
+                        &id,
+                        size,
+                        producers as u64,
+                        || NatsConcurrent::new(peers.nats(), size, producers, topics),
+                    );
                     scaling.add_concurrency(size, topics, Producer::Nats, producers, recorded);
                 }
             }
@@ -395,6 +495,25 @@ fn paired(scaling: &mut Scaling, scale: Scale) {
     }
 }
 
+/// Durable mode on every system of the run: NATS on a server of its own
+/// that syncs every message, Kafka on the run's broker with topics that
+/// flush every message.
+fn durable_mode(c: &mut Criterion, peers: &Peers, list: bool) -> durable::Durable {
+    let server = (!list && peers.runs(System::Nats))
+        .then(|| NatsServer::start_with(durable::NATS_CONFIG))
+        .flatten();
+    let client = server
+        .as_ref()
+        .map(|server| NatsClient::connect(&server.url));
+    durable::measure(
+        c,
+        CRITERION,
+        &peers.systems,
+        client.as_ref(),
+        peers.kafka_client(),
+    )
+}
+
 /// Consumer fan-out: 1, 4 and 16 groups on one topic.
 fn fan_out(c: &mut Criterion, scaling: &mut Scaling, scale: Scale) {
     let count = scale.consume_count(fanout::SIZE);
@@ -408,6 +527,7 @@ fn fan_out(c: &mut Criterion, scaling: &mut Scaling, scale: Scale) {
         let id = fanout::function_id(groups);
         let recorded = support::bench(
             &mut group,
+            fanout::CONSUME_GROUP,
             &id,
             fanout::SIZE,
             (groups * count) as u64,
@@ -425,9 +545,14 @@ fn fan_out(c: &mut Criterion, scaling: &mut Scaling, scale: Scale) {
     for groups in GROUPS {
         let per_group = std::sync::Arc::default();
         let id = fanout::function_id(groups);
-        support::bench(&mut group, &id, fanout::SIZE, 1, || {
-            FanoutEndToEnd::new(groups, std::sync::Arc::clone(&per_group))
-        });
+        support::bench(
+            &mut group,
+            fanout::LATENCY_GROUP,
+            &id,
+            fanout::SIZE,
+            1,
+            || FanoutEndToEnd::new(groups, std::sync::Arc::clone(&per_group)),
+        );
         let per_group = std::mem::take(&mut *per_group.lock().expect("not poisoned"));
         scaling.add_fanout_latency(groups, per_group);
     }
@@ -457,7 +582,14 @@ fn measure<W: support::Workload>(
     messages: usize,
     setup: impl FnOnce() -> W,
 ) {
-    let recorded = support::bench(group, system.id(), size, messages as u64, setup);
+    let recorded = support::bench(
+        group,
+        workload.group(),
+        system.id(),
+        size,
+        messages as u64,
+        setup,
+    );
     results.add(workload, system, size, recorded);
 }
 
@@ -474,12 +606,6 @@ fn nats_settings((server, client): (&NatsServer, &NatsClient)) -> NatsSettings {
         consumer,
     }
 }
-
-/// The Kafka client of the benchmarks; nothing without feature `kafka`.
-#[cfg(feature = "kafka")]
-type KafkaPeer = KafkaClient;
-#[cfg(not(feature = "kafka"))]
-type KafkaPeer = ();
 
 /// The Kafka broker of the run, with feature `kafka` and Kafka's jars.
 struct Kafka {

@@ -197,6 +197,7 @@ fn nats_config(url: &str, prefix: &str) -> MqConfig {
 
 /// The Kafka engine on the broker at `bootstrap`, under a prefix of its
 /// own, with or without transactions for batches.
+#[cfg(feature = "kafka")]
 fn kafka_config(bootstrap: &str, prefix: &str, transactions: bool) -> MqConfig {
     MqConfig::kafka(
         rocksmq::KafkaConfig::default()
@@ -210,8 +211,9 @@ fn kafka_config(bootstrap: &str, prefix: &str, transactions: bool) -> MqConfig {
     )
 }
 
-/// One side of a comparison: benchmarks itself in the group it is given.
-type Bench<'a> = dyn FnMut(&mut BenchmarkGroup<'_, WallTime>) -> Recorded + 'a;
+/// One side of a comparison: benchmarks itself in the group it is given
+/// (and named).
+type Bench<'a> = dyn FnMut(&mut BenchmarkGroup<'_, WallTime>, &str) -> Recorded + 'a;
 
 /// Criterion's settings for the groups of this module.
 #[derive(Debug, Clone, Copy)]
@@ -266,8 +268,8 @@ pub fn measure(
             .sampling_mode(criterion::SamplingMode::Flat);
         let (reference_id, reference_bench) = reference;
         let (ours_id, ours_bench) = ours;
-        let reference_recorded = reference_bench(&mut group);
-        let ours_recorded = ours_bench(&mut group);
+        let reference_recorded = reference_bench(&mut group, group_name);
+        let ours_recorded = ours_bench(&mut group, group_name);
         group.finish();
         (reference_recorded.iters > 0 && ours_recorded.iters > 0).then(|| Row {
             workload,
@@ -292,13 +294,13 @@ pub fn measure(
                     workload,
                     size,
                     batch,
-                    ("async-nats", &mut |group| {
-                        super::bench(group, "async-nats", size, batch as u64, || {
+                    ("async-nats", &mut |group, name| {
+                        super::bench(group, name, "async-nats", size, batch as u64, || {
                             NatsProduce::new(client, size, batch)
                         })
                     }),
-                    ("rocksmq-nats", &mut |group| {
-                        super::bench(group, "rocksmq-nats", size, batch as u64, || {
+                    ("rocksmq-nats", &mut |group, name| {
+                        super::bench(group, name, "rocksmq-nats", size, batch as u64, || {
                             let dir = tempfile::tempdir().expect("a temporary directory");
                             BackendProduce::new(nats_config(url, &ours_prefix), dir, size, batch)
                         })
@@ -313,13 +315,13 @@ pub fn measure(
                 "consume with acknowledgement",
                 size,
                 count,
-                ("async-nats", &mut |group| {
-                    super::bench(group, "async-nats", size, count as u64, || {
+                ("async-nats", &mut |group, name| {
+                    super::bench(group, name, "async-nats", size, count as u64, || {
                         NatsConsume::new(client, size, count)
                     })
                 }),
-                ("rocksmq-nats", &mut |group| {
-                    super::bench(group, "rocksmq-nats", size, count as u64, || {
+                ("rocksmq-nats", &mut |group, name| {
+                    super::bench(group, name, "rocksmq-nats", size, count as u64, || {
                         BackendConsume::new(nats_config(url, &ours_prefix), size, count)
                     })
                 }),
@@ -359,13 +361,13 @@ pub fn measure(
                     workload,
                     size,
                     batch,
-                    ("rdkafka", &mut |group| {
-                        super::bench(group, "rdkafka", size, batch as u64, || {
+                    ("rdkafka", &mut |group, name| {
+                        super::bench(group, name, "rdkafka", size, batch as u64, || {
                             KafkaProduce::new(&client, size, batch)
                         })
                     }),
-                    ("rocksmq-kafka", &mut |group| {
-                        super::bench(group, "rocksmq-kafka", size, batch as u64, || {
+                    ("rocksmq-kafka", &mut |group, name| {
+                        super::bench(group, name, "rocksmq-kafka", size, batch as u64, || {
                             let dir = tempfile::tempdir().expect("a temporary directory");
                             BackendProduce::new(
                                 kafka_config(bootstrap, &ours_prefix, transactions),
@@ -385,13 +387,13 @@ pub fn measure(
                 "consume with acknowledgement",
                 size,
                 count,
-                ("rdkafka", &mut |group| {
-                    super::bench(group, "rdkafka", size, count as u64, || {
+                ("rdkafka", &mut |group, name| {
+                    super::bench(group, name, "rdkafka", size, count as u64, || {
                         KafkaConsume::new(&client, size, count)
                     })
                 }),
-                ("rocksmq-kafka", &mut |group| {
-                    super::bench(group, "rocksmq-kafka", size, count as u64, || {
+                ("rocksmq-kafka", &mut |group, name| {
+                    super::bench(group, name, "rocksmq-kafka", size, count as u64, || {
                         BackendConsume::new(
                             kafka_config(bootstrap, &ours_prefix, false),
                             size,
@@ -412,11 +414,13 @@ pub fn measure(
         "produce, one message per call",
         size,
         1,
-        ("store", &mut |group| {
-            super::bench(group, "store", size, 1, || RocksmqProduce::new(size, 1))
+        ("store", &mut |group, name| {
+            super::bench(group, name, "store", size, 1, || {
+                RocksmqProduce::new(size, 1)
+            })
         }),
-        ("backend", &mut |group| {
-            super::bench(group, "backend", size, 1, || {
+        ("backend", &mut |group, name| {
+            super::bench(group, name, "backend", size, 1, || {
                 let dir = tempfile::tempdir().expect("a temporary directory");
                 let config = MqConfig::from(super::rocks::config(dir.path()));
                 BackendProduce::new(config, dir, size, 1)

@@ -34,7 +34,7 @@ use rocksmq::{Message, Store};
 use tempfile::TempDir;
 
 use super::nats::NatsClient;
-use super::rocks::{RAW_CF, config, raw_database};
+use super::rocks::{RAW_CF, Raw, config, raw_database};
 use super::{Samples, Workload, payload};
 
 /// The producer counts measured.
@@ -70,7 +70,8 @@ impl Topics {
         }
     }
 
-    fn topic(self, producer: usize) -> String {
+    /// Producer `producer`'s topic.
+    pub fn topic(self, producer: usize) -> String {
         match self {
             Self::Own => format!("p{producer}"),
             Self::Shared => "shared".to_owned(),
@@ -91,7 +92,7 @@ struct Round {
 
 /// Producer threads that live as long as the benchmark, each making one
 /// call at a time with its closure, as many as a round asks.
-struct Threads {
+pub struct Threads {
     rounds: Vec<mpsc::Sender<Round>>,
     /// Each thread's round: when its first call began, when its last
     /// returned.
@@ -101,11 +102,28 @@ struct Threads {
 
 impl Threads {
     /// A thread for each closure, waiting for rounds.
-    fn new(calls: Vec<Box<dyn FnMut() + Send>>) -> Self {
+    pub fn new(calls: Vec<Box<dyn FnMut() + Send>>) -> Self {
+        Self::with_rounds(
+            calls
+                .into_iter()
+                .map(|mut call| {
+                    Box::new(move |calls: u64| {
+                        for _ in 0..calls {
+                            call();
+                        }
+                    }) as Box<dyn FnMut(u64) + Send>
+                })
+                .collect(),
+        )
+    }
+
+    /// A thread for each closure, waiting for rounds; a closure makes as
+    /// many calls as it is given (and returns once they are all done).
+    pub fn with_rounds(rounds_of: Vec<Box<dyn FnMut(u64) + Send>>) -> Self {
         let (done_tx, done) = mpsc::channel();
         let mut rounds = Vec::new();
         let mut threads = Vec::new();
-        for mut call in calls {
+        for mut round_of in rounds_of {
             let (tx, rx) = mpsc::channel::<Round>();
             rounds.push(tx);
             let done = done_tx.clone();
@@ -113,9 +131,7 @@ impl Threads {
                 while let Ok(round) = rx.recv() {
                     round.start.wait();
                     let begun = Instant::now();
-                    for _ in 0..round.calls {
-                        call();
-                    }
+                    round_of(round.calls);
                     if done.send((begun, Instant::now())).is_err() {
                         break;
                     }
@@ -131,7 +147,7 @@ impl Threads {
 
     /// One round of `iters` calls by every thread, timed from the first
     /// thread's first call to the last thread's last return.
-    fn run(&self, iters: u64) -> Duration {
+    pub fn run(&self, iters: u64) -> Duration {
         let start = Arc::new(Barrier::new(self.rounds.len() + 1));
         for round in &self.rounds {
             round
@@ -155,7 +171,7 @@ impl Threads {
     }
 
     /// Stops the threads and waits for them.
-    fn stop(&mut self) {
+    pub fn stop(&mut self) {
         self.rounds.clear();
         for thread in self.threads.drain(..) {
             let _ = thread.join();
@@ -173,6 +189,16 @@ pub struct RocksmqConcurrent {
 impl RocksmqConcurrent {
     /// A store with the topics, and the producer threads, waiting.
     pub fn new(size: usize, producers: usize, topics: Topics) -> Self {
+        Self::with_config(size, producers, topics, config)
+    }
+
+    /// The same with the configuration `config` gives for a directory.
+    pub fn with_config(
+        size: usize,
+        producers: usize,
+        topics: Topics,
+        config: fn(&std::path::Path) -> rocksmq::Config,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let store = Store::open(config(dir.path())).expect("open the store");
         let calls = (0..producers)
@@ -278,7 +304,8 @@ impl Drop for RocksmqConcurrent {
 /// `producers` threads writing one `size`-byte value per call, each under
 /// keys of its own (a 4-byte prefix, an 8-byte counter, as rocksmq keys a
 /// topic's messages), into one RocksDB database opened with rocksmq's
-/// options: what RocksDB's own merging of concurrent writers gives here.
+/// options (and `raw`'s): what RocksDB's own merging of concurrent writers
+/// gives here.
 pub struct RawConcurrent {
     threads: Threads,
     _dir: TempDir,
@@ -286,8 +313,8 @@ pub struct RawConcurrent {
 
 impl RawConcurrent {
     /// The database, and the writer threads, waiting.
-    pub fn new(size: usize, producers: usize) -> Self {
-        let (db, write_options, dir) = raw_database();
+    pub fn new(size: usize, producers: usize, raw: Raw) -> Self {
+        let (db, write_options, dir) = raw_database(raw);
         let db = Arc::new(db);
         let write_options = Arc::new(write_options);
         let calls = (0..producers)

@@ -14,6 +14,13 @@
 //! replicas hold in the page cache and leaves the flush to the OS, as
 //! rocksmq (`syncWrites: false`) and NATS (its sync interval) do: each
 //! survives a process crash, none a power loss.
+//!
+//! Durable mode ([`KafkaConcurrent`]) creates its topics with the
+//! topic-level `flush.messages=1`: the broker's append to the partition's
+//! log, which runs before the produce request is answered, flushes the log
+//! (`FileChannel.force`) once it holds one unflushed message or more, so
+//! every acknowledgement comes after an fsync of what it acknowledges (one
+//! fsync per append: a request's batch of records shares it).
 
 #![cfg(feature = "kafka")]
 
@@ -29,6 +36,8 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
 
+use super::concurrency::Threads;
+use super::kafka_server::Flush;
 use super::{ACK_EVERY, BATCH, Samples, Workload, age_ns, payload, stamp};
 
 /// How long a call may wait for the broker.
@@ -75,29 +84,56 @@ impl KafkaClient {
 
     /// Creates a new topic of one partition; returns its name.
     pub fn create_topic(&self) -> String {
-        let name = format!("bench_{}", self.topics.fetch_add(1, Ordering::Relaxed));
-        let topic = NewTopic::new(&name, 1, TopicReplication::Fixed(1))
-            .set("max.message.bytes", "10000000");
+        let mut names = self.create_topics(1, Flush::Os);
+        names.pop().expect("one topic")
+    }
+
+    /// Creates `count` new topics of one partition, in one request, whose
+    /// logs are flushed as `flush` says: by the OS (the broker's default),
+    /// or in every append (`flush.messages=1`, the topic-level
+    /// `log.flush.interval.messages`); returns their names.
+    pub fn create_topics(&self, count: usize, flush: Flush) -> Vec<String> {
+        let names: Vec<String> = (0..count)
+            .map(|_| format!("bench_{}", self.topics.fetch_add(1, Ordering::Relaxed)))
+            .collect();
+        let topics: Vec<NewTopic<'_>> = names
+            .iter()
+            .map(|name| {
+                let topic = NewTopic::new(name, 1, TopicReplication::Fixed(1))
+                    .set("max.message.bytes", "10000000");
+                match flush {
+                    Flush::Os => topic,
+                    Flush::Fsync => topic.set("flush.messages", "1"),
+                }
+            })
+            .collect();
         let options = AdminOptions::new().operation_timeout(Some(TIMEOUT));
-        let created = futures::executor::block_on(self.admin.create_topics([&topic], &options))
-            .expect("create the topic");
+        let created = futures::executor::block_on(self.admin.create_topics(&topics, &options))
+            .expect("create the topics");
         for result in created {
             result.expect("the topic is created");
         }
-        // The partition has a leader once its watermarks answer.
+        // A partition has a leader once its watermarks answer.
         let consumer: BaseConsumer = self.consumer_config("probe").create().expect("a consumer");
         let deadline = Instant::now() + TIMEOUT;
-        while consumer.fetch_watermarks(&name, 0, TIMEOUT).is_err() {
-            assert!(Instant::now() < deadline, "topic {name} has no leader");
-            std::thread::sleep(Duration::from_millis(20));
+        for name in &names {
+            while consumer.fetch_watermarks(name, 0, TIMEOUT).is_err() {
+                assert!(Instant::now() < deadline, "topic {name} has no leader");
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
-        name
+        names
     }
 
     /// Deletes topic `name`, best effort.
     pub fn delete_topic(&self, name: &str) {
+        self.delete_topics(&[name]);
+    }
+
+    /// Deletes topics `names` in one request, best effort.
+    pub fn delete_topics(&self, names: &[&str]) {
         let options = AdminOptions::new().operation_timeout(Some(TIMEOUT));
-        let _ = futures::executor::block_on(self.admin.delete_topics(&[name], &options));
+        let _ = futures::executor::block_on(self.admin.delete_topics(names, &options));
     }
 
     /// A producer at the benchmark's settings.
@@ -108,6 +144,18 @@ impl KafkaClient {
         }
         config
             .create_with_context(Acks::default())
+            .expect("a Kafka producer")
+    }
+
+    /// A producer at the benchmark's settings that reports each message's
+    /// acknowledgement to its sender, for threads that share it.
+    pub fn shared_producer(&self) -> SharedProducer {
+        let mut config = client_config(&self.bootstrap);
+        for (key, value) in PRODUCER_SETTINGS {
+            config.set(key, value);
+        }
+        config
+            .create_with_context(EachAck)
             .expect("a Kafka producer")
     }
 
@@ -168,6 +216,27 @@ impl ProducerContext for Acks {
 
 /// A producer whose thread files the delivery reports.
 pub type KafkaProducer = ThreadedProducer<Acks>;
+
+/// Each message's delivery report, sent to the channel it carries.
+pub struct EachAck;
+
+impl ClientContext for EachAck {}
+
+impl ProducerContext for EachAck {
+    type DeliveryOpaque = Box<mpsc::SyncSender<Result<(), String>>>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, sender: Self::DeliveryOpaque) {
+        let _ = sender.send(
+            result
+                .as_ref()
+                .map(|_| ())
+                .map_err(|(error, _)| error.to_string()),
+        );
+    }
+}
+
+/// A producer that threads share, each waiting for its own messages.
+pub type SharedProducer = ThreadedProducer<EachAck>;
 
 /// Hands `payloads` to `producer` and waits for every acknowledgement.
 pub fn send_all(producer: &KafkaProducer, topic: &str, payloads: &[Vec<u8>]) {
@@ -394,5 +463,62 @@ impl Drop for KafkaEndToEnd<'_> {
             let _ = thread.join();
         }
         self.client.delete_topic(&self.topic);
+    }
+}
+
+/// `producers` threads sharing one producer (librdkafka's way: a producer
+/// per process, whose requests to a broker carry every thread's records),
+/// each sending one `size`-byte message at a time to a topic of its own
+/// and waiting for its acknowledgement; the topics flushed as `flush` says.
+pub struct KafkaConcurrent<'a> {
+    client: &'a KafkaClient,
+    topics: Vec<String>,
+    threads: Threads,
+}
+
+impl<'a> KafkaConcurrent<'a> {
+    /// The topics, the producer and the threads, waiting.
+    pub fn new(client: &'a KafkaClient, size: usize, producers: usize, flush: Flush) -> Self {
+        let producer = Arc::new(client.shared_producer());
+        let topics = client.create_topics(producers, flush);
+        let calls = topics
+            .iter()
+            .map(|topic| {
+                let (producer, topic) = (Arc::clone(&producer), topic.clone());
+                let payload = payload(size);
+                Box::new(move || {
+                    let (acked, ack) = mpsc::sync_channel(1);
+                    let record = BaseRecord::<(), [u8], _>::with_opaque_to(&topic, Box::new(acked))
+                        .partition(0)
+                        .payload(&payload[..]);
+                    producer
+                        .send(record)
+                        .map_err(|(error, _)| error)
+                        .expect("queue the message");
+                    if let Err(error) = ack.recv().expect("the producer reports") {
+                        panic!("a message was not acknowledged: {error}");
+                    }
+                }) as Box<dyn FnMut() + Send>
+            })
+            .collect();
+        Self {
+            client,
+            topics,
+            threads: Threads::new(calls),
+        }
+    }
+}
+
+impl Workload for KafkaConcurrent<'_> {
+    fn run(&mut self, iters: u64, _samples: &mut Samples) -> Duration {
+        self.threads.run(iters)
+    }
+}
+
+impl Drop for KafkaConcurrent<'_> {
+    fn drop(&mut self) {
+        self.threads.stop();
+        let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
+        self.client.delete_topics(&topics);
     }
 }

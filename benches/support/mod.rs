@@ -12,28 +12,44 @@
 pub mod backends;
 pub mod concurrency;
 pub mod disk;
+pub mod durable;
 pub mod fanout;
+pub mod fjall;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod kafka_server;
 pub mod memory;
 pub mod metrics_cost;
+pub mod milvus;
 pub mod nats;
 pub mod nats_server;
+pub mod pipelined;
 pub mod plot;
+pub mod reopen;
 pub mod report;
 pub mod results;
 pub mod retention;
 pub mod rocks;
 pub mod scaling;
+pub mod system;
 pub mod text;
 pub mod topics;
+pub mod walrus;
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Throughput};
+
+/// The Kafka client of the benchmarks (nothing without feature `kafka`,
+/// which has no Kafka runs).
+#[cfg(feature = "kafka")]
+pub type KafkaPeer = kafka::KafkaClient;
+/// The Kafka client of the benchmarks (nothing without feature `kafka`,
+/// which has no Kafka runs).
+#[cfg(not(feature = "kafka"))]
+pub type KafkaPeer = ();
 
 /// The payload sizes every workload runs at.
 pub const SIZES: [usize; 5] = [128, 1 << 10, 64 << 10, 1 << 20, 4 << 20];
@@ -73,12 +89,34 @@ pub struct Run {
     pub list: bool,
     /// The benchmark name filter, if one was given.
     pub filter: Option<String>,
+    /// Which benchmark ids Criterion runs.
+    matcher: Matcher,
+}
+
+/// Which benchmark ids Criterion runs, as it decides (its
+/// `BenchmarkFilter`).
+#[derive(Debug, Clone)]
+enum Matcher {
+    /// No filter: every benchmark.
+    All,
+    /// The filter as a regular expression, matched anywhere in the id.
+    Regex(regex::Regex),
+    /// `--exact`: the id equal to the filter.
+    Exact(String),
+    /// `--ignored`: none.
+    None,
 }
 
 impl Run {
+    /// This process's run, read from its command line once.
+    pub fn current() -> &'static Self {
+        static RUN: OnceLock<Run> = OnceLock::new();
+        RUN.get_or_init(Self::from_args)
+    }
+
     /// Reads the command line the way Criterion does (see its
     /// `configure_from_args`), for what Criterion does not expose.
-    pub fn from_args() -> Self {
+    fn from_args() -> Self {
         // Criterion's options that take a value: their value is not a filter.
         const WITH_VALUE: &[&str] = &[
             "-c",
@@ -116,10 +154,19 @@ impl Run {
                 filter = Some(arg.clone());
             }
         }
+        let matcher = match &filter {
+            _ if has("--ignored") => Matcher::None,
+            Some(filter) if has("--exact") => Matcher::Exact(filter.clone()),
+            Some(filter) => Matcher::Regex(regex::Regex::new(filter).unwrap_or_else(|error| {
+                panic!("Unable to parse '{filter}' as a regular expression: {error}")
+            })),
+            None => Matcher::All,
+        };
         Self {
             bench: has("--bench") && !has("--test") && !has("--profile-time"),
             list: has("--list"),
             filter,
+            matcher,
         }
     }
 
@@ -130,13 +177,21 @@ impl Run {
     }
 
     /// Whether a step outside Criterion (the peak-memory run) named `name`
-    /// passes the filter, as Criterion would decide for a benchmark.
+    /// passes the filter, as Criterion decides for a benchmark.
     pub fn selects(&self, name: &str) -> bool {
+        self.runs(name)
+    }
+
+    /// Whether Criterion runs the benchmark `id` (`group/function/value`):
+    /// not in a listing, and only what the filter selects.
+    pub fn runs(&self, id: &str) -> bool {
         !self.list
-            && self
-                .filter
-                .as_ref()
-                .is_none_or(|f| name.contains(f.as_str()))
+            && match &self.matcher {
+                Matcher::All => true,
+                Matcher::Regex(regex) => regex.is_match(id),
+                Matcher::Exact(exact) => id == exact,
+                Matcher::None => false,
+            }
     }
 
     /// The message counts of this run.
@@ -153,6 +208,9 @@ impl Run {
                 pair_fours: 5,
                 pair_round_bytes: 256 << 20,
                 pair_round_calls: 96_000,
+                milvus_phase: Duration::from_secs(10),
+                reopen_bytes: 10 << 30,
+                reopen_small_per_topic: 10_000,
             }
         } else {
             // Test mode runs every benchmark once and must stay quick.
@@ -167,6 +225,9 @@ impl Run {
                 pair_fours: 1,
                 pair_round_bytes: 16 << 20,
                 pair_round_calls: 192,
+                milvus_phase: Duration::from_millis(500),
+                reopen_bytes: 64 << 20,
+                reopen_small_per_topic: 100,
             }
         }
     }
@@ -195,6 +256,12 @@ pub struct Scale {
     pub pair_round_bytes: usize,
     /// …and at most this many produce calls, all producers together.
     pub pair_round_calls: usize,
+    /// Each phase of Milvus's shape (idle, bursts).
+    pub milvus_phase: Duration,
+    /// Bytes of large messages in the reopened store…
+    pub reopen_bytes: u64,
+    /// …and small messages per topic.
+    pub reopen_small_per_topic: usize,
 }
 
 impl Scale {
@@ -303,34 +370,46 @@ pub trait Workload {
     fn run(&mut self, iters: u64, samples: &mut Samples) -> Duration;
 }
 
-/// Benchmarks the workload `setup` builds as `group/system/size`, counting
-/// `messages` of `size` bytes per iteration.
+impl<W: Workload + ?Sized> Workload for Box<W> {
+    fn run(&mut self, iters: u64, samples: &mut Samples) -> Duration {
+        (**self).run(iters, samples)
+    }
+}
+
+/// Benchmarks the workload `setup` builds as `group_name/system/size` in
+/// `group` (named `group_name`), counting `messages` of `size` bytes per
+/// iteration.
 ///
-/// The setup runs lazily, on the first timed call, so that a benchmark the
-/// filter skips costs nothing; it lands in Criterion's warm-up, never in a
-/// sample. The workload is dropped (its store or stream deleted) before
-/// this returns.
+/// The workload is set up before Criterion starts, and only if it runs the
+/// benchmark (so that one the filter skips, or a listing, costs nothing),
+/// then called once, untimed: the first call pays for what happens once (a
+/// connection, a topic's metadata, files created, code paged in). Criterion
+/// estimates an iteration from the wall time of its warm-up's calls: a
+/// setup inside the first one (seconds, for a consume's pre-written
+/// gigabyte or a Kafka topic) ended the warm-up at once and made it measure
+/// 10 iterations in all. The workload is dropped (its store or stream
+/// deleted) before this returns.
 pub fn bench<W: Workload>(
     group: &mut BenchmarkGroup<'_, WallTime>,
+    group_name: &str,
     system: &str,
     size: usize,
     messages: u64,
     setup: impl FnOnce() -> W,
 ) -> Recorded {
+    let id = BenchmarkId::new(system, size_id(size));
     let mut setup = Some(setup);
-    let mut workload: Option<W> = None;
+    let mut workload = Run::current()
+        .runs(&format!("{group_name}/{system}/{}", size_id(size)))
+        .then(|| prepare(size, setup.take().expect("not set up yet")));
     let mut recorded = Recorded::default();
     group.throughput(Throughput::Bytes(messages * size as u64));
-    group.bench_function(BenchmarkId::new(system, size_id(size)), |b| {
+    group.bench_function(id, |b| {
         b.iter_custom(|iters| {
-            let workload = workload.get_or_insert_with(|| {
-                if size >= LARGE_SIZES[0] {
-                    // Large payloads fill the page cache: every system
-                    // starts with none of what ran before left to write back.
-                    sync_disk();
-                }
-                setup.take().expect("set up once")()
-            });
+            // Criterion runs what its filter selects, which `Run` reads as
+            // it does; should they ever differ, the setup comes late.
+            let workload =
+                workload.get_or_insert_with(|| prepare(size, setup.take().expect("set up once")));
             let elapsed = workload.run(iters, &mut recorded.samples);
             recorded.iters += iters;
             recorded.elapsed += elapsed;
@@ -339,4 +418,16 @@ pub fn bench<W: Workload>(
     });
     drop(workload);
     recorded
+}
+
+/// Sets a workload of `size`-byte messages up and makes its first call.
+fn prepare<W: Workload>(size: usize, setup: impl FnOnce() -> W) -> W {
+    if size >= LARGE_SIZES[0] {
+        // Large payloads fill the page cache: every system starts with none
+        // of what ran before left to write back.
+        sync_disk();
+    }
+    let mut workload = setup();
+    workload.run(1, &mut Samples::default());
+    workload
 }

@@ -171,6 +171,12 @@ impl NatsServer {
     /// not and returns `None` if there is none. Panics if it is there but
     /// does not come up.
     pub fn start() -> Option<Self> {
+        Self::start_with("")
+    }
+
+    /// The same, with `extra` added to its configuration file (after
+    /// [`CONFIG_FILE`]), e.g. `jetstream { sync_interval: always }`.
+    pub fn start_with(extra: &str) -> Option<Self> {
         let Some(server) = find_server() else {
             eprintln!(
                 "nats-server is not on PATH: the NATS JetStream runs are skipped \
@@ -181,7 +187,8 @@ impl NatsServer {
         name_server_in_panics(&server);
         let dir = tempfile::tempdir().expect("a temporary directory");
         let config = dir.path().join("nats.conf");
-        std::fs::write(&config, CONFIG_FILE).expect("write the server's configuration");
+        std::fs::write(&config, format!("{CONFIG_FILE}{extra}"))
+            .expect("write the server's configuration");
         let store = dir.path().join("jetstream");
         let log = dir.path().join("nats.log");
         let port = free_port();

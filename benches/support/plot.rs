@@ -62,16 +62,17 @@ fn draw(path: &Path, series: &[Series]) -> Result<(), Box<dyn std::error::Error>
     let (top, body) = root.split_vertically(44);
     for (i, s) in series.iter().enumerate() {
         let color = RGBColor(s.color.0, s.color.1, s.color.2);
-        let x = 90 + 300 * i as i32;
+        // Up to seven systems side by side across the 1400 pixels.
+        let x = 24 + 196 * i as i32;
         top.draw(&PathElement::new(
-            vec![(x, 26), (x + 36, 26)],
+            vec![(x, 26), (x + 24, 26)],
             color.stroke_width(3),
         ))?;
-        top.draw(&Circle::new((x + 18, 26), 5, color.filled()))?;
+        top.draw(&Circle::new((x + 12, 26), 5, color.filled()))?;
         top.draw(&Text::new(
             s.name.as_str(),
-            (x + 46, 16),
-            ("sans-serif", 18),
+            (x + 30, 17),
+            ("sans-serif", 16),
         ))?;
     }
     let (left, right) = body.split_horizontally(700);

@@ -11,8 +11,9 @@ use std::time::{Duration, SystemTime};
 
 use super::disk::DiskSpeed;
 use super::memory::PeakMemory;
-use super::results::median_at as criterion_median_at;
+use super::results::{CriterionSettings, median_at as criterion_median_at};
 use super::retention::RetentionTimes;
+use super::system::System;
 use super::text::{bytes_label, duration, megabytes, rate, thousands};
 use super::{
     ACK_EVERY, BATCH, LARGE_SIZES, MEMORY_PAYLOAD, Recorded, SIZES, SMALL_SIZES, Scale, size_id,
@@ -62,49 +63,6 @@ impl Workload {
     }
 }
 
-/// The systems compared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum System {
-    /// rocksmq with its defaults.
-    Rocksmq,
-    /// NATS JetStream.
-    Nats,
-    /// Apache Kafka, through rdkafka used directly.
-    Kafka,
-    /// Raw RocksDB write batches: the ceiling of produce.
-    RocksDb,
-}
-
-impl System {
-    /// Its Criterion function name (and output directory).
-    pub fn id(self) -> &'static str {
-        match self {
-            Self::Rocksmq => "rocksmq",
-            Self::Nats => "nats",
-            Self::Kafka => "kafka",
-            Self::RocksDb => "rocksdb",
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Self::Rocksmq => "rocksmq",
-            Self::Nats => "NATS JetStream",
-            Self::Kafka => "Kafka",
-            Self::RocksDb => "raw RocksDB",
-        }
-    }
-
-    fn color(self) -> (u8, u8, u8) {
-        match self {
-            Self::Rocksmq => (214, 39, 40),
-            Self::Nats => (31, 119, 180),
-            Self::Kafka => (44, 160, 44),
-            Self::RocksDb => (90, 90, 90),
-        }
-    }
-}
-
 /// What one benchmark measured.
 #[derive(Debug, Clone)]
 struct Measured {
@@ -145,17 +103,6 @@ pub struct KafkaSettings {
     pub client: String,
     /// The producer's settings.
     pub producer: Vec<(String, String)>,
-}
-
-/// Criterion's settings for every group.
-#[derive(Debug, Clone, Copy)]
-pub struct CriterionSettings {
-    /// Samples per benchmark.
-    pub sample_size: usize,
-    /// Warm-up time.
-    pub warm_up: Duration,
-    /// Target measurement time.
-    pub measurement: Duration,
 }
 
 /// Everything a run measured, gathered as the workloads finish.
@@ -212,6 +159,14 @@ pub struct Context {
     pub data_dir: PathBuf,
     /// Concurrent producers, fan-out, many topics, the cost of metrics.
     pub scaling: Option<super::scaling::Finished>,
+    /// Durable mode on every system.
+    pub durable: Option<super::durable::DurableRates>,
+    /// The pipelined produce.
+    pub pipelined: Option<super::pipelined::Pipelined>,
+    /// Milvus's shape.
+    pub milvus: Option<super::milvus::MilvusShape>,
+    /// The reopen of a large store.
+    pub reopen: Option<super::reopen::Reopen>,
 }
 
 /// Criterion's median time per iteration of `group/function/size`, in ns.
@@ -292,26 +247,21 @@ impl Report {
     }
 
     fn plot(&self, path: &Path) -> Result<(), String> {
-        let series: Vec<super::plot::Series> = [
-            System::Rocksmq,
-            System::Nats,
-            System::Kafka,
-            System::RocksDb,
-        ]
-        .into_iter()
-        .map(|system| super::plot::Series {
-            name: system.name().to_owned(),
-            color: system.color(),
-            points: SIZES
-                .into_iter()
-                .filter_map(|size| {
-                    let rate = self.rate(Workload::ProduceBatch, size, system)?;
-                    Some((size, rate))
-                })
-                .collect(),
-        })
-        .filter(|series| !series.points.is_empty())
-        .collect();
+        let series: Vec<super::plot::Series> = System::ALL
+            .into_iter()
+            .map(|system| super::plot::Series {
+                name: system.name().to_owned(),
+                color: system.color(),
+                points: SIZES
+                    .into_iter()
+                    .filter_map(|size| {
+                        let rate = self.rate(Workload::ProduceBatch, size, system)?;
+                        Some((size, rate))
+                    })
+                    .collect(),
+            })
+            .filter(|series| !series.points.is_empty())
+            .collect();
         super::plot::throughput(path, &series)
     }
 
@@ -423,18 +373,27 @@ impl Report {
                 });
             }
         }
+        let mut rows = Vec::new();
         if let Some(scaling) = &context.scaling {
-            targets.extend(
-                scaling
-                    .targets()
-                    .into_iter()
-                    .map(|(what, measured, met)| Target {
-                        what,
-                        measured,
-                        met,
-                    }),
-            );
+            rows.extend(scaling.targets());
         }
+        if let Some(durable) = &context.durable {
+            rows.extend(durable.targets());
+        }
+        if let Some(pipelined) = &context.pipelined {
+            rows.extend(pipelined.targets());
+        }
+        if let Some(milvus) = &context.milvus {
+            rows.extend(milvus.targets());
+        }
+        if let Some(reopen) = &context.reopen {
+            rows.extend(reopen.targets());
+        }
+        targets.extend(rows.into_iter().map(|(what, measured, met)| Target {
+            what,
+            measured,
+            met,
+        }));
         targets
     }
 
@@ -503,6 +462,12 @@ impl Report {
         if let (Some(scaling), Some(plot)) = (&context.scaling, producers_plot) {
             scaling.sections(&mut md, plot);
         }
+        if let Some(durable) = &context.durable {
+            durable.section(&mut md);
+        }
+        super::pipelined::Pipelined::section(&mut md, context.pipelined.as_ref());
+        super::milvus::MilvusShape::section(&mut md, context.milvus.as_ref());
+        super::reopen::Reopen::section(&mut md, context.reopen.as_ref());
         memory_section(&mut md, context.memory.as_ref());
         retention_section(&mut md, context.retention.as_ref());
         super::backends::section(&mut md, context.backends.as_ref());
@@ -511,44 +476,117 @@ impl Report {
         md
     }
 
+    /// The systems with at least one measurement, in the report's order.
+    fn systems(&self) -> Vec<System> {
+        System::ALL
+            .into_iter()
+            .filter(|&system| self.measured.keys().any(|&(_, _, s)| s == system))
+            .collect()
+    }
+
+    /// The fastest system other than rocksmq at `workload` and `size`, with
+    /// its rate.
+    fn fastest_peer(&self, workload: Workload, size: usize) -> Option<(System, f64)> {
+        System::ALL[1..]
+            .iter()
+            .filter_map(|&system| Some((system, self.rate(workload, size, system)?)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+    }
+
     fn summary(&self, md: &mut String) {
+        let systems = self.systems();
         let _ = writeln!(md, "## Summary\n");
-        let _ = writeln!(
+        let _ = write!(md, "Messages per second.\n\n| workload | size |");
+        for system in &systems {
+            let _ = write!(md, " {} |", system.name());
+        }
+        let _ = write!(
             md,
-            "Messages per second.\n\n\
-             | workload | size | rocksmq | NATS JetStream | Kafka | raw RocksDB | rocksmq ÷ NATS | rocksmq ÷ Kafka | rocksmq ÷ RocksDB |\n\
-             |---|---|--:|--:|--:|--:|--:|--:|--:|"
+            " rocksmq ÷ NATS | rocksmq ÷ Kafka | rocksmq ÷ raw RocksDB | rocksmq ÷ the fastest peer |\n|---|---|"
         );
+        for _ in &systems {
+            let _ = write!(md, "--:|");
+        }
+        let _ = writeln!(md, "--:|--:|--:|--:|");
         for workload in [
             Workload::ProduceSingle,
             Workload::ProduceBatch,
             Workload::Consume,
         ] {
             for size in SIZES {
-                let cell = |system| {
-                    self.rate(workload, size, system)
-                        .map_or_else(|| "–".to_owned(), rate)
-                };
                 let ratio = |system| {
                     self.ratio(workload, size, system)
                         .map_or_else(|| "–".to_owned(), |r| format!("{r:.2}×"))
                 };
+                let _ = write!(md, "| {} | {} |", workload.title(), size_label(size));
+                for &system in &systems {
+                    let cell = self
+                        .rate(workload, size, system)
+                        .map_or_else(|| "–".to_owned(), rate);
+                    let _ = write!(md, " {cell} |");
+                }
+                let fastest = self
+                    .fastest_peer(workload, size)
+                    .zip(self.rate(workload, size, System::Rocksmq))
+                    .map_or_else(
+                        || "–".to_owned(),
+                        |((peer, theirs), ours)| format!("{:.2}× ({})", ours / theirs, peer.name()),
+                    );
                 let _ = writeln!(
                     md,
-                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                    workload.title(),
-                    size_label(size),
-                    cell(System::Rocksmq),
-                    cell(System::Nats),
-                    cell(System::Kafka),
-                    cell(System::RocksDb),
+                    " {} | {} | {} | {fastest} |",
                     ratio(System::Nats),
                     ratio(System::Kafka),
-                    ratio(System::RocksDb)
+                    ratio(System::RocksDb),
                 );
             }
         }
         md.push('\n');
+        self.blob_files_note(md);
+    }
+
+    /// Where raw RocksDB with its blob files (BlobDB, the library's own
+    /// answer to large values) produced faster than rocksmq in this run.
+    fn blob_files_note(&self, md: &mut String) {
+        let mut measured = false;
+        let mut faster = Vec::new();
+        for workload in [Workload::ProduceSingle, Workload::ProduceBatch] {
+            for size in SIZES {
+                let Some((blob, ours)) = self.rate(workload, size, System::BlobDb).zip(self.rate(
+                    workload,
+                    size,
+                    System::Rocksmq,
+                )) else {
+                    continue;
+                };
+                measured = true;
+                if blob > ours {
+                    faster.push(format!(
+                        "{}, {} ({:.2}× rocksmq's rate)",
+                        workload.title(),
+                        size_label(size),
+                        blob / ours
+                    ));
+                }
+            }
+        }
+        if !measured {
+            return;
+        }
+        let _ = writeln!(
+            md,
+            "RocksDB's blob files against rocksmq: {}. Both keep large values out of \
+             the LSM tree, but BlobDB writes each value twice (into the write-ahead log, \
+             then into a blob file when the memtable is flushed) where rocksmq writes a \
+             payload once, into a segment file; where both write faster than the disk \
+             absorbs, both go at its speed and this machine's spread decides \
+             ([performance.md](performance.md#raw-rocksdb-with-blob-files-blobdb)).\n",
+            if faster.is_empty() {
+                "slower at every size it was measured".to_owned()
+            } else {
+                format!("faster in {}", faster.join("; "))
+            }
+        );
     }
 
     fn targets_section(&mut self, md: &mut String, context: &Context) {
@@ -589,25 +627,24 @@ impl Report {
                 Workload::ProduceSingle => {
                     "Each call produces one message and returns once it is confirmed: \
                      rocksmq's `produce` (in the write-ahead log), NATS's JetStream ack, \
-                     Kafka's acknowledgement (`acks=all`, idempotent), RocksDB's `write`. \
-                     p50 and p99 are per call."
+                     Kafka's acknowledgement (`acks=all`, idempotent), RocksDB's `write` \
+                     (with blob files or without), fjall's `insert`, walrus's \
+                     `append_for_topic`. p50 and p99 are per call."
                 }
                 _ => {
                     "Each call produces 100 messages: rocksmq's `produce` of 100 (one \
                      atomic write), 100 NATS publishes in flight and then all their acks \
                      awaited, 100 Kafka records handed to rdkafka and then all their \
                      acknowledgements awaited (not a transaction), one RocksDB write \
-                     batch of 100 puts. p50 and p99 are per call of 100 messages."
+                     batch of 100 puts (with blob files or without), one fjall write \
+                     batch of 100, 100 walrus appends (its atomic batch syncs whatever \
+                     its schedule: see [Settings](#settings)). p50 and p99 are per call \
+                     of 100 messages."
                 }
             }
         );
         for size in SIZES {
-            for system in [
-                System::Rocksmq,
-                System::Nats,
-                System::Kafka,
-                System::RocksDb,
-            ] {
+            for system in System::ALL {
                 let ratio = match system {
                     System::Rocksmq => String::new(),
                     other => self
@@ -847,13 +884,61 @@ fn kafka_settings(md: &mut String, kafka: Option<&KafkaSettings>) {
          has its whole configuration). Its flush policy is Kafka's default: a message is \
          acknowledged once the in-sync replicas have it in the page cache, and the OS \
          flushes: it survives a process crash, not a power loss, as rocksmq with \
-         `syncWrites: false` and NATS with its default sync interval.\n\
+         `syncWrites: false` and NATS with its default sync interval. Durable mode \
+         creates its topics with `flush.messages=1`: the broker flushes the \
+         partition's log in each append, before it answers.\n\
          - Client: {}, used directly: producer {}; a topic of one partition per \
          benchmark; consumers assigned the partition, committing synchronously \
-         (`CommitMode::Sync`).\n",
+         (`CommitMode::Sync`). Durable mode's threads share one producer, each \
+         waiting for its own message's acknowledgement.\n",
         kafka.version,
         kafka.client,
         producer.join(", ")
+    );
+}
+
+/// How BlobDB, fjall and walrus are set up (their modules say why).
+fn embedded_peers_settings(md: &mut String) {
+    let _ = writeln!(
+        md,
+        "### Raw RocksDB with blob files (BlobDB)\n\n\
+         Raw RocksDB's database, column family and write options, with the column \
+         family's integrated blob files: `enable_blob_files`, `min_blob_size` {}, \
+         `blob_compression_type` none (payloads are opaque, as rocksmq's segment \
+         files keep them), `enable_blob_gc` on; the other blob options at RocksDB's \
+         defaults. Below {} every value stays in the LSM tree: its row there is raw \
+         RocksDB's, not measured twice (nor in durable mode, where the synced \
+         write-ahead log is the same).\n\n\
+         ### fjall\n\n\
+         fjall {}: a database per benchmark, a keyspace per topic, keys the 8-byte \
+         big-endian id; key-value separation for values of {} and more, \
+         uncompressed; the rest at fjall's defaults. One message per call is a \
+         keyspace `insert`, a batch one write batch (atomic). Calls of more than {} \
+         are not measured (batches of 100 × 4 MiB): fjall's active memtable grows \
+         past its 64 MiB until a worker rotates it (writers only ask), and there \
+         the process grew to 24 GB, when the kernel's OOM killer ended the run \
+         (`benches/support/fjall.rs`). Every write reaches \
+         the OS through fjall's journal before it returns (no fsync), as \
+         `syncWrites: false`; durable mode commits each call's batch with \
+         `PersistMode::SyncData`.\n\n\
+         ### walrus\n\n\
+         walrus-rust {}: a write-ahead log by topic (`append_for_topic`) on its \
+         file-descriptor backend, in a child process per workload (its fsync \
+         schedule, open files and threads are process-wide). Its default schedule, \
+         `FsyncSchedule::Milliseconds({})`: every append is in the OS when it \
+         returns, an fsync every {} ms in the background; durable mode \
+         `FsyncSchedule::SyncEach`. Its atomic batch (`batch_append_for_topic`) \
+         fsyncs whatever the schedule, so the batch workload appends its 100 \
+         messages one by one: the same durability as the other systems, not the \
+         atomicity.\n",
+        bytes_label(super::rocks::BLOB_MIN_BYTES),
+        bytes_label(super::rocks::BLOB_MIN_BYTES),
+        lock_version("fjall"),
+        bytes_label(u64::from(super::fjall::SEPARATION_BYTES)),
+        bytes_label(super::fjall::MAX_CALL_BYTES as u64),
+        lock_version("walrus-rust"),
+        super::walrus::FSYNC_INTERVAL_MS,
+        super::walrus::FSYNC_INTERVAL_MS,
     );
 }
 
@@ -864,7 +949,8 @@ fn settings_section(md: &mut String, context: &Context, scale: Scale) {
         md,
         "- Criterion: {} samples per benchmark, flat sampling, {:?} warm-up, {:?} \
          target measurement time; each benchmark has a fresh store, database or stream, \
-         deleted after it. Consume volume: up to {} messages / {}. Peak memory: {} \
+         set up and called once (untimed: connections, metadata, files created) before \
+         its warm-up, and deleted after it. Consume volume: up to {} messages / {}. Peak memory: {} \
          messages.",
         criterion.sample_size,
         criterion.warm_up,
@@ -893,8 +979,11 @@ fn settings_section(md: &mut String, context: &Context, scale: Scale) {
         "### Raw RocksDB\n\nOne column family created with \
          `rocksmq::bench_support::topic_options(&config)` in a database opened with \
          `bench_support::db_options()` (the options rocksmq uses), written with the same \
-         `WriteOptions` (`sync` = `syncWrites` = false). Produce workloads only.\n"
+         `WriteOptions` (`sync` = `syncWrites` = false; true in durable mode). The \
+         produce workloads, one shared topic of the concurrent producers, durable \
+         mode.\n"
     );
+    embedded_peers_settings(md);
     kafka_settings(md, context.kafka.as_ref());
     let _ = writeln!(md, "### NATS JetStream\n");
     let Some(nats) = &context.nats else {
@@ -974,6 +1063,9 @@ fn machine_section(md: &mut String, context: &Context, elapsed: Duration, load: 
          | rocksdb crate | {} |\n\
          | RocksDB (librocksdb-sys) | {} |\n\
          | nats-server | {} |\n\
+         | Kafka | {} |\n\
+         | fjall | {} |\n\
+         | walrus-rust | {} |\n\
          | async-nats | {} |\n\
          | tokio | {} |\n\
          | criterion | {} |\n",
@@ -990,6 +1082,12 @@ fn machine_section(md: &mut String, context: &Context, elapsed: Duration, load: 
             .nats
             .as_ref()
             .map_or("not available", |n| n.version.as_str()),
+        context
+            .kafka
+            .as_ref()
+            .map_or("not run", |k| k.version.as_str()),
+        lock_version("fjall"),
+        lock_version("walrus-rust"),
         lock_version("async-nats"),
         lock_version("tokio"),
         lock_version("criterion"),

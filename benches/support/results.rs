@@ -1,7 +1,20 @@
-//! What Criterion measured, read back from its output directory: below the
-//! report and every benchmark that reads its own results.
+//! Criterion's settings, and what it measured, read back from its output
+//! directory: below the report and every benchmark that reads its own
+//! results.
 
 use std::path::Path;
+use std::time::Duration;
+
+/// Criterion's settings for every group.
+#[derive(Debug, Clone, Copy)]
+pub struct CriterionSettings {
+    /// Samples per benchmark.
+    pub sample_size: usize,
+    /// Warm-up time.
+    pub warm_up: Duration,
+    /// Target measurement time.
+    pub measurement: Duration,
+}
 
 /// Criterion's median time per iteration of the benchmark whose output
 /// directory is `benchmark_dir`, in ns.

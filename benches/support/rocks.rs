@@ -1,11 +1,13 @@
 //! rocksmq, and the raw RocksDB ceiling: the same keys and values written
-//! with the options rocksmq uses, so that the difference is rocksmq's own cost.
+//! with the options rocksmq uses, so that the difference is rocksmq's own
+//! cost; and raw RocksDB with its integrated blob files (BlobDB), the
+//! library's own answer to large values.
 
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rocksdb::{ColumnFamilyDescriptor, DB, WriteBatch, WriteOptions};
+use rocksdb::{ColumnFamilyDescriptor, DB, DBCompressionType, Options, WriteBatch, WriteOptions};
 use rocksmq::{Config, Message, Position, Store, bench_support};
 use tempfile::TempDir;
 
@@ -15,17 +17,45 @@ use super::{ACK_EVERY, BATCH, Samples, Workload, age_ns, payload, stamp};
 const TOPIC: &str = "bench";
 /// The raw ceiling's column family: named as rocksmq names a topic's.
 pub const RAW_CF: &str = "topic/bench";
+/// Values of at least this many bytes go to BlobDB's blob files (as fjall's
+/// key-value separation threshold in its row).
+pub const BLOB_MIN_BYTES: u64 = 4 << 10;
+
+/// How a raw RocksDB database is set up and written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Raw {
+    /// Integrated blob files (BlobDB) for values of [`BLOB_MIN_BYTES`] and
+    /// more, with their garbage collection on.
+    pub blob_files: bool,
+    /// `WriteOptions::sync`: every write waits for the log's `fdatasync`.
+    pub sync: bool,
+}
+
+impl Raw {
+    /// The column family's options: rocksmq's, with blob files if asked.
+    fn column_family_options(self, dir: &std::path::Path) -> Options {
+        let mut options = bench_support::messages_options(&config(dir));
+        if self.blob_files {
+            options.set_enable_blob_files(true);
+            options.set_min_blob_size(BLOB_MIN_BYTES);
+            // Payloads are opaque (compressed data, vectors): as rocksmq's
+            // segment files, no compression of the values.
+            options.set_blob_compression_type(DBCompressionType::None);
+            options.set_enable_blob_gc(true);
+        }
+        options
+    }
+}
 
 /// A database opened as rocksmq opens its own, with one topic-like column
-/// family ([`RAW_CF`]), and rocksmq's write options (no sync).
-pub fn raw_database() -> (DB, WriteOptions, TempDir) {
+/// family ([`RAW_CF`]), set up and written as `raw` says.
+pub fn raw_database(raw: Raw) -> (DB, WriteOptions, TempDir) {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let cf =
-        ColumnFamilyDescriptor::new(RAW_CF, bench_support::messages_options(&config(dir.path())));
+    let cf = ColumnFamilyDescriptor::new(RAW_CF, raw.column_family_options(dir.path()));
     let db = DB::open_cf_descriptors(&bench_support::db_options(), dir.path(), [cf])
         .expect("open RocksDB");
     let mut write_options = WriteOptions::default();
-    write_options.set_sync(config(dir.path()).sync_writes);
+    write_options.set_sync(raw.sync);
     (db, write_options, dir)
 }
 
@@ -33,6 +63,12 @@ pub fn raw_database() -> (DB, WriteOptions, TempDir) {
 /// defaults (`syncWrites: false`), in `dir`.
 pub fn config(dir: &std::path::Path) -> Config {
     Config::builder().path(dir).build()
+}
+
+/// The configuration of the durable-mode workloads: the defaults with
+/// `syncWrites: true`, in `dir`.
+pub fn durable_config(dir: &std::path::Path) -> Config {
+    Config::builder().path(dir).sync_writes(true).build()
 }
 
 /// A fresh store in a temporary directory, with topic `bench`.
@@ -91,7 +127,7 @@ impl Workload for RocksmqProduce {
 
 /// The ceiling: RocksDB write batches of `batch` puts (8-byte big-endian id,
 /// the payload) into one column family, with rocksmq's options and its
-/// write options (no sync).
+/// write options (no sync); with blob files if asked.
 pub struct RawProduce {
     db: DB,
     payload: Vec<u8>,
@@ -103,9 +139,9 @@ pub struct RawProduce {
 
 impl RawProduce {
     /// A database opened as rocksmq opens its own, with one topic-like
-    /// column family.
-    pub fn new(size: usize, batch: usize) -> Self {
-        let (db, write_options, dir) = raw_database();
+    /// column family, set up as `raw` says.
+    pub fn new(size: usize, batch: usize, raw: Raw) -> Self {
+        let (db, write_options, dir) = raw_database(raw);
         Self {
             db,
             payload: payload(size),
