@@ -164,6 +164,13 @@ fn in_transaction(
         return Err(format!("no transaction could begin: {error}"));
     }
     let (deliveries, refused) = send(producer, name, messages);
+    if refused.is_none() {
+        // The records' delivery reports before the commit: the commit
+        // flushes the producer, and rust-rdkafka's flush polls in steps of
+        // 100 ms while the producer's own thread takes the reports, so a
+        // commit with reports still due took 100 ms.
+        drop(deliveries.wait());
+    }
     if let Err(reason) = commit(engine, producer, refused.as_ref()) {
         // Every report comes, at the latest when its delivery times out.
         drop(deliveries.wait());

@@ -282,6 +282,13 @@ impl Shared {
             state.open = false;
             let refused = state.refused.take();
             let producer = state.transactional.as_ref().expect("a transaction is open");
+            if refused.is_none() {
+                // The reports before the commit, as `produce` waits for
+                // them (a commit with reports due polls in 100 ms steps).
+                for call in &calls {
+                    drop(call.deliveries.wait());
+                }
+            }
             let committed = commit(&self.engine, producer, refused.as_ref());
             if committed.is_err() {
                 // Every report comes, at the latest when its delivery
